@@ -1,0 +1,248 @@
+//! The one error type of the module, and the startup error of the config loader.
+
+use std::fmt;
+
+/// A `Result` whose error defaults to [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] is.
+///
+/// Each kind is one `type` of the HTTP error body (`{"type", "message"}`); the
+/// HTTP layer maps kinds to status codes, the core knows nothing of HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A looked-up record does not exist.
+    NotFound,
+    /// The input is malformed or fails validation.
+    InvalidData,
+    /// The caller is not authenticated, or the credentials are wrong.
+    Unauthorized,
+    /// The operation is not allowed (or not supported by the provider).
+    NotAllowed,
+    /// A unique value is already taken.
+    DuplicateError,
+    /// A concurrent change conflicts with this one.
+    Conflict,
+    /// The module reached a state it should not have.
+    UnexpectedState,
+    /// A storage backend failed.
+    DatabaseError,
+}
+
+impl ErrorKind {
+    /// The `type` string used in error bodies, e.g. `not_found`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::InvalidData => "invalid_data",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::NotAllowed => "not_allowed",
+            ErrorKind::DuplicateError => "duplicate_error",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::UnexpectedState => "unexpected_state",
+            ErrorKind::DatabaseError => "database_error",
+        }
+    }
+
+    /// Whether this kind describes a fault of the server rather than of the input.
+    pub const fn is_internal(self) -> bool {
+        matches!(self, ErrorKind::UnexpectedState | ErrorKind::DatabaseError)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of every fallible module operation: a kind, a message and an
+/// optional source (a backend's or a third-party provider's own error).
+///
+/// The message of a client-facing kind is safe to show to a client; the
+/// message and source of an internal kind ([`ErrorKind::is_internal`]) are for
+/// the log only.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// A new error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message (client-safe unless the kind is internal).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A [`ErrorKind::NotFound`] error.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// An [`ErrorKind::InvalidData`] error.
+    pub fn invalid_data(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidData, message)
+    }
+
+    /// An [`ErrorKind::Unauthorized`] error.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
+    }
+
+    /// An [`ErrorKind::NotAllowed`] error.
+    pub fn not_allowed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotAllowed, message)
+    }
+
+    /// An [`ErrorKind::DuplicateError`] error.
+    pub fn duplicate(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::DuplicateError, message)
+    }
+
+    /// An [`ErrorKind::Conflict`] error.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// An [`ErrorKind::UnexpectedState`] error.
+    pub fn unexpected(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::UnexpectedState, message)
+    }
+
+    /// An [`ErrorKind::DatabaseError`] error wrapping a backend error.
+    pub fn database(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::new(ErrorKind::DatabaseError, message).with_source(source)
+    }
+
+    /// The error a provider's default method answers: the method is not
+    /// supported. [`crate::AuthModule`] fills in the provider instance id.
+    pub fn not_supported(method: &'static str) -> Self {
+        Self::new(ErrorKind::NotAllowed, NOT_SUPPORTED_MARKER).with_source(NotSupported(method))
+    }
+
+    /// If this is the error of [`Error::not_supported`], the method it names.
+    pub(crate) fn unsupported_method(&self) -> Option<&'static str> {
+        if self.kind != ErrorKind::NotAllowed || self.message != NOT_SUPPORTED_MARKER {
+            return None;
+        }
+        self.source
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<NotSupported>())
+            .map(|n| n.0)
+    }
+}
+
+const NOT_SUPPORTED_MARKER: &str = "Method not implemented by this provider";
+
+#[derive(Debug, thiserror::Error)]
+#[error("method {0} is not supported")]
+struct NotSupported(&'static str);
+
+/// A startup failure: the configuration cannot be read or does not describe a
+/// module that can be built. Its message names the file, line and column, or the
+/// provider instance and field, and never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    /// A new configuration error.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// A provider option that failed validation: the field path inside the
+/// provider's `options` and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionsError {
+    field: String,
+    message: String,
+}
+
+impl OptionsError {
+    /// `field` is the dotted path inside `options` (e.g. `hash.memory_kib`).
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        OptionsError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The offending field's path.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong with it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "options.{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for OptionsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_contract_names() {
+        assert_eq!(ErrorKind::DuplicateError.as_str(), "duplicate_error");
+        assert_eq!(ErrorKind::NotAllowed.as_str(), "not_allowed");
+        assert!(ErrorKind::DatabaseError.is_internal());
+        assert!(!ErrorKind::Unauthorized.is_internal());
+    }
+
+    #[test]
+    fn not_supported_is_recognised() {
+        let e = Error::not_supported("register");
+        assert_eq!(e.unsupported_method(), Some("register"));
+        assert_eq!(Error::not_allowed("x").unsupported_method(), None);
+    }
+}

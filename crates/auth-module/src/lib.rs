@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod error;
+pub mod memory;
+mod model;
+mod module;
+mod provider;
+mod registry;
+mod store;
+
+pub use async_trait::async_trait;
+
+pub use config::{
+    Config, Format, HttpConfig, ProviderConfig, Secret, ServerConfig, StateConfig, StoreConfig,
+    parse_duration,
+};
+pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
+pub use memory::{MemoryIdentityStore, MemoryStateStore};
+pub use model::{
+    AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, PROVIDER_IDENTITY_PREFIX,
+    ProviderIdentity, ProviderIdentityUpdate, fill_random, generate_id, random_hex,
+};
+pub use module::{AuthModule, AuthModuleBuilder, AuthenticationResponse, ProviderInfo};
+pub use provider::{
+    AuthOutcome, AuthProvider, AuthRequest, DEFAULT_STATE_TTL, ProviderFlow, ProviderIdentities,
+    ProviderInit, ProviderKind, ValidateOptions,
+};
+pub use registry::{ProviderRegistration, Registry, linked_providers};
+pub use store::{IdentityStore, NewAuthIdentity, StateStore};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

@@ -1,0 +1,537 @@
+//! [`AuthModule`]: the service that routes requests to provider instances and
+//! manages identities.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::{Config, ProviderConfig};
+use crate::error::{ConfigError, Error, ErrorKind, Result};
+use crate::memory::{MemoryIdentityStore, MemoryStateStore};
+use crate::model::{AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate};
+use crate::provider::{AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, ProviderIdentities};
+use crate::registry::Registry;
+use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
+
+/// The answer of [`AuthModule::authenticate`] and friends, in Medusa's shape:
+/// `success` with an identity, or a `location` to continue at, or an `error`
+/// message for the client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuthenticationResponse {
+    /// Whether the step succeeded.
+    pub success: bool,
+    /// The identity, on success (without provider secrets).
+    pub auth_identity: Option<AuthIdentity>,
+    /// The client-facing failure message.
+    pub error: Option<String>,
+    /// Where the client continues (redirect providers).
+    pub location: Option<String>,
+}
+
+impl AuthenticationResponse {
+    fn failed(msg: impl Into<String>) -> Self {
+        AuthenticationResponse {
+            success: false,
+            auth_identity: None,
+            error: Some(msg.into()),
+            location: None,
+        }
+    }
+}
+
+impl From<AuthOutcome> for AuthenticationResponse {
+    fn from(o: AuthOutcome) -> Self {
+        match o {
+            AuthOutcome::Authenticated(identity) => AuthenticationResponse {
+                success: true,
+                auth_identity: Some(identity.redacted()),
+                error: None,
+                location: None,
+            },
+            AuthOutcome::Redirect(location) => AuthenticationResponse {
+                success: true,
+                auth_identity: None,
+                error: None,
+                location: Some(location),
+            },
+            AuthOutcome::Failed(msg) => Self::failed(msg),
+        }
+    }
+}
+
+/// A configured provider instance, as listed by [`AuthModule::providers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderInfo {
+    /// The instance id (routes, stored identities).
+    pub id: String,
+    /// The kind's identifier.
+    pub identifier: &'static str,
+    /// The kind's display name.
+    pub display_name: &'static str,
+    /// `credentials` or `redirect`.
+    pub flow: ProviderFlow,
+    /// The registry key `au_{identifier}_{id}`.
+    pub registry_key: String,
+}
+
+struct Instance {
+    info: ProviderInfo,
+    provider: Arc<dyn AuthProvider>,
+    ids: ProviderIdentities,
+}
+
+struct Inner {
+    instances: BTreeMap<String, Instance>,
+    order: Vec<String>,
+    identities: Arc<dyn IdentityStore>,
+    state: Arc<dyn StateStore>,
+    auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// The auth module: provider instances by id over an identity store and a
+/// state store. Cheap to clone (shared inside).
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use auth_module::{AuthModule, Config};
+/// let config = Config::from_toml_str(r#"
+///     [store]
+///     url = "memory://"
+///     [[providers]]
+///     resolve = "emailpass"
+///     id = "emailpass"
+/// "#)?;
+/// // Needs the `provider-emailpass` crate linked (`use provider_emailpass as _;`).
+/// let module = AuthModule::builder().config(config).build();
+/// # let _ = module; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AuthModule {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for AuthModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthModule")
+            .field("providers", &self.inner.order)
+            .field("identities", &self.inner.identities)
+            .field("state", &self.inner.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AuthModule`] from a [`Config`] and/or Rust calls.
+#[derive(Debug, Default)]
+pub struct AuthModuleBuilder {
+    providers: Vec<ProviderConfig>,
+    auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
+    store_url: Option<String>,
+    state_url: Option<String>,
+    identities: Option<Arc<dyn IdentityStore>>,
+    state: Option<Arc<dyn StateStore>>,
+    registry: Option<Registry>,
+}
+
+impl AuthModuleBuilder {
+    /// Takes the providers, `auth_methods_per_actor` and store URLs of `config`.
+    pub fn config(mut self, config: Config) -> Self {
+        self.providers.extend(config.providers);
+        self.auth_methods_per_actor = config.http.auth_methods_per_actor;
+        self.store_url = Some(config.store.url.expose().to_owned());
+        self.state_url = Some(config.state.url.expose().to_owned());
+        self
+    }
+
+    /// Adds a provider instance `id` of kind `resolve`.
+    pub fn provider(mut self, resolve: &str, id: &str, options: Value) -> Self {
+        self.providers.push(ProviderConfig::new(resolve, id, options));
+        self
+    }
+
+    /// Restricts `actor_type` to the given provider ids.
+    pub fn auth_methods_for_actor(mut self, actor_type: &str, provider_ids: &[&str]) -> Self {
+        self.auth_methods_per_actor
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                actor_type.to_owned(),
+                provider_ids.iter().map(|s| (*s).to_owned()).collect(),
+            );
+        self
+    }
+
+    /// Uses this identity store (instead of the config's `[store] url`).
+    pub fn identity_store(mut self, store: Arc<dyn IdentityStore>) -> Self {
+        self.identities = Some(store);
+        self
+    }
+
+    /// Uses this state store (instead of the config's `[state] url`).
+    pub fn state_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.state = Some(store);
+        self
+    }
+
+    /// Builds providers from this registry instead of the linked one.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Builds the module: every provider instance is constructed and its options
+    /// validated now. Store URLs other than `memory://` need a store passed in
+    /// (the `auth-store-*` crates build them; `auth-server` does it for you).
+    pub fn build(self) -> std::result::Result<AuthModule, ConfigError> {
+        let registry = match self.registry {
+            Some(r) => r,
+            None => Registry::linked()?,
+        };
+        let identities: Arc<dyn IdentityStore> = match self.identities {
+            Some(s) => s,
+            None => match self.store_url.as_deref() {
+                None | Some("memory://") => Arc::new(MemoryIdentityStore::new()),
+                Some(url) => {
+                    return Err(ConfigError::new(format!(
+                        "store.url: the {} store is not built by auth-module; create it with \
+                         the auth-store-sql crate and pass it to AuthModuleBuilder::identity_store",
+                        scheme(url)
+                    )));
+                }
+            },
+        };
+        let state: Arc<dyn StateStore> = match self.state {
+            Some(s) => s,
+            None => match self.state_url.as_deref() {
+                None | Some("memory://") => Arc::new(MemoryStateStore::new()),
+                Some(url) => {
+                    return Err(ConfigError::new(format!(
+                        "state.url: the {} state store is not built by auth-module; pass one to \
+                         AuthModuleBuilder::state_store",
+                        scheme(url)
+                    )));
+                }
+            },
+        };
+        let config = Config {
+            providers: self.providers,
+            http: crate::config::HttpConfig {
+                auth_methods_per_actor: self.auth_methods_per_actor,
+                ..Default::default()
+            },
+            ..Config::new(Vec::new())
+        };
+        config.validate()?;
+        let mut instances = BTreeMap::new();
+        let mut order = Vec::new();
+        for (i, p) in config.providers.into_iter().enumerate() {
+            let context = format!("providers[{i}] \"{}\"", p.id);
+            let reg = registry
+                .get(&p.resolve)
+                .ok_or_else(|| registry.unknown_provider_error(&context, &p.resolve))?;
+            let provider = reg
+                .build(&p.id, p.options)
+                .map_err(|e| ConfigError::new(format!("{context}: {e}")))?;
+            let info = ProviderInfo {
+                registry_key: format!("au_{}_{}", reg.identifier(), p.id),
+                id: p.id.clone(),
+                identifier: reg.identifier(),
+                display_name: reg.display_name(),
+                flow: provider.flow(),
+            };
+            let ids = ProviderIdentities::new(p.id.as_str(), identities.clone(), state.clone());
+            order.push(p.id.clone());
+            instances.insert(p.id, Instance { info, provider, ids });
+        }
+        Ok(AuthModule {
+            inner: Arc::new(Inner {
+                instances,
+                order,
+                identities,
+                state,
+                auth_methods_per_actor: config.http.auth_methods_per_actor,
+            }),
+        })
+    }
+}
+
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(s, _)| s)
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Authenticate,
+    Register,
+    Update,
+    Callback,
+}
+
+impl AuthModule {
+    /// A builder.
+    pub fn builder() -> AuthModuleBuilder {
+        AuthModuleBuilder::default()
+    }
+
+    /// The configured instances, in configuration order.
+    pub fn providers(&self) -> Vec<ProviderInfo> {
+        self.inner
+            .order
+            .iter()
+            .filter_map(|id| self.inner.instances.get(id))
+            .map(|i| i.info.clone())
+            .collect()
+    }
+
+    /// The instance `id`, if configured.
+    pub fn provider_info(&self, id: &str) -> Option<ProviderInfo> {
+        self.inner.instances.get(id).map(|i| i.info.clone())
+    }
+
+    /// The instances `actor_type` may use (configuration order).
+    pub fn providers_for_actor(&self, actor_type: &str) -> Vec<ProviderInfo> {
+        self.providers()
+            .into_iter()
+            .filter(|p| self.actor_may_use(actor_type, &p.id))
+            .collect()
+    }
+
+    fn actor_may_use(&self, actor_type: &str, provider_id: &str) -> bool {
+        match self
+            .inner
+            .auth_methods_per_actor
+            .as_ref()
+            .and_then(|m| m.get(actor_type))
+        {
+            None => true,
+            Some(list) => list.iter().any(|p| p == provider_id),
+        }
+    }
+
+    /// `Ok` if `actor_type` may use `provider_id` under `auth_methods_per_actor`,
+    /// else a [`ErrorKind::NotAllowed`] error with Medusa's message.
+    pub fn check_actor_allowed(&self, actor_type: &str, provider_id: &str) -> Result<()> {
+        if self.actor_may_use(actor_type, provider_id) {
+            Ok(())
+        } else {
+            Err(Error::not_allowed(format!(
+                "The actor type {actor_type} is not allowed to use the auth provider {provider_id}"
+            )))
+        }
+    }
+
+    /// The identity store.
+    pub fn identity_store(&self) -> &Arc<dyn IdentityStore> {
+        &self.inner.identities
+    }
+
+    /// The state store.
+    pub fn state_store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.state
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        provider_id: &str,
+        req: AuthRequest,
+    ) -> Result<AuthenticationResponse> {
+        let Some(instance) = self.inner.instances.get(provider_id) else {
+            return Ok(AuthenticationResponse::failed(format!(
+                "Unable to retrieve the auth provider with id: {provider_id}"
+            )));
+        };
+        let p = &instance.provider;
+        let ids = &instance.ids;
+        let result = match method {
+            Method::Authenticate => p.authenticate(req, ids).await,
+            Method::Register => p.register(req, ids).await,
+            Method::Update => p.update(req, ids).await,
+            Method::Callback => p.validate_callback(req, ids).await,
+        };
+        match result {
+            Ok(outcome) => Ok(outcome.into()),
+            Err(e) => {
+                if let Some(name) = e.unsupported_method() {
+                    let msg = if name == "validate_callback" {
+                        format!("Callback authentication not implemented for provider {provider_id}")
+                    } else {
+                        format!("Method '{name}' not implemented for provider {provider_id}")
+                    };
+                    return Ok(AuthenticationResponse::failed(msg));
+                }
+                if e.kind().is_internal() {
+                    return Err(e);
+                }
+                Ok(AuthenticationResponse::failed(e.message()))
+            }
+        }
+    }
+
+    /// Calls provider `provider_id`'s `authenticate`.
+    pub async fn authenticate(
+        &self,
+        provider_id: &str,
+        req: AuthRequest,
+    ) -> Result<AuthenticationResponse> {
+        self.call(Method::Authenticate, provider_id, req).await
+    }
+
+    /// Calls provider `provider_id`'s `register`.
+    pub async fn register(
+        &self,
+        provider_id: &str,
+        req: AuthRequest,
+    ) -> Result<AuthenticationResponse> {
+        self.call(Method::Register, provider_id, req).await
+    }
+
+    /// Calls provider `provider_id`'s `validate_callback`.
+    pub async fn validate_callback(
+        &self,
+        provider_id: &str,
+        req: AuthRequest,
+    ) -> Result<AuthenticationResponse> {
+        self.call(Method::Callback, provider_id, req).await
+    }
+
+    /// Calls provider `provider_id`'s `update` (e.g. a new password).
+    pub async fn update_provider(
+        &self,
+        provider_id: &str,
+        req: AuthRequest,
+    ) -> Result<AuthenticationResponse> {
+        self.call(Method::Update, provider_id, req).await
+    }
+
+    // ----- identities -------------------------------------------------------
+
+    /// Creates an auth identity (and its provider identities).
+    pub async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+        Ok(self.inner.identities.create_auth_identity(new).await?.redacted())
+    }
+
+    /// The auth identity `id`.
+    pub async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
+        Ok(self.inner.identities.retrieve_auth_identity(id).await?.redacted())
+    }
+
+    /// Deletes auth identity `id` and its provider identities.
+    pub async fn delete_auth_identity(&self, id: &str) -> Result<()> {
+        self.inner.identities.delete_auth_identity(id).await
+    }
+
+    /// Replaces the `app_metadata` of auth identity `id`.
+    pub async fn update_app_metadata(
+        &self,
+        id: &str,
+        app_metadata: Option<Metadata>,
+    ) -> Result<AuthIdentity> {
+        Ok(self
+            .inner
+            .identities
+            .update_app_metadata(id, app_metadata)
+            .await?
+            .redacted())
+    }
+
+    /// Sets `app_metadata["{actor_type}_id"] = actor_id` on identity `id`.
+    pub async fn link_actor(&self, id: &str, actor_type: &str, actor_id: &str) -> Result<AuthIdentity> {
+        validate_actor_type(actor_type)?;
+        if actor_id.is_empty() {
+            return Err(Error::invalid_data("actor_id must not be empty"));
+        }
+        let current = self.inner.identities.retrieve_auth_identity(id).await?;
+        let mut m = current.app_metadata.unwrap_or_default();
+        m.insert(format!("{actor_type}_id"), Value::String(actor_id.to_owned()));
+        self.update_app_metadata(id, Some(m)).await
+    }
+
+    /// Removes `app_metadata["{actor_type}_id"]` from identity `id`.
+    pub async fn unlink_actor(&self, id: &str, actor_type: &str) -> Result<AuthIdentity> {
+        validate_actor_type(actor_type)?;
+        let current = self.inner.identities.retrieve_auth_identity(id).await?;
+        let mut m = current.app_metadata.unwrap_or_default();
+        m.remove(&format!("{actor_type}_id"));
+        self.update_app_metadata(id, Some(m)).await
+    }
+
+    /// The provider identity `provider` knows as `entity_id`, if any.
+    pub async fn find_provider_identity(
+        &self,
+        provider: &str,
+        entity_id: &str,
+    ) -> Result<Option<ProviderIdentity>> {
+        Ok(self
+            .inner
+            .identities
+            .find_provider_identity(provider, entity_id)
+            .await?
+            .map(|mut p| {
+                p.provider_metadata = None;
+                p
+            }))
+    }
+
+    /// The auth identity that `provider` knows as `entity_id`.
+    pub async fn retrieve_by_provider(&self, provider: &str, entity_id: &str) -> Result<AuthIdentity> {
+        let p = self
+            .inner
+            .identities
+            .find_provider_identity(provider, entity_id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "AuthIdentity with entity_id: {entity_id} and provider: {provider} was not found"
+                ))
+            })?;
+        self.retrieve_auth_identity(&p.auth_identity_id).await
+    }
+
+    /// Links a new provider identity to auth identity `auth_identity_id`.
+    pub async fn add_provider_identity(
+        &self,
+        auth_identity_id: &str,
+        new: NewProviderIdentity,
+    ) -> Result<ProviderIdentity> {
+        let mut p = self
+            .inner
+            .identities
+            .add_provider_identity(auth_identity_id, new)
+            .await?;
+        p.provider_metadata = None;
+        Ok(p)
+    }
+
+    /// Updates provider identity `id` (`provid_…`).
+    pub async fn update_provider_identity(
+        &self,
+        id: &str,
+        update: ProviderIdentityUpdate,
+    ) -> Result<ProviderIdentity> {
+        let mut p = self.inner.identities.update_provider_identity(id, update).await?;
+        p.provider_metadata = None;
+        Ok(p)
+    }
+
+    /// Deletes provider identity `id`.
+    pub async fn delete_provider_identity(&self, id: &str) -> Result<()> {
+        self.inner.identities.delete_provider_identity(id).await
+    }
+}
+
+fn validate_actor_type(actor_type: &str) -> Result<()> {
+    if actor_type.is_empty()
+        || !actor_type
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("Invalid actor type: {actor_type}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! The provider contract: what a provider crate implements.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, OptionsError, Result};
+use crate::model::{AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentityUpdate};
+use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
+
+/// How a provider authenticates, as shown to clients in providers lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProviderFlow {
+    /// The client sends credentials and gets a token at once (e.g. emailpass).
+    Credentials,
+    /// The client is sent to a third party and comes back to the callback route.
+    Redirect,
+}
+
+impl ProviderFlow {
+    /// `credentials` or `redirect`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProviderFlow::Credentials => "credentials",
+            ProviderFlow::Redirect => "redirect",
+        }
+    }
+}
+
+/// One authentication request as a provider sees it: the HTTP request's
+/// parts, already parsed, without any transport types.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct AuthRequest {
+    /// The request URL (path and query).
+    pub url: String,
+    /// Header values by lower-case name.
+    pub headers: BTreeMap<String, String>,
+    /// The query string's parameters.
+    pub query: Metadata,
+    /// The body's fields (JSON object or form fields; empty for other bodies).
+    pub body: Metadata,
+    /// `http` or `https`.
+    pub protocol: String,
+    /// The client's address, when known.
+    pub client_addr: Option<IpAddr>,
+    /// The actor type of the route (`customer`, `user`, ...), when there is one.
+    pub actor_type: Option<String>,
+}
+
+impl AuthRequest {
+    /// A request carrying only `body`.
+    pub fn with_body(body: Metadata) -> Self {
+        AuthRequest {
+            body,
+            ..Self::default()
+        }
+    }
+
+    /// A request whose body is the JSON object `body` (anything else gives an empty body).
+    pub fn json(body: Value) -> Self {
+        Self::with_body(match body {
+            Value::Object(m) => m,
+            _ => Metadata::new(),
+        })
+    }
+
+    /// Sets the query parameters.
+    pub fn query(mut self, query: Metadata) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// Sets the headers.
+    pub fn headers(mut self, headers: BTreeMap<String, String>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets the URL and protocol.
+    pub fn url(mut self, url: impl Into<String>, protocol: impl Into<String>) -> Self {
+        self.url = url.into();
+        self.protocol = protocol.into();
+        self
+    }
+
+    /// Sets the client's address.
+    pub fn client_addr(mut self, addr: Option<IpAddr>) -> Self {
+        self.client_addr = addr;
+        self
+    }
+
+    /// Sets the actor type.
+    pub fn actor_type(mut self, actor: impl Into<String>) -> Self {
+        self.actor_type = Some(actor.into());
+        self
+    }
+
+    /// The body field `name` as a non-empty string.
+    pub fn body_str(&self, name: &str) -> Option<&str> {
+        self.body
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+impl fmt::Debug for AuthRequest {
+    // Bodies carry passwords and headers carry tokens: show only their keys.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("url", &self.url)
+            .field("header_names", &self.headers.keys().collect::<Vec<_>>())
+            .field("query_keys", &self.query.keys().collect::<Vec<_>>())
+            .field("body_keys", &self.body.keys().collect::<Vec<_>>())
+            .field("protocol", &self.protocol)
+            .field("client_addr", &self.client_addr)
+            .field("actor_type", &self.actor_type)
+            .finish()
+    }
+}
+
+/// What a provider answers. More variants may come (MFA or verification
+/// steps), so match with a wildcard arm.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AuthOutcome {
+    /// The user is who they claim: this identity.
+    Authenticated(AuthIdentity),
+    /// The client must continue at this URL (third-party login).
+    Redirect(String),
+    /// Authentication failed; the message is shown to the client.
+    Failed(String),
+}
+
+impl AuthOutcome {
+    /// Success with `identity`.
+    pub fn authenticated(identity: AuthIdentity) -> Self {
+        AuthOutcome::Authenticated(identity)
+    }
+
+    /// Continue at `location`.
+    pub fn redirect(location: impl Into<String>) -> Self {
+        AuthOutcome::Redirect(location.into())
+    }
+
+    /// Failure with a client-facing `message`.
+    pub fn failed(message: impl Into<String>) -> Self {
+        AuthOutcome::Failed(message.into())
+    }
+}
+
+/// The dynamic half of a provider: the methods the module calls.
+///
+/// # Contract
+/// - `authenticate` is required. `register`, `update` and `validate_callback`
+///   default to [`Error::not_supported`], which the module reports as Medusa
+///   does (`Method 'register' not implemented for provider {id}`, `Callback
+///   authentication not implemented for provider {id}`). A default never
+///   pretends to succeed.
+/// - Wrong credentials are an [`AuthOutcome::Failed`], not an `Err`; an `Err`
+///   of an internal kind ([`crate::ErrorKind::is_internal`]) becomes a 500.
+/// - A provider reaches storage only through its [`ProviderIdentities`] handle.
+/// - Nothing a provider returns or logs contains a secret.
+///
+/// # Example
+/// ```
+/// use auth_module::{
+///     async_trait, AuthOutcome, AuthProvider, AuthRequest, NewProviderIdentity, ProviderIdentities,
+///     ProviderInit, ProviderKind, OptionsError, Result, ValidateOptions,
+/// };
+///
+/// /// Lets anyone in whose body names a `user` listed in the options.
+/// #[derive(Debug)]
+/// pub struct AllowListProvider { users: Vec<String> }
+///
+/// #[derive(serde::Deserialize, Default)]
+/// #[serde(deny_unknown_fields)]
+/// pub struct AllowListOptions { #[serde(default)] users: Vec<String> }
+///
+/// impl ValidateOptions for AllowListOptions {
+///     fn validate_options(&self) -> Result<(), OptionsError> {
+///         if self.users.is_empty() {
+///             return Err(OptionsError::new("users", "must list at least one user"));
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// impl ProviderKind for AllowListProvider {
+///     const IDENTIFIER: &'static str = "allow-list";
+///     const DISPLAY_NAME: &'static str = "Allow list";
+///     type Options = AllowListOptions;
+///     fn new(init: ProviderInit<AllowListOptions>) -> Result<Self, OptionsError> {
+///         Ok(AllowListProvider { users: init.options.users })
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl AuthProvider for AllowListProvider {
+///     async fn authenticate(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome> {
+///         let Some(user) = req.body_str("user").filter(|u| self.users.iter().any(|x| x == u)) else {
+///             return Ok(AuthOutcome::failed("Unknown user"));
+///         };
+///         let identity = match ids.find(user).await? {
+///             Some(identity) => identity,
+///             None => ids.create(NewProviderIdentity::new(ids.provider(), user)).await?,
+///         };
+///         Ok(AuthOutcome::authenticated(identity))
+///     }
+/// }
+///
+/// auth_module::register_provider!(AllowListProvider);
+/// ```
+#[async_trait]
+pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
+    /// Whether this provider logs in directly or through a redirect and callback.
+    fn flow(&self) -> ProviderFlow {
+        ProviderFlow::Credentials
+    }
+
+    /// Logs a user in, or answers where to continue.
+    async fn authenticate(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome>;
+
+    /// Creates an identity from credentials.
+    async fn register(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome> {
+        let _ = (req, ids);
+        Err(Error::not_supported("register"))
+    }
+
+    /// Changes an identity's credentials (e.g. a password after a reset).
+    async fn update(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome> {
+        let _ = (req, ids);
+        Err(Error::not_supported("update"))
+    }
+
+    /// Completes a redirect flow when the client comes back.
+    async fn validate_callback(
+        &self,
+        req: AuthRequest,
+        ids: &ProviderIdentities,
+    ) -> Result<AuthOutcome> {
+        let _ = (req, ids);
+        Err(Error::not_supported("validate_callback"))
+    }
+}
+
+/// Cross-field validation of a provider's typed options, run after they are
+/// deserialized and before the provider is built.
+pub trait ValidateOptions {
+    /// `Err` names the offending field (path inside `options`) and the problem.
+    fn validate_options(&self) -> std::result::Result<(), OptionsError> {
+        Ok(())
+    }
+}
+
+/// What a provider is built from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProviderInit<O> {
+    /// The instance id (`id` in the config).
+    pub id: String,
+    /// The validated options.
+    pub options: O,
+}
+
+impl<O> ProviderInit<O> {
+    /// An init value for instance `id`.
+    pub fn new(id: impl Into<String>, options: O) -> Self {
+        ProviderInit {
+            id: id.into(),
+            options,
+        }
+    }
+}
+
+/// The static half of a provider: metadata, typed options and construction.
+///
+/// Registered with [`crate::register_provider!`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a provider kind",
+    note = "implement `auth_module::ProviderKind` (IDENTIFIER, DISPLAY_NAME, Options, new) and `auth_module::AuthProvider`"
+)]
+pub trait ProviderKind: AuthProvider + Sized {
+    /// The kind's identifier, named by `resolve` in the config (e.g. `emailpass`).
+    const IDENTIFIER: &'static str;
+    /// A human name for frontends (e.g. `Email/Password Authentication`).
+    const DISPLAY_NAME: &'static str;
+    /// The typed options; an absent `options` table deserializes from `{}`.
+    type Options: DeserializeOwned + ValidateOptions;
+
+    /// Builds an instance from validated options.
+    fn new(init: ProviderInit<Self::Options>) -> std::result::Result<Self, OptionsError>;
+}
+
+/// The storage handle a provider works through, scoped to its instance id: it
+/// reads and writes only that instance's provider identities and state keys.
+#[derive(Clone)]
+pub struct ProviderIdentities {
+    provider: Arc<str>,
+    identities: Arc<dyn IdentityStore>,
+    state: Arc<dyn StateStore>,
+}
+
+impl fmt::Debug for ProviderIdentities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderIdentities")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default lifetime of provider state set with [`ProviderIdentities::set_state`].
+pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(600);
+
+impl ProviderIdentities {
+    /// A handle for provider instance `provider` over the given stores.
+    pub fn new(
+        provider: impl Into<Arc<str>>,
+        identities: Arc<dyn IdentityStore>,
+        state: Arc<dyn StateStore>,
+    ) -> Self {
+        ProviderIdentities {
+            provider: provider.into(),
+            identities,
+            state,
+        }
+    }
+
+    /// The provider instance id this handle is scoped to.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Keeps only this provider's rows in `identity`.
+    fn scoped(&self, mut identity: AuthIdentity) -> AuthIdentity {
+        identity
+            .provider_identities
+            .retain(|p| *p.provider == *self.provider);
+        identity
+    }
+
+    /// The auth identity this provider knows as `entity_id`, if any.
+    pub async fn find(&self, entity_id: &str) -> Result<Option<AuthIdentity>> {
+        let Some(p) = self
+            .identities
+            .find_provider_identity(&self.provider, entity_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match self
+            .identities
+            .retrieve_auth_identity(&p.auth_identity_id)
+            .await
+        {
+            Ok(identity) => Ok(Some(self.scoped(identity))),
+            // Deleted between the two reads.
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The auth identity this provider knows as `entity_id`;
+    /// [`crate::ErrorKind::NotFound`] if none.
+    pub async fn retrieve(&self, entity_id: &str) -> Result<AuthIdentity> {
+        self.find(entity_id).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "AuthIdentity with entity_id: {entity_id} was not found"
+            ))
+        })
+    }
+
+    /// Creates a new auth identity known to this provider as `new.entity_id`
+    /// ([`crate::ErrorKind::DuplicateError`] if it exists). `new.provider` is
+    /// forced to this handle's provider.
+    pub async fn create(&self, mut new: NewProviderIdentity) -> Result<AuthIdentity> {
+        new.provider = self.provider.to_string();
+        let identity = self
+            .identities
+            .create_auth_identity(NewAuthIdentity::with_provider_identity(new))
+            .await?;
+        Ok(self.scoped(identity))
+    }
+
+    /// Updates this provider's identity `entity_id` and returns its auth identity.
+    pub async fn update(
+        &self,
+        entity_id: &str,
+        update: ProviderIdentityUpdate,
+    ) -> Result<AuthIdentity> {
+        let p = self
+            .identities
+            .find_provider_identity(&self.provider, entity_id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "AuthIdentity with entity_id: {entity_id} was not found"
+                ))
+            })?;
+        self.identities.update_provider_identity(&p.id, update).await?;
+        let identity = self
+            .identities
+            .retrieve_auth_identity(&p.auth_identity_id)
+            .await?;
+        Ok(self.scoped(identity))
+    }
+
+    fn state_key(&self, key: &str) -> String {
+        format!("provider:{}:{key}", self.provider)
+    }
+
+    /// Stores provider state under `key` for `ttl`.
+    pub async fn set_state(&self, key: &str, value: Value, ttl: Duration) -> Result<()> {
+        self.state.set(&self.state_key(key), value, ttl).await
+    }
+
+    /// Reads provider state.
+    pub async fn get_state(&self, key: &str) -> Result<Option<Value>> {
+        self.state.get(&self.state_key(key)).await
+    }
+
+    /// Reads and removes provider state atomically (single use).
+    pub async fn take_state(&self, key: &str) -> Result<Option<Value>> {
+        self.state.take(&self.state_key(key)).await
+    }
+}
