@@ -255,7 +255,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("invalid duration `{text}`: expected a number"));
         }
@@ -263,7 +265,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("invalid duration `{text}`"))?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();
         let per = match unit {
             "ms" => Duration::from_millis(1),
@@ -335,10 +339,7 @@ impl Config {
         let mut value = match format {
             Format::Toml => {
                 let v: toml::Value = toml::from_str(text).map_err(|e| {
-                    let (line, col) = e
-                        .span()
-                        .map(|s| line_col(text, s.start))
-                        .unwrap_or((1, 1));
+                    let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
                     ConfigError::new(format!(
                         "malformed TOML at line {line}, column {col}: {}",
                         e.message().trim()
@@ -477,11 +478,7 @@ fn interpolate_str(
                 ConfigError::new(format!("{path}: unterminated `${{` in a string"))
             })?;
             let name = &tail[..end];
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(ConfigError::new(format!(
                     "{path}: invalid environment variable name `{name}`"
                 )));
@@ -556,22 +553,34 @@ mod tests {
     #[test]
     fn malformed_toml_has_line_and_column() {
         let e = Config::from_toml_str("[http]\njwt_secret = \n").unwrap_err();
-        assert!(e.message().starts_with("malformed TOML at line 2, column"), "{e}");
+        assert!(
+            e.message().starts_with("malformed TOML at line 2, column"),
+            "{e}"
+        );
     }
 
     #[test]
     fn malformed_json_has_line_and_column() {
         let e = Config::from_json_str("{\n  \"providers\": [,]\n}").unwrap_err();
-        assert!(e.message().starts_with("malformed JSON at line 2, column 17"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("malformed JSON at line 2, column 17"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors() {
         let e = Config::from_toml_str("[htp]\n[[providers]]\nresolve='a'\nid='a'\n").unwrap_err();
         assert!(e.message().contains("unknown field `htp`"), "{e}");
-        let e = Config::from_toml_str("[http]\njwt_expiry = 1\n[[providers]]\nresolve='a'\nid='a'\n")
-            .unwrap_err();
-        assert!(e.message().contains("at http: unknown field `jwt_expiry`"), "{e}");
+        let e =
+            Config::from_toml_str("[http]\njwt_expiry = 1\n[[providers]]\nresolve='a'\nid='a'\n")
+                .unwrap_err();
+        assert!(
+            e.message()
+                .contains("at http.jwt_expiry: unknown field `jwt_expiry`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -50,7 +50,11 @@ impl Identities {
         }
     }
 
-    fn build_provider(auth_identity_id: &str, new: NewProviderIdentity, now: OffsetDateTime) -> ProviderIdentity {
+    fn build_provider(
+        auth_identity_id: &str,
+        new: NewProviderIdentity,
+        now: OffsetDateTime,
+    ) -> ProviderIdentity {
         ProviderIdentity {
             id: generate_id(PROVIDER_IDENTITY_PREFIX),
             entity_id: new.entity_id,
@@ -173,8 +177,7 @@ impl IdentityStore for MemoryIdentityStore {
         entity_id: &str,
     ) -> Result<Option<ProviderIdentity>> {
         let g = self.lock();
-        Ok(g
-            .by_entity
+        Ok(g.by_entity
             .get(&(provider.to_owned(), entity_id.to_owned()))
             .and_then(|id| g.providers.get(id))
             .cloned())
@@ -189,8 +192,7 @@ impl IdentityStore for MemoryIdentityStore {
         if !g.auth.contains_key(auth_identity_id) {
             return Err(auth_not_found(auth_identity_id));
         }
-        if g
-            .by_entity
+        if g.by_entity
             .contains_key(&(new.provider.clone(), new.entity_id.clone()))
         {
             return Err(duplicate(&new));
@@ -206,7 +208,10 @@ impl IdentityStore for MemoryIdentityStore {
         update: ProviderIdentityUpdate,
     ) -> Result<ProviderIdentity> {
         let mut g = self.lock();
-        let p = g.providers.get_mut(id).ok_or_else(|| provider_not_found(id))?;
+        let p = g
+            .providers
+            .get_mut(id)
+            .ok_or_else(|| provider_not_found(id))?;
         if let Some(m) = update.user_metadata {
             p.user_metadata = Some(m);
         }
@@ -219,7 +224,10 @@ impl IdentityStore for MemoryIdentityStore {
 
     async fn delete_provider_identity(&self, id: &str) -> Result<()> {
         let mut g = self.lock();
-        let p = g.providers.remove(id).ok_or_else(|| provider_not_found(id))?;
+        let p = g
+            .providers
+            .remove(id)
+            .ok_or_else(|| provider_not_found(id))?;
         g.by_entity.remove(&(p.provider, p.entity_id));
         Ok(())
     }
@@ -258,7 +266,9 @@ impl StateStore for MemoryStateStore {
             g.entries.retain(|_, (_, exp)| *exp > now);
             g.next_sweep_at = (g.entries.len() * 2).max(1024);
         }
-        let expires = now.checked_add(ttl).unwrap_or(now + Duration::from_secs(86400 * 365));
+        let expires = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(86400 * 365));
         g.entries.insert(key.to_owned(), (value, expires));
         Ok(())
     }
@@ -266,8 +276,7 @@ impl StateStore for MemoryStateStore {
     async fn get(&self, key: &str) -> Result<Option<Value>> {
         let now = Instant::now();
         let g = self.lock();
-        Ok(g
-            .entries
+        Ok(g.entries
             .get(key)
             .filter(|(_, exp)| *exp > now)
             .map(|(v, _)| v.clone()))
@@ -276,8 +285,7 @@ impl StateStore for MemoryStateStore {
     async fn take(&self, key: &str) -> Result<Option<Value>> {
         let now = Instant::now();
         let mut g = self.lock();
-        Ok(g
-            .entries
+        Ok(g.entries
             .remove(key)
             .filter(|(_, exp)| *exp > now)
             .map(|(v, _)| v))

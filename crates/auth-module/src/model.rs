@@ -300,6 +300,10 @@ mod tests {
         let i = identity(Value::Null);
         assert!(!format!("{i:?}").contains("secret"));
         assert!(!serde_json::to_string(&i).unwrap().contains("secret"));
-        assert!(i.redacted().provider_identities[0].provider_metadata.is_none());
+        assert!(
+            i.redacted().provider_identities[0]
+                .provider_metadata
+                .is_none()
+        );
     }
 }

@@ -10,7 +10,9 @@ use serde_json::Value;
 use crate::config::{Config, ProviderConfig};
 use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::memory::{MemoryIdentityStore, MemoryStateStore};
-use crate::model::{AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate};
+use crate::model::{
+    AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
+};
 use crate::provider::{AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, ProviderIdentities};
 use crate::registry::Registry;
 use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
@@ -148,7 +150,8 @@ impl AuthModuleBuilder {
 
     /// Adds a provider instance `id` of kind `resolve`.
     pub fn provider(mut self, resolve: &str, id: &str, options: Value) -> Self {
-        self.providers.push(ProviderConfig::new(resolve, id, options));
+        self.providers
+            .push(ProviderConfig::new(resolve, id, options));
         self
     }
 
@@ -243,7 +246,14 @@ impl AuthModuleBuilder {
             };
             let ids = ProviderIdentities::new(p.id.as_str(), identities.clone(), state.clone());
             order.push(p.id.clone());
-            instances.insert(p.id, Instance { info, provider, ids });
+            instances.insert(
+                p.id,
+                Instance {
+                    info,
+                    provider,
+                    ids,
+                },
+            );
         }
         Ok(AuthModule {
             inner: Arc::new(Inner {
@@ -356,7 +366,9 @@ impl AuthModule {
             Err(e) => {
                 if let Some(name) = e.unsupported_method() {
                     let msg = if name == "validate_callback" {
-                        format!("Callback authentication not implemented for provider {provider_id}")
+                        format!(
+                            "Callback authentication not implemented for provider {provider_id}"
+                        )
                     } else {
                         format!("Method '{name}' not implemented for provider {provider_id}")
                     };
@@ -410,12 +422,22 @@ impl AuthModule {
 
     /// Creates an auth identity (and its provider identities).
     pub async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
-        Ok(self.inner.identities.create_auth_identity(new).await?.redacted())
+        Ok(self
+            .inner
+            .identities
+            .create_auth_identity(new)
+            .await?
+            .redacted())
     }
 
     /// The auth identity `id`.
     pub async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
-        Ok(self.inner.identities.retrieve_auth_identity(id).await?.redacted())
+        Ok(self
+            .inner
+            .identities
+            .retrieve_auth_identity(id)
+            .await?
+            .redacted())
     }
 
     /// Deletes auth identity `id` and its provider identities.
@@ -438,14 +460,22 @@ impl AuthModule {
     }
 
     /// Sets `app_metadata["{actor_type}_id"] = actor_id` on identity `id`.
-    pub async fn link_actor(&self, id: &str, actor_type: &str, actor_id: &str) -> Result<AuthIdentity> {
+    pub async fn link_actor(
+        &self,
+        id: &str,
+        actor_type: &str,
+        actor_id: &str,
+    ) -> Result<AuthIdentity> {
         validate_actor_type(actor_type)?;
         if actor_id.is_empty() {
             return Err(Error::invalid_data("actor_id must not be empty"));
         }
         let current = self.inner.identities.retrieve_auth_identity(id).await?;
         let mut m = current.app_metadata.unwrap_or_default();
-        m.insert(format!("{actor_type}_id"), Value::String(actor_id.to_owned()));
+        m.insert(
+            format!("{actor_type}_id"),
+            Value::String(actor_id.to_owned()),
+        );
         self.update_app_metadata(id, Some(m)).await
     }
 
@@ -476,7 +506,11 @@ impl AuthModule {
     }
 
     /// The auth identity that `provider` knows as `entity_id`.
-    pub async fn retrieve_by_provider(&self, provider: &str, entity_id: &str) -> Result<AuthIdentity> {
+    pub async fn retrieve_by_provider(
+        &self,
+        provider: &str,
+        entity_id: &str,
+    ) -> Result<AuthIdentity> {
         let p = self
             .inner
             .identities
@@ -511,7 +545,11 @@ impl AuthModule {
         id: &str,
         update: ProviderIdentityUpdate,
     ) -> Result<ProviderIdentity> {
-        let mut p = self.inner.identities.update_provider_identity(id, update).await?;
+        let mut p = self
+            .inner
+            .identities
+            .update_provider_identity(id, update)
+            .await?;
         p.provider_metadata = None;
         Ok(p)
     }

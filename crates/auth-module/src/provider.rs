@@ -227,7 +227,8 @@ pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Logs a user in, or answers where to continue.
-    async fn authenticate(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome>;
+    async fn authenticate(&self, req: AuthRequest, ids: &ProviderIdentities)
+    -> Result<AuthOutcome>;
 
     /// Creates an identity from credentials.
     async fn register(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome> {
@@ -405,7 +406,9 @@ impl ProviderIdentities {
                     "AuthIdentity with entity_id: {entity_id} was not found"
                 ))
             })?;
-        self.identities.update_provider_identity(&p.id, update).await?;
+        self.identities
+            .update_provider_identity(&p.id, update)
+            .await?;
         let identity = self
             .identities
             .retrieve_auth_identity(&p.auth_identity_id)

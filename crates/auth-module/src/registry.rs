@@ -175,7 +175,9 @@ fn origin_name(origin: &str) -> &str {
 /// The provider kinds linked into this binary, sorted by identifier
 /// (duplicates are reported by [`Registry::linked`]).
 pub fn linked_providers() -> Vec<&'static ProviderRegistration> {
-    let mut v: Vec<_> = inventory::iter::<ProviderRegistration>.into_iter().collect();
+    let mut v: Vec<_> = inventory::iter::<ProviderRegistration>
+        .into_iter()
+        .collect();
     v.sort_by_key(|r| r.identifier);
     v
 }

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::Result;
-use crate::model::{AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate};
+use crate::model::{
+    AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
+};
 
 /// What a new auth identity is made of.
 #[derive(Debug, Clone, Default, PartialEq)]
