@@ -1,1 +1,352 @@
-//! stub
+//! Email and password provider for `auth-module`.
+//!
+//! - Passwords are hashed with argon2id into PHC strings kept in the provider
+//!   identity's `provider_metadata.password`; the default cost is OWASP's
+//!   m = 19456 KiB, t = 2, p = 1, and weaker settings are refused.
+//! - Hashing runs on blocking threads, never on the async executor, with at most
+//!   `max_concurrent_hashes` (default: the number of cores) in flight; the rest
+//!   wait in line, so memory stays bounded under load.
+//! - Unknown emails and wrong passwords get the same answer after the same work
+//!   (a dummy hash is verified for unknown emails).
+//! - Emails are trimmed and compared case-insensitively (stored lower-cased).
+//! - A stored hash weaker than the configured cost is replaced on the next
+//!   successful login.
+//!
+//! ```toml
+//! [[providers]]
+//! resolve = "emailpass"
+//! id = "emailpass"
+//! [providers.options]
+//! hash = { memory_kib = 19456, iterations = 2, parallelism = 1 }
+//! max_concurrent_hashes = 2
+//! ```
+
+use std::sync::Arc;
+
+use auth_module::{
+    AuthOutcome, AuthProvider, AuthRequest, Error, ErrorKind, Metadata, NewProviderIdentity,
+    OptionsError, ProviderIdentities, ProviderIdentityUpdate, ProviderInit, ProviderKind, Result,
+    ValidateOptions, async_trait,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+mod hashing;
+
+pub use hashing::{HashError, HashOptions, PasswordHashing, Verification};
+
+/// The provider kind's identifier, named by `resolve` in the config.
+pub const IDENTIFIER: &str = "emailpass";
+
+/// The message for a missing, empty or non-string password.
+pub const PASSWORD_NOT_STRING: &str = "Password should be a string";
+/// The message for a missing, empty or non-string email.
+pub const EMAIL_NOT_STRING: &str = "Email should be a string";
+/// The message for a failed login, whatever the reason.
+pub const INVALID_CREDENTIALS: &str = "Invalid email or password";
+/// The message for a registration that collides with an existing identity.
+pub const IDENTITY_EXISTS: &str = "Identity with email already exists";
+
+/// The provider's options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EmailPassOptions {
+    /// argon2id cost.
+    #[serde(default)]
+    pub hash: HashOptions,
+    /// Hashes computed at once; the rest wait. Default: the number of cores.
+    #[serde(default)]
+    pub max_concurrent_hashes: Option<usize>,
+}
+
+impl ValidateOptions for EmailPassOptions {
+    fn validate_options(&self) -> std::result::Result<(), OptionsError> {
+        self.hash.validate()?;
+        if let Some(n) = self.max_concurrent_hashes {
+            if n == 0 || n > 1024 {
+                return Err(OptionsError::new(
+                    "max_concurrent_hashes",
+                    "must be between 1 and 1024",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The email and password provider.
+#[derive(Debug)]
+pub struct EmailPassProvider {
+    id: String,
+    hashing: Arc<PasswordHashing>,
+    permits: Arc<Semaphore>,
+    /// Verified for unknown emails so they cost what a wrong password costs.
+    dummy_hash: Arc<str>,
+}
+
+impl ProviderKind for EmailPassProvider {
+    const IDENTIFIER: &'static str = IDENTIFIER;
+    const DISPLAY_NAME: &'static str = "Email/Password Authentication";
+    type Options = EmailPassOptions;
+
+    fn new(init: ProviderInit<EmailPassOptions>) -> std::result::Result<Self, OptionsError> {
+        let hashing = PasswordHashing::new(init.options.hash)?;
+        let mut random = [0u8; 24];
+        auth_module::fill_random(&mut random);
+        let dummy_password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let dummy_hash = hashing
+            .hash(&dummy_password)
+            .map_err(|e| OptionsError::new("hash", e.to_string()))?;
+        let permits = init
+            .options
+            .max_concurrent_hashes
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        Ok(EmailPassProvider {
+            id: init.id,
+            hashing: Arc::new(hashing),
+            permits: Arc::new(Semaphore::new(permits)),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+}
+
+auth_module::register_provider!(EmailPassProvider);
+
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Password first, then email, as Medusa 2.21 checks them.
+fn credentials(body: &Metadata) -> std::result::Result<Credentials, &'static str> {
+    let password = match body.get("password") {
+        Some(Value::String(p)) if !p.is_empty() => p.clone(),
+        _ => return Err(PASSWORD_NOT_STRING),
+    };
+    let email = match body.get("email") {
+        Some(Value::String(e)) if !e.trim().is_empty() => normalize_email(e),
+        _ => return Err(EMAIL_NOT_STRING),
+    };
+    Ok(Credentials { email, password })
+}
+
+/// Trimmed and lower-cased: the stored and compared form of an email.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn stored_hash<'a>(identity: &'a auth_module::AuthIdentity, provider: &str) -> Option<&'a str> {
+    identity
+        .provider_identity(provider)?
+        .provider_metadata
+        .as_ref()?
+        .get("password")?
+        .as_str()
+}
+
+impl EmailPassProvider {
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&PasswordHashing) -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::unexpected("password hashing is shut down").with_source(e))?;
+        let hashing = self.hashing.clone();
+        tokio::task::spawn_blocking(move || job(&hashing))
+            .await
+            .map_err(|e| Error::unexpected("password hashing task failed").with_source(e))
+    }
+
+    async fn hash(&self, password: String) -> Result<String> {
+        self.run_blocking(move |h| h.hash(&password))
+            .await?
+            .map_err(|e| Error::unexpected("password hashing failed").with_source(e))
+    }
+
+    async fn verify(&self, stored: Option<&str>, password: String) -> Result<Verification> {
+        let (stored, real) = match stored {
+            Some(s) => (Arc::<str>::from(s), true),
+            None => (self.dummy_hash.clone(), false),
+        };
+        let v = self
+            .run_blocking(move |h| h.verify(&stored, &password))
+            .await?;
+        Ok(if real {
+            v
+        } else {
+            Verification {
+                matches: false,
+                needs_rehash: false,
+            }
+        })
+    }
+
+    fn password_metadata(existing: Option<&Metadata>, hash: String) -> Metadata {
+        let mut m = existing.cloned().unwrap_or_default();
+        m.insert("password".into(), Value::String(hash));
+        m
+    }
+}
+
+#[async_trait]
+impl AuthProvider for EmailPassProvider {
+    async fn authenticate(
+        &self,
+        req: AuthRequest,
+        ids: &ProviderIdentities,
+    ) -> Result<AuthOutcome> {
+        let creds = match credentials(&req.body) {
+            Ok(c) => c,
+            Err(msg) => return Ok(AuthOutcome::failed(msg)),
+        };
+        let identity = ids.find(&creds.email).await?;
+        let stored = identity.as_ref().and_then(|i| stored_hash(i, &self.id));
+        let v = self.verify(stored, creds.password.clone()).await?;
+        let Some(identity) = identity.filter(|_| v.matches) else {
+            return Ok(AuthOutcome::failed(INVALID_CREDENTIALS));
+        };
+        if v.needs_rehash {
+            let existing = identity
+                .provider_identity(&self.id)
+                .and_then(|p| p.provider_metadata.clone());
+            match self.hash(creds.password).await {
+                Ok(h) => {
+                    let update = ProviderIdentityUpdate::new()
+                        .provider_metadata(Self::password_metadata(existing.as_ref(), h));
+                    if let Err(e) = ids.update(&creds.email, update).await {
+                        tracing::warn!(provider = %self.id, error = %e, "could not store the upgraded password hash");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(provider = %self.id, error = %e, "could not upgrade the password hash");
+                }
+            }
+        }
+        Ok(AuthOutcome::authenticated(identity))
+    }
+
+    async fn register(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome> {
+        let creds = match credentials(&req.body) {
+            Ok(c) => c,
+            Err(msg) => return Ok(AuthOutcome::failed(msg)),
+        };
+        if let Some(existing) = ids.find(&creds.email).await? {
+            return self.register_existing(existing, creds.password).await;
+        }
+        let hash = self.hash(creds.password.clone()).await?;
+        let new = NewProviderIdentity::new(&self.id, &creds.email)
+            .provider_metadata(Self::password_metadata(None, hash));
+        match ids.create(new).await {
+            Ok(identity) => Ok(AuthOutcome::authenticated(identity)),
+            // Lost a race with a concurrent registration of the same email.
+            Err(e) if e.kind() == ErrorKind::DuplicateError => {
+                match ids.find(&creds.email).await? {
+                    Some(existing) => self.register_existing(existing, creds.password).await,
+                    None => Ok(AuthOutcome::failed(IDENTITY_EXISTS)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn update(&self, req: AuthRequest, ids: &ProviderIdentities) -> Result<AuthOutcome> {
+        let entity_id = match req.body.get("entity_id").or_else(|| req.body.get("email")) {
+            Some(Value::String(e)) if !e.trim().is_empty() => normalize_email(e),
+            _ => {
+                return Ok(AuthOutcome::failed(format!(
+                    "Cannot update {} provider identity without entity_id",
+                    self.id
+                )));
+            }
+        };
+        let password = match req.body.get("password") {
+            Some(Value::String(p)) if !p.is_empty() => p.clone(),
+            _ => return Ok(AuthOutcome::failed(PASSWORD_NOT_STRING)),
+        };
+        let identity = ids.retrieve(&entity_id).await?;
+        let existing = identity
+            .provider_identity(&self.id)
+            .and_then(|p| p.provider_metadata.clone());
+        let hash = self.hash(password).await?;
+        let update = ProviderIdentityUpdate::new()
+            .provider_metadata(Self::password_metadata(existing.as_ref(), hash));
+        let identity = ids.update(&entity_id, update).await?;
+        Ok(AuthOutcome::authenticated(identity))
+    }
+}
+
+impl EmailPassProvider {
+    /// Medusa 2.21: registering an existing email succeeds (same identity) only
+    /// when the password matches and no actor is linked yet.
+    async fn register_existing(
+        &self,
+        existing: auth_module::AuthIdentity,
+        password: String,
+    ) -> Result<AuthOutcome> {
+        if existing.has_linked_actor() {
+            return Ok(AuthOutcome::failed(IDENTITY_EXISTS));
+        }
+        let v = self
+            .verify(stored_hash(&existing, &self.id), password)
+            .await?;
+        if v.matches {
+            Ok(AuthOutcome::authenticated(existing))
+        } else {
+            Ok(AuthOutcome::failed(IDENTITY_EXISTS))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(v: Value) -> Metadata {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn password_is_checked_before_email() {
+        assert_eq!(
+            credentials(&body(json!({}))).err(),
+            Some(PASSWORD_NOT_STRING)
+        );
+        assert_eq!(
+            credentials(&body(json!({"email": 1, "password": ""}))).err(),
+            Some(PASSWORD_NOT_STRING)
+        );
+        assert_eq!(
+            credentials(&body(json!({"email": "  ", "password": "x"}))).err(),
+            Some(EMAIL_NOT_STRING)
+        );
+        assert_eq!(
+            credentials(&body(json!({"email": ["a"], "password": "x"}))).err(),
+            Some(EMAIL_NOT_STRING)
+        );
+        let c = credentials(&body(
+            json!({"email": " Ada@Example.COM ", "password": "x"}),
+        ))
+        .ok()
+        .unwrap();
+        assert_eq!(c.email, "ada@example.com");
+    }
+
+    #[test]
+    fn options_reject_zero_concurrency() {
+        let o: EmailPassOptions =
+            serde_json::from_value(json!({"max_concurrent_hashes": 0})).unwrap();
+        assert_eq!(
+            o.validate_options().unwrap_err().field(),
+            "max_concurrent_hashes"
+        );
+        assert!(
+            serde_json::from_value::<EmailPassOptions>(json!({"hash": {"memory": 1}})).is_err()
+        );
+    }
+}

@@ -1,0 +1,570 @@
+//! The `auth-module` core with the emailpass provider, as a library (no HTTP).
+
+use std::sync::Arc;
+
+use auth_module::{
+    AuthModule, AuthRequest, Config, ErrorKind, IdentityStore, MemoryIdentityStore,
+    MemoryStateStore, StateStore, linked_providers,
+};
+use serde_json::{Value, json};
+
+fn creds(email: &str, password: &str) -> AuthRequest {
+    AuthRequest::json(json!({ "email": email, "password": password }))
+}
+
+fn module_from_toml(toml: &str) -> AuthModule {
+    AuthModule::builder()
+        .config(Config::from_toml_str(toml).expect("valid config"))
+        .build()
+        .expect("module builds")
+}
+
+const EMAILPASS: &str = r#"
+[store]
+url = "memory://"
+[[providers]]
+resolve = "emailpass"
+id = "emailpass"
+"#;
+
+fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn build_err(text: &str) -> String {
+    match Config::from_toml_str(text) {
+        Err(e) => e.to_string(),
+        Ok(c) => AuthModule::builder()
+            .config(c)
+            .build()
+            .expect_err("config must be refused")
+            .to_string(),
+    }
+}
+
+#[tokio::test]
+async fn register_authenticate_update_authenticate_from_a_toml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, "auth.toml", EMAILPASS);
+    let module = AuthModule::builder()
+        .config(Config::from_file(&path).unwrap())
+        .build()
+        .unwrap();
+
+    let reg = module
+        .register("emailpass", creds("ada@example.com", "first-pw"))
+        .await
+        .unwrap();
+    assert!(reg.success, "{reg:?}");
+    let id = reg.auth_identity.unwrap().id;
+    assert!(id.starts_with("authid_"));
+
+    let login = module
+        .authenticate("emailpass", creds("ada@example.com", "first-pw"))
+        .await
+        .unwrap();
+    assert!(login.success);
+    let identity = login.auth_identity.unwrap();
+    assert_eq!(identity.id, id);
+    assert_eq!(identity.provider_identities.len(), 1);
+    assert!(identity.provider_identities[0].id.starts_with("provid_"));
+    assert!(
+        identity.provider_identities[0].provider_metadata.is_none(),
+        "hash must not leave the module"
+    );
+
+    let upd = module
+        .update_provider(
+            "emailpass",
+            AuthRequest::json(json!({"entity_id": "ada@example.com", "password": "second-pw"})),
+        )
+        .await
+        .unwrap();
+    assert!(upd.success, "{upd:?}");
+
+    let old = module
+        .authenticate("emailpass", creds("ada@example.com", "first-pw"))
+        .await
+        .unwrap();
+    assert!(!old.success);
+    assert_eq!(old.error.as_deref(), Some("Invalid email or password"));
+    let new = module
+        .authenticate("emailpass", creds("ada@example.com", "second-pw"))
+        .await
+        .unwrap();
+    assert!(new.success);
+    assert_eq!(new.auth_identity.unwrap().id, id);
+}
+
+#[tokio::test]
+async fn json_config_file_works_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "auth.json",
+        r#"{"store": {"url": "memory://"}, "providers": [{"resolve": "emailpass", "id": "pw"}]}"#,
+    );
+    let module = AuthModule::builder()
+        .config(Config::from_file(&path).unwrap())
+        .build()
+        .unwrap();
+    let p = module.providers();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].id, "pw");
+    assert_eq!(p[0].identifier, "emailpass");
+    assert_eq!(p[0].registry_key, "au_emailpass_pw");
+    assert_eq!(p[0].display_name, "Email/Password Authentication");
+    assert_eq!(p[0].flow.as_str(), "credentials");
+}
+
+#[test]
+fn emailpass_is_registered_at_link_time() {
+    let ids: Vec<_> = linked_providers().iter().map(|r| r.identifier()).collect();
+    assert!(ids.contains(&"emailpass"), "{ids:?}");
+}
+
+#[test]
+fn unknown_resolve_lists_linked_providers_and_the_feature() {
+    let e =
+        build_err("[store]\nurl='memory://'\n[[providers]]\nresolve = 'google'\nid = 'google'\n");
+    assert_eq!(
+        e,
+        "providers[0] \"google\": unknown provider \"google\"; linked providers: emailpass. \
+         Add the crate `provider-google` to your dependencies and name it (`use provider_google as _;`), \
+         or build auth-server with the cargo feature `provider-google`"
+    );
+}
+
+#[test]
+fn duplicate_provider_id_is_refused() {
+    let e = build_err(
+        "[[providers]]\nresolve='emailpass'\nid='emailpass'\n[[providers]]\nresolve='emailpass'\nid='emailpass'\n",
+    );
+    assert_eq!(
+        e,
+        "providers[1]: duplicate provider id \"emailpass\" (already used by providers[0])"
+    );
+}
+
+#[test]
+fn invalid_options_name_the_provider_and_field() {
+    let e = build_err(
+        "[store]\nurl='memory://'\n[[providers]]\nresolve='emailpass'\nid='pw'\n[providers.options]\nhash = { memory_kib = 1024 }\n",
+    );
+    assert_eq!(
+        e,
+        "providers[0] \"pw\": options.hash.memory_kib: must be at least 7168 (OWASP minimum for argon2id)"
+    );
+    let e = build_err(
+        "[store]\nurl='memory://'\n[[providers]]\nresolve='emailpass'\nid='pw'\n[providers.options]\nhash = { memory_kib = 'lots' }\n",
+    );
+    assert!(
+        e.starts_with(
+            "providers[0] \"pw\": options.hash.memory_kib: invalid type: string \"lots\""
+        ),
+        "{e}"
+    );
+    let e = build_err(
+        "[store]\nurl='memory://'\n[[providers]]\nresolve='emailpass'\nid='pw'\n[providers.options]\npepper = 'x'\n",
+    );
+    assert!(
+        e.starts_with("providers[0] \"pw\": options.pepper: unknown field `pepper`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_env_var_is_named() {
+    let e = build_err(
+        "[http]\njwt_secret = '${AUTH_TESTS_SURELY_UNSET_VARIABLE}'\n[[providers]]\nresolve='emailpass'\nid='a'\n",
+    );
+    assert_eq!(
+        e,
+        "environment variable AUTH_TESTS_SURELY_UNSET_VARIABLE is not set (used at http.jwt_secret)"
+    );
+}
+
+#[test]
+fn unreadable_and_malformed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let e = Config::from_file(&missing).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("cannot read config file {}:", missing.display())),
+        "{e}"
+    );
+
+    let bad = write_config(&dir, "bad.toml", "[http]\njwt_secret = \"unterminated\n");
+    let e = Config::from_file(&bad).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "config file {}: malformed TOML at line 2, column",
+            bad.display()
+        )),
+        "{e}"
+    );
+
+    let bad = write_config(&dir, "bad.json", "{\"providers\": [\n  {\"id\": }\n]}");
+    let e = Config::from_file(&bad).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "config file {}: malformed JSON at line 2, column 10: expected value",
+            bad.display()
+        )
+    );
+}
+
+#[test]
+fn non_memory_store_needs_a_store_crate() {
+    let e = build_err("[store]\nurl='sqlite://x.db'\n[[providers]]\nresolve='emailpass'\nid='a'\n");
+    assert!(
+        e.starts_with("store.url: the sqlite store is not built by auth-module"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn validation_messages_password_first() {
+    let m = module_from_toml(EMAILPASS);
+    for (body, msg) in [
+        (json!({}), "Password should be a string"),
+        (json!({"email": "a@b.c"}), "Password should be a string"),
+        (
+            json!({"email": "a@b.c", "password": ""}),
+            "Password should be a string",
+        ),
+        (
+            json!({"email": "a@b.c", "password": 12345}),
+            "Password should be a string",
+        ),
+        (json!({"password": "x"}), "Email should be a string"),
+        (
+            json!({"email": null, "password": "x"}),
+            "Email should be a string",
+        ),
+        (
+            json!({"email": {"a": 1}, "password": "x"}),
+            "Email should be a string",
+        ),
+    ] {
+        for r in [
+            m.register("emailpass", AuthRequest::json(body.clone()))
+                .await
+                .unwrap(),
+            m.authenticate("emailpass", AuthRequest::json(body.clone()))
+                .await
+                .unwrap(),
+        ] {
+            assert!(!r.success);
+            assert_eq!(r.error.as_deref(), Some(msg), "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_look_the_same() {
+    let m = module_from_toml(EMAILPASS);
+    m.register("emailpass", creds("bob@example.com", "pw-1"))
+        .await
+        .unwrap();
+    let unknown = m
+        .authenticate("emailpass", creds("nobody@example.com", "pw-1"))
+        .await
+        .unwrap();
+    let wrong = m
+        .authenticate("emailpass", creds("bob@example.com", "pw-2"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.error, wrong.error);
+    assert_eq!(unknown.error.as_deref(), Some("Invalid email or password"));
+}
+
+#[tokio::test]
+async fn emails_are_trimmed_and_case_insensitive() {
+    let m = module_from_toml(EMAILPASS);
+    let r = m
+        .register("emailpass", creds("  Carol@Example.COM ", "pw"))
+        .await
+        .unwrap();
+    let id = r.auth_identity.unwrap().id;
+    let l = m
+        .authenticate("emailpass", creds("carol@example.com", "pw"))
+        .await
+        .unwrap();
+    assert_eq!(l.auth_identity.unwrap().id, id);
+    let p = m
+        .find_provider_identity("emailpass", "carol@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.entity_id, "carol@example.com");
+}
+
+#[tokio::test]
+async fn register_again_follows_medusa_2_21() {
+    let m = module_from_toml(EMAILPASS);
+    let first = m
+        .register("emailpass", creds("dan@example.com", "pw"))
+        .await
+        .unwrap();
+    let id = first.auth_identity.unwrap().id;
+    // Same password, no actor linked: the same identity, again.
+    let again = m
+        .register("emailpass", creds("dan@example.com", "pw"))
+        .await
+        .unwrap();
+    assert!(again.success);
+    assert_eq!(again.auth_identity.unwrap().id, id);
+    // Another password: refused.
+    let other = m
+        .register("emailpass", creds("dan@example.com", "other"))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.error.as_deref(),
+        Some("Identity with email already exists")
+    );
+    // Once an actor is linked, even the same password is refused.
+    m.link_actor(&id, "customer", "cus_1").await.unwrap();
+    let linked = m
+        .register("emailpass", creds("dan@example.com", "pw"))
+        .await
+        .unwrap();
+    assert_eq!(
+        linked.error.as_deref(),
+        Some("Identity with email already exists")
+    );
+    let login = m
+        .authenticate("emailpass", creds("dan@example.com", "pw"))
+        .await
+        .unwrap();
+    assert_eq!(
+        login.auth_identity.unwrap().actor_id("customer"),
+        Some("cus_1")
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_registrations_of_one_email() {
+    let store = Arc::new(MemoryIdentityStore::new());
+    let m = AuthModule::builder()
+        .identity_store(store.clone())
+        .provider("emailpass", "emailpass", Value::Null)
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            m.register("emailpass", creds("race@example.com", &format!("pw-{i}")))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.success {
+            ok += 1;
+        } else {
+            assert_eq!(
+                r.error.as_deref(),
+                Some("Identity with email already exists")
+            );
+        }
+    }
+    assert_eq!(ok, 1);
+    let p = store
+        .find_provider_identity("emailpass", "race@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    // Exactly one identity, holding exactly one provider identity.
+    let identity = store
+        .retrieve_auth_identity(&p.auth_identity_id)
+        .await
+        .unwrap();
+    assert_eq!(identity.provider_identities.len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_provider_and_unsupported_methods() {
+    let m = module_from_toml(EMAILPASS);
+    let r = m.authenticate("nope", creds("a@b.c", "x")).await.unwrap();
+    assert_eq!(
+        r.error.as_deref(),
+        Some("Unable to retrieve the auth provider with id: nope")
+    );
+    let r = m
+        .validate_callback("emailpass", AuthRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.error.as_deref(),
+        Some("Callback authentication not implemented for provider emailpass")
+    );
+}
+
+#[tokio::test]
+async fn one_kind_under_two_ids_keeps_identities_apart() {
+    let m = module_from_toml(
+        "[store]\nurl='memory://'\n[[providers]]\nresolve='emailpass'\nid='staff'\n[[providers]]\nresolve='emailpass'\nid='shoppers'\n",
+    );
+    let a = m
+        .register("staff", creds("eve@example.com", "staff-pw"))
+        .await
+        .unwrap();
+    let b = m
+        .register("shoppers", creds("eve@example.com", "shop-pw"))
+        .await
+        .unwrap();
+    assert!(a.success && b.success);
+    assert_ne!(a.auth_identity.unwrap().id, b.auth_identity.unwrap().id);
+    assert!(
+        !m.authenticate("staff", creds("eve@example.com", "shop-pw"))
+            .await
+            .unwrap()
+            .success
+    );
+    assert!(
+        m.authenticate("shoppers", creds("eve@example.com", "shop-pw"))
+            .await
+            .unwrap()
+            .success
+    );
+    let keys: Vec<_> = m.providers().into_iter().map(|p| p.registry_key).collect();
+    assert_eq!(keys, ["au_emailpass_staff", "au_emailpass_shoppers"]);
+}
+
+#[tokio::test]
+async fn weaker_stored_hash_is_upgraded_on_login() {
+    let store: Arc<dyn IdentityStore> = Arc::new(MemoryIdentityStore::new());
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStateStore::new());
+    let weak = AuthModule::builder()
+        .identity_store(store.clone())
+        .state_store(state.clone())
+        .provider(
+            "emailpass",
+            "emailpass",
+            json!({"hash": {"memory_kib": 7168, "iterations": 5}}),
+        )
+        .build()
+        .unwrap();
+    weak.register("emailpass", creds("old@example.com", "pw"))
+        .await
+        .unwrap();
+    let stored = |store: Arc<dyn IdentityStore>| async move {
+        let p = store
+            .find_provider_identity("emailpass", "old@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        p.provider_metadata.unwrap()["password"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(stored(store.clone()).await.contains("m=7168,t=5,p=1"));
+
+    let strong = AuthModule::builder()
+        .identity_store(store.clone())
+        .state_store(state)
+        .provider("emailpass", "emailpass", Value::Null)
+        .build()
+        .unwrap();
+    assert!(
+        strong
+            .authenticate("emailpass", creds("old@example.com", "pw"))
+            .await
+            .unwrap()
+            .success
+    );
+    let upgraded = stored(store.clone()).await;
+    assert!(upgraded.contains("m=19456,t=2,p=1"), "{upgraded}");
+    assert!(
+        strong
+            .authenticate("emailpass", creds("old@example.com", "pw"))
+            .await
+            .unwrap()
+            .success
+    );
+}
+
+#[tokio::test]
+async fn update_refuses_missing_password_and_unknown_identity() {
+    let m = module_from_toml(EMAILPASS);
+    m.register("emailpass", creds("fay@example.com", "pw"))
+        .await
+        .unwrap();
+    let r = m
+        .update_provider(
+            "emailpass",
+            AuthRequest::json(json!({"entity_id": "fay@example.com"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.error.as_deref(), Some("Password should be a string"));
+    let r = m
+        .update_provider(
+            "emailpass",
+            AuthRequest::json(json!({"entity_id": "ghost@example.com", "password": "x"})),
+        )
+        .await
+        .unwrap();
+    assert!(!r.success);
+    assert!(
+        m.authenticate("emailpass", creds("fay@example.com", "pw"))
+            .await
+            .unwrap()
+            .success
+    );
+}
+
+#[tokio::test]
+async fn identity_crud_and_actor_links() {
+    let m = module_from_toml(EMAILPASS);
+    let id = m
+        .register("emailpass", creds("gus@example.com", "pw"))
+        .await
+        .unwrap()
+        .auth_identity
+        .unwrap()
+        .id;
+    let linked = m.link_actor(&id, "customer", "cus_9").await.unwrap();
+    assert_eq!(linked.actor_id("customer"), Some("cus_9"));
+    let unlinked = m.unlink_actor(&id, "customer").await.unwrap();
+    assert_eq!(unlinked.actor_id("customer"), None);
+    assert_eq!(
+        m.link_actor(&id, "bad actor", "x")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidData
+    );
+    let by_provider = m
+        .retrieve_by_provider("emailpass", "gus@example.com")
+        .await
+        .unwrap();
+    assert_eq!(by_provider.id, id);
+    m.delete_auth_identity(&id).await.unwrap();
+    assert_eq!(
+        m.retrieve_auth_identity(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(
+        m.find_provider_identity("emailpass", "gus@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The email is free again.
+    assert!(
+        m.register("emailpass", creds("gus@example.com", "new"))
+            .await
+            .unwrap()
+            .success
+    );
+}
