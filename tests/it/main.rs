@@ -1,6 +1,12 @@
 //! Workspace integration tests: one binary, one module per area.
 
+// Test helpers are `pub` for the sibling modules; this binary exports nothing.
+#![allow(unreachable_pub)]
+
 // Link the providers under test so their registrations are kept.
 use provider_emailpass as _;
 
+mod bad_input;
+mod http;
 mod module;
+mod support;

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cache;
 mod config;
 mod error;
 pub mod memory;
@@ -11,6 +12,7 @@ mod store;
 
 pub use async_trait::async_trait;
 
+pub use cache::CachedIdentityStore;
 pub use config::{
     Config, Format, HttpConfig, ProviderConfig, Secret, ServerConfig, StateConfig, StoreConfig,
     parse_duration,

@@ -1,1 +1,118 @@
-fn main() {}
+//! The `auth-server` binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Medusa-compatible authentication server.
+#[derive(Debug, Parser)]
+#[command(name = "auth-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the auth routes.
+    Serve {
+        /// Configuration file (TOML or JSON). Without it: SQLite at ./auth.db, emailpass, 127.0.0.1:9000.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding `[server] listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// List the provider kinds linked into this build.
+    Providers,
+    /// Check a configuration file and exit.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<(), String> {
+    let config = auth_server::load_config(config.as_deref()).map_err(|e| e.to_string())?;
+    let listen = listen.unwrap_or_else(|| config.server.listen.clone());
+    let app = auth_server::build_app(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let providers: Vec<String> = app
+        .service
+        .module()
+        .providers()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    tracing::info!(%addr, providers = ?providers, "auth-server listening");
+    auth_server::serve(listener, app.router, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Providers => {
+            for (id, name) in auth_server::linked_providers() {
+                println!("{id}\t{name}");
+            }
+            Ok(())
+        }
+        Command::CheckConfig { file } => auth_server::check_config(&file)
+            .map(|msg| println!("{msg}"))
+            .map_err(|e| e.to_string()),
+        Command::Serve { config, listen } => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(serve(config, listen)),
+            Err(e) => Err(format!("cannot start the runtime: {e}")),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Request bodies as Medusa reads them: JSON objects or form fields; any other
+//! content type is ignored (an empty body).
+
+use auth_module::Metadata;
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+enum Kind {
+    Json,
+    Form,
+    Other,
+}
+
+fn kind(headers: &HeaderMap) -> Kind {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Kind::Other;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Kind::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        Kind::Form
+    } else {
+        Kind::Other
+    }
+}
+
+/// Reads at most `limit` bytes (413 beyond) and parses them per the content type.
+pub(crate) async fn read_object(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Metadata, ApiError> {
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(ApiError::TooLarge),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not read the request body");
+            return Err(ApiError::invalid_data("Could not read the request body"));
+        }
+    };
+    match kind(headers) {
+        Kind::Other => Ok(Metadata::new()),
+        Kind::Json => {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Metadata::new());
+            }
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(m)) => Ok(m),
+                Ok(other) => Err(ApiError::invalid_data(format!(
+                    "Invalid request body: expected a JSON object, got {}",
+                    type_name(&other)
+                ))),
+                Err(e) => Err(ApiError::invalid_data(format!(
+                    "Invalid JSON in request body: {e}"
+                ))),
+            }
+        }
+        Kind::Form => Ok(parse_pairs(&bytes)),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `a=1&b=2` into string fields (the last of repeated keys wins); malformed
+/// input gives what could be read.
+pub(crate) fn parse_pairs(bytes: &[u8]) -> Metadata {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).unwrap_or_default();
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect()
+}

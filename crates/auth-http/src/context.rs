@@ -1,0 +1,294 @@
+//! Who is calling: bearer JWTs and server-side sessions, the [`AuthContext`]
+//! extractor and the [`RequireAuthLayer`] that protects host routes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use auth_module::Metadata;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
+
+use crate::AuthService;
+use crate::error::ApiError;
+use crate::token::AuthClaims;
+
+/// The authenticated caller, as Medusa's `req.auth_context`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AuthContext {
+    /// The linked actor id, `""` if none yet.
+    pub actor_id: String,
+    /// The actor type.
+    pub actor_type: String,
+    /// The auth identity.
+    pub auth_identity_id: String,
+    /// The provider instance used to log in, if known.
+    pub auth_provider: Option<String>,
+    /// The token's `app_metadata`.
+    pub app_metadata: Metadata,
+    /// The token's `user_metadata`.
+    pub user_metadata: Metadata,
+    /// How the caller authenticated.
+    pub method: AuthMethod,
+    /// The full claims.
+    pub claims: AuthClaims,
+}
+
+impl AuthContext {
+    fn new(claims: AuthClaims, method: AuthMethod) -> Self {
+        AuthContext {
+            actor_id: claims.actor_id.clone(),
+            actor_type: claims.actor_type.clone(),
+            auth_identity_id: claims.auth_identity_id.clone(),
+            auth_provider: claims.auth_provider.clone(),
+            app_metadata: claims.app_metadata.clone(),
+            user_metadata: claims.user_metadata.clone(),
+            method,
+            claims,
+        }
+    }
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// `Authorization: Bearer <jwt>`.
+    Bearer,
+    /// The session cookie.
+    Session,
+}
+
+/// What a protected route accepts, as Medusa's
+/// `authenticate(actor_types, ["bearer", "session"], { allow_unregistered })`.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    actor_types: Option<Vec<String>>,
+    bearer: bool,
+    session: bool,
+    allow_unregistered: bool,
+}
+
+impl AuthPolicy {
+    /// Any actor type (`"*"`), bearer or session, registered actors only.
+    pub fn any_actor() -> Self {
+        AuthPolicy {
+            actor_types: None,
+            bearer: true,
+            session: true,
+            allow_unregistered: false,
+        }
+    }
+
+    /// Only these actor types.
+    pub fn actor_types<I: IntoIterator<Item = S>, S: Into<String>>(types: I) -> Self {
+        AuthPolicy {
+            actor_types: Some(types.into_iter().map(Into::into).collect()),
+            ..Self::any_actor()
+        }
+    }
+
+    /// Accept bearer tokens (default true).
+    pub fn bearer(mut self, yes: bool) -> Self {
+        self.bearer = yes;
+        self
+    }
+
+    /// Accept the session cookie (default true).
+    pub fn session(mut self, yes: bool) -> Self {
+        self.session = yes;
+        self
+    }
+
+    /// Accept callers with no linked actor yet (`actor_id == ""`).
+    pub fn allow_unregistered(mut self, yes: bool) -> Self {
+        self.allow_unregistered = yes;
+        self
+    }
+
+    fn admits(&self, claims: &AuthClaims) -> bool {
+        let actor_ok = match &self.actor_types {
+            None => true,
+            Some(types) => types.iter().any(|t| t == "*" || *t == claims.actor_type),
+        };
+        actor_ok && (self.allow_unregistered || !claims.actor_id.is_empty())
+    }
+}
+
+/// The bearer token of `headers`, `Bearer` matched case-insensitively.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The value of cookie `name` in `headers`.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+pub(crate) const SESSION_PREFIX: &str = "session:";
+
+impl AuthService {
+    /// The claims of the session named by the request's cookie, if live.
+    pub(crate) async fn session_claims(&self, headers: &HeaderMap) -> Option<(String, AuthClaims)> {
+        let sid = cookie(headers, &self.settings().session_cookie_name)?;
+        if sid.len() > 128 {
+            return None;
+        }
+        let value = match self
+            .module()
+            .state_store()
+            .get(&format!("{SESSION_PREFIX}{sid}"))
+            .await
+        {
+            Ok(v) => v?,
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                return None;
+            }
+        };
+        let claims: AuthClaims = serde_json::from_value(value).ok()?;
+        Some((sid.to_owned(), claims))
+    }
+
+    /// Authenticates a request's headers under `policy`: the session first,
+    /// then the bearer token, as Medusa does. `None` means 401.
+    pub async fn authenticate_headers(
+        &self,
+        headers: &HeaderMap,
+        policy: &AuthPolicy,
+    ) -> Option<AuthContext> {
+        if policy.session {
+            if let Some((_, claims)) = self.session_claims(headers).await {
+                if policy.admits(&claims) {
+                    return Some(AuthContext::new(claims, AuthMethod::Session));
+                }
+            }
+        }
+        if policy.bearer {
+            if let Some(claims) = bearer_token(headers).and_then(|t| self.tokens().verify(t)) {
+                if policy.admits(&claims) {
+                    return Some(AuthContext::new(claims, AuthMethod::Bearer));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Extracts the [`AuthContext`] set by [`RequireAuthLayer`]; without the layer
+/// (or unauthenticated) it answers 401 `{"message":"Unauthorized"}`.
+impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AuthContext>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized.into_response())
+    }
+}
+
+/// A layer that lets through only requests authenticated under an
+/// [`AuthPolicy`], and hands their [`AuthContext`] to the handler.
+///
+/// ```
+/// use auth_http::{AuthContext, AuthPolicy, AuthService, RequireAuthLayer};
+/// use axum::{Router, routing::get};
+///
+/// async fn me(ctx: AuthContext) -> String {
+///     format!("{} {}", ctx.actor_type, ctx.actor_id)
+/// }
+///
+/// fn app(service: AuthService) -> Router {
+///     Router::new()
+///         .route("/store/me", get(me))
+///         .layer(RequireAuthLayer::new(service.clone(), AuthPolicy::actor_types(["customer"])))
+///         .merge(auth_http::router(service))
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequireAuthLayer {
+    service: AuthService,
+    policy: Arc<AuthPolicy>,
+}
+
+impl RequireAuthLayer {
+    /// Requires `policy`, checked by `service`.
+    pub fn new(service: AuthService, policy: AuthPolicy) -> Self {
+        RequireAuthLayer {
+            service,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequireAuthLayer {
+    type Service = RequireAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireAuth {
+            inner,
+            service: self.service.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service of [`RequireAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct RequireAuth<S> {
+    inner: S,
+    service: AuthService,
+    policy: Arc<AuthPolicy>,
+}
+
+impl<S> Service<Request> for RequireAuth<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let service = self.service.clone();
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            match service.authenticate_headers(req.headers(), &policy).await {
+                Some(ctx) => {
+                    req.extensions_mut().insert(ctx);
+                    inner.call(req).await
+                }
+                None => Ok(ApiError::Unauthorized.into_response()),
+            }
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! The route handlers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use auth_module::{AuthRequest, AuthenticationResponse, ErrorKind, random_hex};
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::AuthService;
+use crate::body::{parse_pairs, read_object};
+use crate::context::{AuthPolicy, SESSION_PREFIX, bearer_token};
+use crate::error::ApiError;
+
+#[derive(Clone, Copy)]
+pub(crate) enum Step {
+    Register,
+    Login,
+    Callback,
+}
+
+/// Builds the provider's view of the request: path, query, body, headers.
+async fn auth_request(
+    svc: &AuthService,
+    actor: &str,
+    req: Request,
+) -> Result<AuthRequest, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
+    let query = parts
+        .uri
+        .query()
+        .map(|q| parse_pairs(q.as_bytes()))
+        .unwrap_or_default();
+    let headers: BTreeMap<String, String> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| *k != header::AUTHORIZATION && *k != header::COOKIE)
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    Ok(AuthRequest::with_body(body)
+        .query(query)
+        .headers(headers)
+        .url(parts.uri.to_string(), "http")
+        .client_addr(client)
+        .actor_type(actor))
+}
+
+pub(crate) async fn run_step(
+    svc: AuthService,
+    step: Step,
+    actor: String,
+    provider: String,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let auth_req = auth_request(&svc, &actor, req).await?;
+    svc.module().check_actor_allowed(&actor, &provider)?;
+    let module = svc.module();
+    let result: AuthenticationResponse = match step {
+        Step::Register => module.register(&provider, auth_req).await?,
+        Step::Login => module.authenticate(&provider, auth_req).await?,
+        Step::Callback => module.validate_callback(&provider, auth_req).await?,
+    };
+    if let (true, Some(identity)) = (result.success, &result.auth_identity) {
+        let token = svc.tokens().issue(identity, &actor, &provider);
+        return Ok(Json(json!({ "token": token })).into_response());
+    }
+    if let (true, Some(location)) = (result.success, result.location) {
+        if matches!(step, Step::Login) {
+            return Ok(Json(json!({ "location": location })).into_response());
+        }
+    }
+    Err(ApiError::unauthorized(
+        result.error.unwrap_or_else(|| "Unauthorized".to_owned()),
+    ))
+}
+
+pub(crate) async fn register(
+    State(svc): State<AuthService>,
+    Path((actor, provider)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    run_step(svc, Step::Register, actor, provider, req).await
+}
+
+pub(crate) async fn login(
+    State(svc): State<AuthService>,
+    Path((actor, provider)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    run_step(svc, Step::Login, actor, provider, req).await
+}
+
+pub(crate) async fn callback(
+    State(svc): State<AuthService>,
+    Path((actor, provider)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    run_step(svc, Step::Callback, actor, provider, req).await
+}
+
+/// `POST /auth/token/refresh`: a new token re-read from the store.
+pub(crate) async fn refresh(
+    State(svc): State<AuthService>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let ctx = svc
+        .authenticate_headers(&headers, &AuthPolicy::any_actor().allow_unregistered(true))
+        .await
+        .ok_or(ApiError::Unauthorized)?;
+    let provider = ctx.auth_provider.ok_or_else(|| {
+        ApiError::unauthorized("The auth provider is not set while refreshing token")
+    })?;
+    let identity = match svc
+        .module()
+        .retrieve_auth_identity(&ctx.auth_identity_id)
+        .await
+    {
+        Ok(i) => i,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(ApiError::Unauthorized),
+        Err(e) => return Err(e.into()),
+    };
+    let token = svc.tokens().issue(&identity, &ctx.actor_type, &provider);
+    Ok(Json(json!({ "token": token })).into_response())
+}
+
+/// `POST /auth/session`: bearer only; stores the token's claims server-side.
+pub(crate) async fn create_session(
+    State(svc): State<AuthService>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let claims = bearer_token(&headers)
+        .and_then(|t| svc.tokens().verify(t))
+        .ok_or(ApiError::Unauthorized)?;
+    let sid = random_hex(32);
+    let settings = svc.settings();
+    let value = serde_json::to_value(&claims).map_err(|_| ApiError::Internal)?;
+    svc.module()
+        .state_store()
+        .set(
+            &format!("{SESSION_PREFIX}{sid}"),
+            value.clone(),
+            settings.session_ttl,
+        )
+        .await?;
+    let cookie = format!(
+        "{}={sid}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+        settings.session_cookie_name,
+        settings.session_ttl.as_secs(),
+        if settings.session_cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let mut res = Json(json!({ "user": value })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// `DELETE /auth/session`: the cookie only; destroys the server-side session.
+pub(crate) async fn delete_session(
+    State(svc): State<AuthService>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (sid, _) = svc
+        .session_claims(&headers)
+        .await
+        .ok_or(ApiError::Unauthorized)?;
+    svc.module()
+        .state_store()
+        .delete(&format!("{SESSION_PREFIX}{sid}"))
+        .await?;
+    let settings = svc.settings();
+    let cookie = format!(
+        "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{}",
+        settings.session_cookie_name,
+        if settings.session_cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let mut res = Json(json!({ "success": true })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// `GET /auth/{actor}/providers`.
+pub(crate) async fn list_providers(
+    State(svc): State<AuthService>,
+    Path(actor): Path<String>,
+) -> Json<Value> {
+    let providers: Vec<Value> = svc
+        .module()
+        .providers_for_actor(&actor)
+        .into_iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "identifier": p.identifier,
+                "display_name": p.display_name,
+                "flow": p.flow.as_str(),
+            })
+        })
+        .collect();
+    Json(json!({ "providers": providers }))
+}
+
+/// `GET /health`.
+pub(crate) async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("Route not found")
+}
+
+pub(crate) async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "type": "not_allowed", "message": "Method not allowed" })),
+    )
+        .into_response()
+}

@@ -1,0 +1,207 @@
+//! A read-through cache in front of an [`IdentityStore`] that can never answer
+//! stale for writes made through it.
+//!
+//! Token refresh reads one auth identity per request, and that read dominates
+//! its cost on SQL stores. This cache keeps recently read identities in process
+//! memory and drops an entry in the write path of every change that touches it
+//! (link, unlink, password change, deletion), after the backend has committed.
+//! A generation counter stops a read that raced with a write from putting the
+//! old value back. Use it only where this process is the only writer (the
+//! embedded SQLite server); replicas sharing a database must not use it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{
+    AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
+};
+use crate::store::{IdentityStore, NewAuthIdentity};
+
+/// An [`IdentityStore`] wrapper caching `retrieve_auth_identity`.
+#[derive(Debug)]
+pub struct CachedIdentityStore<S> {
+    inner: S,
+    cache: Mutex<CacheState>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    generation: u64,
+    entries: HashMap<String, AuthIdentity>,
+}
+
+impl<S: IdentityStore> CachedIdentityStore<S> {
+    /// Caches up to `capacity` identities read from `inner`.
+    pub fn new(inner: S, capacity: usize) -> Self {
+        CachedIdentityStore {
+            inner,
+            cache: Mutex::new(CacheState::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called after a committed write: forget `id` (or everything) and make
+    /// reads that started before it unable to repopulate.
+    fn invalidate(&self, id: Option<&str>) {
+        let mut g = self.lock();
+        g.generation += 1;
+        match id {
+            Some(id) => {
+                g.entries.remove(id);
+            }
+            None => g.entries.clear(),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
+    async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+        // A new id is not cached yet; nothing to invalidate.
+        self.inner.create_auth_identity(new).await
+    }
+
+    async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
+        let generation = {
+            let g = self.lock();
+            if let Some(hit) = g.entries.get(id) {
+                return Ok(hit.clone());
+            }
+            g.generation
+        };
+        let fresh = self.inner.retrieve_auth_identity(id).await?;
+        let mut g = self.lock();
+        if g.generation == generation {
+            if g.entries.len() >= self.capacity {
+                g.entries.clear();
+            }
+            g.entries.insert(id.to_owned(), fresh.clone());
+        }
+        Ok(fresh)
+    }
+
+    async fn update_app_metadata(
+        &self,
+        id: &str,
+        app_metadata: Option<Metadata>,
+    ) -> Result<AuthIdentity> {
+        let r = self.inner.update_app_metadata(id, app_metadata).await;
+        self.invalidate(Some(id));
+        r
+    }
+
+    async fn delete_auth_identity(&self, id: &str) -> Result<()> {
+        let r = self.inner.delete_auth_identity(id).await;
+        self.invalidate(Some(id));
+        r
+    }
+
+    async fn find_provider_identity(
+        &self,
+        provider: &str,
+        entity_id: &str,
+    ) -> Result<Option<ProviderIdentity>> {
+        self.inner.find_provider_identity(provider, entity_id).await
+    }
+
+    async fn add_provider_identity(
+        &self,
+        auth_identity_id: &str,
+        new: NewProviderIdentity,
+    ) -> Result<ProviderIdentity> {
+        let r = self
+            .inner
+            .add_provider_identity(auth_identity_id, new)
+            .await;
+        self.invalidate(Some(auth_identity_id));
+        r
+    }
+
+    async fn update_provider_identity(
+        &self,
+        id: &str,
+        update: ProviderIdentityUpdate,
+    ) -> Result<ProviderIdentity> {
+        let r = self.inner.update_provider_identity(id, update).await;
+        match &r {
+            Ok(p) => self.invalidate(Some(&p.auth_identity_id)),
+            Err(_) => self.invalidate(None),
+        }
+        r
+    }
+
+    async fn delete_provider_identity(&self, id: &str) -> Result<()> {
+        let r = self.inner.delete_provider_identity(id).await;
+        // The owner is unknown here; deletions are rare, so forget everything.
+        self.invalidate(None);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryIdentityStore;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn writes_through_the_cache_are_seen_at_once() {
+        let store = CachedIdentityStore::new(MemoryIdentityStore::new(), 16);
+        let created = store
+            .create_auth_identity(NewAuthIdentity::with_provider_identity(
+                NewProviderIdentity::new("emailpass", "a@b.c"),
+            ))
+            .await
+            .unwrap();
+        let id = created.id.clone();
+        assert_eq!(
+            store
+                .retrieve_auth_identity(&id)
+                .await
+                .unwrap()
+                .actor_id("customer"),
+            None
+        );
+        store
+            .update_app_metadata(&id, json!({"customer_id": "cus_1"}).as_object().cloned())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .retrieve_auth_identity(&id)
+                .await
+                .unwrap()
+                .actor_id("customer"),
+            Some("cus_1")
+        );
+        let pid = created.provider_identities[0].id.clone();
+        store
+            .update_provider_identity(
+                &pid,
+                ProviderIdentityUpdate::new()
+                    .user_metadata(json!({"n": 1}).as_object().cloned().unwrap()),
+            )
+            .await
+            .unwrap();
+        let again = store.retrieve_auth_identity(&id).await.unwrap();
+        assert_eq!(
+            again.provider_identities[0].user_metadata,
+            json!({"n": 1}).as_object().cloned()
+        );
+        store.delete_auth_identity(&id).await.unwrap();
+        assert!(store.retrieve_auth_identity(&id).await.is_err());
+    }
+}
