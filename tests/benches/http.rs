@@ -1,1 +1,283 @@
-fn main() {}
+//! Login and token refresh over loopback against the real server, side by side
+//! with their bounds, in one run:
+//!
+//! - login vs the hashing bound: argon2id verifies per second with one thread
+//!   per core at the same parameters;
+//! - refresh vs a bare axum JSON echo route served the same way.
+//!
+//! `cargo bench -p auth-tests --bench http` (or `cargo xtask bench`).
+//! `BENCH_SECS` (default 5) and `BENCH_CONNECTIONS` (default 32) tune a run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::routing::post;
+use provider_emailpass::{HashOptions, PasswordHashing};
+use serde_json::{Value, json};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn hashing_bound(secs: u64) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).expect("options"));
+    let stored = Arc::new(hashing.hash("bench-password").expect("hash"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (h, s, stop, count) =
+                (hashing.clone(), stored.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    assert!(h.verify(&s, "bench-password").matches);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("thread");
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Stats {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// `connections` loops sending `make()` requests for `secs`.
+async fn drive(
+    client: &reqwest::Client,
+    secs: u64,
+    connections: usize,
+    make: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
+) -> Stats {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, make) = (client.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match make(&client).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("task");
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Stats {
+        rps: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
+}
+
+fn serve_in_background(router: axum::Router) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            auth_server::serve(listener, router, std::future::pending())
+                .await
+                .expect("serve");
+        });
+    });
+    rx.recv().expect("server address")
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let secs = env_u64("BENCH_SECS", 5);
+    let connections = env_u64("BENCH_CONNECTIONS", 32) as usize;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+    println!(
+        "# http bench: {secs}s per scenario, {connections} connections, {cores} cores shared by client and server"
+    );
+    let bound = hashing_bound(secs);
+    println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = auth_module::Config::from_toml_str(&format!(
+        "[http]\njwt_secret = \"bench-secret-0123456789abcdef0123456789\"\n[store]\nurl = \"sqlite://{}/auth.db\"\n[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
+        dir.path().display()
+    ))
+    .expect("config");
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let app = setup.block_on(auth_server::build_app(config)).expect("app");
+    let auth_addr = serve_in_background(app.router);
+    let echo =
+        axum::Router::new().route("/echo", post(|Json(v): Json<Value>| async move { Json(v) }));
+    let echo_addr = serve_in_background(echo);
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    client_rt.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .expect("client");
+        let creds = json!({"email": "bench@example.com", "password": "bench-password"});
+        let r = client
+            .post(format!(
+                "http://{auth_addr}/auth/customer/emailpass/register"
+            ))
+            .json(&creds)
+            .send()
+            .await
+            .expect("register");
+        let token = r.json::<Value>().await.expect("json")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+
+        let login_url = format!("http://{auth_addr}/auth/customer/emailpass");
+        let login = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| c.post(&login_url).json(&creds)),
+        )
+        .await;
+        let refresh_url = format!("http://{auth_addr}/auth/token/refresh");
+        let bearer = format!("Bearer {token}");
+        let refresh = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| {
+                c.post(&refresh_url).header("authorization", &bearer)
+            }),
+        )
+        .await;
+        let echo_url = format!("http://{echo_addr}/echo");
+        let body = json!({"token": token});
+        let echo = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| c.post(&echo_url).json(&body)),
+        )
+        .await;
+
+        println!(
+            "{:<10} {:>10} {:>9} {:>9} {:>7}",
+            "scenario", "req/s", "p50_ms", "p99_ms", "errors"
+        );
+        for (name, s) in [("login", &login), ("refresh", &refresh), ("echo", &echo)] {
+            println!(
+                "{name:<10} {:>10.1} {:>9.2} {:>9.2} {:>7}",
+                s.rps, s.p50_ms, s.p99_ms, s.errors
+            );
+        }
+        let login_ratio = login.rps / bound;
+        let refresh_ratio = refresh.rps / echo.rps;
+        println!("login / hashing bound = {login_ratio:.2} (target >= 0.85)");
+        println!("refresh / echo        = {refresh_ratio:.2} (target >= 0.35)");
+        wrk_pair(secs, connections, auth_addr, echo_addr, &token);
+    });
+}
+
+/// The same refresh/echo comparison with wrk (a lighter client than the one
+/// above), when wrk is installed.
+fn wrk_pair(secs: u64, connections: usize, auth: SocketAddr, echo: SocketAddr, token: &str) {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("(wrk not installed: skipping the wrk comparison)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refresh_lua = dir.path().join("refresh.lua");
+    let echo_lua = dir.path().join("echo.lua");
+    std::fs::write(
+        &refresh_lua,
+        format!("wrk.method = \"POST\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n"),
+    )
+    .expect("lua");
+    std::fs::write(
+        &echo_lua,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{{\"token\":\"{token}\"}}'\n"
+        ),
+    )
+    .expect("lua");
+    let run = |url: String, script: &std::path::Path| -> f64 {
+        let out = std::process::Command::new("wrk")
+            .args([
+                "-t2",
+                &format!("-c{connections}"),
+                &format!("-d{secs}s"),
+                "-s",
+            ])
+            .arg(script)
+            .arg(&url)
+            .output()
+            .expect("wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let refresh = run(format!("http://{auth}/auth/token/refresh"), &refresh_lua);
+    let echo = run(format!("http://{echo}/echo"), &echo_lua);
+    println!(
+        "wrk -t2 -c{connections} -d{secs}s: refresh {refresh:.0} req/s, echo {echo:.0} req/s, refresh / echo = {:.2}",
+        refresh / echo.max(1.0)
+    );
+}

@@ -1,1 +1,400 @@
-//! stub
+#![doc = include_str!("../README.md")]
+// Without an engine feature the crate still builds (every URL is refused with
+// the feature to enable), and the engine-side helpers are simply unused.
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
+mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod url;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use auth_module::{
+    AuthIdentity, Error, IdentityStore, Metadata, NewAuthIdentity, NewProviderIdentity,
+    ProviderIdentity, ProviderIdentityUpdate, Result,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// An [`IdentityStore`] on a SQL database: SQLite (feature `sqlite`, default)
+/// or PostgreSQL (feature `postgres`).
+///
+/// Open it with [`SqlStore::connect`]; the schema's migrations are applied
+/// then. It holds a connection pool (4 connections at most) and is cheap to
+/// share behind an `Arc`. Its `Debug` output names the engine and the URL
+/// with any password replaced by `***`.
+pub struct SqlStore {
+    backend: Backend,
+    /// The URL with its password redacted, for `Debug` only.
+    redacted_url: String,
+    /// The PostgreSQL schema every connection uses, if one was chosen.
+    schema: Option<String>,
+}
+
+/// The pool of the engine the URL named. Empty (and `SqlStore` impossible to
+/// build) when no engine feature is enabled.
+enum Backend {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+impl SqlStore {
+    /// Opens the database at `url` and applies the migrations.
+    ///
+    /// - `sqlite://PATH` (or `sqlite:PATH`): a file, created if missing, in WAL
+    ///   mode with `synchronous=NORMAL`, foreign keys on, a 5 s busy timeout.
+    /// - `sqlite::memory:`: a private in-memory database, gone when the store is.
+    /// - `postgres://…` or `postgresql://…` (feature `postgres`).
+    ///
+    /// # Errors
+    /// [`auth_module::ErrorKind::InvalidData`] for a malformed URL, an unknown
+    /// scheme, or an engine this build lacks (the message names the cargo
+    /// feature that adds it); [`auth_module::ErrorKind::DatabaseError`] when
+    /// the database cannot be reached or migrated.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        match Engine::of_url(url)? {
+            Engine::Sqlite => Self::connect_sqlite(url).await,
+            Engine::Postgres => Self::connect_pg(url, None).await,
+        }
+    }
+
+    /// A fresh, private in-memory SQLite database: for tests.
+    ///
+    /// # Errors
+    /// [`auth_module::ErrorKind::DatabaseError`] if SQLite cannot be opened.
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite_memory() -> Result<SqlStore> {
+        Self::connect("sqlite::memory:").await
+    }
+
+    /// Opens the PostgreSQL database at `url` with every connection's
+    /// `search_path` set to `schema` alone, creates that schema if missing and
+    /// applies the migrations inside it.
+    ///
+    /// This lets several stores share one database without seeing each
+    /// other's data: a tenant per schema, or a test per schema.
+    ///
+    /// # Errors
+    /// [`auth_module::ErrorKind::InvalidData`] if `url` is not a PostgreSQL URL
+    /// or `schema` is not a lowercase identifier (`[a-z_][a-z0-9_]*`, at most
+    /// 63 bytes); [`auth_module::ErrorKind::DatabaseError`] when the database
+    /// cannot be reached, or the schema created or migrated.
+    #[cfg(feature = "postgres")]
+    pub async fn connect_postgres_schema(url: &str, schema: &str) -> Result<SqlStore> {
+        if Engine::of_url(url)? != Engine::Postgres {
+            return Err(Error::invalid_data(
+                "connect_postgres_schema needs a postgres:// or postgresql:// URL",
+            ));
+        }
+        postgres::validate_schema(schema)?;
+        Self::connect_pg(url, Some(schema)).await
+    }
+
+    /// The PostgreSQL schema chosen with [`SqlStore::connect_postgres_schema`].
+    #[cfg(feature = "postgres")]
+    pub fn postgres_schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Closes every connection of the pool, waiting for checked-out ones to
+    /// come back. Later calls on the store fail with a database error.
+    pub async fn close(&self) {
+        match self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ref pool) => pool.close().await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(ref pool) => pool.close().await,
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn connect_sqlite(url: &str) -> Result<SqlStore> {
+        Ok(SqlStore {
+            backend: Backend::Sqlite(sqlite::connect(url).await?),
+            redacted_url: url::redact(url),
+            schema: None,
+        })
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    async fn connect_sqlite(_url: &str) -> Result<SqlStore> {
+        Err(Error::invalid_data(
+            "sqlite: URLs need the `sqlite` feature of auth-store-sql, which this build lacks",
+        ))
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn connect_pg(url: &str, schema: Option<&str>) -> Result<SqlStore> {
+        Ok(SqlStore {
+            backend: Backend::Postgres(postgres::connect(url, schema).await?),
+            redacted_url: url::redact(url),
+            schema: schema.map(str::to_owned),
+        })
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn connect_pg(_url: &str, _schema: Option<&str>) -> Result<SqlStore> {
+        Err(Error::invalid_data(
+            "postgres:// URLs need the `postgres` feature of auth-store-sql, which this build lacks",
+        ))
+    }
+
+    fn engine_name(&self) -> &'static str {
+        match self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the pool: its connect options carry the password.
+        f.debug_struct("SqlStore")
+            .field("engine", &self.engine_name())
+            .field("url", &self.redacted_url)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine a URL names, whether or not this build supports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    fn of_url(url: &str) -> Result<Engine> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => Ok(Engine::Sqlite),
+            "postgres" | "postgresql" => Ok(Engine::Postgres),
+            // Echo the scheme only when it looks like one: from a bare
+            // `user:password@host` that is the user name, never the password.
+            s if !s.is_empty()
+                && s.len() <= 16
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+') =>
+            {
+                Err(Error::invalid_data(format!(
+                    "unsupported database URL scheme `{s}`: expected sqlite:, postgres:// or postgresql://"
+                )))
+            }
+            _ => Err(Error::invalid_data(
+                "a database URL starts with sqlite:, postgres:// or postgresql://",
+            )),
+        }
+    }
+}
+
+/// Calls `$f` of the engine module of `$self`'s backend with the pool first.
+macro_rules! dispatch {
+    ($self:ident, $f:ident($($arg:expr),* $(,)?)) => {
+        match $self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ref pool) => sqlite::queries::$f(pool, $($arg),*).await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(ref pool) => postgres::queries::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+#[async_trait]
+impl IdentityStore for SqlStore {
+    async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+        refuse_nul_metadata(new.app_metadata.as_ref())?;
+        for p in &new.provider_identities {
+            refuse_nul_provider(p)?;
+        }
+        dispatch!(self, create_auth_identity(new))
+    }
+
+    async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
+        if has_nul(id) {
+            return Err(auth_not_found(id));
+        }
+        dispatch!(self, retrieve_auth_identity(id))
+    }
+
+    async fn update_app_metadata(
+        &self,
+        id: &str,
+        app_metadata: Option<Metadata>,
+    ) -> Result<AuthIdentity> {
+        if has_nul(id) {
+            return Err(auth_not_found(id));
+        }
+        refuse_nul_metadata(app_metadata.as_ref())?;
+        dispatch!(self, update_app_metadata(id, app_metadata))
+    }
+
+    async fn delete_auth_identity(&self, id: &str) -> Result<()> {
+        if has_nul(id) {
+            return Err(auth_not_found(id));
+        }
+        dispatch!(self, delete_auth_identity(id))
+    }
+
+    async fn find_provider_identity(
+        &self,
+        provider: &str,
+        entity_id: &str,
+    ) -> Result<Option<ProviderIdentity>> {
+        if has_nul(provider) || has_nul(entity_id) {
+            return Ok(None);
+        }
+        dispatch!(self, find_provider_identity(provider, entity_id))
+    }
+
+    async fn add_provider_identity(
+        &self,
+        auth_identity_id: &str,
+        new: NewProviderIdentity,
+    ) -> Result<ProviderIdentity> {
+        if has_nul(auth_identity_id) {
+            return Err(auth_not_found(auth_identity_id));
+        }
+        refuse_nul_provider(&new)?;
+        dispatch!(self, add_provider_identity(auth_identity_id, new))
+    }
+
+    async fn update_provider_identity(
+        &self,
+        id: &str,
+        update: ProviderIdentityUpdate,
+    ) -> Result<ProviderIdentity> {
+        if has_nul(id) {
+            return Err(provider_not_found(id));
+        }
+        refuse_nul_metadata(update.user_metadata.as_ref())?;
+        refuse_nul_metadata(update.provider_metadata.as_ref())?;
+        dispatch!(self, update_provider_identity(id, update))
+    }
+
+    async fn delete_provider_identity(&self, id: &str) -> Result<()> {
+        if has_nul(id) {
+            return Err(provider_not_found(id));
+        }
+        dispatch!(self, delete_provider_identity(id))
+    }
+}
+
+// NUL characters: PostgreSQL `text` and `jsonb` cannot hold U+0000 and answer
+// an encoding error. Rather than a database error on one engine and success on
+// the other, both refuse it up front: no stored key contains NUL, so a lookup
+// with one finds nothing, and a write with one is `InvalidData`.
+
+fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
+
+fn value_has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => has_nul(s),
+        Value::Array(items) => items.iter().any(value_has_nul),
+        Value::Object(m) => metadata_has_nul(m),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+fn metadata_has_nul(m: &Metadata) -> bool {
+    m.iter().any(|(k, v)| has_nul(k) || value_has_nul(v))
+}
+
+fn refuse_nul_metadata(m: Option<&Metadata>) -> Result<()> {
+    if m.is_some_and(metadata_has_nul) {
+        return Err(Error::invalid_data(
+            "metadata must not contain NUL (U+0000) characters",
+        ));
+    }
+    Ok(())
+}
+
+fn refuse_nul_provider(p: &NewProviderIdentity) -> Result<()> {
+    if has_nul(&p.entity_id) || has_nul(&p.provider) {
+        return Err(Error::invalid_data(
+            "entity_id and provider must not contain NUL (U+0000) characters",
+        ));
+    }
+    refuse_nul_metadata(p.user_metadata.as_ref())?;
+    refuse_nul_metadata(p.provider_metadata.as_ref())
+}
+
+// Errors: the messages are those of `auth_module::memory`, so a client sees the
+// same text whichever store is configured.
+
+fn duplicate(new: &NewProviderIdentity) -> Error {
+    Error::duplicate(format!(
+        "Provider identity with entity_id {} and provider {} already exists",
+        new.entity_id, new.provider
+    ))
+}
+
+fn auth_not_found(id: &str) -> Error {
+    Error::not_found(format!("AuthIdentity with id: {id} was not found"))
+}
+
+fn provider_not_found(id: &str) -> Error {
+    Error::not_found(format!("ProviderIdentity with id: {id} was not found"))
+}
+
+/// Wraps a backend error: `action` says what the store was doing.
+fn database(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| Error::database(format!("auth-store-sql: {action} failed"), e)
+}
+
+/// Whether `e` is a unique-key violation, on any engine.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// Whether `e` is a foreign-key violation, on any engine.
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
+/// The current time at the precision both engines keep (microseconds), so a
+/// value returned by a write equals the one read back later.
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_module::ErrorKind;
+
+    #[test]
+    fn engines_by_scheme() {
+        assert_eq!(Engine::of_url("sqlite::memory:").ok(), Some(Engine::Sqlite));
+        assert_eq!(Engine::of_url("sqlite://a.db").ok(), Some(Engine::Sqlite));
+        assert_eq!(
+            Engine::of_url("postgres://h/db").ok(),
+            Some(Engine::Postgres)
+        );
+        assert_eq!(
+            Engine::of_url("postgresql://h/db").ok(),
+            Some(Engine::Postgres)
+        );
+        let e = Engine::of_url("mysql://u:pw@h/db").err();
+        assert_eq!(e.as_ref().map(Error::kind), Some(ErrorKind::InvalidData));
+        assert!(e.is_some_and(|e| e.message().contains("`mysql`")));
+        let e = Engine::of_url("u:hunter2@h/db").err();
+        assert!(e.is_some_and(|e| !e.message().contains("hunter2")));
+    }
+
+    #[test]
+    fn now_is_whole_microseconds() {
+        assert_eq!(now().nanosecond() % 1_000, 0);
+    }
+}

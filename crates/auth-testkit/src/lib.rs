@@ -1,1 +1,35 @@
-//! stub
+#![doc = include_str!("../README.md")]
+
+pub mod identity;
+mod macros;
+pub mod state;
+mod support;
+
+/// Used by the suite macros; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+
+    pub use tokio::spawn;
+
+    /// Runs a case's future to completion on a fresh current-thread runtime
+    /// with every driver enabled, as `#[tokio::test]` does.
+    pub fn block_on<F: Future<Output = ()>>(future: F) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            // Invariant: only fails when the OS refuses the runtime its timer or I/O driver.
+            .expect("the test runtime cannot be built")
+            .block_on(future);
+    }
+
+    /// Re-raises the panic of a case run on its own task, once the teardown has run.
+    pub fn finish(outcome: Result<(), tokio::task::JoinError>) {
+        if let Err(e) = outcome {
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("the case's task did not finish: {e}"),
+            }
+        }
+    }
+}

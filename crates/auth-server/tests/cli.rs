@@ -1,0 +1,271 @@
+//! The real `auth-server` binary: default mode, restart, config checks, signals.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
+
+struct Running {
+    child: Child,
+    addr: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `auth-server serve` in `dir` and waits for its listening line.
+fn start(dir: &Path, args: &[&str]) -> (Running, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn auth-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Owned by `Running` at once, so any panic below still kills and reaps it.
+    let mut running = Running {
+        child,
+        addr: String::new(),
+        log: rx,
+    };
+    let mut seen = Vec::new();
+    loop {
+        let line = running
+            .log
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no listening line; log so far: {seen:#?}"));
+        let plain = strip_ansi(&line);
+        seen.push(plain.clone());
+        if let Some(i) = plain.find("addr=") {
+            running.addr = plain[i + 5..].split_whitespace().next().unwrap().to_owned();
+            return (running, seen);
+        }
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn post(
+    url: &str,
+    body: serde_json::Value,
+    bearer: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = bearer {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn default_mode_keeps_data_and_secret_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = start(dir.path(), &["--listen", "127.0.0.1:0"]);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("generated a random JWT secret")),
+        "{log:#?}"
+    );
+    assert!(dir.path().join("auth.db").exists());
+    let secret = std::fs::read_to_string(dir.path().join("auth.jwt-secret")).unwrap();
+    assert_eq!(secret.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("auth.jwt-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the secret file is private");
+    }
+
+    let base = format!("http://{}", server.addr);
+    let creds = serde_json::json!({"email": "cli@example.com", "password": "pw-cli"});
+    let (status, body) = post(
+        &format!("{base}/auth/customer/emailpass/register"),
+        creds.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    drop(server);
+
+    let (server, log) = start(dir.path(), &["--listen", "127.0.0.1:0"]);
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("generated a random JWT secret")),
+        "{log:#?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("auth.jwt-secret")).unwrap(),
+        secret
+    );
+    let base = format!("http://{}", server.addr);
+    let (status, _) = post(&format!("{base}/auth/customer/emailpass"), creds, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        &format!("{base}/auth/token/refresh"),
+        serde_json::json!({}),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a token from before the restart is still valid"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _) = start(dir.path(), &["--listen", "127.0.0.1:0"]);
+    let health = reqwest::get(format!("http://{}/health", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut waited = 0;
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(waited < 100, "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    };
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = server.log.try_iter().map(|l| strip_ansi(&l)).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shutting down")),
+        "{rest:#?}"
+    );
+}
+
+#[test]
+fn providers_lists_linked_kinds() {
+    let out = Command::new(BIN).arg("providers").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "emailpass\tEmail/Password Authentication"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_accepts_good_and_explains_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[http]\njwt_secret = \"${CHECK_SECRET}\"\n[store]\nurl = \"memory://\"\n[[providers]]\nresolve = \"emailpass\"\nid = \"pw\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&good)
+        .env("CHECK_SECRET", "0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ok; providers: pw (emailpass)"), "{text}");
+
+    // Missing env var, unknown provider, no secret, malformed: exit 1, one clear line, no panic.
+    let cases = [
+        (
+            "[http]\njwt_secret = \"${CHECK_SECRET_UNSET}\"\n[[providers]]\nresolve='emailpass'\nid='a'\n",
+            "environment variable CHECK_SECRET_UNSET is not set",
+        ),
+        (
+            "[http]\njwt_secret = 'x'\n[[providers]]\nresolve='github'\nid='gh'\n",
+            "unknown provider \"github\"; linked providers: emailpass",
+        ),
+        (
+            "[[providers]]\nresolve='emailpass'\nid='a'\n",
+            "http.jwt_secret is required",
+        ),
+        ("[http\n", "malformed TOML at line 1"),
+    ];
+    for (text, expected) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(expected), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.toml");
+    std::fs::write(&path, "[http]\njwt_secret='0123456789abcdef0123456789abcdef'\n[store]\nurl='mysql://x'\n[[providers]]\nresolve='emailpass'\nid='a'\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("store.url: unsupported scheme"), "{err}");
+}

@@ -1,0 +1,97 @@
+//! The PostgreSQL engine: connection set-up, schema isolation, and the shared
+//! queries compiled for `sqlx::Postgres`.
+
+use std::str::FromStr;
+
+use auth_module::{Error, Result};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use time::OffsetDateTime;
+
+// The same queries, compiled for this engine: see `queries.rs`.
+#[allow(clippy::duplicate_mod)]
+#[path = "queries.rs"]
+pub(crate) mod queries;
+
+/// The engine the shared queries are compiled for.
+type Db = sqlx::Postgres;
+
+/// How a timestamp is stored: `timestamptz`.
+type Ts = OffsetDateTime;
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Same signature as the SQLite engine's, which can fail.
+fn ts_to_db(t: OffsetDateTime) -> Result<Ts> {
+    Ok(t)
+}
+
+/// Same signature as the SQLite engine's, which can fail.
+fn ts_from_db(t: Ts) -> Result<OffsetDateTime> {
+    Ok(t)
+}
+
+/// Checks that `schema` is a plain lowercase identifier, which needs no
+/// quoting in `search_path` or DDL (and so cannot inject anything).
+pub(crate) fn validate_schema(schema: &str) -> Result<()> {
+    let mut bytes = schema.bytes();
+    let valid = schema.len() <= 63
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_data(format!(
+            "invalid PostgreSQL schema name {schema:?}: expected [a-z_][a-z0-9_]*, at most 63 bytes"
+        )))
+    }
+}
+
+/// Opens the database at `url` and applies the migrations, inside `schema`
+/// (created if missing) when given.
+pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<PgPool> {
+    let mut options = PgConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid_data("invalid PostgreSQL URL").with_source(e))?;
+    if let Some(schema) = schema {
+        // A startup parameter, so it holds on every connection of the pool
+        // from its first statement, with no extra round trip.
+        options = options.options([("search_path", schema)]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(crate::database("connecting to PostgreSQL"))?;
+    if let Some(schema) = schema {
+        // `schema` is validated: a bare identifier needs no quoting.
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .execute(&pool)
+            .await
+            .map_err(crate::database("creating the PostgreSQL schema"))?;
+    }
+    MIGRATOR.run(&pool).await.map_err(|e| {
+        Error::database(
+            "auth-store-sql: applying the PostgreSQL migrations failed",
+            e,
+        )
+    })?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_schema;
+
+    #[test]
+    fn schema_names() {
+        for ok in ["auth", "_x", "auth_test_0a1b", &"a".repeat(63)] {
+            assert!(validate_schema(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Auth", "1x", "a-b", "a;drop", "\"x\"", &"a".repeat(64)] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The SQLite engine: connection set-up, timestamp encoding, and the shared
+//! queries compiled for `sqlx::Sqlite`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use auth_module::{Error, Result};
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+// The same queries, compiled for this engine: see `queries.rs`.
+#[allow(clippy::duplicate_mod)]
+#[path = "queries.rs"]
+pub(crate) mod queries;
+
+/// The engine the shared queries are compiled for.
+type Db = sqlx::Sqlite;
+
+/// How a timestamp is stored: RFC 3339 text.
+type Ts = String;
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// UTC, exactly six fraction digits: fixed width, so text order is time order
+/// (`ORDER BY created_at` relies on it).
+const TS_FORMAT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+fn ts_to_db(t: OffsetDateTime) -> Result<Ts> {
+    t.to_offset(UtcOffset::UTC).format(TS_FORMAT).map_err(|e| {
+        Error::unexpected("auth-store-sql: a timestamp cannot be formatted").with_source(e)
+    })
+}
+
+fn ts_from_db(s: Ts) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(&s, &Rfc3339).map_err(|e| {
+        Error::database(
+            format!("auth-store-sql: stored timestamp {s:?} is not RFC 3339"),
+            e,
+        )
+    })
+}
+
+/// Opens the database at `url` and applies the migrations.
+pub(crate) async fn connect(url: &str) -> Result<SqlitePool> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid_data("invalid SQLite URL").with_source(e))?
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    let (options, pool) = if in_memory {
+        // An in-memory database lives as long as a connection to it: keep
+        // exactly one, forever, so every query sees the same data.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+        (options, pool)
+    } else {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        (options, SqlitePoolOptions::new().max_connections(4))
+    };
+    let pool = pool
+        .connect_with(options)
+        .await
+        .map_err(crate::database("opening the SQLite database"))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| Error::database("auth-store-sql: applying the SQLite migrations failed", e))?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_as_text_and_round_trip() {
+        let a = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_700_000_000);
+        let b = a + time::Duration::microseconds(1);
+        let c = a + time::Duration::milliseconds(500);
+        let (ta, tb, tc) = (
+            ts_to_db(a).expect("a"),
+            ts_to_db(b).expect("b"),
+            ts_to_db(c).expect("c"),
+        );
+        assert_eq!(ta, "2023-11-14T22:13:20.000000Z");
+        assert!(ta < tb && tb < tc);
+        assert_eq!(ts_from_db(tb).expect("parse"), b);
+        assert!(ts_from_db("yesterday".into()).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! The suite macros: one `#[test]` per case per backend.
+
+/// Stamps, inside `mod $name`, one test per [`crate::identity`] case, each
+/// run against a fresh store from `factory`.
+///
+/// ```ignore
+/// // `factory` is called once per test: a closure or an `async fn`.
+/// auth_testkit::identity_store_suite!(memory, || async { MemoryIdentityStore::new() });
+///
+/// // A backend that may be absent: `optional =` takes a factory answering
+/// // `Option<S>`; `None` ends the test early (it should print why).
+/// // `teardown =` gets the store back as `Arc<S>` after the case, even a
+/// // failed one, e.g. to drop a test schema.
+/// auth_testkit::identity_store_suite!(postgres, optional = pg_store, teardown = drop_schema);
+/// ```
+///
+/// Each test runs on a fresh current-thread tokio runtime with every driver
+/// enabled, as `#[tokio::test]` does, so the calling crate needs no tokio
+/// macros. Names in `factory` and `teardown` resolve in the module the macro
+/// is called from (`mod $name` starts with `use super::*`).
+#[macro_export]
+macro_rules! identity_store_suite {
+    ($name:ident, optional = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+        $crate::identity_store_suite!(@cases $name, ($factory)().await, [$($teardown)?]);
+    };
+    ($name:ident, $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+        $crate::identity_store_suite!(
+            @cases $name,
+            ::core::option::Option::Some(($factory)().await),
+            [$($teardown)?]
+        );
+    };
+    (@cases $name:ident, $setup:expr, $teardown:tt) => {
+        $crate::__suite!(identity, $name, $setup, $teardown, [
+            create_and_retrieve_with_provider_identities,
+            create_without_provider_identities,
+            metadata_round_trips,
+            duplicate_identity_is_rejected,
+            duplicate_in_multi_provider_create_stores_nothing,
+            same_entity_id_under_two_providers_is_allowed,
+            find_provider_identity_matches_provider_and_entity,
+            add_provider_identity_links_oldest_first,
+            add_provider_identity_to_missing_auth_identity_is_not_found,
+            update_provider_identity_replaces_only_given_fields,
+            update_app_metadata_replaces_whole_value,
+            delete_auth_identity_cascades,
+            delete_provider_identity_keeps_auth_identity,
+            missing_records_are_not_found,
+            concurrent_creates_of_same_identity_yield_one,
+        ]);
+    };
+}
+
+/// Stamps, inside `mod $name`, one test per [`crate::state`] case, each run
+/// against a fresh store from `factory`. Same forms as
+/// [`identity_store_suite!`]:
+///
+/// ```ignore
+/// auth_testkit::state_store_suite!(memory, || async { MemoryStateStore::new() });
+/// auth_testkit::state_store_suite!(redis, optional = redis_store, teardown = flush);
+/// ```
+#[macro_export]
+macro_rules! state_store_suite {
+    ($name:ident, optional = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+        $crate::state_store_suite!(@cases $name, ($factory)().await, [$($teardown)?]);
+    };
+    ($name:ident, $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+        $crate::state_store_suite!(
+            @cases $name,
+            ::core::option::Option::Some(($factory)().await),
+            [$($teardown)?]
+        );
+    };
+    (@cases $name:ident, $setup:expr, $teardown:tt) => {
+        $crate::__suite!(state, $name, $setup, $teardown, [
+            set_then_get,
+            value_expires_after_ttl,
+            take_is_single_use,
+            concurrent_takes_yield_one,
+            delete_reports_live_value,
+            set_replaces_value_and_ttl,
+            keys_are_independent,
+        ]);
+    };
+}
+
+/// The module of one suite. `$teardown` is one bracketed token tree, `[]` or
+/// `[expr]`, so that it can be repeated per case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite {
+    ($kind:ident, $name:ident, $setup:expr, $teardown:tt, [$($case:ident),* $(,)?]) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $( $crate::__suite_case!($kind, $case, $setup, $teardown); )*
+        }
+    };
+}
+
+/// One test: build the store, run the case on its own task (so a failing case
+/// still reaches the teardown), tear down, then re-raise the case's panic.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_case {
+    ($kind:ident, $case:ident, $setup:expr, [$($teardown:expr)?]) => {
+        #[test]
+        fn $case() {
+            $crate::__private::block_on(async {
+                let ::core::option::Option::Some(store) = $setup else {
+                    return;
+                };
+                let store = ::std::sync::Arc::new(store);
+                let case_store = ::std::sync::Arc::clone(&store);
+                let outcome = $crate::__private::spawn(async move {
+                    $crate::$kind::$case(&*case_store).await;
+                })
+                .await;
+                $( ($teardown)(store).await; )?
+                $crate::__private::finish(outcome);
+            });
+        }
+    };
+}

@@ -1,0 +1,165 @@
+//! The [`StateStore`] conformance cases.
+//!
+//! Each case is a plain async function over `&dyn StateStore` that panics,
+//! like a failed `assert!`, when the store breaks the contract. Each uses keys
+//! unique to the run, so cases may share a backend. TTLs are short (200 ms) and
+//! the cases sleep past them, so a store's expiry must be accurate to about
+//! 100 ms. [`crate::state_store_suite!`] stamps one test per case.
+
+use std::time::Duration;
+
+use auth_module::StateStore;
+use serde_json::{Value, json};
+
+use crate::support::{join_all, ok, unique};
+
+/// The TTL of values meant to expire during a case.
+const SHORT: Duration = Duration::from_millis(200);
+/// Comfortably past [`SHORT`].
+const PAST_SHORT: Duration = Duration::from_millis(450);
+/// The TTL of values meant to outlive a case.
+const LONG: Duration = Duration::from_secs(60);
+
+fn key(tag: &str) -> String {
+    unique(&format!("auth-testkit:{tag}"))
+}
+
+/// `set` then `get` answers the value, of any JSON kind, as often as asked; a
+/// key never set answers `None`.
+pub async fn set_then_get(store: &dyn StateStore) {
+    let values = [
+        json!({ "state": "abc", "nested": { "list": [1, 2, 3] }, "none": null }),
+        json!("a string"),
+        json!(42),
+        json!([true, false]),
+        json!(null),
+    ];
+    for (i, value) in values.into_iter().enumerate() {
+        let k = key(&format!("set-get-{i}"));
+        ok(store.set(&k, value.clone(), LONG).await, "set");
+        assert_eq!(ok(store.get(&k).await, "get"), Some(value.clone()));
+        assert_eq!(
+            ok(store.get(&k).await, "second get"),
+            Some(value),
+            "get does not consume"
+        );
+    }
+    assert_eq!(ok(store.get(&key("never-set")).await, "get"), None);
+}
+
+/// A value is gone once its TTL has passed: `get` and `take` answer `None`
+/// and `delete` reports nothing removed.
+pub async fn value_expires_after_ttl(store: &dyn StateStore) {
+    let (a, b, c) = (key("ttl-get"), key("ttl-take"), key("ttl-delete"));
+    for k in [&a, &b, &c] {
+        ok(store.set(k, json!({ "k": k }), SHORT).await, "set");
+    }
+    assert!(
+        ok(store.get(&a).await, "get").is_some(),
+        "live before its TTL"
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(ok(store.get(&a).await, "get"), None, "expired for get");
+    assert_eq!(ok(store.take(&b).await, "take"), None, "expired for take");
+    assert!(
+        !ok(store.delete(&c).await, "delete"),
+        "delete of an expired value reports false"
+    );
+}
+
+/// `take` returns the value once and removes it.
+pub async fn take_is_single_use(store: &dyn StateStore) {
+    let k = key("take");
+    let value = json!({ "code_verifier": "v", "nonce": 7 });
+    ok(store.set(&k, value.clone(), LONG).await, "set");
+    assert_eq!(ok(store.take(&k).await, "take"), Some(value));
+    assert_eq!(ok(store.take(&k).await, "second take"), None);
+    assert_eq!(ok(store.get(&k).await, "get after take"), None);
+    assert_eq!(ok(store.take(&key("never-set")).await, "take"), None);
+}
+
+/// Of 20 concurrent `take`s of one key, exactly one gets the value.
+pub async fn concurrent_takes_yield_one(store: &dyn StateStore) {
+    const N: usize = 20;
+    let k = key("race");
+    let value = json!({ "single": "use" });
+    ok(store.set(&k, value.clone(), LONG).await, "set");
+    let takes = (0..N).map(|_| store.take(&k)).collect();
+    let results = join_all(takes).await;
+    let mut got: Vec<Value> = Vec::new();
+    for result in results {
+        if let Some(v) = ok(result, "take") {
+            got.push(v);
+        }
+    }
+    assert_eq!(got, vec![value], "exactly one of {N} takes gets the value");
+}
+
+/// `delete` removes the value and reports whether a live one was there.
+pub async fn delete_reports_live_value(store: &dyn StateStore) {
+    let k = key("delete");
+    assert!(
+        !ok(store.delete(&k).await, "delete of a missing key"),
+        "nothing was there"
+    );
+    ok(store.set(&k, json!(1), LONG).await, "set");
+    assert!(
+        ok(store.delete(&k).await, "delete"),
+        "a live value was there"
+    );
+    assert_eq!(ok(store.get(&k).await, "get after delete"), None);
+    assert!(!ok(store.delete(&k).await, "second delete"));
+}
+
+/// `set` replaces the value and the TTL, in both directions.
+pub async fn set_replaces_value_and_ttl(store: &dyn StateStore) {
+    let lengthened = key("lengthened");
+    ok(store.set(&lengthened, json!("first"), SHORT).await, "set");
+    ok(
+        store.set(&lengthened, json!("second"), LONG).await,
+        "replacing set",
+    );
+    assert_eq!(
+        ok(store.get(&lengthened).await, "get"),
+        Some(json!("second"))
+    );
+
+    let shortened = key("shortened");
+    ok(store.set(&shortened, json!("first"), LONG).await, "set");
+    ok(
+        store.set(&shortened, json!("second"), SHORT).await,
+        "replacing set",
+    );
+    assert_eq!(
+        ok(store.get(&shortened).await, "get"),
+        Some(json!("second"))
+    );
+
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        ok(store.get(&lengthened).await, "get"),
+        Some(json!("second")),
+        "the new, longer TTL holds"
+    );
+    assert_eq!(
+        ok(store.get(&shortened).await, "get"),
+        None,
+        "the new, shorter TTL holds"
+    );
+}
+
+/// Keys are independent: taking or deleting one leaves the others.
+pub async fn keys_are_independent(store: &dyn StateStore) {
+    let (a, b, c) = (key("a"), key("b"), key("c"));
+    ok(store.set(&a, json!("a"), LONG).await, "set a");
+    ok(store.set(&b, json!("b"), LONG).await, "set b");
+    ok(store.set(&c, json!("c"), LONG).await, "set c");
+    assert_eq!(ok(store.take(&a).await, "take a"), Some(json!("a")));
+    assert!(ok(store.delete(&b).await, "delete b"));
+    assert_eq!(ok(store.get(&c).await, "get c"), Some(json!("c")));
+    // A key that is a prefix of another is its own key.
+    let prefix = key("p");
+    let longer = format!("{prefix}:more");
+    ok(store.set(&longer, json!("longer"), LONG).await, "set");
+    assert_eq!(ok(store.get(&prefix).await, "get prefix"), None);
+}
