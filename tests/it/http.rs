@@ -542,3 +542,151 @@ async fn jwt_lifetime_is_configurable() {
     let c = claims(&s.register("short@example.com", "pw").await);
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 900);
 }
+
+#[tokio::test]
+async fn host_routes_behind_require_auth() {
+    use auth_http::{AuthContext, AuthPolicy, RequireAuthLayer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = auth_module::Config::from_toml_str(&sqlite_config(dir.path(), EMAILPASS)).unwrap();
+    let app = auth_server::build_app(config).await.unwrap();
+    let service = app.service.clone();
+    let me = |ctx: AuthContext| async move {
+        axum::Json(
+            json!({"actor_id": ctx.actor_id, "actor_type": ctx.actor_type, "method": format!("{:?}", ctx.method)}),
+        )
+    };
+    let router = axum::Router::new()
+        .route("/store/me", axum::routing::get(me))
+        .layer(RequireAuthLayer::new(
+            service.clone(),
+            AuthPolicy::actor_types(["customer"]),
+        ))
+        .merge(
+            axum::Router::new()
+                .route("/store/onboarding", axum::routing::get(me))
+                .layer(RequireAuthLayer::new(
+                    service.clone(),
+                    AuthPolicy::actor_types(["customer"])
+                        .allow_unregistered(true)
+                        .session(false),
+                )),
+        )
+        .merge(app.router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    let get = |path: &'static str, auth: Option<(&'static str, String)>| {
+        let mut req = client.get(url(path));
+        if let Some((h, v)) = auth {
+            req = req.header(h, v);
+        }
+        req.send()
+    };
+
+    let reg = client
+        .post(url("/auth/customer/emailpass/register"))
+        .json(&json!({"email": "host-route@example.com", "password": "pw"}))
+        .send()
+        .await
+        .unwrap();
+    let token = reg.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = || Some(("authorization", format!("Bearer {token}")));
+
+    // Unregistered (no actor linked yet): only the onboarding route admits it.
+    let r = get("/store/me", bearer()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.text().await.unwrap(), r#"{"message":"Unauthorized"}"#);
+    let r = get("/store/onboarding", bearer()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get("/store/onboarding", None).await.unwrap().status(), 401);
+
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    service
+        .module()
+        .link_actor(&id, "customer", "cus_7")
+        .await
+        .unwrap();
+    let linked = client
+        .post(url("/auth/token/refresh"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = get(
+        "/store/me",
+        Some(("authorization", format!("Bearer {linked}"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"actor_id": "cus_7", "actor_type": "customer", "method": "Bearer"})
+    );
+
+    // A session cookie works where sessions are accepted, not where they are not.
+    let session = client
+        .post(url("/auth/session"))
+        .header("authorization", format!("Bearer {linked}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = session.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = get("/store/me", Some(("cookie", cookie.clone())))
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["method"], "Session");
+    assert_eq!(
+        get("/store/onboarding", Some(("cookie", cookie)))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // Another actor type's token is refused.
+    let user = client
+        .post(url("/auth/user/emailpass"))
+        .json(&json!({"email": "host-route@example.com", "password": "pw"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        get(
+            "/store/onboarding",
+            Some(("authorization", format!("Bearer {user}")))
+        )
+        .await
+        .unwrap()
+        .status(),
+        401
+    );
+    server.abort();
+}

@@ -8,5 +8,7 @@ use provider_emailpass as _;
 
 mod bad_input;
 mod http;
+mod management;
 mod module;
+mod reset;
 mod support;

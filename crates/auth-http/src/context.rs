@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use auth_module::Metadata;
+use auth_module::{AuthIdentity, Metadata};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -171,27 +171,67 @@ impl AuthService {
     }
 
     /// Authenticates a request's headers under `policy`: the session first,
-    /// then the bearer token, as Medusa does. `None` means 401.
+    /// then the bearer token, as Medusa does. `None` means 401. Credentials
+    /// issued before the identity's last credential change, or for an identity
+    /// that no longer exists, are refused.
     pub async fn authenticate_headers(
         &self,
         headers: &HeaderMap,
         policy: &AuthPolicy,
     ) -> Option<AuthContext> {
+        self.authenticate_current(headers, policy)
+            .await
+            .map(|(ctx, _)| ctx)
+    }
+
+    /// As [`AuthService::authenticate_headers`], with the identity as stored now
+    /// and its credential version (`None` when the credentials name no provider).
+    pub(crate) async fn authenticate_current(
+        &self,
+        headers: &HeaderMap,
+        policy: &AuthPolicy,
+    ) -> Option<(AuthContext, Option<(AuthIdentity, u64)>)> {
         if policy.session {
             if let Some((_, claims)) = self.session_claims(headers).await {
                 if policy.admits(&claims) {
-                    return Some(AuthContext::new(claims, AuthMethod::Session));
+                    if let Some(current) = self.current(&claims).await {
+                        return Some((AuthContext::new(claims, AuthMethod::Session), current));
+                    }
                 }
             }
         }
         if policy.bearer {
             if let Some(claims) = bearer_token(headers).and_then(|t| self.tokens().verify(t)) {
                 if policy.admits(&claims) {
-                    return Some(AuthContext::new(claims, AuthMethod::Bearer));
+                    if let Some(current) = self.current(&claims).await {
+                        return Some((AuthContext::new(claims, AuthMethod::Bearer), current));
+                    }
                 }
             }
         }
         None
+    }
+
+    /// `Some` if `claims` are still current: `Some(None)` when they name no
+    /// provider (nothing to check), `Some(Some(..))` with the stored identity.
+    async fn current(&self, claims: &AuthClaims) -> Option<Option<(AuthIdentity, u64)>> {
+        let Some(provider) = &claims.auth_provider else {
+            return Some(None);
+        };
+        match self
+            .module()
+            .identity_with_credential_version(&claims.auth_identity_id, provider)
+            .await
+        {
+            Ok(Some((identity, version))) if version == claims.cv => {
+                Some(Some((identity, version)))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "identity lookup failed while checking credentials");
+                None
+            }
+        }
     }
 }
 

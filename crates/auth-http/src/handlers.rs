@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use auth_module::{AuthRequest, AuthenticationResponse, ErrorKind, random_hex};
+use auth_module::{AuthRequest, AuthenticationResponse, random_hex};
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -69,7 +69,7 @@ pub(crate) async fn run_step(
         Step::Callback => module.validate_callback(&provider, auth_req).await?,
     };
     if let (true, Some(identity)) = (result.success, &result.auth_identity) {
-        let token = svc.tokens().issue(identity, &actor, &provider);
+        let token = svc.issue_token(&identity.id, &actor, &provider).await?;
         return Ok(Json(json!({ "token": token })).into_response());
     }
     if let (true, Some(location)) = (result.success, result.location) {
@@ -111,23 +111,17 @@ pub(crate) async fn refresh(
     State(svc): State<AuthService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ctx = svc
-        .authenticate_headers(&headers, &AuthPolicy::any_actor().allow_unregistered(true))
+    let (ctx, current) = svc
+        .authenticate_current(&headers, &AuthPolicy::any_actor().allow_unregistered(true))
         .await
         .ok_or(ApiError::Unauthorized)?;
     let provider = ctx.auth_provider.ok_or_else(|| {
         ApiError::unauthorized("The auth provider is not set while refreshing token")
     })?;
-    let identity = match svc
-        .module()
-        .retrieve_auth_identity(&ctx.auth_identity_id)
-        .await
-    {
-        Ok(i) => i,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(ApiError::Unauthorized),
-        Err(e) => return Err(e.into()),
-    };
-    let token = svc.tokens().issue(&identity, &ctx.actor_type, &provider);
+    let (identity, version) = current.ok_or(ApiError::Unauthorized)?;
+    let token = svc
+        .tokens()
+        .issue(&identity, &ctx.actor_type, &provider, version);
     Ok(Json(json!({ "token": token })).into_response())
 }
 

@@ -8,6 +8,8 @@
 //! | `/auth/{actor}/{provider}/register` | POST |
 //! | `/auth/{actor}/{provider}` | GET, POST |
 //! | `/auth/{actor}/{provider}/callback` | GET, POST |
+//! | `/auth/{actor}/{provider}/reset-password` | POST |
+//! | `/auth/{actor}/{provider}/update` | POST |
 //! | `/auth/token/refresh` | POST |
 //! | `/auth/session` | POST, DELETE |
 //! | `/auth/{actor}/providers` | GET |
@@ -41,12 +43,18 @@ use tower_http::trace::TraceLayer;
 mod body;
 mod context;
 mod error;
+pub mod events;
 mod handlers;
+mod management;
+mod reset;
 mod token;
 
 pub use context::{AuthContext, AuthMethod, AuthPolicy, RequireAuth, RequireAuthLayer};
 pub use error::ApiError;
-pub use token::{AuthClaims, TokenIssuer};
+pub use events::{Event, EventBus, EventSink};
+pub use management::management_router;
+pub use reset::PASSWORD_RESET_EVENT;
+pub use token::{AuthClaims, RESET_TOKEN_TTL, ResetClaims, TokenIssuer};
 
 /// The HTTP settings taken from `[http]`.
 #[derive(Debug, Clone)]
@@ -64,10 +72,12 @@ pub struct HttpSettings {
     pub body_limit: usize,
 }
 
+#[derive(Clone)]
 struct ServiceInner {
     module: AuthModule,
     tokens: TokenIssuer,
     settings: HttpSettings,
+    events: EventBus,
 }
 
 /// The module, the token issuer and the HTTP settings: the state of the
@@ -83,6 +93,7 @@ impl fmt::Debug for AuthService {
             .field("module", &self.inner.module)
             .field("tokens", &self.inner.tokens)
             .field("settings", &self.inner.settings)
+            .field("events", &self.inner.events)
             .finish()
     }
 }
@@ -127,8 +138,21 @@ impl AuthService {
                     cors_origins: http.cors_origins.clone(),
                     body_limit: http.body_limit,
                 },
+                events: EventBus::new(),
             }),
         })
+    }
+
+    /// Uses `events` for the events this service emits (by default an
+    /// [`EventBus`] with no sinks, whose in-process subscribers still get them).
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        Arc::make_mut(&mut self.inner).events = events;
+        self
+    }
+
+    /// The event bus: [`EventBus::subscribe`] receives `auth.password_reset`.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
     }
 
     /// The auth module.
@@ -144,6 +168,24 @@ impl AuthService {
     /// The HTTP settings.
     pub fn settings(&self) -> &HttpSettings {
         &self.inner.settings
+    }
+
+    /// A token for identity `id` acting as `actor_type` after logging in with
+    /// `provider`, from the identity as stored now.
+    pub async fn issue_token(
+        &self,
+        id: &str,
+        actor_type: &str,
+        provider: &str,
+    ) -> Result<String, ApiError> {
+        let (identity, version) = self
+            .module()
+            .identity_with_credential_version(id, provider)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("Unauthorized"))?;
+        Ok(self
+            .tokens()
+            .issue(&identity, actor_type, provider, version))
     }
 }
 
@@ -165,6 +207,11 @@ pub fn router(service: AuthService) -> Router {
             "/auth/{actor}/{provider}/register",
             post(handlers::register),
         )
+        .route(
+            "/auth/{actor}/{provider}/reset-password",
+            post(reset::reset_password),
+        )
+        .route("/auth/{actor}/{provider}/update", post(reset::update))
         .route(
             "/auth/{actor}/{provider}/callback",
             get(handlers::callback).post(handlers::callback),

@@ -40,7 +40,34 @@ pub struct AuthClaims {
     /// Set on special-purpose tokens (e.g. `reset`), which are never auth tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// The credential version of the login provider identity at issue time;
+    /// a token whose version is behind the stored one is refused.
+    #[serde(default)]
+    pub cv: u64,
 }
+
+/// The claims of a password reset token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResetClaims {
+    /// The identity's key at the provider (e.g. the email).
+    pub entity_id: String,
+    /// The provider instance id.
+    pub provider: String,
+    /// The actor type of the route that asked for it.
+    pub actor_type: String,
+    /// Always `reset`.
+    pub purpose: String,
+    /// A random id; the server keeps only its hash.
+    pub jti: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Expires at.
+    pub exp: i64,
+}
+
+/// Lifetime of reset tokens (Medusa 2.21: 15 minutes).
+pub const RESET_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Signs and verifies auth JWTs with one secret.
 #[derive(Clone)]
@@ -87,6 +114,7 @@ impl TokenIssuer {
         identity: &AuthIdentity,
         actor_type: &str,
         provider: &str,
+        credential_version: u64,
     ) -> AuthClaims {
         let key = format!("{actor_type}_id");
         let actor_id = identity.actor_id(actor_type).unwrap_or_default().to_owned();
@@ -111,6 +139,7 @@ impl TokenIssuer {
             iat,
             exp: iat + i64::try_from(self.expires_in.as_secs()).unwrap_or(i64::MAX / 2),
             purpose: None,
+            cv: credential_version,
         }
     }
 
@@ -122,8 +151,47 @@ impl TokenIssuer {
     }
 
     /// A signed token for `identity` (see [`TokenIssuer::claims_for`]).
-    pub fn issue(&self, identity: &AuthIdentity, actor_type: &str, provider: &str) -> String {
-        self.sign(&self.claims_for(identity, actor_type, provider))
+    pub fn issue(
+        &self,
+        identity: &AuthIdentity,
+        actor_type: &str,
+        provider: &str,
+        credential_version: u64,
+    ) -> String {
+        self.sign(&self.claims_for(identity, actor_type, provider, credential_version))
+    }
+
+    /// A reset token for `entity_id` at `provider`, asked on `actor_type`'s
+    /// route: `(token, jti)`.
+    pub fn issue_reset(
+        &self,
+        entity_id: &str,
+        provider: &str,
+        actor_type: &str,
+    ) -> (String, String) {
+        let iat = now();
+        let jti = auth_module::random_hex(16);
+        let claims = ResetClaims {
+            entity_id: entity_id.to_owned(),
+            provider: provider.to_owned(),
+            actor_type: actor_type.to_owned(),
+            purpose: "reset".to_owned(),
+            jti: jti.clone(),
+            iat,
+            exp: iat + RESET_TOKEN_TTL.as_secs() as i64,
+        };
+        // Invariant: HS256 signing of a serializable struct cannot fail.
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of plain claims");
+        (token, jti)
+    }
+
+    /// Verifies `token` as a reset token: HS256, this secret, not expired,
+    /// `purpose == "reset"`.
+    pub fn verify_reset(&self, token: &str) -> Option<ResetClaims> {
+        let data =
+            jsonwebtoken::decode::<ResetClaims>(token, &self.decoding, &self.validation).ok()?;
+        (data.claims.purpose == "reset" && !data.claims.jti.is_empty()).then_some(data.claims)
     }
 
     /// Verifies `token` as an auth JWT: HS256 only, this secret, not expired,

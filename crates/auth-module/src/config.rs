@@ -64,6 +64,12 @@ pub struct Config {
     /// `[server]`: the `auth-server` binary's own settings.
     #[serde(default)]
     pub server: ServerConfig,
+    /// `[events]`: where events such as `auth.password_reset` go.
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// `[management]`: the management API (off unless an API key is set).
+    #[serde(default)]
+    pub management: ManagementConfig,
     /// `[[providers]]`: the provider instances.
     pub providers: Vec<ProviderConfig>,
 }
@@ -76,6 +82,8 @@ impl Config {
             store: StoreConfig::default(),
             state: StateConfig::default(),
             server: ServerConfig::default(),
+            events: EventsConfig::default(),
+            management: ManagementConfig::default(),
             providers,
         }
     }
@@ -203,6 +211,70 @@ impl Default for ServerConfig {
             listen: default_listen(),
         }
     }
+}
+
+/// `[events]`: the event sinks. In-process subscribers need no config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EventsConfig {
+    /// Log each event (name and field names; tokens are never logged).
+    #[serde(default)]
+    pub log: bool,
+    /// Append each event as one JSON line to this file. The line carries the
+    /// event's data in full (reset tokens included): for development and tests.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// POST each event to a URL, signed.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// `[events.webhook]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WebhookConfig {
+    /// Where to POST.
+    pub url: String,
+    /// The HMAC-SHA256 key of the signature header.
+    pub secret: Secret,
+    /// Timeout of one attempt. Default 5 s.
+    #[serde(default = "default_webhook_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Retries after a failed attempt (exponential backoff). Default 3.
+    #[serde(default = "default_webhook_retries")]
+    pub retries: u32,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_webhook_retries() -> u32 {
+    3
+}
+
+impl WebhookConfig {
+    /// A webhook to `url` signed with `secret`, default timeout and retries.
+    pub fn new(url: impl Into<String>, secret: Secret) -> Self {
+        WebhookConfig {
+            url: url.into(),
+            secret,
+            timeout: default_webhook_timeout(),
+            retries: default_webhook_retries(),
+        }
+    }
+}
+
+/// `[management]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManagementConfig {
+    /// The API key of the management routes; absent: the routes answer 404.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
 }
 
 /// One `[[providers]]` entry.
@@ -402,6 +474,23 @@ impl Config {
                         )));
                     }
                 }
+            }
+        }
+        if let Some(key) = &self.management.api_key {
+            if key.expose().len() < 16 {
+                return Err(ConfigError::new(
+                    "management.api_key: must be at least 16 characters",
+                ));
+            }
+        }
+        if let Some(w) = &self.events.webhook {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "events.webhook.url: must be an http:// or https:// URL",
+                ));
+            }
+            if w.secret.expose().is_empty() {
+                return Err(ConfigError::new("events.webhook.secret: must not be empty"));
             }
         }
         if self.http.jwt_expires_in.is_zero() {

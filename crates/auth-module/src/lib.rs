@@ -14,8 +14,8 @@ pub use async_trait::async_trait;
 
 pub use cache::CachedIdentityStore;
 pub use config::{
-    Config, Format, HttpConfig, ProviderConfig, Secret, ServerConfig, StateConfig, StoreConfig,
-    parse_duration,
+    Config, EventsConfig, Format, HttpConfig, ManagementConfig, ProviderConfig, Secret,
+    ServerConfig, StateConfig, StoreConfig, WebhookConfig, parse_duration,
 };
 pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
 pub use memory::{MemoryIdentityStore, MemoryStateStore};
@@ -25,8 +25,9 @@ pub use model::{
 };
 pub use module::{AuthModule, AuthModuleBuilder, AuthenticationResponse, ProviderInfo};
 pub use provider::{
-    AuthOutcome, AuthProvider, AuthRequest, DEFAULT_STATE_TTL, ProviderFlow, ProviderIdentities,
-    ProviderInit, ProviderKind, ValidateOptions,
+    AuthOutcome, AuthProvider, AuthRequest, CREDENTIAL_VERSION_KEY, DEFAULT_STATE_TTL,
+    ProviderFlow, ProviderIdentities, ProviderInit, ProviderKind, ValidateOptions,
+    bump_credential_version, credential_version,
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use store::{IdentityStore, NewAuthIdentity, StateStore};

@@ -418,6 +418,36 @@ impl AuthModule {
         self.call(Method::Update, provider_id, req).await
     }
 
+    /// `raw` as provider `provider_id` stores identifiers (`None` if no such provider).
+    pub fn normalize_entity_id(&self, provider_id: &str, raw: &str) -> Option<String> {
+        self.inner
+            .instances
+            .get(provider_id)
+            .map(|i| i.provider.normalize_entity_id(raw))
+    }
+
+    /// The auth identity `id` (without secrets) and the credential version of its
+    /// provider identity at `provider`; `None` if either is gone. Token and
+    /// session checks use it to refuse credentials issued before a change.
+    pub async fn identity_with_credential_version(
+        &self,
+        id: &str,
+        provider: &str,
+    ) -> Result<Option<(AuthIdentity, u64)>> {
+        let identity = match self.inner.identities.retrieve_auth_identity(id).await {
+            Ok(i) => i,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(version) = identity
+            .provider_identity(provider)
+            .map(|p| crate::provider::credential_version(p.provider_metadata.as_ref()))
+        else {
+            return Ok(None);
+        };
+        Ok(Some((identity.redacted(), version)))
+    }
+
     // ----- identities -------------------------------------------------------
 
     /// Creates an auth identity (and its provider identities).

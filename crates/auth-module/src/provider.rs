@@ -226,6 +226,13 @@ pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
         ProviderFlow::Credentials
     }
 
+    /// The stored form of an identifier a user typed (e.g. a trimmed,
+    /// lower-cased email), used to find an identity by it outside the
+    /// provider (password reset requests). Default: unchanged.
+    fn normalize_entity_id(&self, raw: &str) -> String {
+        raw.to_owned()
+    }
+
     /// Logs a user in, or answers where to continue.
     async fn authenticate(&self, req: AuthRequest, ids: &ProviderIdentities)
     -> Result<AuthOutcome>;
@@ -316,6 +323,26 @@ impl fmt::Debug for ProviderIdentities {
             .field("provider", &self.provider)
             .finish_non_exhaustive()
     }
+}
+
+/// The `provider_metadata` key holding a provider identity's credential
+/// version. A provider bumps it (with [`bump_credential_version`]) whenever the
+/// credentials change; tokens and sessions issued under an older version stop
+/// being accepted.
+pub const CREDENTIAL_VERSION_KEY: &str = "credential_version";
+
+/// The credential version recorded in `provider_metadata` (0 when absent).
+pub fn credential_version(provider_metadata: Option<&Metadata>) -> u64 {
+    provider_metadata
+        .and_then(|m| m.get(CREDENTIAL_VERSION_KEY))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// Increments the credential version in `provider_metadata`.
+pub fn bump_credential_version(provider_metadata: &mut Metadata) {
+    let next = credential_version(Some(provider_metadata)) + 1;
+    provider_metadata.insert(CREDENTIAL_VERSION_KEY.into(), Value::from(next));
 }
 
 /// Default lifetime of provider state set with [`ProviderIdentities::set_state`].

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth_http::AuthService;
+use auth_http::{AuthService, EventBus};
 use auth_module::{
     AuthModule, CachedIdentityStore, Config, ConfigError, IdentityStore, MemoryIdentityStore,
     MemoryStateStore, ProviderConfig, Secret, StateStore,
@@ -182,8 +182,12 @@ pub async fn build_app(config: Config) -> Result<App, ConfigError> {
         .identity_store(identities)
         .state_store(state)
         .build()?;
-    let service = AuthService::new(module, &config.http)?;
-    let router = auth_http::router(service.clone());
+    let events = EventBus::from_config(&config.events)?;
+    let service = AuthService::new(module, &config.http)?.with_events(events);
+    let mut router = auth_http::router(service.clone());
+    if let Some(key) = &config.management.api_key {
+        router = router.merge(auth_http::management_router(service.clone(), key));
+    }
     Ok(App {
         config,
         service,
@@ -224,6 +228,7 @@ pub fn check_config(path: &Path) -> Result<String, ConfigError> {
         .state_store(Arc::new(MemoryStateStore::new()))
         .build()?;
     AuthService::new(module.clone(), &config.http)?;
+    EventBus::from_config(&config.events)?;
     let ids: Vec<String> = module
         .providers()
         .into_iter()

@@ -83,9 +83,18 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<(), St
         .map(|p| p.id)
         .collect();
     tracing::info!(%addr, providers = ?providers, "auth-server listening");
-    auth_server::serve(listener, app.router, shutdown_signal())
+    let events = app.service.events().clone();
+    let served = auth_server::serve(listener, app.router, shutdown_signal())
         .await
-        .map_err(|e| format!("server error: {e}"))
+        .map_err(|e| format!("server error: {e}"));
+    // Let event deliveries in flight finish, within reason.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), events.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("gave up waiting for event deliveries");
+    }
+    served
 }
 
 fn main() -> ExitCode {

@@ -195,6 +195,10 @@ impl EmailPassProvider {
 
 #[async_trait]
 impl AuthProvider for EmailPassProvider {
+    fn normalize_entity_id(&self, raw: &str) -> String {
+        normalize_email(raw)
+    }
+
     async fn authenticate(
         &self,
         req: AuthRequest,
@@ -273,8 +277,10 @@ impl AuthProvider for EmailPassProvider {
             .provider_identity(&self.id)
             .and_then(|p| p.provider_metadata.clone());
         let hash = self.hash(password).await?;
-        let update = ProviderIdentityUpdate::new()
-            .provider_metadata(Self::password_metadata(existing.as_ref(), hash));
+        let mut metadata = Self::password_metadata(existing.as_ref(), hash);
+        // Tokens and sessions issued before this change stop being accepted.
+        auth_module::bump_credential_version(&mut metadata);
+        let update = ProviderIdentityUpdate::new().provider_metadata(metadata);
         let identity = ids.update(&entity_id, update).await?;
         Ok(AuthOutcome::authenticated(identity))
     }

@@ -1,0 +1,179 @@
+//! The management API for the host application: find auth identities, link
+//! and unlink actors, delete identities. Mounted only when an API key is
+//! configured; every request must carry it (`X-Api-Key: KEY` or
+//! `Authorization: Bearer KEY`), compared in constant time.
+//!
+//! | route | method | answer |
+//! |---|---|---|
+//! | `/admin/auth-identities?provider=P&entity_id=E` | GET | `{"auth_identity"}` |
+//! | `/admin/auth-identities/{id}` | GET | `{"auth_identity"}` |
+//! | `/admin/auth-identities/{id}` | DELETE | `{"id", "object": "auth_identity", "deleted": true}` |
+//! | `/admin/auth-identities/{id}/actors/{actor_type}` | POST `{"actor_id"}` | `{"auth_identity"}` |
+//! | `/admin/auth-identities/{id}/actors/{actor_type}` | DELETE | `{"auth_identity"}` |
+//!
+//! Identities never carry `provider_metadata` (password hashes, tokens).
+
+use std::sync::Arc;
+
+use auth_module::{AuthIdentity, Secret};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::AuthService;
+use crate::body::read_object;
+use crate::context::bearer_token;
+use crate::error::ApiError;
+
+#[derive(Clone)]
+struct Admin {
+    service: AuthService,
+    key_digest: Arc<[u8; 32]>,
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// Equal-length digests compared without an early exit.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| bearer_token(headers))
+}
+
+async fn require_key(State(admin): State<Admin>, req: Request, next: Next) -> Response {
+    let ok =
+        presented_key(req.headers()).is_some_and(|k| same_digest(&digest(k), &admin.key_digest));
+    if !ok {
+        return ApiError::unauthorized("Invalid API key").into_response();
+    }
+    next.run(req).await
+}
+
+/// The management routes, guarded by `api_key`. Merge them into the app only
+/// when a key is configured.
+pub fn management_router(service: AuthService, api_key: &Secret) -> Router {
+    let admin = Admin {
+        service,
+        key_digest: Arc::new(digest(api_key.expose())),
+    };
+    Router::new()
+        .route("/admin/auth-identities", get(find))
+        .route("/admin/auth-identities/{id}", get(retrieve).delete(delete))
+        .route(
+            "/admin/auth-identities/{id}/actors/{actor_type}",
+            post(link).delete(unlink),
+        )
+        .route_layer(middleware::from_fn_with_state(admin.clone(), require_key))
+        .with_state(admin)
+}
+
+fn identity_body(identity: AuthIdentity) -> Json<Value> {
+    Json(json!({ "auth_identity": identity.redacted() }))
+}
+
+#[derive(Deserialize)]
+struct FindQuery {
+    provider: Option<String>,
+    entity_id: Option<String>,
+}
+
+async fn find(
+    State(admin): State<Admin>,
+    Query(q): Query<FindQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (Some(provider), Some(entity_id)) = (q.provider, q.entity_id) else {
+        return Err(ApiError::invalid_data(
+            "Invalid request: query parameters 'provider' and 'entity_id' are required",
+        ));
+    };
+    let module = admin.service.module();
+    let entity_id = module
+        .normalize_entity_id(&provider, &entity_id)
+        .unwrap_or(entity_id);
+    Ok(identity_body(
+        module.retrieve_by_provider(&provider, &entity_id).await?,
+    ))
+}
+
+async fn retrieve(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(identity_body(
+        admin.service.module().retrieve_auth_identity(&id).await?,
+    ))
+}
+
+async fn delete(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    admin.service.module().delete_auth_identity(&id).await?;
+    Ok(Json(
+        json!({ "id": id, "object": "auth_identity", "deleted": true }),
+    ))
+}
+
+async fn link(
+    State(admin): State<Admin>,
+    Path((id, actor_type)): Path<(String, String)>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = read_object(&parts.headers, body, admin.service.settings().body_limit).await?;
+    let actor_id = match body.get("actor_id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        None => {
+            return Err(ApiError::invalid_data(
+                "Invalid request: Field 'actor_id' is required",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_data(format!(
+                "Invalid request: Expected type: 'string' for field 'actor_id', got: '{}'",
+                if other.is_string() {
+                    "empty string"
+                } else {
+                    "non-string"
+                }
+            )));
+        }
+    };
+    Ok(identity_body(
+        admin
+            .service
+            .module()
+            .link_actor(&id, &actor_type, &actor_id)
+            .await?,
+    ))
+}
+
+async fn unlink(
+    State(admin): State<Admin>,
+    Path((id, actor_type)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(identity_body(
+        admin
+            .service
+            .module()
+            .unlink_actor(&id, &actor_type)
+            .await?,
+    ))
+}

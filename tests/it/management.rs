@@ -1,0 +1,200 @@
+//! The management API: off without a key, key checked, link -> refresh.
+
+use serde_json::json;
+
+use crate::support::{EMAILPASS, Reply, TestServer, claims, sqlite_config};
+
+const KEY: &str = "management-key-0123456789";
+
+async fn server(with_key: bool) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = sqlite_config(dir.path(), EMAILPASS);
+    if with_key {
+        toml = toml.replace(
+            "\n[store]",
+            &format!("\n[management]\napi_key = \"{KEY}\"\n\n[store]"),
+        );
+    }
+    let s = TestServer::start_toml(&toml).await;
+    (s, dir)
+}
+
+async fn admin(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let mut req = s.client.request(method, s.url(path));
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    Reply::of(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn off_without_a_key() {
+    let (s, _dir) = server(false).await;
+    let token = s.register("off@example.com", "pw").await;
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = admin(
+        &s,
+        reqwest::Method::GET,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn the_key_is_required() {
+    let (s, _dir) = server(true).await;
+    let token = s.register("key@example.com", "pw").await;
+    let path = format!(
+        "/admin/auth-identities/{}",
+        claims(&token)["auth_identity_id"].as_str().unwrap()
+    );
+    let unauthorized = json!({"type": "unauthorized", "message": "Invalid API key"});
+    for key in [
+        None,
+        Some("wrong"),
+        Some("management-key-012345678"),
+        Some(""),
+    ] {
+        let r = admin(&s, reqwest::Method::GET, &path, key, None).await;
+        assert_eq!((r.status, &r.body), (401, &unauthorized), "{key:?}");
+    }
+    assert_eq!(
+        admin(&s, reqwest::Method::GET, &path, Some(KEY), None)
+            .await
+            .status,
+        200
+    );
+    let r = s
+        .client
+        .get(s.url(&path))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn link_refresh_unlink_delete() {
+    let (s, _dir) = server(true).await;
+    let token = s.register("host@example.com", "pw").await;
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = admin(
+        &s,
+        reqwest::Method::GET,
+        "/admin/auth-identities?provider=emailpass&entity_id=HOST@example.com",
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["auth_identity"]["id"], id);
+    assert_eq!(
+        r.body["auth_identity"]["provider_identities"][0]["entity_id"],
+        "host@example.com"
+    );
+    assert!(
+        !r.text.contains("argon2")
+            && !r.text.contains("provider_metadata")
+            && !r.text.contains("password"),
+        "{}",
+        r.text
+    );
+
+    let r = admin(
+        &s,
+        reqwest::Method::POST,
+        &format!("/admin/auth-identities/{id}/actors/customer"),
+        Some(KEY),
+        Some(json!({"actor_id": "cus_42"})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["auth_identity"]["app_metadata"],
+        json!({"customer_id": "cus_42"})
+    );
+    let refreshed = s.post_bearer("/auth/token/refresh", &token).await.token();
+    assert_eq!(claims(&refreshed)["actor_id"], "cus_42");
+
+    let r = admin(
+        &s,
+        reqwest::Method::POST,
+        &format!("/admin/auth-identities/{id}/actors/customer"),
+        Some(KEY),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["type"], "invalid_data");
+
+    let r = admin(
+        &s,
+        reqwest::Method::DELETE,
+        &format!("/admin/auth-identities/{id}/actors/customer"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let refreshed = s.post_bearer("/auth/token/refresh", &token).await.token();
+    assert_eq!(claims(&refreshed)["actor_id"], "");
+
+    let r = admin(
+        &s,
+        reqwest::Method::DELETE,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            200,
+            json!({"id": id, "object": "auth_identity", "deleted": true})
+        )
+    );
+    let r = admin(
+        &s,
+        reqwest::Method::GET,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["type"], "not_found");
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &token).await.status,
+        401
+    );
+    let r = admin(
+        &s,
+        reqwest::Method::GET,
+        "/admin/auth-identities?provider=emailpass&entity_id=host@example.com",
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
