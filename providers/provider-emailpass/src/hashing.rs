@@ -3,9 +3,11 @@
 
 use std::fmt;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
-use password_hash::SaltString;
+use std::cell::RefCell;
+
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use password_hash::rand_core::OsRng;
+use password_hash::{Output, ParamsString, SaltString};
 use serde::Deserialize;
 
 use auth_module::OptionsError;
@@ -164,39 +166,49 @@ impl PasswordHashing {
 
     /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
     pub fn hash(&self, password: &str) -> Result<String, HashError> {
+        let err = |e: password_hash::Error| HashError(e.to_string());
         let salt = SaltString::generate(&mut OsRng);
-        self.argon2
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError(e.to_string()))
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(err)?;
+        let mut out = [0u8; 32];
+        raw_hash(&self.argon2, password.as_bytes(), salt_bytes, &mut out)?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(self.argon2.params()).map_err(err)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(err)?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Checks `password` against `stored`, with the cost of `stored`'s own
     /// parameters. An unrecognised or malformed value never matches.
     pub fn verify(&self, stored: &str, password: &str) -> Verification {
+        const NO: Verification = Verification {
+            matches: false,
+            needs_rehash: false,
+        };
         match detect(stored) {
             StoredFormat::Argon2 => {
                 let Ok(parsed) = PasswordHash::new(stored) else {
                     tracing::warn!("stored password hash is not a valid PHC string");
-                    return Verification {
-                        matches: false,
-                        needs_rehash: false,
-                    };
+                    return NO;
                 };
-                let matches = Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok();
-                Verification {
-                    matches,
-                    needs_rehash: matches && self.is_weaker(&parsed),
+                match verify_argon2(&parsed, password) {
+                    Ok(matches) => Verification {
+                        matches,
+                        needs_rehash: matches && self.is_weaker(&parsed),
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "stored argon2 hash cannot be verified");
+                        NO
+                    }
                 }
             }
             StoredFormat::Unknown => {
                 tracing::warn!("stored password hash has an unsupported format");
-                Verification {
-                    matches: false,
-                    needs_rehash: false,
-                }
+                NO
             }
         }
     }
@@ -212,6 +224,63 @@ impl PasswordHashing {
             || stored.t_cost() < self.options.iterations
             || stored.p_cost() < self.options.parallelism
     }
+}
+
+thread_local! {
+    /// Each hashing thread reuses one memory area instead of allocating the
+    /// memory cost (19 MiB by default) per hash: glibc keeps freed buffers in
+    /// per-thread arenas, so fresh allocations made resident memory grow with
+    /// every arena a hashing thread ever touched.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Raw argon2 of `password` with `salt` into `out`, on this thread's memory area.
+fn raw_hash(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), HashError> {
+    let blocks = argon2.params().block_count();
+    BLOCKS.with(|cell| {
+        let mut memory = cell.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::new());
+        }
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+            .map_err(|e| HashError(e.to_string()))
+    })
+}
+
+/// Recomputes `parsed` (any argon2 variant and cost) for `password`; the
+/// comparison is constant-time.
+fn verify_argon2(parsed: &PasswordHash<'_>, password: &str) -> Result<bool, HashError> {
+    let err = |e: password_hash::Error| HashError(e.to_string());
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(err)?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(|e| HashError(e.to_string()))?,
+        None => Version::V0x13,
+    };
+    let params = Params::try_from(parsed).map_err(err)?;
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return Err(HashError(
+            "stored memory cost is beyond the accepted maximum".into(),
+        ));
+    }
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(HashError("stored hash has no salt or no output".into()));
+    };
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(err)?;
+    let mut out = vec![0u8; expected.len()];
+    raw_hash(
+        &Argon2::new(algorithm, version, params),
+        password.as_bytes(),
+        salt,
+        &mut out,
+    )?;
+    Ok(Output::new(&out).map_err(err)? == expected)
 }
 
 #[cfg(test)]
@@ -251,6 +320,37 @@ mod tests {
         assert!(!h.verify(&phc, "hunter2").needs_rehash);
         assert!(!h.verify("plaintext", "plaintext").matches);
         assert!(!h.verify("$argon2id$garbage", "x").matches);
+    }
+
+    #[test]
+    fn reads_hashes_made_by_the_argon2_crate_itself() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"interop", &salt)
+            .unwrap()
+            .to_string();
+        let h = PasswordHashing::new(HashOptions::default()).unwrap();
+        assert!(h.verify(&theirs, "interop").matches);
+        assert!(!h.verify(&theirs, "other").matches);
+        let ours = h.hash("interop").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"interop", &parsed)
+                .is_ok()
+        );
+        // argon2i with another cost also verifies, and is marked for an upgrade.
+        let legacy = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(8192, 5, 1, None).unwrap(),
+        )
+        .hash_password(b"interop", &salt)
+        .unwrap()
+        .to_string();
+        let v = h.verify(&legacy, "interop");
+        assert!(v.matches && v.needs_rehash);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! - Passwords are hashed with argon2id into PHC strings kept in the provider
 //!   identity's `provider_metadata.password`; the default cost is OWASP's
 //!   m = 19456 KiB, t = 2, p = 1, and weaker settings are refused.
-//! - Hashing runs on blocking threads, never on the async executor, with at most
-//!   `max_concurrent_hashes` (default: the number of cores) in flight; the rest
-//!   wait in line, so memory stays bounded under load.
+//! - Hashing runs on a fixed set of `max_concurrent_hashes` threads (default:
+//!   the number of cores), never on the async executor; the rest wait in line
+//!   as futures, so memory stays bounded under load.
 //! - Unknown emails and wrong passwords get the same answer after the same work
 //!   (a dummy hash is verified for unknown emails).
 //! - Emails are trimmed and compared case-insensitively (stored lower-cased).
@@ -30,9 +30,9 @@ use auth_module::{
 };
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 mod hashing;
+mod pool;
 
 pub use hashing::{HashError, HashOptions, PasswordHashing, Verification};
 
@@ -80,8 +80,7 @@ impl ValidateOptions for EmailPassOptions {
 #[derive(Debug)]
 pub struct EmailPassProvider {
     id: String,
-    hashing: Arc<PasswordHashing>,
-    permits: Arc<Semaphore>,
+    pool: pool::HashPool,
     /// Verified for unknown emails so they cost what a wrong password costs.
     dummy_hash: Arc<str>,
 }
@@ -96,17 +95,27 @@ impl ProviderKind for EmailPassProvider {
         let mut random = [0u8; 24];
         auth_module::fill_random(&mut random);
         let dummy_password: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let dummy_hash = hashing
-            .hash(&dummy_password)
-            .map_err(|e| OptionsError::new("hash", e.to_string()))?;
-        let permits = init
+        // On a short-lived thread, so its hashing memory is freed with it.
+        let dummy_hash = std::thread::scope(|scope| {
+            scope
+                .spawn(|| hashing.hash(&dummy_password))
+                .join()
+                .map_err(|_| OptionsError::new("hash", "the hashing thread panicked"))?
+                .map_err(|e| OptionsError::new("hash", e.to_string()))
+        })?;
+        let threads = init
             .options
             .max_concurrent_hashes
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let pool = pool::HashPool::new(Arc::new(hashing), threads).map_err(|e| {
+            OptionsError::new(
+                "max_concurrent_hashes",
+                format!("cannot start hashing threads: {e}"),
+            )
+        })?;
         Ok(EmailPassProvider {
             id: init.id,
-            hashing: Arc::new(hashing),
-            permits: Arc::new(Semaphore::new(permits)),
+            pool,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -151,15 +160,7 @@ impl EmailPassProvider {
         &self,
         job: impl FnOnce(&PasswordHashing) -> T + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| Error::unexpected("password hashing is shut down").with_source(e))?;
-        let hashing = self.hashing.clone();
-        tokio::task::spawn_blocking(move || job(&hashing))
-            .await
-            .map_err(|e| Error::unexpected("password hashing task failed").with_source(e))
+        self.pool.run(job).await
     }
 
     async fn hash(&self, password: String) -> Result<String> {
