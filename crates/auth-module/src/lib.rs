@@ -8,7 +8,7 @@ mod model;
 mod module;
 mod provider;
 mod registry;
-mod store;
+pub mod store;
 
 pub use async_trait::async_trait;
 

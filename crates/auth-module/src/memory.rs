@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, PROVIDER_IDENTITY_PREFIX,
     ProviderIdentity, ProviderIdentityUpdate, generate_id,
@@ -74,20 +74,10 @@ impl Identities {
     }
 }
 
-fn duplicate(new: &NewProviderIdentity) -> Error {
-    Error::duplicate(format!(
-        "Provider identity with entity_id {} and provider {} already exists",
-        new.entity_id, new.provider
-    ))
-}
-
-fn auth_not_found(id: &str) -> Error {
-    Error::not_found(format!("AuthIdentity with id: {id} was not found"))
-}
-
-fn provider_not_found(id: &str) -> Error {
-    Error::not_found(format!("ProviderIdentity with id: {id} was not found"))
-}
+use crate::store::{
+    auth_identity_not_found as auth_not_found, duplicate_provider_identity as duplicate,
+    provider_identity_not_found as provider_not_found,
+};
 
 /// An [`IdentityStore`] in process memory.
 #[derive(Debug, Default)]

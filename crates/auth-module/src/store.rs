@@ -16,6 +16,25 @@ use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
 
+/// The error every store answers when `(entity_id, provider)` is taken, so a
+/// client sees the same text whichever store is configured.
+pub fn duplicate_provider_identity(new: &NewProviderIdentity) -> crate::Error {
+    crate::Error::duplicate(format!(
+        "Provider identity with entity_id {} and provider {} already exists",
+        new.entity_id, new.provider
+    ))
+}
+
+/// The error every store answers for a missing auth identity.
+pub fn auth_identity_not_found(id: &str) -> crate::Error {
+    crate::Error::not_found(format!("AuthIdentity with id: {id} was not found"))
+}
+
+/// The error every store answers for a missing provider identity.
+pub fn provider_identity_not_found(id: &str) -> crate::Error {
+    crate::Error::not_found(format!("ProviderIdentity with id: {id} was not found"))
+}
+
 /// What a new auth identity is made of.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]

@@ -332,20 +332,10 @@ fn refuse_nul_provider(p: &NewProviderIdentity) -> Result<()> {
 // Errors: the messages are those of `auth_module::memory`, so a client sees the
 // same text whichever store is configured.
 
-fn duplicate(new: &NewProviderIdentity) -> Error {
-    Error::duplicate(format!(
-        "Provider identity with entity_id {} and provider {} already exists",
-        new.entity_id, new.provider
-    ))
-}
-
-fn auth_not_found(id: &str) -> Error {
-    Error::not_found(format!("AuthIdentity with id: {id} was not found"))
-}
-
-fn provider_not_found(id: &str) -> Error {
-    Error::not_found(format!("ProviderIdentity with id: {id} was not found"))
-}
+use auth_module::store::{
+    auth_identity_not_found as auth_not_found, duplicate_provider_identity as duplicate,
+    provider_identity_not_found as provider_not_found,
+};
 
 /// Wraps a backend error: `action` says what the store was doing.
 fn database(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
