@@ -10,5 +10,6 @@ mod bad_input;
 mod http;
 mod management;
 mod module;
+mod postgres;
 mod reset;
 mod support;

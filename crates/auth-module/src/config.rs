@@ -155,6 +155,11 @@ pub struct StoreConfig {
     /// `sqlite://PATH`, `postgres://…` or `memory://`. Default `sqlite://./auth.db`.
     #[serde(default = "default_store_url")]
     pub url: Secret,
+    /// PostgreSQL only: the schema holding the tables (created if missing), so
+    /// several deployments can share one database. Default: the connection's
+    /// `search_path` (normally `public`).
+    #[serde(default)]
+    pub schema: Option<String>,
 }
 
 fn default_store_url() -> Secret {
@@ -165,6 +170,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: default_store_url(),
+            schema: None,
         }
     }
 }
@@ -475,6 +481,14 @@ impl Config {
                     }
                 }
             }
+        }
+        if self.store.schema.is_some()
+            && !(self.store.url.expose().starts_with("postgres://")
+                || self.store.url.expose().starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "store.schema: only a postgres:// store has schemas",
+            ));
         }
         if let Some(key) = &self.management.api_key {
             if key.expose().len() < 16 {

@@ -151,7 +151,15 @@ pub async fn open_stores(
         // cache can never answer stale.
         Arc::new(CachedIdentityStore::new(store, IDENTITY_CACHE_CAPACITY))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(SqlStore::connect(url).await.map_err(|e| {
+        #[cfg(feature = "postgres")]
+        let store = match &config.store.schema {
+            Some(schema) => SqlStore::connect_postgres_schema(url, schema).await,
+            None => SqlStore::connect(url).await,
+        };
+        // Without the feature, connect answers which feature adds PostgreSQL.
+        #[cfg(not(feature = "postgres"))]
+        let store = SqlStore::connect(url).await;
+        Arc::new(store.map_err(|e| {
             ConfigError::new(format!(
                 "store.url: cannot open the PostgreSQL store: {}",
                 e.message()
