@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::AuthService;
 use crate::body::{parse_pairs, read_object};
-use crate::context::{AuthPolicy, SESSION_PREFIX, bearer_token};
+use crate::context::{AuthPolicy, SESSION_PREFIX};
 use crate::error::ApiError;
 
 #[derive(Clone, Copy)]
@@ -130,9 +130,15 @@ pub(crate) async fn create_session(
     State(svc): State<AuthService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let claims = bearer_token(&headers)
-        .and_then(|t| svc.tokens().verify(t))
+    // Bearer only, and still current (not from before a password change).
+    let policy = AuthPolicy::any_actor()
+        .session(false)
+        .allow_unregistered(true);
+    let (ctx, _) = svc
+        .authenticate_current(&headers, &policy)
+        .await
         .ok_or(ApiError::Unauthorized)?;
+    let claims = ctx.claims;
     let sid = random_hex(32);
     let settings = svc.settings();
     let value = serde_json::to_value(&claims).map_err(|_| ApiError::Internal)?;
