@@ -697,3 +697,71 @@ async fn host_routes_behind_require_auth() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn sessions_and_reset_tokens_survive_a_restart_with_sql_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/auth.db", dir.path().display());
+    let toml = sqlite_config(dir.path(), EMAILPASS).replace(
+        "\n[store]",
+        &format!("\n[state]\nurl = \"{db}\"\n\n[store]"),
+    );
+    let s = TestServer::start_toml(&toml).await;
+    let token = s.register("state@example.com", "pw").await;
+    let session = s.post_bearer("/auth/session", &token).await;
+    let cookie = session
+        .set_cookies()
+        .pop()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut rx = s.service.events().subscribe();
+    let r = s
+        .post_json(
+            "/auth/customer/emailpass/reset-password",
+            json!({"identifier": "state@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let reset = rx.recv().await.unwrap().data["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.stop().await;
+
+    let s = TestServer::start_toml(&toml).await;
+    let r = s
+        .client
+        .post(s.url("/auth/token/refresh"))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the session outlived the restart");
+    let r = Reply::of(
+        s.client
+            .post(s.url("/auth/customer/emailpass/update"))
+            .header("authorization", format!("Bearer {reset}"))
+            .json(&json!({"password": "after-restart"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((r.status, r.body), (200, json!({"success": true})));
+    assert_eq!(
+        s.login("state@example.com", "after-restart").await.status,
+        200
+    );
+    // The password change ended the old session too.
+    let r = s
+        .client
+        .post(s.url("/auth/token/refresh"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

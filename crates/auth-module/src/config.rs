@@ -180,7 +180,9 @@ impl Default for StoreConfig {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StateConfig {
-    /// `memory://` (default) or `redis://…`.
+    /// `memory://` (default), or a `sqlite://` / `postgres://` URL (the same as
+    /// `[store] url` shares its database) so sessions and reset marks survive
+    /// restarts and are shared by replicas.
     #[serde(default = "default_state_url")]
     pub url: Secret,
 }

@@ -142,3 +142,76 @@ pub trait StateStore: Send + Sync + fmt::Debug + 'static {
     /// Removes `key`; `true` if a live value was there.
     async fn delete(&self, key: &str) -> Result<bool>;
 }
+
+/// A shared store is a store: lets one instance serve several roles (e.g. a
+/// SQL database as both identity and state store, or behind a cache).
+#[async_trait]
+impl<T: IdentityStore + ?Sized> IdentityStore for std::sync::Arc<T> {
+    async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+        (**self).create_auth_identity(new).await
+    }
+
+    async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
+        (**self).retrieve_auth_identity(id).await
+    }
+
+    async fn update_app_metadata(
+        &self,
+        id: &str,
+        app_metadata: Option<Metadata>,
+    ) -> Result<AuthIdentity> {
+        (**self).update_app_metadata(id, app_metadata).await
+    }
+
+    async fn delete_auth_identity(&self, id: &str) -> Result<()> {
+        (**self).delete_auth_identity(id).await
+    }
+
+    async fn find_provider_identity(
+        &self,
+        provider: &str,
+        entity_id: &str,
+    ) -> Result<Option<ProviderIdentity>> {
+        (**self).find_provider_identity(provider, entity_id).await
+    }
+
+    async fn add_provider_identity(
+        &self,
+        auth_identity_id: &str,
+        new: NewProviderIdentity,
+    ) -> Result<ProviderIdentity> {
+        (**self).add_provider_identity(auth_identity_id, new).await
+    }
+
+    async fn update_provider_identity(
+        &self,
+        id: &str,
+        update: ProviderIdentityUpdate,
+    ) -> Result<ProviderIdentity> {
+        (**self).update_provider_identity(id, update).await
+    }
+
+    async fn delete_provider_identity(&self, id: &str) -> Result<()> {
+        (**self).delete_provider_identity(id).await
+    }
+}
+
+/// A shared state store is a state store.
+#[async_trait]
+impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
+    async fn set(&self, key: &str, value: Value, ttl: Duration) -> Result<()> {
+        (**self).set(key, value, ttl).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Value>> {
+        (**self).get(key).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Value>> {
+        (**self).take(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        (**self).delete(key).await
+    }
+}

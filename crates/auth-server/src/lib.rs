@@ -7,8 +7,9 @@
 //! ```
 //!
 //! With no config file it runs on an embedded default: SQLite at `./auth.db`,
-//! emailpass under id `emailpass`, 127.0.0.1:9000, and a random JWT secret
-//! generated once and kept in `auth.jwt-secret` beside the database.
+//! emailpass under id `emailpass`, 127.0.0.1:9000, sessions and reset marks in
+//! the same SQLite file, and a random JWT secret generated once and kept in
+//! `auth.jwt-secret` beside the database.
 //!
 //! | cargo feature | default | adds |
 //! |---|---|---|
@@ -52,6 +53,8 @@ pub fn default_config() -> Config {
         serde_json::Value::Null,
     )]);
     c.store.url = Secret::new("sqlite://./auth.db");
+    // Sessions and reset marks in the same file, so they survive restarts.
+    c.state.url = Secret::new("sqlite://./auth.db");
     c
 }
 
@@ -138,47 +141,66 @@ pub async fn open_stores(
     config: &Config,
 ) -> Result<(Arc<dyn IdentityStore>, Arc<dyn StateStore>), ConfigError> {
     let url = config.store.url.expose();
-    let identities: Arc<dyn IdentityStore> = if url == "memory://" {
-        Arc::new(MemoryIdentityStore::new())
-    } else if url.starts_with("sqlite:") {
-        let store = SqlStore::connect(url).await.map_err(|e| {
-            ConfigError::new(format!(
-                "store.url: cannot open the SQLite store: {}",
-                e.message()
-            ))
-        })?;
+    let sql = if url == "memory://" {
+        None
+    } else {
+        Some(Arc::new(
+            open_sql("store.url", url, config.store.schema.as_deref()).await?,
+        ))
+    };
+    let identities: Arc<dyn IdentityStore> = match &sql {
+        None => Arc::new(MemoryIdentityStore::new()),
         // One process owns an embedded SQLite file, so a write-invalidated
         // cache can never answer stale.
-        Arc::new(CachedIdentityStore::new(store, IDENTITY_CACHE_CAPACITY))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        #[cfg(feature = "postgres")]
-        let store = match &config.store.schema {
-            Some(schema) => SqlStore::connect_postgres_schema(url, schema).await,
-            None => SqlStore::connect(url).await,
-        };
-        // Without the feature, connect answers which feature adds PostgreSQL.
-        #[cfg(not(feature = "postgres"))]
-        let store = SqlStore::connect(url).await;
-        Arc::new(store.map_err(|e| {
-            ConfigError::new(format!(
-                "store.url: cannot open the PostgreSQL store: {}",
-                e.message()
-            ))
-        })?)
-    } else {
-        return Err(ConfigError::new(
-            "store.url: unsupported scheme; use sqlite://PATH, postgres://… or memory://",
-        ));
+        Some(store) if url.starts_with("sqlite:") => Arc::new(CachedIdentityStore::new(
+            store.clone(),
+            IDENTITY_CACHE_CAPACITY,
+        )),
+        Some(store) => store.clone(),
     };
     let state_url = config.state.url.expose();
     let state: Arc<dyn StateStore> = if state_url == "memory://" {
         Arc::new(MemoryStateStore::new())
+    } else if state_url == url {
+        // The same database: one pool serves both.
+        match &sql {
+            Some(store) => store.clone(),
+            None => Arc::new(MemoryStateStore::new()),
+        }
     } else {
-        return Err(ConfigError::new(
-            "state.url: unsupported scheme; this build supports memory://",
-        ));
+        Arc::new(open_sql("state.url", state_url, None).await?)
     };
     Ok((identities, state))
+}
+
+/// Opens the SQL store at `url` (`what` names the config key in errors).
+async fn open_sql(what: &str, url: &str, schema: Option<&str>) -> Result<SqlStore, ConfigError> {
+    let engine = if url.starts_with("sqlite:") {
+        "SQLite"
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        "PostgreSQL"
+    } else {
+        return Err(ConfigError::new(format!(
+            "{what}: unsupported scheme; use sqlite://PATH, postgres://… or memory://"
+        )));
+    };
+    #[cfg(feature = "postgres")]
+    let store = match schema {
+        Some(schema) => SqlStore::connect_postgres_schema(url, schema).await,
+        None => SqlStore::connect(url).await,
+    };
+    // Without the feature, connect answers which feature adds PostgreSQL.
+    #[cfg(not(feature = "postgres"))]
+    let store = {
+        let _ = schema;
+        SqlStore::connect(url).await
+    };
+    store.map_err(|e| {
+        ConfigError::new(format!(
+            "{what}: cannot open the {engine} store: {}",
+            e.message()
+        ))
+    })
 }
 
 /// Builds the module, the service and the router for `config`.

@@ -127,6 +127,19 @@ async fn default_mode_keeps_data_and_secret_across_restarts() {
     .await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().unwrap().to_owned();
+    let session = reqwest::Client::new()
+        .post(format!("{base}/auth/session"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = session.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     drop(server);
 
     let (server, log) = start(dir.path(), &["--listen", "127.0.0.1:0"]);
@@ -151,6 +164,17 @@ async fn default_mode_keeps_data_and_secret_across_restarts() {
     assert_eq!(
         status, 200,
         "a token from before the restart is still valid"
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/token/refresh"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the default server keeps sessions in its database"
     );
 }
 

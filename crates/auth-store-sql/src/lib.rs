@@ -11,11 +11,13 @@ mod sqlite;
 mod url;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_module::{
     AuthIdentity, Error, IdentityStore, Metadata, NewAuthIdentity, NewProviderIdentity,
-    ProviderIdentity, ProviderIdentityUpdate, Result,
+    ProviderIdentity, ProviderIdentityUpdate, Result, StateStore,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -33,7 +35,12 @@ pub struct SqlStore {
     redacted_url: String,
     /// The PostgreSQL schema every connection uses, if one was chosen.
     schema: Option<String>,
+    /// State writes so far; every [`SWEEP_EVERY`]th also deletes expired rows.
+    state_writes: AtomicU64,
 }
+
+/// How often (in state writes) expired state rows are deleted.
+const SWEEP_EVERY: u64 = 256;
 
 /// The pool of the engine the URL named. Empty (and `SqlStore` impossible to
 /// build) when no engine feature is enabled.
@@ -119,6 +126,7 @@ impl SqlStore {
             backend: Backend::Sqlite(sqlite::connect(url).await?),
             redacted_url: url::redact(url),
             schema: None,
+            state_writes: AtomicU64::new(0),
         })
     }
 
@@ -135,6 +143,7 @@ impl SqlStore {
             backend: Backend::Postgres(postgres::connect(url, schema).await?),
             redacted_url: url::redact(url),
             schema: schema.map(str::to_owned),
+            state_writes: AtomicU64::new(0),
         })
     }
 
@@ -292,6 +301,54 @@ impl IdentityStore for SqlStore {
 // an encoding error. Rather than a database error on one engine and success on
 // the other, both refuse it up front: no stored key contains NUL, so a lookup
 // with one finds nothing, and a write with one is `InvalidData`.
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The state store on the same database: sessions, reset marks and provider
+/// state survive a restart and are shared by every process using the database.
+/// `take` is one `DELETE … RETURNING`, so it is atomic on both engines;
+/// expired rows are skipped when read and deleted every few hundred writes.
+#[async_trait]
+impl StateStore for SqlStore {
+    async fn set(&self, key: &str, value: Value, ttl: Duration) -> Result<()> {
+        if has_nul(key) || value_has_nul(&value) {
+            return Err(Error::invalid_data(
+                "state keys and values must not contain NUL (U+0000) characters",
+            ));
+        }
+        let now = now_ms();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let expires_at = now.saturating_add(ttl_ms);
+        if self.state_writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            dispatch!(self, state_sweep(now))?;
+        }
+        dispatch!(self, state_set(key, &value, expires_at))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Value>> {
+        if has_nul(key) {
+            return Ok(None);
+        }
+        dispatch!(self, state_get(key, now_ms()))
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Value>> {
+        if has_nul(key) {
+            return Ok(None);
+        }
+        dispatch!(self, state_take(key, now_ms()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        if has_nul(key) {
+            return Ok(false);
+        }
+        dispatch!(self, state_delete(key, now_ms()))
+    }
+}
 
 fn has_nul(s: &str) -> bool {
     s.contains('\0')

@@ -325,3 +325,83 @@ pub(crate) async fn delete_provider_identity(pool: &Pool<Db>, id: &str) -> Resul
     }
     Ok(())
 }
+
+// ----- state: keyed values with a time to live (milliseconds since the epoch)
+
+pub(crate) async fn state_set(
+    pool: &Pool<Db>,
+    key: &str,
+    value: &serde_json::Value,
+    expires_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO auth_state (key, value, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+    )
+    .bind(key)
+    .bind(Json(value))
+    .bind(expires_at)
+    .execute(pool)
+    .await
+    .map_err(database("storing a state value"))?;
+    Ok(())
+}
+
+pub(crate) async fn state_get(
+    pool: &Pool<Db>,
+    key: &str,
+    now: i64,
+) -> Result<Option<serde_json::Value>> {
+    let row = sqlx::query("SELECT value FROM auth_state WHERE key = $1 AND expires_at > $2")
+        .bind(key)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+        .map_err(database("reading a state value"))?;
+    row.map(|r| get::<Json<serde_json::Value>>(&r, 0, "reading a state value").map(|j| j.0))
+        .transpose()
+}
+
+/// One statement, so of concurrent takes exactly one gets the row.
+pub(crate) async fn state_take(
+    pool: &Pool<Db>,
+    key: &str,
+    now: i64,
+) -> Result<Option<serde_json::Value>> {
+    let row = sqlx::query("DELETE FROM auth_state WHERE key = $1 RETURNING value, expires_at")
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(database("taking a state value"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let expires_at: i64 = get(&row, 1, "taking a state value")?;
+    if expires_at <= now {
+        return Ok(None);
+    }
+    Ok(Some(
+        get::<Json<serde_json::Value>>(&row, 0, "taking a state value")?.0,
+    ))
+}
+
+pub(crate) async fn state_delete(pool: &Pool<Db>, key: &str, now: i64) -> Result<bool> {
+    let row = sqlx::query("DELETE FROM auth_state WHERE key = $1 RETURNING expires_at")
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(database("deleting a state value"))?;
+    match row {
+        Some(r) => Ok(get::<i64>(&r, 0, "deleting a state value")? > now),
+        None => Ok(false),
+    }
+}
+
+pub(crate) async fn state_sweep(pool: &Pool<Db>, now: i64) -> Result<()> {
+    sqlx::query("DELETE FROM auth_state WHERE expires_at <= $1")
+        .bind(now)
+        .execute(pool)
+        .await
+        .map_err(database("sweeping expired state"))?;
+    Ok(())
+}

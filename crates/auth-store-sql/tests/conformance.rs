@@ -154,6 +154,12 @@ mod sqlite {
 
     auth_testkit::identity_store_suite!(file, FileStore::open);
 
+    auth_testkit::state_store_suite!(state_memory, || async {
+        SqlStore::sqlite_memory()
+            .await
+            .expect("an in-memory SQLite store opens")
+    });
+
     fn sqlite_url(dir: &TempDir) -> String {
         format!("sqlite://{}", dir.path().join("auth.db").display())
     }
@@ -356,6 +362,7 @@ mod postgres {
     use sqlx::Connection;
 
     auth_testkit::identity_store_suite!(suite, optional = store, teardown = drop_schema);
+    auth_testkit::state_store_suite!(state, optional = store, teardown = drop_schema);
 
     const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
