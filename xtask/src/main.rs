@@ -115,7 +115,8 @@ fn new_provider(name: &str) -> Result<(), String> {
     let manifest = format!(
         "[package]\nname = \"{krate}\"\nversion.workspace = true\nedition.workspace = true\n\
          rust-version.workspace = true\nlicense.workspace = true\npublish.workspace = true\n\n\
-         [dependencies]\nauth-module.workspace = true\nserde.workspace = true\n\n[lints]\nworkspace = true\n"
+         [dependencies]\nauth-module.workspace = true\nserde.workspace = true\n\n\
+         [dev-dependencies]\nauth-testkit.workspace = true\nserde_json.workspace = true\n\n[lints]\nworkspace = true\n"
     );
     let lib = format!(
         "//! The `{name}` provider.\n\n\
@@ -130,6 +131,14 @@ fn new_provider(name: &str) -> Result<(), String> {
     );
     std::fs::write(dir.join("Cargo.toml"), manifest).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("src/lib.rs"), lib).map_err(|e| e.to_string())?;
+    let krate_ident = krate.replace('-', "_");
+    let conformance = format!(
+        "//! The provider conformance suite every provider kind runs.\n\n\
+         use {krate_ident} as _;\n\n\
+         auth_testkit::provider_suite!(conformance, {krate_ident}::{ty}Provider, serde_json::json!({{}}));\n"
+    );
+    std::fs::create_dir_all(dir.join("tests")).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("tests/conformance.rs"), conformance).map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {}; add \"providers/{krate}\" to the workspace members, and a `{krate}` feature to auth-server",
         dir.display()

@@ -2,6 +2,7 @@
 
 pub mod identity;
 mod macros;
+pub mod provider;
 pub mod state;
 mod support;
 
@@ -19,6 +20,18 @@ pub mod __private {
             .enable_all()
             .build()
             // Invariant: only fails when the OS refuses the runtime its timer or I/O driver.
+            .expect("the test runtime cannot be built")
+            .block_on(future);
+    }
+
+    /// Runs a future on a fresh multi-threaded runtime (providers may use
+    /// blocking threads or `spawn_blocking`).
+    pub fn block_on_multi_thread<F: Future<Output = ()>>(future: F) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            // Invariant: only fails when the OS refuses the runtime its threads.
             .expect("the test runtime cannot be built")
             .block_on(future);
     }

@@ -123,3 +123,44 @@ macro_rules! __suite_case {
         }
     };
 }
+
+/// Stamps one test per provider case ([`crate::provider`]) inside `mod $name`,
+/// for provider kind `$kind` with valid options `$options` (a
+/// `serde_json::Value`). Run it from the provider crate's `tests/`, where the
+/// crate is linked (`use provider_x as _;`).
+#[macro_export]
+macro_rules! provider_suite {
+    ($name:ident, $kind:ty, $options:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            fn metadata_rules() {
+                $crate::provider::metadata_rules::<$kind>();
+            }
+
+            #[test]
+            fn registered_at_link_time() {
+                $crate::provider::registered_at_link_time::<$kind>();
+            }
+
+            #[test]
+            fn builds_with_valid_options() {
+                $crate::provider::builds_with_valid_options::<$kind>($options);
+            }
+
+            #[test]
+            fn bad_options_are_refused() {
+                $crate::provider::bad_options_are_refused::<$kind>($options);
+            }
+
+            #[test]
+            fn garbage_inputs_fail_cleanly() {
+                $crate::__private::block_on_multi_thread(
+                    $crate::provider::garbage_inputs_fail_cleanly::<$kind>($options),
+                );
+            }
+        }
+    };
+}

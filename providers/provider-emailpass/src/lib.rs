@@ -43,6 +43,12 @@ pub const IDENTIFIER: &str = "emailpass";
 pub const PASSWORD_NOT_STRING: &str = "Password should be a string";
 /// The message for a missing, empty or non-string email.
 pub const EMAIL_NOT_STRING: &str = "Email should be a string";
+/// The message for a registration whose email holds control characters.
+pub const EMAIL_INVALID_CHARACTERS: &str = "Email contains invalid characters";
+/// The message for a registration whose email is longer than an address can be.
+pub const EMAIL_TOO_LONG: &str = "Email is too long";
+/// The longest email accepted at registration (RFC 5321's 254 characters).
+const MAX_EMAIL_CHARS: usize = 254;
 /// The message for a failed login, whatever the reason.
 pub const INVALID_CREDENTIALS: &str = "Invalid email or password";
 /// The message for a registration that collides with an existing identity.
@@ -240,6 +246,16 @@ impl AuthProvider for EmailPassProvider {
             Ok(c) => c,
             Err(msg) => return Ok(AuthOutcome::failed(msg)),
         };
+        // No one's email holds control characters (NUL, newlines, ...); storing
+        // one would make an identity no client can type. Logins with such an
+        // email simply find nobody.
+        if creds.email.chars().any(char::is_control) {
+            return Ok(AuthOutcome::failed(EMAIL_INVALID_CHARACTERS));
+        }
+        // RFC 5321 caps an address at 254 characters; longer is never a mailbox.
+        if creds.email.chars().count() > MAX_EMAIL_CHARS {
+            return Ok(AuthOutcome::failed(EMAIL_TOO_LONG));
+        }
         if let Some(existing) = ids.find(&creds.email).await? {
             return self.register_existing(existing, creds.password).await;
         }
@@ -342,6 +358,31 @@ mod tests {
         .ok()
         .unwrap();
         assert_eq!(c.email, "ada@example.com");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn control_characters_in_emails_are_refused_at_registration() {
+        let provider =
+            EmailPassProvider::new(ProviderInit::new("emailpass", EmailPassOptions::default()))
+                .unwrap();
+        let ids = ProviderIdentities::new(
+            "emailpass",
+            std::sync::Arc::new(auth_module::MemoryIdentityStore::new()),
+            std::sync::Arc::new(auth_module::MemoryStateStore::new()),
+        );
+        let long = format!("{}@example.com", "a".repeat(250));
+        for (email, msg) in [
+            ("a\u{0}@b.c", EMAIL_INVALID_CHARACTERS),
+            ("a@b.c\nBcc: x@y.z", EMAIL_INVALID_CHARACTERS),
+            ("\u{7f}@b.c", EMAIL_INVALID_CHARACTERS),
+            (long.as_str(), EMAIL_TOO_LONG),
+        ] {
+            let req = AuthRequest::json(json!({"email": email, "password": "pw"}));
+            match provider.register(req, &ids).await.unwrap() {
+                AuthOutcome::Failed(m) => assert_eq!(m, msg),
+                other => panic!("{email:?} registered: {other:?}"),
+            }
+        }
     }
 
     #[test]
