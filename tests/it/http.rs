@@ -765,3 +765,39 @@ async fn sessions_and_reset_tokens_survive_a_restart_with_sql_state() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_while_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (s, _dir) = server().await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /auth/customer/emailpass/register HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let chunk = vec![b' '; 16 * 1024];
+    // 160 KiB of JSON whitespace, more than the 100 KiB limit, with no length
+    // announced up front. The server may answer and close before all is sent.
+    for _ in 0..10 {
+        let head = format!("{:x}\r\n", chunk.len());
+        if stream.write_all(head.as_bytes()).await.is_err()
+            || stream.write_all(&chunk).await.is_err()
+            || stream.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.ends_with(r#"{"message":"request entity too large","type":"unknown_error"}"#),
+        "{text}"
+    );
+}
