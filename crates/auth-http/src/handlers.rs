@@ -69,7 +69,10 @@ pub(crate) async fn run_step(
         Step::Callback => module.validate_callback(&provider, auth_req).await?,
     };
     if let (true, Some(identity)) = (result.success, &result.auth_identity) {
-        let token = svc.issue_token(&identity.id, &actor, &provider).await?;
+        // The identity the provider answered is current: no second read.
+        let token = svc
+            .tokens()
+            .issue(identity, &actor, &provider, result.credential_version);
         return Ok(Json(json!({ "token": token })).into_response());
     }
     if let (true, Some(location)) = (result.success, result.location) {

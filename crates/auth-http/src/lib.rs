@@ -169,24 +169,6 @@ impl AuthService {
     pub fn settings(&self) -> &HttpSettings {
         &self.inner.settings
     }
-
-    /// A token for identity `id` acting as `actor_type` after logging in with
-    /// `provider`, from the identity as stored now.
-    pub async fn issue_token(
-        &self,
-        id: &str,
-        actor_type: &str,
-        provider: &str,
-    ) -> Result<String, ApiError> {
-        let (identity, version) = self
-            .module()
-            .identity_with_credential_version(id, provider)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("Unauthorized"))?;
-        Ok(self
-            .tokens()
-            .issue(&identity, actor_type, provider, version))
-    }
 }
 
 /// The auth routes (and `/health`), with CORS, body-size and tracing layers,

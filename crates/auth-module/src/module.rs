@@ -31,6 +31,10 @@ pub struct AuthenticationResponse {
     pub error: Option<String>,
     /// Where the client continues (redirect providers).
     pub location: Option<String>,
+    /// On success, the credential version of the identity's provider identity
+    /// at this provider (see [`crate::CREDENTIAL_VERSION_KEY`]), read before the
+    /// secrets were stripped, so tokens can be issued without reading again.
+    pub credential_version: u64,
 }
 
 impl AuthenticationResponse {
@@ -40,15 +44,20 @@ impl AuthenticationResponse {
             auth_identity: None,
             error: Some(msg.into()),
             location: None,
+            credential_version: 0,
         }
     }
-}
 
-impl From<AuthOutcome> for AuthenticationResponse {
-    fn from(o: AuthOutcome) -> Self {
-        match o {
+    /// The response for `outcome` of provider instance `provider_id`.
+    fn from_outcome(outcome: AuthOutcome, provider_id: &str) -> Self {
+        match outcome {
             AuthOutcome::Authenticated(identity) => AuthenticationResponse {
                 success: true,
+                credential_version: crate::provider::credential_version(
+                    identity
+                        .provider_identity(provider_id)
+                        .and_then(|p| p.provider_metadata.as_ref()),
+                ),
                 auth_identity: Some(identity.redacted()),
                 error: None,
                 location: None,
@@ -58,6 +67,7 @@ impl From<AuthOutcome> for AuthenticationResponse {
                 auth_identity: None,
                 error: None,
                 location: Some(location),
+                credential_version: 0,
             },
             AuthOutcome::Failed(msg) => Self::failed(msg),
         }
@@ -362,7 +372,7 @@ impl AuthModule {
             Method::Callback => p.validate_callback(req, ids).await,
         };
         match result {
-            Ok(outcome) => Ok(outcome.into()),
+            Ok(outcome) => Ok(AuthenticationResponse::from_outcome(outcome, provider_id)),
             Err(e) => {
                 if let Some(name) = e.unsupported_method() {
                     let msg = if name == "validate_callback" {
