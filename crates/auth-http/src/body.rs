@@ -94,3 +94,10 @@ pub(crate) fn parse_pairs(bytes: &[u8]) -> Metadata {
         .map(|(k, v)| (k, Value::String(v)))
         .collect()
 }
+
+/// The query string's parameters.
+pub(crate) fn query_of(uri: &axum::http::Uri) -> Metadata {
+    uri.query()
+        .map(|q| parse_pairs(q.as_bytes()))
+        .unwrap_or_default()
+}

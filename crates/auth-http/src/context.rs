@@ -145,21 +145,16 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-pub(crate) const SESSION_PREFIX: &str = "session:";
+/// The state-store key of session `sid`.
+pub(crate) fn session_key(sid: &str) -> String {
+    format!("session:{sid}")
+}
 
 impl AuthService {
     /// The claims of the session named by the request's cookie, if live.
     pub(crate) async fn session_claims(&self, headers: &HeaderMap) -> Option<(String, AuthClaims)> {
-        let sid = cookie(headers, &self.settings().session_cookie_name)?;
-        if sid.len() > 128 {
-            return None;
-        }
-        let value = match self
-            .module()
-            .state_store()
-            .get(&format!("{SESSION_PREFIX}{sid}"))
-            .await
-        {
+        let key = self.session_key(headers)?;
+        let value = match self.module().state_store().get(&key).await {
             Ok(v) => v?,
             Err(e) => {
                 tracing::error!(error = %e, "session lookup failed");
@@ -167,7 +162,36 @@ impl AuthService {
             }
         };
         let claims: AuthClaims = serde_json::from_value(value).ok()?;
-        Some((sid.to_owned(), claims))
+        Some((key, claims))
+    }
+
+    /// The state-store key of the session the request's cookie names (ids we
+    /// issue are 64 hex characters; anything much longer is not ours).
+    pub(crate) fn session_key(&self, headers: &HeaderMap) -> Option<String> {
+        let sid = cookie(headers, &self.settings().session_cookie_name)?;
+        (sid.len() <= 128).then(|| session_key(sid))
+    }
+
+    /// A `Set-Cookie` value for the session cookie: `sid` for the session TTL,
+    /// or, with `None`, one that clears it.
+    pub(crate) fn session_cookie(&self, sid: Option<&str>) -> String {
+        let s = self.settings();
+        let secure = if s.session_cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        match sid {
+            Some(sid) => format!(
+                "{}={sid}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+                s.session_cookie_name,
+                s.session_ttl.as_secs()
+            ),
+            None => format!(
+                "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{secure}",
+                s.session_cookie_name
+            ),
+        }
     }
 
     /// Authenticates a request's headers under `policy`: the session first,

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::AuthService;
-use crate::body::{parse_pairs, read_object};
-use crate::context::{AuthPolicy, SESSION_PREFIX};
+use crate::body::{query_of, read_object};
+use crate::context::{AuthPolicy, session_key};
 use crate::error::ApiError;
 
 #[derive(Clone, Copy)]
@@ -30,11 +30,7 @@ async fn auth_request(
 ) -> Result<AuthRequest, ApiError> {
     let (parts, body) = req.into_parts();
     let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
-    let query = parts
-        .uri
-        .query()
-        .map(|q| parse_pairs(q.as_bytes()))
-        .unwrap_or_default();
+    let query = query_of(&parts.uri);
     let headers: BTreeMap<String, String> = parts
         .headers
         .iter()
@@ -141,33 +137,20 @@ pub(crate) async fn create_session(
         .authenticate_current(&headers, &policy)
         .await
         .ok_or(ApiError::Unauthorized)?;
-    let claims = ctx.claims;
     let sid = random_hex(32);
-    let settings = svc.settings();
-    let value = serde_json::to_value(&claims).map_err(|_| ApiError::Internal)?;
+    let value = serde_json::to_value(&ctx.claims).map_err(|_| ApiError::Internal)?;
     svc.module()
         .state_store()
         .set(
-            &format!("{SESSION_PREFIX}{sid}"),
+            &session_key(&sid),
             value.clone(),
-            settings.session_ttl,
+            svc.settings().session_ttl,
         )
         .await?;
-    let cookie = format!(
-        "{}={sid}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
-        settings.session_cookie_name,
-        settings.session_ttl.as_secs(),
-        if settings.session_cookie_secure {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
-    let mut res = Json(json!({ "user": value })).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(res)
+    Ok(with_cookie(
+        Json(json!({ "user": value })).into_response(),
+        &svc.session_cookie(Some(&sid)),
+    ))
 }
 
 /// `DELETE /auth/session`: destroys the session named by the cookie, if any.
@@ -178,29 +161,20 @@ pub(crate) async fn delete_session(
     // As Medusa: no auth middleware, the request's session (if any) is
     // destroyed and the answer is the same either way, so clients can log out
     // idempotently (the JS SDK calls this on logout in token mode too).
-    if let Some(sid) = crate::context::cookie(&headers, &svc.settings().session_cookie_name) {
-        if sid.len() <= 128 {
-            svc.module()
-                .state_store()
-                .delete(&format!("{SESSION_PREFIX}{sid}"))
-                .await?;
-        }
+    if let Some(key) = svc.session_key(&headers) {
+        svc.module().state_store().delete(&key).await?;
     }
-    let settings = svc.settings();
-    let cookie = format!(
-        "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{}",
-        settings.session_cookie_name,
-        if settings.session_cookie_secure {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
-    let mut res = Json(json!({ "success": true })).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    Ok(with_cookie(
+        Json(json!({ "success": true })).into_response(),
+        &svc.session_cookie(None),
+    ))
+}
+
+fn with_cookie(mut res: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
-    Ok(res)
+    res
 }
 
 /// `GET /auth/{actor}/providers`.

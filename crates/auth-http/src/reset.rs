@@ -7,7 +7,6 @@
 //! `reset-latest:{provider}:{entity_id}` names the newest token, so a newer
 //! request cancels older tokens. Redeeming `take`s the entry atomically.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_module::{AuthRequest, Metadata};
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::AuthService;
-use crate::body::{parse_pairs, read_object};
+use crate::body::{query_of, read_object};
 use crate::context::bearer_token;
 use crate::error::ApiError;
 use crate::events::Event;
@@ -222,12 +221,7 @@ pub(crate) async fn update(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let query = parts
-        .uri
-        .query()
-        .map(|q| parse_pairs(q.as_bytes()))
-        .unwrap_or_default();
-    if query.contains_key("token") {
+    if query_of(&parts.uri).contains_key("token") {
         return Err(invalid_token());
     }
     let claims: ResetClaims = bearer_token(&parts.headers)
@@ -250,14 +244,11 @@ pub(crate) async fn update(
     }
     body.insert("entity_id".into(), Value::String(claims.entity_id.clone()));
     body.insert("email".into(), Value::String(claims.entity_id.clone()));
-    let headers: BTreeMap<String, String> = BTreeMap::new();
     let result = svc
         .module()
         .update_provider(
             &provider,
-            AuthRequest::with_body(body)
-                .headers(headers)
-                .actor_type(actor.as_str()),
+            AuthRequest::with_body(body).actor_type(actor.as_str()),
         )
         .await;
     match result {
