@@ -300,7 +300,7 @@ async fn sessions_live_server_side() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/")
     );
     assert!(!cookie.contains("Secure"));
-    let pair = cookie.split(';').next().unwrap().to_owned();
+    let pair = r.cookie_pair();
 
     let with_cookie = |method: reqwest::Method, path: &str| {
         s.client
@@ -708,15 +708,7 @@ async fn sessions_and_reset_tokens_survive_a_restart_with_sql_state() {
     );
     let s = TestServer::start_toml(&toml).await;
     let token = s.register("state@example.com", "pw").await;
-    let session = s.post_bearer("/auth/session", &token).await;
-    let cookie = session
-        .set_cookies()
-        .pop()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = s.open_session(&token).await;
     let mut rx = s.service.events().subscribe();
     let r = s
         .post_json(

@@ -280,15 +280,7 @@ async fn a_failed_update_does_not_spend_the_token() {
 async fn a_password_change_ends_older_tokens_and_sessions() {
     let (s, _dir) = server().await;
     let old_token = s.register("cv@example.com", "pw").await;
-    let session = s.post_bearer("/auth/session", &old_token).await;
-    let cookie = session
-        .set_cookies()
-        .pop()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = s.open_session(&old_token).await;
     let refresh_with_cookie = || {
         s.client
             .post(s.url("/auth/token/refresh"))

@@ -109,6 +109,13 @@ impl TestServer {
         .await
     }
 
+    /// Opens a session with `token`; returns the `name=value` cookie pair.
+    pub async fn open_session(&self, token: &str) -> String {
+        let r = self.post_bearer("/auth/session", token).await;
+        assert_eq!(r.status, 200, "session: {}", r.body);
+        r.cookie_pair()
+    }
+
     /// Registers `email`/`password` as a customer; returns the token.
     pub async fn register(&self, email: &str, password: &str) -> String {
         let r = self
@@ -168,6 +175,12 @@ impl Reply {
             .as_str()
             .unwrap_or_else(|| panic!("no token in {}", self.body))
             .to_owned()
+    }
+
+    /// The `name=value` part of the last `Set-Cookie` header.
+    pub fn cookie_pair(&self) -> String {
+        let cookie = self.set_cookies().pop().expect("a Set-Cookie header");
+        cookie.split(';').next().unwrap_or_default().to_owned()
     }
 
     /// The `Set-Cookie` header values.
