@@ -13,3 +13,4 @@ mod module;
 mod postgres;
 mod reset;
 mod support;
+mod upgrade;

@@ -198,3 +198,51 @@ async fn link_refresh_unlink_delete() {
     .await;
     assert_eq!(r.status, 404);
 }
+
+/// 20 concurrent links of 20 actor types to one identity all stay: each is a
+/// one-key patch in the store, not a read-modify-write.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_links_keep_every_actor() {
+    let (s, _dir) = server(true).await;
+    let token = s.register("many@example.com", "pw").await;
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = std::sync::Arc::new(s);
+    let links: Vec<_> = (0..20)
+        .map(|i| {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move {
+                admin(
+                    &s,
+                    reqwest::Method::POST,
+                    &format!("/admin/auth-identities/{id}/actors/actor{i}"),
+                    Some(KEY),
+                    Some(json!({ "actor_id": format!("a_{i}") })),
+                )
+                .await
+            })
+        })
+        .collect();
+    for link in links {
+        let r = link.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = admin(
+        &s,
+        reqwest::Method::GET,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    let app = &r.body["auth_identity"]["app_metadata"];
+    for i in 0..20 {
+        assert_eq!(
+            app[format!("actor{i}_id")],
+            json!(format!("a_{i}")),
+            "{app}"
+        );
+    }
+}

@@ -568,3 +568,154 @@ async fn identity_crud_and_actor_links() {
             .success
     );
 }
+
+/// An identity store whose first `update_provider_identity` waits, after
+/// announcing itself, until the test lets it go: it opens the window between
+/// a login's read of the stored hash and its write of the upgraded one.
+#[derive(Debug)]
+struct GatedStore {
+    inner: Arc<dyn IdentityStore>,
+    reached: tokio::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+#[auth_module::async_trait]
+impl IdentityStore for GatedStore {
+    async fn create_auth_identity(
+        &self,
+        new: auth_module::NewAuthIdentity,
+    ) -> auth_module::Result<auth_module::AuthIdentity> {
+        self.inner.create_auth_identity(new).await
+    }
+    async fn retrieve_auth_identity(
+        &self,
+        id: &str,
+    ) -> auth_module::Result<auth_module::AuthIdentity> {
+        self.inner.retrieve_auth_identity(id).await
+    }
+    async fn update_app_metadata(
+        &self,
+        id: &str,
+        m: Option<auth_module::Metadata>,
+    ) -> auth_module::Result<auth_module::AuthIdentity> {
+        self.inner.update_app_metadata(id, m).await
+    }
+    async fn patch_app_metadata(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<Value>,
+    ) -> auth_module::Result<auth_module::AuthIdentity> {
+        self.inner.patch_app_metadata(id, key, value).await
+    }
+    async fn delete_auth_identity(&self, id: &str) -> auth_module::Result<()> {
+        self.inner.delete_auth_identity(id).await
+    }
+    async fn find_provider_identity(
+        &self,
+        provider: &str,
+        entity_id: &str,
+    ) -> auth_module::Result<Option<auth_module::ProviderIdentity>> {
+        self.inner.find_provider_identity(provider, entity_id).await
+    }
+    async fn add_provider_identity(
+        &self,
+        auth_identity_id: &str,
+        new: auth_module::NewProviderIdentity,
+    ) -> auth_module::Result<auth_module::ProviderIdentity> {
+        self.inner
+            .add_provider_identity(auth_identity_id, new)
+            .await
+    }
+    async fn update_provider_identity(
+        &self,
+        id: &str,
+        update: auth_module::ProviderIdentityUpdate,
+    ) -> auth_module::Result<auth_module::ProviderIdentity> {
+        if let Some(reached) = self.reached.lock().await.take() {
+            let _ = reached.send(());
+            if let Some(release) = self.release.lock().await.take() {
+                let _ = release.await;
+            }
+        }
+        self.inner.update_provider_identity(id, update).await
+    }
+    async fn delete_provider_identity(&self, id: &str) -> auth_module::Result<()> {
+        self.inner.delete_provider_identity(id).await
+    }
+}
+
+/// A login that upgrades a weak stored hash must not undo a password change
+/// committed while it was hashing: the old password, and tokens issued before
+/// the change, must stay dead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
+    let store: Arc<dyn IdentityStore> = Arc::new(MemoryIdentityStore::new());
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStateStore::new());
+    let module = |identities: Arc<dyn IdentityStore>, options: Value| {
+        AuthModule::builder()
+            .identity_store(identities)
+            .state_store(state.clone())
+            .provider("emailpass", "emailpass", options)
+            .build()
+            .unwrap()
+    };
+    let weak = module(
+        store.clone(),
+        json!({"hash": {"memory_kib": 7168, "iterations": 5}}),
+    );
+    let id = weak
+        .register("emailpass", creds("race@example.com", "old-pw"))
+        .await
+        .unwrap()
+        .auth_identity
+        .unwrap()
+        .id;
+
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+    let gated: Arc<dyn IdentityStore> = Arc::new(GatedStore {
+        inner: store.clone(),
+        reached: tokio::sync::Mutex::new(Some(reached_tx)),
+        release: tokio::sync::Mutex::new(Some(release_rx)),
+    });
+    // Logs in with the strong default cost, so the weak hash is upgraded.
+    let login_module = module(gated, Value::Null);
+    let login = tokio::spawn(async move {
+        login_module
+            .authenticate("emailpass", creds("race@example.com", "old-pw"))
+            .await
+            .unwrap()
+    });
+    // The login has verified the old password and is about to write.
+    reached_rx.await.unwrap();
+    let reset_module = module(store.clone(), Value::Null);
+    let changed = reset_module
+        .update_provider(
+            "emailpass",
+            AuthRequest::json(json!({"entity_id": "race@example.com", "password": "new-pw"})),
+        )
+        .await
+        .unwrap();
+    assert!(changed.success, "{changed:?}");
+    release_tx.send(()).unwrap();
+    assert!(login.await.unwrap().success, "the login itself succeeded");
+
+    let after = reset_module.retrieve_auth_identity(&id).await.unwrap();
+    assert_eq!(after.credential_version, 1, "the change's version stays");
+    assert!(
+        !reset_module
+            .authenticate("emailpass", creds("race@example.com", "old-pw"))
+            .await
+            .unwrap()
+            .success,
+        "the old password stays dead"
+    );
+    assert!(
+        reset_module
+            .authenticate("emailpass", creds("race@example.com", "new-pw"))
+            .await
+            .unwrap()
+            .success
+    );
+}

@@ -103,6 +103,17 @@ impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
         r
     }
 
+    async fn patch_app_metadata(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<AuthIdentity> {
+        let r = self.inner.patch_app_metadata(id, key, value).await;
+        self.invalidate(Some(id));
+        r
+    }
+
     async fn delete_auth_identity(&self, id: &str) -> Result<()> {
         let r = self.inner.delete_auth_identity(id).await;
         self.invalidate(Some(id));

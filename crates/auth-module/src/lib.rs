@@ -25,9 +25,8 @@ pub use model::{
 };
 pub use module::{AuthModule, AuthModuleBuilder, AuthenticationResponse, ProviderInfo};
 pub use provider::{
-    AuthOutcome, AuthProvider, AuthRequest, CREDENTIAL_VERSION_KEY, DEFAULT_STATE_TTL,
-    ProviderFlow, ProviderIdentities, ProviderInit, ProviderKind, ValidateOptions,
-    bump_credential_version, credential_version,
+    AuthOutcome, AuthProvider, AuthRequest, DEFAULT_STATE_TTL, ProviderFlow, ProviderIdentities,
+    ProviderInit, ProviderKind, ValidateOptions,
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use store::{IdentityStore, NewAuthIdentity, StateStore};

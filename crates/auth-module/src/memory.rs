@@ -30,6 +30,7 @@ struct AuthRow {
     app_metadata: Option<Metadata>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    credential_version: u64,
 }
 
 impl Identities {
@@ -41,13 +42,12 @@ impl Identities {
             .cloned()
             .collect();
         provider_identities.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        AuthIdentity {
-            id: row.id.clone(),
-            app_metadata: row.app_metadata.clone(),
-            provider_identities,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
+        let mut identity = AuthIdentity::new(row.id.clone(), row.created_at);
+        identity.app_metadata = row.app_metadata.clone();
+        identity.provider_identities = provider_identities;
+        identity.updated_at = row.updated_at;
+        identity.credential_version = row.credential_version;
+        identity
     }
 
     fn build_provider(
@@ -55,16 +55,41 @@ impl Identities {
         new: NewProviderIdentity,
         now: OffsetDateTime,
     ) -> ProviderIdentity {
-        ProviderIdentity {
-            id: generate_id(PROVIDER_IDENTITY_PREFIX),
-            entity_id: new.entity_id,
-            provider: new.provider,
-            auth_identity_id: auth_identity_id.to_owned(),
-            user_metadata: new.user_metadata,
-            provider_metadata: new.provider_metadata,
-            created_at: now,
-            updated_at: now,
+        let created_at = new.created_at.unwrap_or(now);
+        let mut p = ProviderIdentity::new(
+            new.id
+                .unwrap_or_else(|| generate_id(PROVIDER_IDENTITY_PREFIX)),
+            new.provider,
+            new.entity_id,
+            auth_identity_id,
+            created_at,
+        );
+        p.user_metadata = new.user_metadata;
+        p.provider_metadata = new.provider_metadata;
+        p.updated_at = new.updated_at.unwrap_or(created_at);
+        p
+    }
+
+    /// A duplicate error if `new` collides with a stored provider identity or
+    /// one of `earlier` (created in the same call).
+    fn check_new_provider(
+        &self,
+        new: &NewProviderIdentity,
+        earlier: &mut std::collections::HashSet<(String, String)>,
+        earlier_ids: &mut std::collections::HashSet<String>,
+    ) -> Result<()> {
+        let key = (new.provider.clone(), new.entity_id.clone());
+        if self.by_entity.contains_key(&key) || !earlier.insert(key) {
+            return Err(duplicate(new));
         }
+        if let Some(id) = &new.id {
+            if self.providers.contains_key(id) || !earlier_ids.insert(id.clone()) {
+                return Err(crate::Error::duplicate(format!(
+                    "ProviderIdentity with id: {id} already exists"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn insert_provider(&mut self, p: ProviderIdentity) {
@@ -76,7 +101,8 @@ impl Identities {
 
 use crate::store::{
     auth_identity_not_found as auth_not_found, duplicate_provider_identity as duplicate,
-    provider_identity_not_found as provider_not_found,
+    invalid_app_metadata_key, provider_identity_not_found as provider_not_found,
+    provider_metadata_changed, valid_app_metadata_key,
 };
 
 /// An [`IdentityStore`] in process memory.
@@ -102,19 +128,25 @@ impl MemoryIdentityStore {
 impl IdentityStore for MemoryIdentityStore {
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         let mut g = self.lock();
-        let mut seen = std::collections::HashSet::new();
+        let (mut seen, mut seen_ids) = Default::default();
         for p in &new.provider_identities {
-            let key = (p.provider.clone(), p.entity_id.clone());
-            if g.by_entity.contains_key(&key) || !seen.insert(key) {
-                return Err(duplicate(p));
+            g.check_new_provider(p, &mut seen, &mut seen_ids)?;
+        }
+        if let Some(id) = &new.id {
+            if g.auth.contains_key(id) {
+                return Err(crate::Error::duplicate(format!(
+                    "AuthIdentity with id: {id} already exists"
+                )));
             }
         }
         let now = OffsetDateTime::now_utc();
+        let created_at = new.created_at.unwrap_or(now);
         let row = AuthRow {
-            id: generate_id(AUTH_IDENTITY_PREFIX),
+            id: new.id.unwrap_or_else(|| generate_id(AUTH_IDENTITY_PREFIX)),
             app_metadata: new.app_metadata,
-            created_at: now,
-            updated_at: now,
+            created_at,
+            updated_at: new.updated_at.unwrap_or(created_at),
+            credential_version: 0,
         };
         for p in new.provider_identities {
             let built = Identities::build_provider(&row.id, p, now);
@@ -138,6 +170,34 @@ impl IdentityStore for MemoryIdentityStore {
         let mut g = self.lock();
         let row = g.auth.get_mut(id).ok_or_else(|| auth_not_found(id))?;
         row.app_metadata = app_metadata;
+        row.updated_at = OffsetDateTime::now_utc();
+        let row = row.clone();
+        Ok(g.assemble(&row))
+    }
+
+    async fn patch_app_metadata(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<AuthIdentity> {
+        if !valid_app_metadata_key(key) {
+            return Err(invalid_app_metadata_key(key));
+        }
+        let mut g = self.lock();
+        let row = g.auth.get_mut(id).ok_or_else(|| auth_not_found(id))?;
+        match value {
+            Some(v) => {
+                row.app_metadata
+                    .get_or_insert_with(Metadata::new)
+                    .insert(key.to_owned(), v);
+            }
+            None => {
+                if let Some(m) = row.app_metadata.as_mut() {
+                    m.remove(key);
+                }
+            }
+        }
         row.updated_at = OffsetDateTime::now_utc();
         let row = row.clone();
         Ok(g.assemble(&row))
@@ -182,11 +242,7 @@ impl IdentityStore for MemoryIdentityStore {
         if !g.auth.contains_key(auth_identity_id) {
             return Err(auth_not_found(auth_identity_id));
         }
-        if g.by_entity
-            .contains_key(&(new.provider.clone(), new.entity_id.clone()))
-        {
-            return Err(duplicate(&new));
-        }
+        g.check_new_provider(&new, &mut Default::default(), &mut Default::default())?;
         let built = Identities::build_provider(auth_identity_id, new, OffsetDateTime::now_utc());
         g.insert_provider(built.clone());
         Ok(built)
@@ -202,14 +258,27 @@ impl IdentityStore for MemoryIdentityStore {
             .providers
             .get_mut(id)
             .ok_or_else(|| provider_not_found(id))?;
+        if let Some(expected) = &update.expected_provider_metadata {
+            if p.provider_metadata != *expected {
+                return Err(provider_metadata_changed(id));
+            }
+        }
         if let Some(m) = update.user_metadata {
             p.user_metadata = Some(m);
         }
         if let Some(m) = update.provider_metadata {
             p.provider_metadata = Some(m);
         }
-        p.updated_at = OffsetDateTime::now_utc();
-        Ok(p.clone())
+        let now = OffsetDateTime::now_utc();
+        p.updated_at = now;
+        let p = p.clone();
+        if update.bump_credential_version {
+            if let Some(row) = g.auth.get_mut(&p.auth_identity_id) {
+                row.credential_version += 1;
+                row.updated_at = now;
+            }
+        }
+        Ok(p)
     }
 
     async fn delete_provider_identity(&self, id: &str) -> Result<()> {
@@ -256,10 +325,7 @@ impl StateStore for MemoryStateStore {
             g.entries.retain(|_, (_, exp)| *exp > now);
             g.next_sweep_at = (g.entries.len() * 2).max(1024);
         }
-        let expires = now
-            .checked_add(ttl)
-            .unwrap_or(now + Duration::from_secs(86400 * 365));
-        g.entries.insert(key.to_owned(), (value, expires));
+        g.entries.insert(key.to_owned(), (value, expiry(now, ttl)));
         Ok(())
     }
 
@@ -286,4 +352,27 @@ impl StateStore for MemoryStateStore {
         let mut g = self.lock();
         Ok(g.entries.remove(key).is_some_and(|(_, exp)| exp > now))
     }
+
+    async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        let live = g
+            .entries
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, exp)| (v.as_u64().unwrap_or(0), *exp));
+        let (value, expires) = match live {
+            Some((current, exp)) => (current.saturating_add(by), exp),
+            None => (by, expiry(now, ttl)),
+        };
+        g.entries
+            .insert(key.to_owned(), (Value::from(value), expires));
+        Ok(value)
+    }
+}
+
+/// `now + ttl`, or a year from now when that overflows.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .unwrap_or(now + Duration::from_secs(86400 * 365))
 }

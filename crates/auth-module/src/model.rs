@@ -28,9 +28,30 @@ pub struct AuthIdentity {
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Bumped by every credential change of any of its provider identities
+    /// (see [`ProviderIdentityUpdate::bump_credential_version`]). Tokens and
+    /// sessions carry the version they were issued under and stop being
+    /// accepted once it moves on. Not part of serialized answers.
+    #[serde(default, skip_serializing)]
+    pub credential_version: u64,
 }
 
 impl AuthIdentity {
+    /// An auth identity `id` created (and last changed) at `created_at`, with
+    /// no `app_metadata`, no provider identities and credential version 0.
+    /// Store implementations build what they read with it; the public fields
+    /// are then set as needed.
+    pub fn new(id: impl Into<String>, created_at: OffsetDateTime) -> Self {
+        AuthIdentity {
+            id: id.into(),
+            app_metadata: None,
+            provider_identities: Vec::new(),
+            created_at,
+            updated_at: created_at,
+            credential_version: 0,
+        }
+    }
+
     /// The actor id linked for `actor_type` (`app_metadata["{actor_type}_id"]`),
     /// if any and non-empty.
     pub fn actor_id(&self, actor_type: &str) -> Option<&str> {
@@ -74,6 +95,7 @@ impl fmt::Debug for AuthIdentity {
             .field("provider_identities", &self.provider_identities)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("credential_version", &self.credential_version)
             .finish()
     }
 }
@@ -105,6 +127,30 @@ pub struct ProviderIdentity {
     pub updated_at: OffsetDateTime,
 }
 
+impl ProviderIdentity {
+    /// Provider instance `provider`'s record of `entity_id`, with id `id`,
+    /// belonging to auth identity `auth_identity_id`, created (and last
+    /// changed) at `created_at`, with no metadata.
+    pub fn new(
+        id: impl Into<String>,
+        provider: impl Into<String>,
+        entity_id: impl Into<String>,
+        auth_identity_id: impl Into<String>,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        ProviderIdentity {
+            id: id.into(),
+            entity_id: entity_id.into(),
+            provider: provider.into(),
+            auth_identity_id: auth_identity_id.into(),
+            user_metadata: None,
+            provider_metadata: None,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+}
+
 impl fmt::Debug for ProviderIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderIdentity")
@@ -133,6 +179,12 @@ pub struct NewProviderIdentity {
     pub user_metadata: Option<Metadata>,
     /// Private data.
     pub provider_metadata: Option<Metadata>,
+    /// The id to keep (importers); `None`: the store generates a `provid_` id.
+    pub id: Option<String>,
+    /// The creation time to keep (importers); `None`: now.
+    pub created_at: Option<OffsetDateTime>,
+    /// The last change time to keep (importers); `None`: the creation time.
+    pub updated_at: Option<OffsetDateTime>,
 }
 
 impl NewProviderIdentity {
@@ -143,7 +195,23 @@ impl NewProviderIdentity {
             provider: provider.into(),
             user_metadata: None,
             provider_metadata: None,
+            id: None,
+            created_at: None,
+            updated_at: None,
         }
+    }
+
+    /// Keeps `id` as it is (no shape check) instead of generating one.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Keeps these timestamps instead of now.
+    pub fn timestamps(mut self, created_at: OffsetDateTime, updated_at: OffsetDateTime) -> Self {
+        self.created_at = Some(created_at);
+        self.updated_at = Some(updated_at);
+        self
     }
 
     /// Sets `user_metadata`.
@@ -162,6 +230,7 @@ impl NewProviderIdentity {
 impl fmt::Debug for NewProviderIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewProviderIdentity")
+            .field("id", &self.id)
             .field("entity_id", &self.entity_id)
             .field("provider", &self.provider)
             .field("user_metadata", &self.user_metadata)
@@ -169,7 +238,10 @@ impl fmt::Debug for NewProviderIdentity {
     }
 }
 
-/// A change to a provider identity: each `Some` field replaces the stored value.
+/// A change to a provider identity: each `Some` field replaces the stored
+/// value. Optionally conditional on the stored `provider_metadata`
+/// (compare-and-set), and optionally bumping the auth identity's credential
+/// version in the same atomic write.
 #[derive(Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ProviderIdentityUpdate {
@@ -177,6 +249,12 @@ pub struct ProviderIdentityUpdate {
     pub user_metadata: Option<Metadata>,
     /// New `provider_metadata`.
     pub provider_metadata: Option<Metadata>,
+    /// `Some(expected)`: apply only if the stored `provider_metadata` equals
+    /// `expected` (`None` meaning no metadata), else fail with
+    /// [`crate::ErrorKind::Conflict`] and change nothing.
+    pub expected_provider_metadata: Option<Option<Metadata>>,
+    /// Also add one to the owning auth identity's `credential_version`.
+    pub bump_credential_version: bool,
 }
 
 impl ProviderIdentityUpdate {
@@ -196,6 +274,22 @@ impl ProviderIdentityUpdate {
         self.provider_metadata = Some(m);
         self
     }
+
+    /// Apply only if the stored `provider_metadata` is still `expected`
+    /// (what the caller read before deciding on this change): a concurrent
+    /// change in between makes the update fail with
+    /// [`crate::ErrorKind::Conflict`] instead of overwriting it.
+    pub fn if_provider_metadata(mut self, expected: Option<Metadata>) -> Self {
+        self.expected_provider_metadata = Some(expected);
+        self
+    }
+
+    /// Also bump the auth identity's credential version, atomically with this
+    /// change: tokens and sessions issued before it stop being accepted.
+    pub fn bump_credential_version(mut self) -> Self {
+        self.bump_credential_version = true;
+        self
+    }
 }
 
 impl fmt::Debug for ProviderIdentityUpdate {
@@ -206,6 +300,14 @@ impl fmt::Debug for ProviderIdentityUpdate {
                 "provider_metadata",
                 &self.provider_metadata.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "expected_provider_metadata",
+                &self
+                    .expected_provider_metadata
+                    .as_ref()
+                    .map(|_| "<redacted>"),
+            )
+            .field("bump_credential_version", &self.bump_credential_version)
             .finish()
     }
 }
@@ -282,6 +384,7 @@ mod tests {
             }],
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
+            credential_version: 0,
         }
     }
 

@@ -31,9 +31,9 @@ pub struct AuthenticationResponse {
     pub error: Option<String>,
     /// Where the client continues (redirect providers).
     pub location: Option<String>,
-    /// On success, the credential version of the identity's provider identity
-    /// at this provider (see [`crate::CREDENTIAL_VERSION_KEY`]), read before the
-    /// secrets were stripped, so tokens can be issued without reading again.
+    /// On success, the identity's credential version (see
+    /// [`AuthIdentity::credential_version`]), so tokens can be issued without
+    /// reading again.
     pub credential_version: u64,
 }
 
@@ -49,15 +49,11 @@ impl AuthenticationResponse {
     }
 
     /// The response for `outcome` of provider instance `provider_id`.
-    fn from_outcome(outcome: AuthOutcome, provider_id: &str) -> Self {
+    fn from_outcome(outcome: AuthOutcome) -> Self {
         match outcome {
             AuthOutcome::Authenticated(identity) => AuthenticationResponse {
                 success: true,
-                credential_version: crate::provider::credential_version(
-                    identity
-                        .provider_identity(provider_id)
-                        .and_then(|p| p.provider_metadata.as_ref()),
-                ),
+                credential_version: identity.credential_version,
                 auth_identity: Some(identity.redacted()),
                 error: None,
                 location: None,
@@ -372,7 +368,7 @@ impl AuthModule {
             Method::Callback => p.validate_callback(req, ids).await,
         };
         match result {
-            Ok(outcome) => Ok(AuthenticationResponse::from_outcome(outcome, provider_id)),
+            Ok(outcome) => Ok(AuthenticationResponse::from_outcome(outcome)),
             Err(e) => {
                 if let Some(name) = e.unsupported_method() {
                     let msg = if name == "validate_callback" {
@@ -436,9 +432,10 @@ impl AuthModule {
             .map(|i| i.provider.normalize_entity_id(raw))
     }
 
-    /// The auth identity `id` (without secrets) and the credential version of its
-    /// provider identity at `provider`; `None` if either is gone. Token and
-    /// session checks use it to refuse credentials issued before a change.
+    /// The auth identity `id` (without secrets) and its credential version;
+    /// `None` if it is gone or no longer has a provider identity at
+    /// `provider`. Token and session checks use it to refuse credentials
+    /// issued before a change.
     pub async fn identity_with_credential_version(
         &self,
         id: &str,
@@ -449,12 +446,10 @@ impl AuthModule {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Some(version) = identity
-            .provider_identity(provider)
-            .map(|p| crate::provider::credential_version(p.provider_metadata.as_ref()))
-        else {
+        if identity.provider_identity(provider).is_none() {
             return Ok(None);
-        };
+        }
+        let version = identity.credential_version;
         Ok(Some((identity.redacted(), version)))
     }
 
@@ -510,22 +505,27 @@ impl AuthModule {
         if actor_id.is_empty() {
             return Err(Error::invalid_data("actor_id must not be empty"));
         }
-        let current = self.inner.identities.retrieve_auth_identity(id).await?;
-        let mut m = current.app_metadata.unwrap_or_default();
-        m.insert(
-            format!("{actor_type}_id"),
-            Value::String(actor_id.to_owned()),
-        );
-        self.update_app_metadata(id, Some(m)).await
+        Ok(self
+            .inner
+            .identities
+            .patch_app_metadata(
+                id,
+                &format!("{actor_type}_id"),
+                Some(Value::String(actor_id.to_owned())),
+            )
+            .await?
+            .redacted())
     }
 
     /// Removes `app_metadata["{actor_type}_id"]` from identity `id`.
     pub async fn unlink_actor(&self, id: &str, actor_type: &str) -> Result<AuthIdentity> {
         validate_actor_type(actor_type)?;
-        let current = self.inner.identities.retrieve_auth_identity(id).await?;
-        let mut m = current.app_metadata.unwrap_or_default();
-        m.remove(&format!("{actor_type}_id"));
-        self.update_app_metadata(id, Some(m)).await
+        Ok(self
+            .inner
+            .identities
+            .patch_app_metadata(id, &format!("{actor_type}_id"), None)
+            .await?
+            .redacted())
     }
 
     /// The provider identity `provider` knows as `entity_id`, if any.
@@ -602,6 +602,7 @@ impl AuthModule {
 
 fn validate_actor_type(actor_type: &str) -> Result<()> {
     if actor_type.is_empty()
+        || actor_type.len() > 64
         || !actor_type
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

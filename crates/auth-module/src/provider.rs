@@ -325,26 +325,6 @@ impl fmt::Debug for ProviderIdentities {
     }
 }
 
-/// The `provider_metadata` key holding a provider identity's credential
-/// version. A provider bumps it (with [`bump_credential_version`]) whenever the
-/// credentials change; tokens and sessions issued under an older version stop
-/// being accepted.
-pub const CREDENTIAL_VERSION_KEY: &str = "credential_version";
-
-/// The credential version recorded in `provider_metadata` (0 when absent).
-pub fn credential_version(provider_metadata: Option<&Metadata>) -> u64 {
-    provider_metadata
-        .and_then(|m| m.get(CREDENTIAL_VERSION_KEY))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
-/// Increments the credential version in `provider_metadata`.
-pub fn bump_credential_version(provider_metadata: &mut Metadata) {
-    let next = credential_version(Some(provider_metadata)) + 1;
-    provider_metadata.insert(CREDENTIAL_VERSION_KEY.into(), Value::from(next));
-}
-
 /// Default lifetime of provider state set with [`ProviderIdentities::set_state`].
 pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(600);
 
@@ -375,7 +355,10 @@ impl ProviderIdentities {
         identity
     }
 
-    /// The auth identity this provider knows as `entity_id`, if any.
+    /// The auth identity this provider knows as `entity_id`, if any. Its
+    /// provider identity at this provider is the row just read from the store
+    /// (never a cached copy), so credentials are checked against what is
+    /// stored now.
     pub async fn find(&self, entity_id: &str) -> Result<Option<AuthIdentity>> {
         let Some(p) = self
             .identities
@@ -389,7 +372,11 @@ impl ProviderIdentities {
             .retrieve_auth_identity(&p.auth_identity_id)
             .await
         {
-            Ok(identity) => Ok(Some(self.scoped(identity))),
+            Ok(mut identity) => {
+                identity.provider_identities.retain(|x| x.id != p.id);
+                identity.provider_identities.push(p);
+                Ok(Some(self.scoped(identity)))
+            }
             // Deleted between the two reads.
             Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -418,7 +405,10 @@ impl ProviderIdentities {
         Ok(self.scoped(identity))
     }
 
-    /// Updates this provider's identity `entity_id` and returns its auth identity.
+    /// Updates this provider's identity `entity_id` and returns its auth
+    /// identity. With [`ProviderIdentityUpdate::if_provider_metadata`] the
+    /// update is a compare-and-set: [`crate::ErrorKind::Conflict`] if the
+    /// stored metadata changed since it was read.
     pub async fn update(
         &self,
         entity_id: &str,

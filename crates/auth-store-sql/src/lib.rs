@@ -3,7 +3,6 @@
 // the feature to enable), and the engine-side helpers are simply unused.
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
-mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -246,6 +245,23 @@ impl IdentityStore for SqlStore {
         dispatch!(self, update_app_metadata(id, app_metadata))
     }
 
+    async fn patch_app_metadata(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<AuthIdentity> {
+        if has_nul(id) {
+            return Err(auth_not_found(id));
+        }
+        if value.as_ref().is_some_and(value_has_nul) {
+            return Err(Error::invalid_data(
+                "metadata must not contain NUL (U+0000) characters",
+            ));
+        }
+        dispatch!(self, patch_app_metadata(id, key, value))
+    }
+
     async fn delete_auth_identity(&self, id: &str) -> Result<()> {
         if has_nul(id) {
             return Err(auth_not_found(id));
@@ -286,6 +302,12 @@ impl IdentityStore for SqlStore {
         }
         refuse_nul_metadata(update.user_metadata.as_ref())?;
         refuse_nul_metadata(update.provider_metadata.as_ref())?;
+        if let Some(Some(expected)) = &update.expected_provider_metadata {
+            if metadata_has_nul(expected) {
+                // Nothing stored holds NUL, so the precondition cannot hold.
+                return Err(auth_module::store::provider_metadata_changed(id));
+            }
+        }
         dispatch!(self, update_provider_identity(id, update))
     }
 
@@ -347,6 +369,22 @@ impl StateStore for SqlStore {
             return Ok(false);
         }
         dispatch!(self, state_delete(key, now_ms()))
+    }
+
+    async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
+        if has_nul(key) {
+            return Err(Error::invalid_data(
+                "state keys must not contain NUL (U+0000) characters",
+            ));
+        }
+        let by = i64::try_from(by)
+            .map_err(|_| Error::invalid_data("a counter increment must fit in 63 bits"))?;
+        let now = now_ms();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        dispatch!(
+            self,
+            state_increment(key, by, now.saturating_add(ttl_ms), now)
+        )
     }
 }
 
@@ -412,7 +450,11 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
 /// The current time at the precision both engines keep (microseconds), so a
 /// value returned by a write equals the one read back later.
 fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
+    truncate(OffsetDateTime::now_utc())
+}
+
+/// `t` at the precision both engines keep: whole microseconds.
+fn truncate(t: OffsetDateTime) -> OffsetDateTime {
     t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
 }
 

@@ -17,6 +17,26 @@ pub(crate) mod queries;
 /// The engine the shared queries are compiled for.
 type Db = sqlx::Postgres;
 
+/// Sets one `app_metadata` key: `$1` key, `$2` JSON value, `$3` time, `$4` id.
+const PATCH_APP_METADATA_SET: &str = "UPDATE auth_identity SET \
+     app_metadata = COALESCE(app_metadata, '{}'::jsonb) || jsonb_build_object($1::text, $2::jsonb), \
+     updated_at = $3 WHERE id = $4";
+
+/// Removes one `app_metadata` key: `$1` key, `$2` time, `$3` id.
+const PATCH_APP_METADATA_REMOVE: &str = "UPDATE auth_identity SET \
+     app_metadata = app_metadata - $1::text, updated_at = $2 WHERE id = $3";
+
+/// Adds `$5` to counter `$1`, or starts it at `$2` until `$3` when no live
+/// one exists (`$4` is now). The window is fixed: a live counter keeps its
+/// expiry. The upsert locks the row, so concurrent increments serialise.
+const STATE_INCREMENT: &str = "INSERT INTO auth_state (key, value, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (key) DO UPDATE SET \
+       value = CASE WHEN auth_state.expires_at <= $4 THEN excluded.value \
+                    ELSE to_jsonb((auth_state.value #>> '{}')::bigint + $5::bigint) END, \
+       expires_at = CASE WHEN auth_state.expires_at <= $4 THEN excluded.expires_at \
+                         ELSE auth_state.expires_at END \
+     RETURNING (value #>> '{}')::bigint";
+
 /// How a timestamp is stored: `timestamptz`.
 type Ts = OffsetDateTime;
 

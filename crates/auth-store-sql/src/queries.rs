@@ -11,16 +11,22 @@
 // where `.bind(&ts)` is what lets one timestamp be bound twice.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
+use auth_module::store::{
+    invalid_app_metadata_key, provider_metadata_changed, valid_app_metadata_key,
+};
 use auth_module::{
-    AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewAuthIdentity, NewProviderIdentity,
+    AUTH_IDENTITY_PREFIX, AuthIdentity, Error, Metadata, NewAuthIdentity, NewProviderIdentity,
     PROVIDER_IDENTITY_PREFIX, ProviderIdentity, ProviderIdentityUpdate, Result, generate_id,
 };
+use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{Pool, Row};
 use time::OffsetDateTime;
 
-use super::{Db, Ts, ts_from_db, ts_to_db};
-use crate::model::{AuthParts, ProviderParts};
+use super::{
+    Db, PATCH_APP_METADATA_REMOVE, PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts, ts_from_db,
+    ts_to_db,
+};
 use crate::{
     auth_not_found, database, duplicate, is_foreign_key_violation, is_unique_violation,
     provider_not_found,
@@ -38,10 +44,10 @@ macro_rules! provider_columns {
 }
 
 /// An auth identity and all its provider identities, oldest first, in one
-/// round trip: the hot path of token refresh. Columns 0–3 are the auth
-/// identity, 4–10 the provider identity (all NULL when it has none).
+/// round trip: the hot path of token refresh. Columns 0–4 are the auth
+/// identity, 5–11 the provider identity (all NULL when it has none).
 const RETRIEVE: &str = "SELECT a.id, a.app_metadata, a.created_at, a.updated_at, \
-       p.id, p.entity_id, p.provider, p.user_metadata, p.provider_metadata, \
+       a.credential_version, p.id, p.entity_id, p.provider, p.user_metadata, p.provider_metadata, \
        p.created_at, p.updated_at \
      FROM auth_identity a \
      LEFT JOIN provider_identity p ON p.auth_identity_id = a.id \
@@ -67,17 +73,16 @@ fn metadata_at(row: &DbRow, index: usize) -> Result<Option<Metadata>> {
 /// The provider identity whose columns start at `base`, in
 /// `provider_columns!()` order (without `auth_identity_id`, given here).
 fn provider_at(row: &DbRow, base: usize, auth_identity_id: String) -> Result<ProviderIdentity> {
-    ProviderParts {
-        id: get(row, base, "reading a provider identity")?,
-        entity_id: get(row, base + 1, "reading a provider identity")?,
-        provider: get(row, base + 2, "reading a provider identity")?,
-        auth_identity_id,
-        user_metadata: metadata_at(row, base + 3)?,
-        provider_metadata: metadata_at(row, base + 4)?,
-        created_at: ts_from_db(get(row, base + 5, "reading a provider identity")?)?,
-        updated_at: ts_from_db(get(row, base + 6, "reading a provider identity")?)?,
-    }
-    .build()
+    const WHAT: &str = "reading a provider identity";
+    let id: String = get(row, base, WHAT)?;
+    let entity_id: String = get(row, base + 1, WHAT)?;
+    let provider: String = get(row, base + 2, WHAT)?;
+    let created_at = ts_from_db(get(row, base + 5, WHAT)?)?;
+    let mut p = ProviderIdentity::new(id, provider, entity_id, auth_identity_id, created_at);
+    p.user_metadata = metadata_at(row, base + 3)?;
+    p.provider_metadata = metadata_at(row, base + 4)?;
+    p.updated_at = ts_from_db(get(row, base + 6, WHAT)?)?;
+    Ok(p)
 }
 
 /// A row selected with `provider_columns!()`.
@@ -86,22 +91,52 @@ fn provider_row(row: &DbRow) -> Result<ProviderIdentity> {
     provider_at(row, 0, auth_identity_id)
 }
 
-fn provider_parts(
-    id: String,
-    auth_identity_id: String,
+/// The provider identity `new` will be stored as: its given id and
+/// timestamps kept, the others generated.
+fn new_provider(
+    auth_identity_id: &str,
     new: NewProviderIdentity,
     now: OffsetDateTime,
-) -> ProviderParts {
-    ProviderParts {
-        id,
-        entity_id: new.entity_id,
-        provider: new.provider,
+) -> ProviderIdentity {
+    let created_at = new.created_at.map_or(now, crate::truncate);
+    let mut p = ProviderIdentity::new(
+        new.id
+            .unwrap_or_else(|| generate_id(PROVIDER_IDENTITY_PREFIX)),
+        new.provider,
+        new.entity_id,
         auth_identity_id,
-        user_metadata: new.user_metadata,
-        provider_metadata: new.provider_metadata,
-        created_at: now,
-        updated_at: now,
-    }
+        created_at,
+    );
+    p.user_metadata = new.user_metadata;
+    p.provider_metadata = new.provider_metadata;
+    p.updated_at = new.updated_at.map_or(created_at, crate::truncate);
+    p
+}
+
+/// Inserts `p` (in a transaction or not).
+async fn insert_provider<'e, E>(executor: E, p: &ProviderIdentity) -> sqlx::Result<u64>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let created = ts_to_db(p.created_at).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let updated = ts_to_db(p.updated_at).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    // `INSERT … SELECT`: inserts nothing when the auth identity does not exist.
+    sqlx::query(
+        "INSERT INTO provider_identity (id, entity_id, provider, auth_identity_id, \
+         user_metadata, provider_metadata, created_at, updated_at) \
+         SELECT $1, $2, $3, id, $5, $6, $7, $8 FROM auth_identity WHERE id = $4",
+    )
+    .bind(&p.id)
+    .bind(&p.entity_id)
+    .bind(&p.provider)
+    .bind(&p.auth_identity_id)
+    .bind(json(p.user_metadata.as_ref()))
+    .bind(json(p.provider_metadata.as_ref()))
+    .bind(&created)
+    .bind(&updated)
+    .execute(executor)
+    .await
+    .map(|done| done.rows_affected())
 }
 
 pub(crate) async fn create_auth_identity(
@@ -109,66 +144,57 @@ pub(crate) async fn create_auth_identity(
     new: NewAuthIdentity,
 ) -> Result<AuthIdentity> {
     let now = crate::now();
-    let ts = ts_to_db(now)?;
-    let id = generate_id(AUTH_IDENTITY_PREFIX);
+    let created_at = new.created_at.map_or(now, crate::truncate);
+    let mut identity = AuthIdentity::new(
+        new.id.unwrap_or_else(|| generate_id(AUTH_IDENTITY_PREFIX)),
+        created_at,
+    );
+    identity.app_metadata = new.app_metadata;
+    identity.updated_at = new.updated_at.map_or(created_at, crate::truncate);
     let mut tx = pool
         .begin()
         .await
         .map_err(database("starting a transaction"))?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO auth_identity (id, app_metadata, created_at, updated_at) \
          VALUES ($1, $2, $3, $4)",
     )
-    .bind(&id)
-    .bind(json(new.app_metadata.as_ref()))
-    .bind(&ts)
-    .bind(&ts)
+    .bind(&identity.id)
+    .bind(json(identity.app_metadata.as_ref()))
+    .bind(ts_to_db(identity.created_at)?)
+    .bind(ts_to_db(identity.updated_at)?)
     .execute(&mut *tx)
-    .await
-    .map_err(database("inserting an auth identity"))?;
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(Error::duplicate(format!(
+                "AuthIdentity with id: {} already exists",
+                identity.id
+            )));
+        }
+        Err(e) => return Err(database("inserting an auth identity")(e)),
+    }
 
-    let mut provider_identities = Vec::with_capacity(new.provider_identities.len());
     for p in new.provider_identities {
-        let pid = generate_id(PROVIDER_IDENTITY_PREFIX);
-        let inserted = sqlx::query(
-            "INSERT INTO provider_identity (id, entity_id, provider, auth_identity_id, \
-             user_metadata, provider_metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&pid)
-        .bind(&p.entity_id)
-        .bind(&p.provider)
-        .bind(&id)
-        .bind(json(p.user_metadata.as_ref()))
-        .bind(json(p.provider_metadata.as_ref()))
-        .bind(&ts)
-        .bind(&ts)
-        .execute(&mut *tx)
-        .await;
-        if let Err(e) = inserted {
+        let built = new_provider(&identity.id, p, now);
+        if let Err(e) = insert_provider(&mut *tx, &built).await {
             // Dropping `tx` rolls the whole call back: nothing is stored.
             return Err(if is_unique_violation(&e) {
-                duplicate(&p)
+                duplicate(&NewProviderIdentity::new(&built.provider, &built.entity_id))
             } else {
                 database("inserting a provider identity")(e)
             });
         }
-        provider_identities.push(provider_parts(pid, id.clone(), p, now).build()?);
+        identity.provider_identities.push(built);
     }
     tx.commit()
         .await
         .map_err(database("committing an auth identity"))?;
-
-    // All share `created_at`: the read order (created_at, id) is id order.
-    provider_identities.sort_by(|a, b| a.id.cmp(&b.id));
-    AuthParts {
-        id,
-        app_metadata: new.app_metadata,
-        provider_identities,
-        created_at: now,
-        updated_at: now,
-    }
-    .build()
+    identity
+        .provider_identities
+        .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(identity)
 }
 
 pub(crate) async fn retrieve_auth_identity(pool: &Pool<Db>, id: &str) -> Result<AuthIdentity> {
@@ -180,22 +206,21 @@ pub(crate) async fn retrieve_auth_identity(pool: &Pool<Db>, id: &str) -> Result<
     let Some(first) = rows.first() else {
         return Err(auth_not_found(id));
     };
-    let auth_id: String = get(first, 0, "reading an auth identity")?;
-    let mut provider_identities = Vec::with_capacity(rows.len());
+    const WHAT: &str = "reading an auth identity";
+    let auth_id: String = get(first, 0, WHAT)?;
+    let mut identity = AuthIdentity::new(auth_id, ts_from_db(get(first, 2, WHAT)?)?);
+    identity.app_metadata = metadata_at(first, 1)?;
+    identity.updated_at = ts_from_db(get(first, 3, WHAT)?)?;
+    let version: i64 = get(first, 4, WHAT)?;
+    identity.credential_version = u64::try_from(version).unwrap_or(0);
     for row in &rows {
-        let pid: Option<String> = get(row, 4, "reading a provider identity")?;
+        let pid: Option<String> = get(row, 5, "reading a provider identity")?;
         if pid.is_some() {
-            provider_identities.push(provider_at(row, 4, auth_id.clone())?);
+            let p = provider_at(row, 5, identity.id.clone())?;
+            identity.provider_identities.push(p);
         }
     }
-    AuthParts {
-        app_metadata: metadata_at(first, 1)?,
-        created_at: ts_from_db(get(first, 2, "reading an auth identity")?)?,
-        updated_at: ts_from_db(get(first, 3, "reading an auth identity")?)?,
-        id: auth_id,
-        provider_identities,
-    }
-    .build()
+    Ok(identity)
 }
 
 pub(crate) async fn update_app_metadata(
@@ -212,6 +237,44 @@ pub(crate) async fn update_app_metadata(
             .execute(pool)
             .await
             .map_err(database("updating app_metadata"))?;
+    if updated.rows_affected() == 0 {
+        return Err(auth_not_found(id));
+    }
+    retrieve_auth_identity(pool, id).await
+}
+
+pub(crate) async fn patch_app_metadata(
+    pool: &Pool<Db>,
+    id: &str,
+    key: &str,
+    value: Option<Value>,
+) -> Result<AuthIdentity> {
+    if !valid_app_metadata_key(key) {
+        return Err(invalid_app_metadata_key(key));
+    }
+    let ts: Ts = ts_to_db(crate::now())?;
+    // One statement: the database changes the one key, so concurrent patches
+    // of other keys are all kept.
+    let updated = match &value {
+        Some(v) => {
+            sqlx::query(PATCH_APP_METADATA_SET)
+                .bind(key)
+                .bind(Json(v))
+                .bind(&ts)
+                .bind(id)
+                .execute(pool)
+                .await
+        }
+        None => {
+            sqlx::query(PATCH_APP_METADATA_REMOVE)
+                .bind(key)
+                .bind(&ts)
+                .bind(id)
+                .execute(pool)
+                .await
+        }
+    }
+    .map_err(database("patching app_metadata"))?;
     if updated.rows_affected() == 0 {
         return Err(auth_not_found(id));
     }
@@ -254,30 +317,14 @@ pub(crate) async fn add_provider_identity(
     auth_identity_id: &str,
     new: NewProviderIdentity,
 ) -> Result<ProviderIdentity> {
-    let now = crate::now();
-    let ts = ts_to_db(now)?;
-    let pid = generate_id(PROVIDER_IDENTITY_PREFIX);
+    let duplicate_error = duplicate(&new);
+    let built = new_provider(auth_identity_id, new, crate::now());
     // One statement: inserts nothing when the auth identity does not exist,
     // so a missing auth identity is reported before a duplicate, as in memory.
-    let inserted = sqlx::query(
-        "INSERT INTO provider_identity (id, entity_id, provider, auth_identity_id, \
-         user_metadata, provider_metadata, created_at, updated_at) \
-         SELECT $1, $2, $3, id, $5, $6, $7, $8 FROM auth_identity WHERE id = $4",
-    )
-    .bind(&pid)
-    .bind(&new.entity_id)
-    .bind(&new.provider)
-    .bind(auth_identity_id)
-    .bind(json(new.user_metadata.as_ref()))
-    .bind(json(new.provider_metadata.as_ref()))
-    .bind(&ts)
-    .bind(&ts)
-    .execute(pool)
-    .await;
-    match inserted {
-        Ok(done) if done.rows_affected() == 0 => Err(auth_not_found(auth_identity_id)),
-        Ok(_) => provider_parts(pid, auth_identity_id.to_owned(), new, now).build(),
-        Err(e) if is_unique_violation(&e) => Err(duplicate(&new)),
+    match insert_provider(pool, &built).await {
+        Ok(0) => Err(auth_not_found(auth_identity_id)),
+        Ok(_) => Ok(built),
+        Err(e) if is_unique_violation(&e) => Err(duplicate_error),
         // The auth identity was deleted between the SELECT and the INSERT.
         Err(e) if is_foreign_key_violation(&e) => Err(auth_not_found(auth_identity_id)),
         Err(e) => Err(database("adding a provider identity")(e)),
@@ -290,14 +337,25 @@ pub(crate) async fn update_provider_identity(
     update: ProviderIdentityUpdate,
 ) -> Result<ProviderIdentity> {
     let ts = ts_to_db(crate::now())?;
+    let (check, expected) = match &update.expected_provider_metadata {
+        Some(expected) => (true, expected.as_ref()),
+        None => (false, None),
+    };
+    // The first write takes the write lock (SQLite) or the row lock
+    // (PostgreSQL), so the precondition and the bump hold together.
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(database("starting a transaction"))?;
     // A `None` field binds NULL, and COALESCE keeps the stored value; a `Some`
-    // is a JSON object, never NULL, so it always replaces.
+    // is a JSON object, never NULL, so it always replaces. With `$5` the row
+    // changes only while its provider_metadata is still `$6`.
     let row = sqlx::query(concat!(
         "UPDATE provider_identity SET \
            user_metadata = COALESCE($1, user_metadata), \
            provider_metadata = COALESCE($2, provider_metadata), \
            updated_at = $3 \
-         WHERE id = $4 \
+         WHERE id = $4 AND (NOT $5 OR provider_metadata IS NOT DISTINCT FROM $6) \
          RETURNING ",
         provider_columns!()
     ))
@@ -305,13 +363,39 @@ pub(crate) async fn update_provider_identity(
     .bind(json(update.provider_metadata.as_ref()))
     .bind(&ts)
     .bind(id)
-    .fetch_optional(pool)
+    .bind(check)
+    .bind(json(expected))
+    .fetch_optional(&mut *tx)
     .await
     .map_err(database("updating a provider identity"))?;
-    match row {
-        Some(row) => provider_row(&row),
-        None => Err(provider_not_found(id)),
+    let Some(row) = row else {
+        drop(tx);
+        let exists = sqlx::query("SELECT 1 FROM provider_identity WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(database("reading a provider identity"))?;
+        return Err(match exists {
+            Some(_) if check => provider_metadata_changed(id),
+            _ => provider_not_found(id),
+        });
+    };
+    let updated = provider_row(&row)?;
+    if update.bump_credential_version {
+        sqlx::query(
+            "UPDATE auth_identity SET credential_version = credential_version + 1, \
+             updated_at = $1 WHERE id = $2",
+        )
+        .bind(&ts)
+        .bind(&updated.auth_identity_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(database("bumping a credential version"))?;
     }
+    tx.commit()
+        .await
+        .map_err(database("committing a provider identity update"))?;
+    Ok(updated)
 }
 
 pub(crate) async fn delete_provider_identity(pool: &Pool<Db>, id: &str) -> Result<()> {
@@ -395,6 +479,28 @@ pub(crate) async fn state_delete(pool: &Pool<Db>, key: &str, now: i64) -> Result
         Some(r) => Ok(get::<i64>(&r, 0, "deleting a state value")? > now),
         None => Ok(false),
     }
+}
+
+/// One upsert: the database adds to the stored counter, or starts a new one
+/// (value `by`, expiry `expires_at`) when none is live.
+pub(crate) async fn state_increment(
+    pool: &Pool<Db>,
+    key: &str,
+    by: i64,
+    expires_at: i64,
+    now: i64,
+) -> Result<u64> {
+    let row = sqlx::query(STATE_INCREMENT)
+        .bind(key)
+        .bind(Json(Value::from(by)))
+        .bind(expires_at)
+        .bind(now)
+        .bind(by)
+        .fetch_one(pool)
+        .await
+        .map_err(database("incrementing a counter"))?;
+    let value: i64 = get(&row, 0, "incrementing a counter")?;
+    Ok(u64::try_from(value).unwrap_or(0))
 }
 
 pub(crate) async fn state_sweep(pool: &Pool<Db>, now: i64) -> Result<()> {

@@ -21,6 +21,28 @@ pub(crate) mod queries;
 /// The engine the shared queries are compiled for.
 type Db = sqlx::Sqlite;
 
+/// Sets one `app_metadata` key: `$1` key (validated: letters, digits, `_`,
+/// `-`, so quoting it in the path is enough), `$2` JSON value, `$3` time, `$4` id.
+const PATCH_APP_METADATA_SET: &str = "UPDATE auth_identity SET \
+     app_metadata = json_set(COALESCE(app_metadata, '{}'), '$.\"' || $1 || '\"', json($2)), \
+     updated_at = $3 WHERE id = $4";
+
+/// Removes one `app_metadata` key: `$1` key, `$2` time, `$3` id.
+const PATCH_APP_METADATA_REMOVE: &str = "UPDATE auth_identity SET \
+     app_metadata = json_remove(app_metadata, '$.\"' || $1 || '\"'), \
+     updated_at = $2 WHERE id = $3";
+
+/// Adds `$5` to counter `$1`, or starts it at `$2` until `$3` when no live
+/// one exists (`$4` is now). The window is fixed: a live counter keeps its
+/// expiry. Counters are JSON numbers in the text `value` column.
+const STATE_INCREMENT: &str = "INSERT INTO auth_state (key, value, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (key) DO UPDATE SET \
+       value = CASE WHEN auth_state.expires_at <= $4 THEN excluded.value \
+                    ELSE CAST(CAST(auth_state.value AS INTEGER) + $5 AS TEXT) END, \
+       expires_at = CASE WHEN auth_state.expires_at <= $4 THEN excluded.expires_at \
+                         ELSE auth_state.expires_at END \
+     RETURNING CAST(value AS INTEGER)";
+
 /// How a timestamp is stored: RFC 3339 text.
 type Ts = String;
 

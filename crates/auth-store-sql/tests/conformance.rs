@@ -192,6 +192,14 @@ mod sqlite {
         async fn update_app_metadata(&self, id: &str, m: Option<Metadata>) -> Result<AuthIdentity> {
             self.store.update_app_metadata(id, m).await
         }
+        async fn patch_app_metadata(
+            &self,
+            id: &str,
+            key: &str,
+            value: Option<serde_json::Value>,
+        ) -> Result<AuthIdentity> {
+            self.store.patch_app_metadata(id, key, value).await
+        }
         async fn delete_auth_identity(&self, id: &str) -> Result<()> {
             self.store.delete_auth_identity(id).await
         }

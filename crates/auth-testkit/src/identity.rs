@@ -729,3 +729,367 @@ pub async fn concurrent_creates_of_same_identity_yield_one(store: &dyn IdentityS
         *winner
     );
 }
+
+/// `patch_app_metadata` sets and removes one key and leaves the others; a
+/// bad key is `InvalidData`, a missing identity `NotFound`.
+pub async fn patch_app_metadata_changes_one_key(store: &dyn IdentityStore) {
+    let address = email("patch");
+    let created = ok(
+        store
+            .create_auth_identity(
+                NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
+                    EMAILPASS, &address,
+                ))
+                .app_metadata(obj(json!({ "extra": { "nested": [1, 2] } }))),
+            )
+            .await,
+        "create_auth_identity",
+    );
+    let patched = ok(
+        store
+            .patch_app_metadata(&created.id, "customer_id", Some(json!("cus_1")))
+            .await,
+        "patch set",
+    );
+    assert_eq!(
+        patched.app_metadata,
+        Some(obj(
+            json!({ "extra": { "nested": [1, 2] }, "customer_id": "cus_1" })
+        ))
+    );
+    assert_eq!(patched.provider_identities, created.provider_identities);
+    assert_eq!(
+        ok(store.retrieve_auth_identity(&created.id).await, "retrieve"),
+        patched
+    );
+    // An object value replaces the key's value; it is not merged.
+    let replaced = ok(
+        store
+            .patch_app_metadata(&created.id, "extra", Some(json!({ "other": true })))
+            .await,
+        "patch replace",
+    );
+    assert_eq!(
+        replaced.app_metadata,
+        Some(obj(
+            json!({ "extra": { "other": true }, "customer_id": "cus_1" })
+        ))
+    );
+    let removed = ok(
+        store.patch_app_metadata(&created.id, "extra", None).await,
+        "patch remove",
+    );
+    assert_eq!(
+        removed.app_metadata,
+        Some(obj(json!({ "customer_id": "cus_1" })))
+    );
+    ok(
+        store.patch_app_metadata(&created.id, "absent", None).await,
+        "removing an absent key",
+    );
+
+    // From no app_metadata at all.
+    let bare = create_one(store, EMAILPASS, &email("patch-bare")).await;
+    assert_eq!(bare.app_metadata, None);
+    let linked = ok(
+        store
+            .patch_app_metadata(&bare.id, "user-x_id", Some(json!("u_1")))
+            .await,
+        "patch from nothing",
+    );
+    assert_eq!(
+        linked.app_metadata,
+        Some(obj(json!({ "user-x_id": "u_1" })))
+    );
+
+    for bad in ["", "a.b", "a\"b", "a b", "$x", "ключ"] {
+        expect_kind(
+            store
+                .patch_app_metadata(&created.id, bad, Some(json!(1)))
+                .await,
+            ErrorKind::InvalidData,
+            "a key that is not letters, digits, '_' or '-'",
+        );
+    }
+    expect_kind(
+        store
+            .patch_app_metadata("authid_missing", "customer_id", Some(json!("x")))
+            .await,
+        ErrorKind::NotFound,
+        "patching a missing identity",
+    );
+}
+
+/// 20 concurrent patches of 20 different keys of one identity all stay.
+pub async fn concurrent_patches_keep_every_key(store: &dyn IdentityStore) {
+    const N: usize = 20;
+    let created = create_one(store, EMAILPASS, &email("patch-race")).await;
+    let keys: Vec<String> = (0..N).map(|i| format!("actor{i}_id")).collect();
+    let patches = keys
+        .iter()
+        .map(|k| store.patch_app_metadata(&created.id, k, Some(json!(k))))
+        .collect();
+    for result in join_all(patches).await {
+        ok(result, "concurrent patch");
+    }
+    let read = ok(store.retrieve_auth_identity(&created.id).await, "retrieve");
+    let m = read.app_metadata.unwrap_or_default();
+    for k in &keys {
+        assert_eq!(m.get(k), Some(&json!(k)), "{k} was lost");
+    }
+    assert_eq!(m.len(), N);
+}
+
+/// An update with a precondition applies only while the stored
+/// `provider_metadata` is what the caller read: otherwise `Conflict`, and
+/// nothing changes.
+pub async fn conditional_update_is_compare_and_set(store: &dyn IdentityStore) {
+    let address = email("cas");
+    let created = ok(
+        store
+            .create_auth_identity(NewAuthIdentity::with_provider_identity(
+                NewProviderIdentity::new(EMAILPASS, &address).provider_metadata(obj(
+                    json!({ "password": "h1", "z": [1, { "b": 2, "a": 1 }] }),
+                )),
+            ))
+            .await,
+        "create_auth_identity",
+    );
+    let pid = created.provider_identities[0].id.clone();
+    let read = ok(
+        store.find_provider_identity(EMAILPASS, &address).await,
+        "find",
+    )
+    .and_then(|p| p.provider_metadata);
+    // A concurrent writer changes the secret first.
+    ok(
+        store
+            .update_provider_identity(
+                &pid,
+                ProviderIdentityUpdate::new()
+                    .provider_metadata(obj(json!({ "password": "h2", "z": [] }))),
+            )
+            .await,
+        "the concurrent change",
+    );
+    expect_kind(
+        store
+            .update_provider_identity(
+                &pid,
+                ProviderIdentityUpdate::new()
+                    .provider_metadata(obj(json!({ "password": "h1-rehashed" })))
+                    .if_provider_metadata(read),
+            )
+            .await,
+        ErrorKind::Conflict,
+        "an update whose precondition no longer holds",
+    );
+    let now = ok(
+        store.find_provider_identity(EMAILPASS, &address).await,
+        "find",
+    )
+    .and_then(|p| p.provider_metadata);
+    assert_eq!(now, Some(obj(json!({ "password": "h2", "z": [] }))));
+    // With the current value as precondition it applies.
+    let applied = ok(
+        store
+            .update_provider_identity(
+                &pid,
+                ProviderIdentityUpdate::new()
+                    .provider_metadata(obj(json!({ "password": "h3" })))
+                    .if_provider_metadata(now),
+            )
+            .await,
+        "an update whose precondition holds",
+    );
+    assert_eq!(
+        applied.provider_metadata,
+        Some(obj(json!({ "password": "h3" })))
+    );
+    // "No metadata" is a precondition too.
+    let bare = create_one(store, GOOGLE, &unique("cas-bare")).await;
+    let bare_pid = bare.provider_identities[0].id.clone();
+    ok(
+        store
+            .update_provider_identity(
+                &bare_pid,
+                ProviderIdentityUpdate::new()
+                    .provider_metadata(obj(json!({ "token": "t" })))
+                    .if_provider_metadata(None),
+            )
+            .await,
+        "expecting no metadata",
+    );
+    expect_kind(
+        store
+            .update_provider_identity(
+                &bare_pid,
+                ProviderIdentityUpdate::new()
+                    .provider_metadata(obj(json!({ "token": "u" })))
+                    .if_provider_metadata(None),
+            )
+            .await,
+        ErrorKind::Conflict,
+        "expecting no metadata once there is some",
+    );
+    expect_kind(
+        store
+            .update_provider_identity(
+                "provid_missing",
+                ProviderIdentityUpdate::new().if_provider_metadata(None),
+            )
+            .await,
+        ErrorKind::NotFound,
+        "a conditional update of a missing provider identity",
+    );
+}
+
+/// The credential version belongs to the auth identity: it starts at 0, and
+/// an update asking for it bumps it atomically with the change, whichever
+/// provider identity is updated; a failed update bumps nothing.
+pub async fn credential_version_is_bumped_with_the_update(store: &dyn IdentityStore) {
+    let address = email("cv");
+    let mut new = NewAuthIdentity::with_provider_identity(
+        NewProviderIdentity::new(EMAILPASS, &address)
+            .provider_metadata(obj(json!({ "password": "h1" }))),
+    );
+    new.provider_identities
+        .push(NewProviderIdentity::new(GOOGLE, unique("cv-sub")));
+    let created = ok(store.create_auth_identity(new).await, "create");
+    assert_eq!(created.credential_version, 0);
+    let (pass, google) = (
+        created.provider_identities[0].id.clone(),
+        created.provider_identities[1].id.clone(),
+    );
+    ok(
+        store
+            .update_provider_identity(
+                &pass,
+                ProviderIdentityUpdate::new().user_metadata(obj(json!({ "n": 1 }))),
+            )
+            .await,
+        "an update without a bump",
+    );
+    assert_eq!(
+        ok(store.retrieve_auth_identity(&created.id).await, "retrieve").credential_version,
+        0
+    );
+    ok(
+        store
+            .update_provider_identity(
+                &pass,
+                ProviderIdentityUpdate::new()
+                    .provider_metadata(obj(json!({ "password": "h2" })))
+                    .bump_credential_version(),
+            )
+            .await,
+        "a password change",
+    );
+    ok(
+        store
+            .update_provider_identity(
+                &google,
+                ProviderIdentityUpdate::new().bump_credential_version(),
+            )
+            .await,
+        "a change through the other provider",
+    );
+    let read = ok(store.retrieve_auth_identity(&created.id).await, "retrieve");
+    assert_eq!(read.credential_version, 2);
+    expect_kind(
+        store
+            .update_provider_identity(
+                &pass,
+                ProviderIdentityUpdate::new()
+                    .provider_metadata(obj(json!({ "password": "h3" })))
+                    .if_provider_metadata(None)
+                    .bump_credential_version(),
+            )
+            .await,
+        ErrorKind::Conflict,
+        "a refused update",
+    );
+    assert_eq!(
+        ok(store.retrieve_auth_identity(&created.id).await, "retrieve").credential_version,
+        2,
+        "a refused update bumps nothing"
+    );
+}
+
+/// Given ids and timestamps are kept exactly (no shape check), for
+/// importers; a taken id is `DuplicateError` and stores nothing.
+pub async fn given_ids_and_timestamps_are_kept(store: &dyn IdentityStore) {
+    let auth_id = unique("authid_IMPORTED");
+    let provider_id = unique("imported-provider-id");
+    let created_at = time::macros::datetime!(2024-02-03 04:05:06.123456 UTC);
+    let updated_at = time::macros::datetime!(2024-05-06 07:08:09.654321 UTC);
+    let address = email("imported");
+    let new = NewAuthIdentity::with_provider_identity(
+        NewProviderIdentity::new(EMAILPASS, &address)
+            .with_id(&provider_id)
+            .timestamps(created_at, updated_at),
+    )
+    .with_id(&auth_id)
+    .timestamps(created_at, updated_at)
+    .app_metadata(obj(json!({ "customer_id": "cus_old" })));
+    let created = ok(
+        store.create_auth_identity(new).await,
+        "create with given ids",
+    );
+    assert_eq!(created.id, auth_id);
+    assert_eq!(created.created_at, created_at);
+    assert_eq!(created.updated_at, updated_at);
+    let p = &created.provider_identities[0];
+    assert_eq!(p.id, provider_id);
+    assert_eq!(p.auth_identity_id, auth_id);
+    assert_eq!((p.created_at, p.updated_at), (created_at, updated_at));
+    assert_eq!(
+        ok(store.retrieve_auth_identity(&auth_id).await, "retrieve"),
+        created
+    );
+
+    expect_kind(
+        store
+            .create_auth_identity(
+                NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
+                    EMAILPASS,
+                    email("imported-again"),
+                ))
+                .with_id(&auth_id),
+            )
+            .await,
+        ErrorKind::DuplicateError,
+        "a taken auth identity id",
+    );
+    let other = email("imported-other");
+    expect_kind(
+        store
+            .create_auth_identity(NewAuthIdentity::with_provider_identity(
+                NewProviderIdentity::new(EMAILPASS, &other).with_id(&provider_id),
+            ))
+            .await,
+        ErrorKind::DuplicateError,
+        "a taken provider identity id",
+    );
+    assert_eq!(
+        ok(
+            store.find_provider_identity(EMAILPASS, &other).await,
+            "find"
+        ),
+        None,
+        "nothing of the refused create is stored"
+    );
+    let added = ok(
+        store
+            .add_provider_identity(
+                &auth_id,
+                NewProviderIdentity::new(GITHUB, unique("gh"))
+                    .with_id(unique("kept-gh-id"))
+                    .timestamps(created_at, created_at),
+            )
+            .await,
+        "add with a given id",
+    );
+    assert!(added.id.starts_with("kept-gh-id"));
+    assert_eq!(added.created_at, created_at);
+}

@@ -47,6 +47,11 @@ macro_rules! identity_store_suite {
             delete_provider_identity_keeps_auth_identity,
             missing_records_are_not_found,
             concurrent_creates_of_same_identity_yield_one,
+            patch_app_metadata_changes_one_key,
+            concurrent_patches_keep_every_key,
+            conditional_update_is_compare_and_set,
+            credential_version_is_bumped_with_the_update,
+            given_ids_and_timestamps_are_kept,
         ]);
     };
 }
@@ -80,6 +85,9 @@ macro_rules! state_store_suite {
             delete_reports_live_value,
             set_replaces_value_and_ttl,
             keys_are_independent,
+            increment_counts,
+            increment_window_is_fixed,
+            concurrent_increments_are_atomic,
         ]);
     };
 }

@@ -163,3 +163,53 @@ pub async fn keys_are_independent(store: &dyn StateStore) {
     ok(store.set(&longer, json!("longer"), LONG).await, "set");
     assert_eq!(ok(store.get(&prefix).await, "get prefix"), None);
 }
+
+/// `increment` counts from 0, answers the new value, and `get` reads the
+/// counter as a JSON number; counters are independent.
+pub async fn increment_counts(store: &dyn StateStore) {
+    let (a, b) = (key("count-a"), key("count-b"));
+    assert_eq!(ok(store.increment(&a, 1, LONG).await, "increment"), 1);
+    assert_eq!(ok(store.increment(&a, 1, LONG).await, "increment"), 2);
+    assert_eq!(ok(store.increment(&a, 5, LONG).await, "increment by 5"), 7);
+    assert_eq!(ok(store.increment(&b, 3, LONG).await, "increment b"), 3);
+    assert_eq!(ok(store.get(&a).await, "get"), Some(json!(7)));
+    assert!(ok(store.delete(&a).await, "delete"));
+    assert_eq!(ok(store.increment(&a, 1, LONG).await, "after delete"), 1);
+}
+
+/// The TTL is set when a counter is created and later increments do not
+/// extend it (a fixed window); once it has passed, the count starts again.
+pub async fn increment_window_is_fixed(store: &dyn StateStore) {
+    let k = key("window");
+    assert_eq!(ok(store.increment(&k, 1, SHORT).await, "first"), 1);
+    tokio::time::sleep(SHORT / 2).await;
+    // A long TTL here must not move the window's end.
+    assert_eq!(ok(store.increment(&k, 1, LONG).await, "second"), 2);
+    tokio::time::sleep(PAST_SHORT - SHORT / 2).await;
+    assert_eq!(ok(store.get(&k).await, "get"), None, "the window ended");
+    assert_eq!(
+        ok(store.increment(&k, 1, SHORT).await, "in a new window"),
+        1,
+        "a new window starts from 0"
+    );
+}
+
+/// 100 concurrent increments of one key end at exactly 100, and each
+/// answers a different value.
+pub async fn concurrent_increments_are_atomic(store: &dyn StateStore) {
+    const N: u64 = 100;
+    let k = key("increments");
+    let increments = (0..N).map(|_| store.increment(&k, 1, LONG)).collect();
+    let mut seen: Vec<u64> = join_all(increments)
+        .await
+        .into_iter()
+        .map(|r| ok(r, "increment"))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=N).collect::<Vec<_>>(),
+        "each increment answers a new value"
+    );
+    assert_eq!(ok(store.get(&k).await, "get"), Some(json!(N)));
+}

@@ -222,21 +222,8 @@ impl AuthProvider for EmailPassProvider {
             return Ok(AuthOutcome::failed(INVALID_CREDENTIALS));
         };
         if v.needs_rehash {
-            let existing = identity
-                .provider_identity(&self.id)
-                .and_then(|p| p.provider_metadata.clone());
-            match self.hash(creds.password).await {
-                Ok(h) => {
-                    let update = ProviderIdentityUpdate::new()
-                        .provider_metadata(Self::password_metadata(existing.as_ref(), h));
-                    if let Err(e) = ids.update(&creds.email, update).await {
-                        tracing::warn!(provider = %self.id, error = %e, "could not store the upgraded password hash");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(provider = %self.id, error = %e, "could not upgrade the password hash");
-                }
-            }
+            self.upgrade_hash(&identity, &creds.email, creds.password, ids)
+                .await;
         }
         Ok(AuthOutcome::authenticated(identity))
     }
@@ -294,16 +281,51 @@ impl AuthProvider for EmailPassProvider {
             .provider_identity(&self.id)
             .and_then(|p| p.provider_metadata.clone());
         let hash = self.hash(password).await?;
-        let mut metadata = Self::password_metadata(existing.as_ref(), hash);
+        let metadata = Self::password_metadata(existing.as_ref(), hash);
         // Tokens and sessions issued before this change stop being accepted.
-        auth_module::bump_credential_version(&mut metadata);
-        let update = ProviderIdentityUpdate::new().provider_metadata(metadata);
+        let update = ProviderIdentityUpdate::new()
+            .provider_metadata(metadata)
+            .bump_credential_version();
         let identity = ids.update(&entity_id, update).await?;
         Ok(AuthOutcome::authenticated(identity))
     }
 }
 
 impl EmailPassProvider {
+    /// Stores a stronger hash of `password` (just verified against the stored
+    /// one), only if the stored metadata is still what was verified: a
+    /// password change committed meanwhile wins, and the upgrade is dropped.
+    async fn upgrade_hash(
+        &self,
+        identity: &auth_module::AuthIdentity,
+        email: &str,
+        password: String,
+        ids: &ProviderIdentities,
+    ) {
+        let read = identity
+            .provider_identity(&self.id)
+            .and_then(|p| p.provider_metadata.clone());
+        let hash = match self.hash(password).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(provider = %self.id, error = %e, "could not upgrade the password hash");
+                return;
+            }
+        };
+        let update = ProviderIdentityUpdate::new()
+            .provider_metadata(Self::password_metadata(read.as_ref(), hash))
+            .if_provider_metadata(read);
+        match ids.update(email, update).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                tracing::debug!(provider = %self.id, "password changed during login; hash upgrade dropped");
+            }
+            Err(e) => {
+                tracing::warn!(provider = %self.id, error = %e, "could not store the upgraded password hash");
+            }
+        }
+    }
+
     /// Medusa 2.21: registering an existing email succeeds (same identity) only
     /// when the password matches and no actor is linked yet.
     async fn register_existing(
