@@ -57,16 +57,16 @@ async fn register_authenticate_update_authenticate_from_a_toml_file() {
         .register("emailpass", creds("ada@example.com", "first-pw"))
         .await
         .unwrap();
-    assert!(reg.success, "{reg:?}");
-    let id = reg.auth_identity.unwrap().id;
+    assert!(reg.is_authenticated(), "{reg:?}");
+    let id = reg.into_identity().unwrap().id;
     assert!(id.starts_with("authid_"));
 
     let login = module
         .authenticate("emailpass", creds("ada@example.com", "first-pw"))
         .await
         .unwrap();
-    assert!(login.success);
-    let identity = login.auth_identity.unwrap();
+    assert!(login.is_authenticated());
+    let identity = login.into_identity().unwrap();
     assert_eq!(identity.id, id);
     assert_eq!(identity.provider_identities.len(), 1);
     assert!(identity.provider_identities[0].id.starts_with("provid_"));
@@ -82,20 +82,20 @@ async fn register_authenticate_update_authenticate_from_a_toml_file() {
         )
         .await
         .unwrap();
-    assert!(upd.success, "{upd:?}");
+    assert!(upd.is_authenticated(), "{upd:?}");
 
     let old = module
         .authenticate("emailpass", creds("ada@example.com", "first-pw"))
         .await
         .unwrap();
-    assert!(!old.success);
-    assert_eq!(old.error.as_deref(), Some("Invalid email or password"));
+    assert!(!old.is_authenticated());
+    assert_eq!(old.failure(), Some("Invalid email or password"));
     let new = module
         .authenticate("emailpass", creds("ada@example.com", "second-pw"))
         .await
         .unwrap();
-    assert!(new.success);
-    assert_eq!(new.auth_identity.unwrap().id, id);
+    assert!(new.is_authenticated());
+    assert_eq!(new.into_identity().unwrap().id, id);
 }
 
 #[tokio::test]
@@ -258,8 +258,8 @@ async fn validation_messages_password_first() {
                 .await
                 .unwrap(),
         ] {
-            assert!(!r.success);
-            assert_eq!(r.error.as_deref(), Some(msg), "{body}");
+            assert!(!r.is_authenticated());
+            assert_eq!(r.failure(), Some(msg), "{body}");
         }
     }
 }
@@ -278,8 +278,8 @@ async fn unknown_email_and_wrong_password_look_the_same() {
         .authenticate("emailpass", creds("bob@example.com", "pw-2"))
         .await
         .unwrap();
-    assert_eq!(unknown.error, wrong.error);
-    assert_eq!(unknown.error.as_deref(), Some("Invalid email or password"));
+    assert_eq!(unknown.failure(), wrong.failure());
+    assert_eq!(unknown.failure(), Some("Invalid email or password"));
 }
 
 #[tokio::test]
@@ -289,12 +289,12 @@ async fn emails_are_trimmed_and_case_insensitive() {
         .register("emailpass", creds("  Carol@Example.COM ", "pw"))
         .await
         .unwrap();
-    let id = r.auth_identity.unwrap().id;
+    let id = r.into_identity().unwrap().id;
     let l = m
         .authenticate("emailpass", creds("carol@example.com", "pw"))
         .await
         .unwrap();
-    assert_eq!(l.auth_identity.unwrap().id, id);
+    assert_eq!(l.into_identity().unwrap().id, id);
     let p = m
         .find_provider_identity("emailpass", "carol@example.com")
         .await
@@ -310,39 +310,33 @@ async fn register_again_follows_medusa_2_21() {
         .register("emailpass", creds("dan@example.com", "pw"))
         .await
         .unwrap();
-    let id = first.auth_identity.unwrap().id;
+    let id = first.into_identity().unwrap().id;
     // Same password, no actor linked: the same identity, again.
     let again = m
         .register("emailpass", creds("dan@example.com", "pw"))
         .await
         .unwrap();
-    assert!(again.success);
-    assert_eq!(again.auth_identity.unwrap().id, id);
+    assert!(again.is_authenticated());
+    assert_eq!(again.into_identity().unwrap().id, id);
     // Another password: refused.
     let other = m
         .register("emailpass", creds("dan@example.com", "other"))
         .await
         .unwrap();
-    assert_eq!(
-        other.error.as_deref(),
-        Some("Identity with email already exists")
-    );
+    assert_eq!(other.failure(), Some("Identity with email already exists"));
     // Once an actor is linked, even the same password is refused.
     m.link_actor(&id, "customer", "cus_1").await.unwrap();
     let linked = m
         .register("emailpass", creds("dan@example.com", "pw"))
         .await
         .unwrap();
-    assert_eq!(
-        linked.error.as_deref(),
-        Some("Identity with email already exists")
-    );
+    assert_eq!(linked.failure(), Some("Identity with email already exists"));
     let login = m
         .authenticate("emailpass", creds("dan@example.com", "pw"))
         .await
         .unwrap();
     assert_eq!(
-        login.auth_identity.unwrap().actor_id("customer"),
+        login.into_identity().unwrap().actor_id("customer"),
         Some("cus_1")
     );
 }
@@ -367,13 +361,10 @@ async fn fifty_concurrent_registrations_of_one_email() {
     let mut ok = 0;
     for t in tasks {
         let r = t.await.unwrap();
-        if r.success {
+        if r.is_authenticated() {
             ok += 1;
         } else {
-            assert_eq!(
-                r.error.as_deref(),
-                Some("Identity with email already exists")
-            );
+            assert_eq!(r.failure(), Some("Identity with email already exists"));
         }
     }
     assert_eq!(ok, 1);
@@ -395,7 +386,7 @@ async fn unknown_provider_and_unsupported_methods() {
     let m = module_from_toml(EMAILPASS);
     let r = m.authenticate("nope", creds("a@b.c", "x")).await.unwrap();
     assert_eq!(
-        r.error.as_deref(),
+        r.failure(),
         Some("Unable to retrieve the auth provider with id: nope")
     );
     let r = m
@@ -403,7 +394,7 @@ async fn unknown_provider_and_unsupported_methods() {
         .await
         .unwrap();
     assert_eq!(
-        r.error.as_deref(),
+        r.failure(),
         Some("Callback authentication not implemented for provider emailpass")
     );
 }
@@ -421,19 +412,19 @@ async fn one_kind_under_two_ids_keeps_identities_apart() {
         .register("shoppers", creds("eve@example.com", "shop-pw"))
         .await
         .unwrap();
-    assert!(a.success && b.success);
-    assert_ne!(a.auth_identity.unwrap().id, b.auth_identity.unwrap().id);
+    assert!(a.is_authenticated() && b.is_authenticated());
+    assert_ne!(a.into_identity().unwrap().id, b.into_identity().unwrap().id);
     assert!(
         !m.authenticate("staff", creds("eve@example.com", "shop-pw"))
             .await
             .unwrap()
-            .success
+            .is_authenticated()
     );
     assert!(
         m.authenticate("shoppers", creds("eve@example.com", "shop-pw"))
             .await
             .unwrap()
-            .success
+            .is_authenticated()
     );
     let keys: Vec<_> = m.providers().into_iter().map(|p| p.registry_key).collect();
     assert_eq!(keys, ["au_emailpass_staff", "au_emailpass_shoppers"]);
@@ -480,7 +471,7 @@ async fn weaker_stored_hash_is_upgraded_on_login() {
             .authenticate("emailpass", creds("old@example.com", "pw"))
             .await
             .unwrap()
-            .success
+            .is_authenticated()
     );
     let upgraded = stored(store.clone()).await;
     assert!(upgraded.contains("m=19456,t=2,p=1"), "{upgraded}");
@@ -489,7 +480,7 @@ async fn weaker_stored_hash_is_upgraded_on_login() {
             .authenticate("emailpass", creds("old@example.com", "pw"))
             .await
             .unwrap()
-            .success
+            .is_authenticated()
     );
 }
 
@@ -506,7 +497,7 @@ async fn update_refuses_missing_password_and_unknown_identity() {
         )
         .await
         .unwrap();
-    assert_eq!(r.error.as_deref(), Some("Password should be a string"));
+    assert_eq!(r.failure(), Some("Password should be a string"));
     let r = m
         .update_provider(
             "emailpass",
@@ -514,12 +505,12 @@ async fn update_refuses_missing_password_and_unknown_identity() {
         )
         .await
         .unwrap();
-    assert!(!r.success);
+    assert!(!r.is_authenticated());
     assert!(
         m.authenticate("emailpass", creds("fay@example.com", "pw"))
             .await
             .unwrap()
-            .success
+            .is_authenticated()
     );
 }
 
@@ -530,7 +521,7 @@ async fn identity_crud_and_actor_links() {
         .register("emailpass", creds("gus@example.com", "pw"))
         .await
         .unwrap()
-        .auth_identity
+        .into_identity()
         .unwrap()
         .id;
     let linked = m.link_actor(&id, "customer", "cus_9").await.unwrap();
@@ -565,7 +556,7 @@ async fn identity_crud_and_actor_links() {
         m.register("emailpass", creds("gus@example.com", "new"))
             .await
             .unwrap()
-            .success
+            .is_authenticated()
     );
 }
 
@@ -668,7 +659,7 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
         .register("emailpass", creds("race@example.com", "old-pw"))
         .await
         .unwrap()
-        .auth_identity
+        .into_identity()
         .unwrap()
         .id;
 
@@ -697,9 +688,12 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
         )
         .await
         .unwrap();
-    assert!(changed.success, "{changed:?}");
+    assert!(changed.is_authenticated(), "{changed:?}");
     release_tx.send(()).unwrap();
-    assert!(login.await.unwrap().success, "the login itself succeeded");
+    assert!(
+        login.await.unwrap().is_authenticated(),
+        "the login itself succeeded"
+    );
 
     let after = reset_module.retrieve_auth_identity(&id).await.unwrap();
     assert_eq!(after.credential_version, 1, "the change's version stays");
@@ -708,7 +702,7 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
             .authenticate("emailpass", creds("race@example.com", "old-pw"))
             .await
             .unwrap()
-            .success,
+            .is_authenticated(),
         "the old password stays dead"
     );
     assert!(
@@ -716,6 +710,6 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
             .authenticate("emailpass", creds("race@example.com", "new-pw"))
             .await
             .unwrap()
-            .success
+            .is_authenticated()
     );
 }

@@ -120,12 +120,12 @@ fn new_provider(name: &str) -> Result<(), String> {
     );
     let lib = format!(
         "//! The `{name}` provider.\n\n\
-         use auth_module::{{AuthOutcome, AuthProvider, AuthRequest, OptionsError, ProviderIdentities, ProviderInit, ProviderKind, Result, ValidateOptions, async_trait}};\n\n\
+         use auth_module::{{AuthOutcome, AuthProvider, AuthRequest, OptionsError, ProviderFlow, ProviderIdentities, ProviderInit, ProviderKind, Result, ValidateOptions, async_trait}};\n\n\
          /// The provider kind's identifier.\npub const IDENTIFIER: &str = \"{name}\";\n\n\
          /// Options of the `{name}` provider.\n#[derive(Debug, Default, serde::Deserialize)]\n#[serde(deny_unknown_fields)]\npub struct {ty}Options {{}}\n\n\
          impl ValidateOptions for {ty}Options {{}}\n\n\
          /// The `{name}` provider.\n#[derive(Debug)]\npub struct {ty}Provider;\n\n\
-         impl ProviderKind for {ty}Provider {{\n    const IDENTIFIER: &'static str = IDENTIFIER;\n    const DISPLAY_NAME: &'static str = \"{ty}\";\n    type Options = {ty}Options;\n    fn new(_init: ProviderInit<{ty}Options>) -> std::result::Result<Self, OptionsError> {{\n        Ok({ty}Provider)\n    }}\n}}\n\n\
+         impl ProviderKind for {ty}Provider {{\n    const IDENTIFIER: &'static str = IDENTIFIER;\n    const DISPLAY_NAME: &'static str = \"{ty}\";\n    const FLOW: ProviderFlow = ProviderFlow::Credentials;\n    type Options = {ty}Options;\n    fn new(_init: ProviderInit<{ty}Options>) -> std::result::Result<Self, OptionsError> {{\n        Ok({ty}Provider)\n    }}\n}}\n\n\
          #[async_trait]\nimpl AuthProvider for {ty}Provider {{\n    async fn authenticate(&self, _req: AuthRequest, _ids: &ProviderIdentities) -> Result<AuthOutcome> {{\n        Ok(AuthOutcome::failed(\"Not implemented yet\"))\n    }}\n}}\n\n\
          auth_module::register_provider!({ty}Provider);\n"
     );

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use auth_module::{AuthRequest, AuthenticationResponse, random_hex};
+use auth_module::{AuthRequest, LoginOutcome, random_hex};
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -59,26 +59,25 @@ pub(crate) async fn run_step(
     let auth_req = auth_request(&svc, &actor, req).await?;
     svc.module().check_actor_allowed(&actor, &provider)?;
     let module = svc.module();
-    let result: AuthenticationResponse = match step {
+    let outcome = match step {
         Step::Register => module.register(&provider, auth_req).await?,
         Step::Login => module.authenticate(&provider, auth_req).await?,
         Step::Callback => module.validate_callback(&provider, auth_req).await?,
     };
-    if let (true, Some(identity)) = (result.success, &result.auth_identity) {
-        // The identity the provider answered is current: no second read.
-        let token = svc
-            .tokens()
-            .issue(identity, &actor, &provider, result.credential_version);
-        return Ok(Json(json!({ "token": token })).into_response());
-    }
-    if let (true, Some(location)) = (result.success, result.location) {
-        if matches!(step, Step::Login) {
-            return Ok(Json(json!({ "location": location })).into_response());
+    match outcome {
+        LoginOutcome::Authenticated { identity, .. } => {
+            // The identity the provider answered is current: no second read.
+            let token =
+                svc.tokens()
+                    .issue(&identity, &actor, &provider, identity.credential_version);
+            Ok(Json(json!({ "token": token })).into_response())
         }
+        LoginOutcome::Redirect { location, .. } if matches!(step, Step::Login) => {
+            Ok(Json(json!({ "location": location })).into_response())
+        }
+        LoginOutcome::Failed { message, .. } => Err(ApiError::unauthorized(message)),
+        _ => Err(ApiError::unauthorized("Unauthorized")),
     }
-    Err(ApiError::unauthorized(
-        result.error.unwrap_or_else(|| "Unauthorized".to_owned()),
-    ))
 }
 
 pub(crate) async fn register(

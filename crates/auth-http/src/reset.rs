@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use auth_module::{AuthRequest, Metadata};
+use auth_module::{AuthRequest, LoginOutcome, Metadata};
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -252,7 +252,7 @@ pub(crate) async fn update(
         )
         .await;
     match result {
-        Ok(r) if r.success => {
+        Ok(LoginOutcome::Authenticated { .. }) => {
             let _ = state.delete(&latest).await;
             Ok(Json(json!({ "success": true })).into_response())
         }
@@ -265,9 +265,8 @@ pub(crate) async fn update(
                     .await;
             }
             match other {
-                Ok(r) => Err(ApiError::unauthorized(
-                    r.error.unwrap_or_else(|| "Unauthorized".to_owned()),
-                )),
+                Ok(LoginOutcome::Failed { message, .. }) => Err(ApiError::unauthorized(message)),
+                Ok(_) => Err(ApiError::unauthorized("Unauthorized")),
                 Err(e) => Err(e.into()),
             }
         }

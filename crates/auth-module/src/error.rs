@@ -28,6 +28,9 @@ pub enum ErrorKind {
     UnexpectedState,
     /// A storage backend failed.
     DatabaseError,
+    /// The provider does not implement the method (the error's message names
+    /// it); [`crate::AuthModule`] answers Medusa's "not implemented" message.
+    NotSupported,
 }
 
 impl ErrorKind {
@@ -42,6 +45,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::UnexpectedState => "unexpected_state",
             ErrorKind::DatabaseError => "database_error",
+            ErrorKind::NotSupported => "not_allowed",
         }
     }
 
@@ -57,19 +61,38 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The error of every fallible module operation: a kind, a message and an
-/// optional source (a backend's or a third-party provider's own error).
+/// The error of every fallible module operation: a kind, a message, context
+/// (which provider instance, which store, ...) and an optional source (a
+/// backend's or a third-party provider's own error).
 ///
 /// The message of a client-facing kind is safe to show to a client; the
-/// message and source of an internal kind ([`ErrorKind::is_internal`]) are for
-/// the log only.
+/// message, context and source of an internal kind ([`ErrorKind::is_internal`])
+/// are for the log only. `Display` shows the kind, the message and the context:
+/// `database_error: reading an auth identity failed (store: sqlite)`.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}: {message}")]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    context: Vec<(&'static str, String)>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if !self.context.is_empty() {
+            f.write_str(" (")?;
+            for (i, (k, v)) in self.context.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k}: {v}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -78,8 +101,21 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            context: Vec::new(),
             source: None,
         }
+    }
+
+    /// Adds a context entry (e.g. `("provider", "emailpass")`), shown by
+    /// `Display` after the message; never part of a client-facing message.
+    pub fn with_context(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.context.push((key, value.into()));
+        self
+    }
+
+    /// The context entries, oldest first.
+    pub fn context(&self) -> &[(&'static str, String)] {
+        &self.context
     }
 
     /// Attaches the underlying cause.
@@ -144,29 +180,13 @@ impl Error {
         Self::new(ErrorKind::DatabaseError, message).with_source(source)
     }
 
-    /// The error a provider's default method answers: the method is not
-    /// supported. [`crate::AuthModule`] fills in the provider instance id.
+    /// The error a provider's default method answers: `method` (`register`,
+    /// `update`, `validate_callback`) is not supported. [`crate::AuthModule`]
+    /// turns it into Medusa's message naming the provider instance.
     pub fn not_supported(method: &'static str) -> Self {
-        Self::new(ErrorKind::NotAllowed, NOT_SUPPORTED_MARKER).with_source(NotSupported(method))
-    }
-
-    /// If this is the error of [`Error::not_supported`], the method it names.
-    pub(crate) fn unsupported_method(&self) -> Option<&'static str> {
-        if self.kind != ErrorKind::NotAllowed || self.message != NOT_SUPPORTED_MARKER {
-            return None;
-        }
-        self.source
-            .as_ref()
-            .and_then(|s| s.downcast_ref::<NotSupported>())
-            .map(|n| n.0)
+        Self::new(ErrorKind::NotSupported, method)
     }
 }
-
-const NOT_SUPPORTED_MARKER: &str = "Method not implemented by this provider";
-
-#[derive(Debug, thiserror::Error)]
-#[error("method {0} is not supported")]
-struct NotSupported(&'static str);
 
 /// A startup failure: the configuration cannot be read or does not describe a
 /// module that can be built. Its message names the file, line and column, or the
@@ -240,9 +260,26 @@ mod tests {
     }
 
     #[test]
-    fn not_supported_is_recognised() {
+    fn not_supported_is_a_kind() {
         let e = Error::not_supported("register");
-        assert_eq!(e.unsupported_method(), Some("register"));
-        assert_eq!(Error::not_allowed("x").unsupported_method(), None);
+        assert_eq!(e.kind(), ErrorKind::NotSupported);
+        assert_eq!(e.message(), "register");
+        assert_ne!(
+            Error::not_allowed("register").kind(),
+            ErrorKind::NotSupported
+        );
+    }
+
+    #[test]
+    fn context_is_displayed_after_the_message() {
+        let e = Error::unexpected("it broke")
+            .with_context("provider", "emailpass")
+            .with_context("store", "sqlite");
+        assert_eq!(
+            e.to_string(),
+            "unexpected_state: it broke (provider: emailpass, store: sqlite)"
+        );
+        assert_eq!(e.context()[0], ("provider", "emailpass".to_owned()));
+        assert_eq!(Error::conflict("x").to_string(), "conflict: x");
     }
 }

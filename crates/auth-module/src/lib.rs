@@ -23,7 +23,7 @@ pub use model::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, PROVIDER_IDENTITY_PREFIX,
     ProviderIdentity, ProviderIdentityUpdate, fill_random, generate_id, random_hex,
 };
-pub use module::{AuthModule, AuthModuleBuilder, AuthenticationResponse, ProviderInfo};
+pub use module::{AuthModule, AuthModuleBuilder, LoginOutcome, ProviderInfo};
 pub use provider::{
     AuthOutcome, AuthProvider, AuthRequest, DEFAULT_STATE_TTL, ProviderFlow, ProviderIdentities,
     ProviderInit, ProviderKind, ValidateOptions,

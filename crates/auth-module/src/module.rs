@@ -17,55 +17,89 @@ use crate::provider::{AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, Prov
 use crate::registry::Registry;
 use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
 
-/// The answer of [`AuthModule::authenticate`] and friends, in Medusa's shape:
-/// `success` with an identity, or a `location` to continue at, or an `error`
-/// message for the client.
-#[derive(Debug, Clone)]
+/// What [`AuthModule::authenticate`], [`AuthModule::register`],
+/// [`AuthModule::validate_callback`] and [`AuthModule::update_provider`]
+/// answer. More variants will come (MFA challenges, verification steps), so
+/// match with a wildcard arm; each variant's fields may grow too.
+///
+/// ```
+/// # fn show(outcome: auth_module::LoginOutcome) -> String {
+/// use auth_module::LoginOutcome;
+/// match outcome {
+///     LoginOutcome::Authenticated { identity, .. } => format!("welcome {}", identity.id),
+///     LoginOutcome::Redirect { location, .. } => format!("continue at {location}"),
+///     LoginOutcome::Failed { message, .. } => format!("refused: {message}"),
+///     _ => "a step this caller does not handle yet".to_owned(),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct AuthenticationResponse {
-    /// Whether the step succeeded.
-    pub success: bool,
-    /// The identity, on success (without provider secrets).
-    pub auth_identity: Option<AuthIdentity>,
-    /// The client-facing failure message.
-    pub error: Option<String>,
-    /// Where the client continues (redirect providers).
-    pub location: Option<String>,
-    /// On success, the identity's credential version (see
-    /// [`AuthIdentity::credential_version`]), so tokens can be issued without
-    /// reading again.
-    pub credential_version: u64,
+pub enum LoginOutcome {
+    /// The step succeeded for this identity (without provider secrets; its
+    /// [`AuthIdentity::credential_version`] is the one tokens are issued under).
+    #[non_exhaustive]
+    Authenticated {
+        /// The identity.
+        identity: AuthIdentity,
+    },
+    /// The client continues at `location` (redirect providers).
+    #[non_exhaustive]
+    Redirect {
+        /// Where to continue.
+        location: String,
+    },
+    /// The step failed; `message` is safe to show to the client.
+    #[non_exhaustive]
+    Failed {
+        /// The client-facing reason.
+        message: String,
+    },
 }
 
-impl AuthenticationResponse {
-    fn failed(msg: impl Into<String>) -> Self {
-        AuthenticationResponse {
-            success: false,
-            auth_identity: None,
-            error: Some(msg.into()),
-            location: None,
-            credential_version: 0,
+impl LoginOutcome {
+    fn failed(message: impl Into<String>) -> Self {
+        LoginOutcome::Failed {
+            message: message.into(),
         }
     }
 
-    /// The response for `outcome` of provider instance `provider_id`.
     fn from_outcome(outcome: AuthOutcome) -> Self {
         match outcome {
-            AuthOutcome::Authenticated(identity) => AuthenticationResponse {
-                success: true,
-                credential_version: identity.credential_version,
-                auth_identity: Some(identity.redacted()),
-                error: None,
-                location: None,
+            AuthOutcome::Authenticated(identity) => LoginOutcome::Authenticated {
+                identity: identity.redacted(),
             },
-            AuthOutcome::Redirect(location) => AuthenticationResponse {
-                success: true,
-                auth_identity: None,
-                error: None,
-                location: Some(location),
-                credential_version: 0,
-            },
-            AuthOutcome::Failed(msg) => Self::failed(msg),
+            AuthOutcome::Redirect(location) => LoginOutcome::Redirect { location },
+            AuthOutcome::Failed(message) => LoginOutcome::Failed { message },
+        }
+    }
+
+    /// Whether the step authenticated an identity.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self, LoginOutcome::Authenticated { .. })
+    }
+
+    /// The identity, if authenticated.
+    pub fn identity(&self) -> Option<&AuthIdentity> {
+        match self {
+            LoginOutcome::Authenticated { identity } => Some(identity),
+            _ => None,
+        }
+    }
+
+    /// The identity, if authenticated.
+    pub fn into_identity(self) -> Option<AuthIdentity> {
+        match self {
+            LoginOutcome::Authenticated { identity } => Some(identity),
+            _ => None,
+        }
+    }
+
+    /// The failure message, if failed.
+    pub fn failure(&self) -> Option<&str> {
+        match self {
+            LoginOutcome::Failed { message } => Some(message),
+            _ => None,
         }
     }
 }
@@ -248,7 +282,7 @@ impl AuthModuleBuilder {
                 id: p.id.clone(),
                 identifier: reg.identifier(),
                 display_name: reg.display_name(),
-                flow: provider.flow(),
+                flow: reg.flow(),
             };
             let ids = ProviderIdentities::new(p.id.as_str(), identities.clone(), state.clone());
             order.push(p.id.clone());
@@ -353,9 +387,9 @@ impl AuthModule {
         method: Method,
         provider_id: &str,
         req: AuthRequest,
-    ) -> Result<AuthenticationResponse> {
+    ) -> Result<LoginOutcome> {
         let Some(instance) = self.inner.instances.get(provider_id) else {
-            return Ok(AuthenticationResponse::failed(format!(
+            return Ok(LoginOutcome::failed(format!(
                 "Unable to retrieve the auth provider with id: {provider_id}"
             )));
         };
@@ -368,41 +402,28 @@ impl AuthModule {
             Method::Callback => p.validate_callback(req, ids).await,
         };
         match result {
-            Ok(outcome) => Ok(AuthenticationResponse::from_outcome(outcome)),
-            Err(e) => {
-                if let Some(name) = e.unsupported_method() {
-                    let msg = if name == "validate_callback" {
-                        format!(
-                            "Callback authentication not implemented for provider {provider_id}"
-                        )
-                    } else {
-                        format!("Method '{name}' not implemented for provider {provider_id}")
-                    };
-                    return Ok(AuthenticationResponse::failed(msg));
-                }
-                if e.kind().is_internal() {
-                    return Err(e);
-                }
-                Ok(AuthenticationResponse::failed(e.message()))
+            Ok(outcome) => Ok(LoginOutcome::from_outcome(outcome)),
+            Err(e) if e.kind() == ErrorKind::NotSupported => {
+                // Medusa's messages; the method is the error's message.
+                Ok(LoginOutcome::failed(match e.message() {
+                    "validate_callback" => format!(
+                        "Callback authentication not implemented for provider {provider_id}"
+                    ),
+                    name => format!("Method '{name}' not implemented for provider {provider_id}"),
+                }))
             }
+            Err(e) if e.kind().is_internal() => Err(e.with_context("provider", provider_id)),
+            Err(e) => Ok(LoginOutcome::failed(e.message())),
         }
     }
 
     /// Calls provider `provider_id`'s `authenticate`.
-    pub async fn authenticate(
-        &self,
-        provider_id: &str,
-        req: AuthRequest,
-    ) -> Result<AuthenticationResponse> {
+    pub async fn authenticate(&self, provider_id: &str, req: AuthRequest) -> Result<LoginOutcome> {
         self.call(Method::Authenticate, provider_id, req).await
     }
 
     /// Calls provider `provider_id`'s `register`.
-    pub async fn register(
-        &self,
-        provider_id: &str,
-        req: AuthRequest,
-    ) -> Result<AuthenticationResponse> {
+    pub async fn register(&self, provider_id: &str, req: AuthRequest) -> Result<LoginOutcome> {
         self.call(Method::Register, provider_id, req).await
     }
 
@@ -411,7 +432,7 @@ impl AuthModule {
         &self,
         provider_id: &str,
         req: AuthRequest,
-    ) -> Result<AuthenticationResponse> {
+    ) -> Result<LoginOutcome> {
         self.call(Method::Callback, provider_id, req).await
     }
 
@@ -420,7 +441,7 @@ impl AuthModule {
         &self,
         provider_id: &str,
         req: AuthRequest,
-    ) -> Result<AuthenticationResponse> {
+    ) -> Result<LoginOutcome> {
         self.call(Method::Update, provider_id, req).await
     }
 

@@ -161,7 +161,8 @@ impl AuthOutcome {
 ///
 /// # Contract
 /// - `authenticate` is required. `register`, `update` and `validate_callback`
-///   default to [`Error::not_supported`], which the module reports as Medusa
+///   default to [`Error::not_supported`] (kind
+///   [`crate::ErrorKind::NotSupported`]), which the module reports as Medusa
 ///   does (`Method 'register' not implemented for provider {id}`, `Callback
 ///   authentication not implemented for provider {id}`). A default never
 ///   pretends to succeed.
@@ -173,8 +174,8 @@ impl AuthOutcome {
 /// # Example
 /// ```
 /// use auth_module::{
-///     async_trait, AuthOutcome, AuthProvider, AuthRequest, NewProviderIdentity, ProviderIdentities,
-///     ProviderInit, ProviderKind, OptionsError, Result, ValidateOptions,
+///     async_trait, AuthOutcome, AuthProvider, AuthRequest, NewProviderIdentity, ProviderFlow,
+///     ProviderIdentities, ProviderInit, ProviderKind, OptionsError, Result, ValidateOptions,
 /// };
 ///
 /// /// Lets anyone in whose body names a `user` listed in the options.
@@ -197,6 +198,7 @@ impl AuthOutcome {
 /// impl ProviderKind for AllowListProvider {
 ///     const IDENTIFIER: &'static str = "allow-list";
 ///     const DISPLAY_NAME: &'static str = "Allow list";
+///     const FLOW: ProviderFlow = ProviderFlow::Credentials;
 ///     type Options = AllowListOptions;
 ///     fn new(init: ProviderInit<AllowListOptions>) -> Result<Self, OptionsError> {
 ///         Ok(AllowListProvider { users: init.options.users })
@@ -221,11 +223,6 @@ impl AuthOutcome {
 /// ```
 #[async_trait]
 pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
-    /// Whether this provider logs in directly or through a redirect and callback.
-    fn flow(&self) -> ProviderFlow {
-        ProviderFlow::Credentials
-    }
-
     /// The stored form of an identifier a user typed (e.g. a trimmed,
     /// lower-cased email), used to find an identity by it outside the
     /// provider (password reset requests). Default: unchanged.
@@ -294,13 +291,16 @@ impl<O> ProviderInit<O> {
 /// Registered with [`crate::register_provider!`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a provider kind",
-    note = "implement `auth_module::ProviderKind` (IDENTIFIER, DISPLAY_NAME, Options, new) and `auth_module::AuthProvider`"
+    note = "implement `auth_module::ProviderKind` (IDENTIFIER, DISPLAY_NAME, FLOW, Options, new) and `auth_module::AuthProvider`"
 )]
 pub trait ProviderKind: AuthProvider + Sized {
     /// The kind's identifier, named by `resolve` in the config (e.g. `emailpass`).
     const IDENTIFIER: &'static str;
     /// A human name for frontends (e.g. `Email/Password Authentication`).
     const DISPLAY_NAME: &'static str;
+    /// Whether clients log in with credentials at once or through a redirect
+    /// and the callback route (shown in providers lists).
+    const FLOW: ProviderFlow;
     /// The typed options; an absent `options` table deserializes from `{}`.
     type Options: DeserializeOwned + ValidateOptions;
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::{ConfigError, OptionsError};
-use crate::provider::{AuthProvider, ProviderInit, ProviderKind, ValidateOptions};
+use crate::provider::{AuthProvider, ProviderFlow, ProviderInit, ProviderKind, ValidateOptions};
 
 type BuildFn = fn(&str, Value) -> Result<Arc<dyn AuthProvider>, OptionsError>;
 
@@ -21,6 +21,7 @@ type BuildFn = fn(&str, Value) -> Result<Arc<dyn AuthProvider>, OptionsError>;
 pub struct ProviderRegistration {
     identifier: &'static str,
     display_name: &'static str,
+    flow: ProviderFlow,
     origin: &'static str,
     build: BuildFn,
 }
@@ -30,6 +31,7 @@ impl fmt::Debug for ProviderRegistration {
         f.debug_struct("ProviderRegistration")
             .field("identifier", &self.identifier)
             .field("display_name", &self.display_name)
+            .field("flow", &self.flow)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -56,6 +58,7 @@ impl ProviderRegistration {
         ProviderRegistration {
             identifier: P::IDENTIFIER,
             display_name: P::DISPLAY_NAME,
+            flow: P::FLOW,
             origin: "",
             build: build::<P>,
         }
@@ -76,6 +79,11 @@ impl ProviderRegistration {
     /// The kind's display name.
     pub fn display_name(&self) -> &'static str {
         self.display_name
+    }
+
+    /// The kind's flow.
+    pub fn flow(&self) -> ProviderFlow {
+        self.flow
     }
 
     /// Builds an instance `id` from JSON `options` (`null` means `{}`):

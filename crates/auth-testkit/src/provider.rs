@@ -44,6 +44,7 @@ pub fn registered_at_link_time<P: ProviderKind>() {
         P::IDENTIFIER
     );
     assert_eq!(hits[0].display_name(), P::DISPLAY_NAME);
+    assert_eq!(hits[0].flow(), P::FLOW);
     Registry::linked().expect("no two crates register one identifier");
 }
 
@@ -71,6 +72,7 @@ pub fn builds_with_valid_options<P: ProviderKind>(options: Value) {
         .expect("the instance is listed");
     assert_eq!(info.identifier, P::IDENTIFIER);
     assert_eq!(info.display_name, P::DISPLAY_NAME);
+    assert_eq!(info.flow, P::FLOW);
     assert_eq!(
         info.registry_key,
         format!("au_{}_{INSTANCE}", P::IDENTIFIER)
@@ -119,7 +121,7 @@ pub async fn garbage_inputs_fail_cleanly<P: ProviderKind>(options: Value) {
         for (method, r) in results {
             match r {
                 Ok(r) => assert!(
-                    !r.success || r.location.is_some(),
+                    r.identity().is_none(),
                     "{method} succeeded on garbage {shown}"
                 ),
                 Err(e) => assert!(

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use auth_module::{
     AuthOutcome, AuthProvider, AuthRequest, Error, ErrorKind, Metadata, NewProviderIdentity,
-    OptionsError, ProviderIdentities, ProviderIdentityUpdate, ProviderInit, ProviderKind, Result,
-    ValidateOptions, async_trait,
+    OptionsError, ProviderFlow, ProviderIdentities, ProviderIdentityUpdate, ProviderInit,
+    ProviderKind, Result, ValidateOptions, async_trait,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -94,6 +94,7 @@ pub struct EmailPassProvider {
 impl ProviderKind for EmailPassProvider {
     const IDENTIFIER: &'static str = IDENTIFIER;
     const DISPLAY_NAME: &'static str = "Email/Password Authentication";
+    const FLOW: ProviderFlow = ProviderFlow::Credentials;
     type Options = EmailPassOptions;
 
     fn new(init: ProviderInit<EmailPassOptions>) -> std::result::Result<Self, OptionsError> {
