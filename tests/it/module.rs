@@ -713,3 +713,141 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
             .is_authenticated()
     );
 }
+
+/// A complete password reset through the library alone: request, the event,
+/// a refused token on another route, a refused weak body that leaves the
+/// token usable, the change, and the token spent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_complete_reset_through_the_library() {
+    use auth_module::flows::{PasswordReset, ResetOutcome};
+    let m = module_from_toml(EMAILPASS);
+    m.register("emailpass", creds("lib@example.com", "old-pw"))
+        .await
+        .unwrap();
+    let tokens = auth_module::Tokens::hs256(
+        &auth_module::Secret::new("library-secret-0123456789abcdef0123"),
+        std::time::Duration::from_secs(600),
+    );
+    let reset = PasswordReset::new(m.clone(), tokens);
+    let mut events = m.events().subscribe();
+
+    reset
+        .request("customer", "emailpass", "ghost@example.com", None)
+        .await;
+    reset
+        .request("customer", "emailpass", " LIB@example.com ", None)
+        .await;
+    let event = events.recv().await.unwrap();
+    assert_eq!(event.name, auth_module::flows::PASSWORD_RESET_EVENT);
+    assert_eq!(
+        event.data["entity_id"],
+        json!("lib@example.com"),
+        "only the known one"
+    );
+    let token = event.data["token"].as_str().unwrap().to_owned();
+    let body = |v: Value| v.as_object().cloned().unwrap();
+
+    assert!(
+        reset.verify("user", "emailpass", &token).is_none(),
+        "another actor's route"
+    );
+    assert_eq!(
+        reset
+            .complete("customer", "emailpass", &token, body(json!({})))
+            .await
+            .unwrap(),
+        ResetOutcome::Failed {
+            message: "Password should be a string".into()
+        }
+    );
+    assert_eq!(
+        reset
+            .complete(
+                "customer",
+                "emailpass",
+                &token,
+                body(json!({"password": "new-pw"}))
+            )
+            .await
+            .unwrap(),
+        ResetOutcome::Done
+    );
+    assert_eq!(
+        reset
+            .complete(
+                "customer",
+                "emailpass",
+                &token,
+                body(json!({"password": "again"}))
+            )
+            .await
+            .unwrap(),
+        ResetOutcome::InvalidToken,
+        "spent"
+    );
+    assert!(
+        !m.authenticate("emailpass", creds("lib@example.com", "old-pw"))
+            .await
+            .unwrap()
+            .is_authenticated()
+    );
+    let after = m
+        .authenticate("emailpass", creds("lib@example.com", "new-pw"))
+        .await
+        .unwrap();
+    assert_eq!(after.identity().unwrap().credential_version, 1);
+}
+
+/// Sessions through the library: create, read, list per identity (20 made at
+/// once all listed), end one by handle, end all.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_through_the_library() {
+    use auth_module::flows::Sessions;
+    let m = module_from_toml(EMAILPASS);
+    let identity = m
+        .register("emailpass", creds("ses@example.com", "pw"))
+        .await
+        .unwrap()
+        .into_identity()
+        .unwrap();
+    let tokens = auth_module::Tokens::hs256(
+        &auth_module::Secret::new("library-secret-0123456789abcdef0123"),
+        std::time::Duration::from_secs(600),
+    );
+    let claims = tokens.claims_for(&identity, "customer", "emailpass");
+    let sessions = Sessions::new(m.state_store().clone(), std::time::Duration::from_secs(600));
+    let made: Vec<_> = (0..20)
+        .map(|_| {
+            let (sessions, claims) = (sessions.clone(), claims.clone());
+            tokio::spawn(async move { sessions.create(&claims).await.unwrap() })
+        })
+        .collect();
+    let mut sids = Vec::new();
+    for h in made {
+        sids.push(h.await.unwrap());
+    }
+    assert_eq!(sessions.get(&sids[0]).await.unwrap(), Some(claims.clone()));
+    let listed = sessions.list(&identity.id).await.unwrap();
+    assert_eq!(listed.len(), 20, "every concurrent create is listed");
+    assert!(
+        listed.iter().all(|s| !sids.contains(&s.handle)),
+        "handles are not session ids"
+    );
+    assert!(sessions.end(&sids[1]).await.unwrap());
+    assert!(!sessions.end(&sids[1]).await.unwrap(), "already ended");
+    let listed = sessions.list(&identity.id).await.unwrap();
+    assert_eq!(listed.len(), 19);
+    assert!(
+        sessions
+            .end_by_handle(&identity.id, &listed[0].handle)
+            .await
+            .unwrap()
+    );
+    assert_eq!(sessions.list(&identity.id).await.unwrap().len(), 18);
+    assert_eq!(sessions.end_all(&identity.id).await.unwrap(), 18);
+    assert!(sessions.list(&identity.id).await.unwrap().is_empty());
+    for sid in &sids {
+        assert_eq!(sessions.get(sid).await.unwrap(), None);
+    }
+    assert_eq!(sessions.get("not-a-session").await.unwrap(), None);
+}

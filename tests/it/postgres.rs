@@ -50,7 +50,7 @@ async fn the_server_runs_on_postgres_and_keeps_data_across_restarts() {
     let Some(pool) = admin_pool().await else {
         return;
     };
-    let schema = format!("auth_it_{}", auth_module::random_hex(6));
+    let schema = format!("auth_it_{}", auth_module::generate_id("s").to_lowercase());
     let toml = config(&schema);
 
     let s = TestServer::start_toml(&toml).await;

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use auth_module::{AuthIdentity, Metadata};
+use auth_module::{AuthClaims, AuthIdentity, Metadata};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -16,7 +16,6 @@ use tower::{Layer, Service};
 
 use crate::AuthService;
 use crate::error::ApiError;
-use crate::token::AuthClaims;
 
 /// The authenticated caller, as Medusa's `req.auth_context`.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,31 +144,22 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-/// The state-store key of session `sid`.
-pub(crate) fn session_key(sid: &str) -> String {
-    format!("session:{sid}")
-}
-
 impl AuthService {
     /// The claims of the session named by the request's cookie, if live.
-    pub(crate) async fn session_claims(&self, headers: &HeaderMap) -> Option<(String, AuthClaims)> {
-        let key = self.session_key(headers)?;
-        let value = match self.module().state_store().get(&key).await {
-            Ok(v) => v?,
+    pub(crate) async fn session_claims(&self, headers: &HeaderMap) -> Option<AuthClaims> {
+        let sid = self.session_id(headers)?;
+        match self.sessions().get(sid).await {
+            Ok(claims) => claims,
             Err(e) => {
                 tracing::error!(error = %e, "session lookup failed");
-                return None;
+                None
             }
-        };
-        let claims: AuthClaims = serde_json::from_value(value).ok()?;
-        Some((key, claims))
+        }
     }
 
-    /// The state-store key of the session the request's cookie names (ids we
-    /// issue are 64 hex characters; anything much longer is not ours).
-    pub(crate) fn session_key(&self, headers: &HeaderMap) -> Option<String> {
-        let sid = cookie(headers, &self.settings().session_cookie_name)?;
-        (sid.len() <= 128).then(|| session_key(sid))
+    /// The session id the request's cookie carries, if any.
+    pub(crate) fn session_id<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, &self.settings().session_cookie_name)
     }
 
     /// A `Set-Cookie` value for the session cookie: `sid` for the session TTL,
@@ -216,7 +206,7 @@ impl AuthService {
         policy: &AuthPolicy,
     ) -> Option<(AuthContext, Option<(AuthIdentity, u64)>)> {
         if policy.session {
-            if let Some((_, claims)) = self.session_claims(headers).await {
+            if let Some(claims) = self.session_claims(headers).await {
                 if policy.admits(&claims) {
                     if let Some(current) = self.current(&claims).await {
                         return Some((AuthContext::new(claims, AuthMethod::Session), current));

@@ -1,16 +1,13 @@
-//! Events (`auth.password_reset`, ...) and the sinks that receive them.
-//!
-//! An [`EventBus`] fans each [`Event`] out to in-process subscribers
-//! ([`EventBus::subscribe`]) and to the configured [`EventSink`]s: a
+//! The event sinks a server configures in `[events]`: the core's
 //! [`LogSink`], a [`FileSink`] (one JSON line per event) and a signed
-//! [`WebhookSink`]. [`EventBus::emit`] never waits for a sink: each delivery
-//! runs in its own tokio task, and a failed delivery is logged, never returned
-//! to the code that emitted the event.
+//! [`WebhookSink`], put on an [`EventBus`] by [`bus_from_config`]. The bus,
+//! the [`Event`] type and the [`EventSink`] trait live in
+//! [`auth_module::events`].
 //!
 //! ```no_run
 //! # async fn demo(config: &auth_module::Config) -> Result<(), auth_module::ConfigError> {
-//! use auth_http::events::{Event, EventBus};
-//! let bus = EventBus::from_config(&config.events)?;
+//! use auth_module::events::Event;
+//! let bus = auth_http::events::bus_from_config(&config.events)?;
 //! let mut rx = bus.subscribe();
 //! bus.emit(Event::new("auth.password_reset", serde_json::json!({"entity_id": "a@b.c"})));
 //! let event = rx.recv().await;
@@ -37,21 +34,15 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use auth_module::events::{Event, EventBus, EventSink, LogSink};
 use auth_module::{ConfigError, EventsConfig, WebhookConfig};
 use hmac::{Hmac, Mac};
-use serde_json::Value;
 use sha2::Sha256;
-use tokio::sync::{Notify, broadcast};
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// How many events a slow [`EventBus::subscribe`] receiver may fall behind
-/// before it starts missing the oldest ones (it then sees `Lagged`).
-const SUBSCRIBER_CAPACITY: usize = 1024;
 
 /// First pause between webhook attempts; doubled after each failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -64,289 +55,28 @@ const HEADER_TIMESTAMP: &str = "X-Auth-Timestamp";
 const HEADER_SIGNATURE: &str = "X-Auth-Signature";
 const SIGNATURE_PREFIX: &str = "v1=";
 
-/// One event: `{"id": "evt_…", "name": "auth.password_reset", "occurred_at": RFC3339, "data": {...}}`.
+/// A bus with the sinks of `[events]`: a [`LogSink`] if `log`, a
+/// [`FileSink`] if `file`, a [`WebhookSink`] if `[events.webhook]`.
 ///
-/// `data` may carry secrets (the data of `auth.password_reset` carries the
-/// reset token), so `Debug` shows the names of its fields, never their values.
-#[derive(Clone, serde::Serialize)]
-#[non_exhaustive]
-pub struct Event {
-    /// A unique id, `evt_` followed by 26 sortable characters.
-    pub id: String,
-    /// The event name, e.g. `auth.password_reset`.
-    pub name: String,
-    /// When the event occurred, RFC 3339 in UTC.
-    pub occurred_at: String,
-    /// The payload, usually an object.
-    pub data: Value,
-}
-
-impl Event {
-    /// A new event `name` with `data`, a fresh id, occurring now.
-    pub fn new(name: impl Into<String>, data: Value) -> Self {
-        let now = time::OffsetDateTime::now_utc();
-        // Formatting fails only for years outside 0..=9999, which the system
-        // clock does not produce; fall back to the Unix time rather than panic.
-        let occurred_at = now
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| now.unix_timestamp().to_string());
-        Event {
-            id: auth_module::generate_id("evt"),
-            name: name.into(),
-            occurred_at,
-            data,
-        }
+/// A file that cannot be opened for appending is an error naming
+/// `events.file`; a webhook URL that is not an absolute `http(s)` URL is
+/// an error naming `events.webhook.url`.
+pub fn bus_from_config(config: &EventsConfig) -> Result<EventBus, ConfigError> {
+    let mut bus = EventBus::new();
+    if config.log {
+        bus = bus.with_sink(Arc::new(LogSink));
     }
-}
-
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("occurred_at", &self.occurred_at)
-            .field("data", &FieldNames(&self.data))
-            .finish()
+    if let Some(path) = &config.file {
+        let sink =
+            FileSink::new(path).map_err(|e| ConfigError::new(format!("events.file: {e}")))?;
+        bus = bus.with_sink(Arc::new(sink));
     }
-}
-
-/// `Debug` of a value that shows its field names (for an object) or its type
-/// (otherwise), never a value.
-struct FieldNames<'a>(&'a Value);
-
-impl fmt::Debug for FieldNames<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Value::Object(map) => f.debug_list().entries(map.keys()).finish(),
-            Value::Null => f.write_str("<null>"),
-            Value::Bool(_) => f.write_str("<bool>"),
-            Value::Number(_) => f.write_str("<number>"),
-            Value::String(_) => f.write_str("<string>"),
-            Value::Array(_) => f.write_str("<array>"),
-        }
+    if let Some(webhook) = &config.webhook {
+        let sink = WebhookSink::new(webhook)
+            .map_err(|e| ConfigError::new(format!("events.webhook.{e}")))?;
+        bus = bus.with_sink(Arc::new(sink));
     }
-}
-
-/// Somewhere events go: a log, a file, a webhook, a queue.
-///
-/// # Contract
-///
-/// - `deliver` may be slow (it runs in its own task) but should bound its own
-///   time, e.g. with timeouts, so that [`EventBus::flush`] returns.
-/// - The `Err` message is logged: it must never contain the event's data
-///   values (tokens) or the sink's secrets.
-///
-/// ```
-/// use auth_http::events::{Event, EventSink};
-///
-/// #[derive(Debug)]
-/// struct Stdout;
-///
-/// #[async_trait::async_trait]
-/// impl EventSink for Stdout {
-///     fn name(&self) -> &str {
-///         "stdout"
-///     }
-///     async fn deliver(&self, event: &Event) -> Result<(), String> {
-///         println!("{} {}", event.id, event.name);
-///         Ok(())
-///     }
-/// }
-/// ```
-#[async_trait::async_trait]
-pub trait EventSink: Send + Sync + fmt::Debug + 'static {
-    /// A short name for logs, e.g. `webhook`.
-    fn name(&self) -> &str;
-
-    /// Delivers one event. The message of an `Err` must never contain the
-    /// event's data values or a secret.
-    async fn deliver(&self, event: &Event) -> Result<(), String>;
-}
-
-struct Shared {
-    tx: broadcast::Sender<Event>,
-    /// Deliveries spawned and not yet finished.
-    pending: AtomicUsize,
-    /// Notified when `pending` drops to zero.
-    idle: Notify,
-}
-
-/// Fans events out to sinks and to in-process subscribers, without ever delaying the caller.
-///
-/// Cheap to clone: clones share subscribers and pending deliveries.
-/// [`EventBus::with_sink`] gives a bus with one more sink that still shares
-/// them.
-#[derive(Clone)]
-pub struct EventBus {
-    sinks: Arc<Vec<Arc<dyn EventSink>>>,
-    shared: Arc<Shared>,
-}
-
-impl fmt::Debug for EventBus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventBus")
-            .field("sinks", &self.sinks)
-            .field("subscribers", &self.shared.tx.receiver_count())
-            .field("pending", &self.shared.pending.load(Ordering::Acquire))
-            .finish()
-    }
-}
-
-impl Default for EventBus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl EventBus {
-    /// A bus with no sinks; subscribe with [`EventBus::subscribe`].
-    pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(SUBSCRIBER_CAPACITY);
-        EventBus {
-            sinks: Arc::new(Vec::new()),
-            shared: Arc::new(Shared {
-                tx,
-                pending: AtomicUsize::new(0),
-                idle: Notify::new(),
-            }),
-        }
-    }
-
-    /// This bus with `sink` added.
-    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
-        Arc::make_mut(&mut self.sinks).push(sink);
-        self
-    }
-
-    /// A bus with the sinks of `[events]`: a [`LogSink`] if `log`, a
-    /// [`FileSink`] if `file`, a [`WebhookSink`] if `[events.webhook]`.
-    ///
-    /// A file that cannot be opened for appending is an error naming
-    /// `events.file`; a webhook URL that is not an absolute `http(s)` URL is
-    /// an error naming `events.webhook.url`.
-    pub fn from_config(config: &EventsConfig) -> Result<Self, ConfigError> {
-        let mut bus = EventBus::new();
-        if config.log {
-            bus = bus.with_sink(Arc::new(LogSink));
-        }
-        if let Some(path) = &config.file {
-            let sink =
-                FileSink::new(path).map_err(|e| ConfigError::new(format!("events.file: {e}")))?;
-            bus = bus.with_sink(Arc::new(sink));
-        }
-        if let Some(webhook) = &config.webhook {
-            let sink = WebhookSink::new(webhook)
-                .map_err(|e| ConfigError::new(format!("events.webhook.{e}")))?;
-            bus = bus.with_sink(Arc::new(sink));
-        }
-        Ok(bus)
-    }
-
-    /// A receiver of every event emitted from now on. It holds up to 1024
-    /// undelivered events; past that it loses the oldest and its next `recv`
-    /// answers `Lagged`.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.shared.tx.subscribe()
-    }
-
-    /// Sends `event` to the subscribers and starts one delivery task per sink,
-    /// then returns at once: it never waits for a sink, and a failed delivery
-    /// is logged (`tracing::warn!`) rather than returned.
-    ///
-    /// Sinks need a tokio runtime: called outside one, `emit` still reaches
-    /// the subscribers but skips the sinks, with a warning.
-    pub fn emit(&self, event: Event) {
-        if self.sinks.is_empty() {
-            let _ = self.shared.tx.send(event);
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                event = %event.name,
-                "event emitted outside a tokio runtime: not delivered to sinks"
-            );
-            let _ = self.shared.tx.send(event);
-            return;
-        };
-        let event = Arc::new(event);
-        if self.shared.tx.receiver_count() > 0 {
-            // An error means every receiver is gone meanwhile: nothing to do.
-            let _ = self.shared.tx.send(Event::clone(&event));
-        }
-        for sink in self.sinks.iter() {
-            let guard = InFlight::new(&self.shared);
-            let sink = Arc::clone(sink);
-            let event = Arc::clone(&event);
-            handle.spawn(async move {
-                // Dropped when the delivery ends, panics or is cancelled.
-                let _guard = guard;
-                if let Err(error) = sink.deliver(&event).await {
-                    tracing::warn!(
-                        sink = sink.name(),
-                        event = %event.name,
-                        error = %error,
-                        "event delivery failed"
-                    );
-                }
-            });
-        }
-    }
-
-    /// Waits until every delivery spawned so far has finished (also those
-    /// spawned while waiting): for tests and graceful shutdown.
-    pub async fn flush(&self) {
-        loop {
-            let notified = self.shared.idle.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so a wake-up between the check and
-            // the await is not lost.
-            notified.as_mut().enable();
-            if self.shared.pending.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// One delivery in flight: counted from spawn until dropped.
-struct InFlight(Arc<Shared>);
-
-impl InFlight {
-    fn new(shared: &Arc<Shared>) -> Self {
-        shared.pending.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(shared))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// Logs each event at `info`: its name, id and the names of its data fields,
-/// never their values.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogSink;
-
-#[async_trait::async_trait]
-impl EventSink for LogSink {
-    fn name(&self) -> &str {
-        "log"
-    }
-
-    async fn deliver(&self, event: &Event) -> Result<(), String> {
-        tracing::info!(
-            event = %event.name,
-            id = %event.id,
-            fields = ?FieldNames(&event.data),
-            "event"
-        );
-        Ok(())
-    }
+    Ok(bus)
 }
 
 /// Appends each event as one JSON line to a file.
@@ -599,35 +329,7 @@ fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> HmacSha256 {
 /// The `X-Auth-Signature` value: `v1=` + lowercase hex HMAC-SHA256.
 fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     let tag = mac(secret, timestamp, body).finalize().into_bytes();
-    let mut out = String::with_capacity(SIGNATURE_PREFIX.len() + tag.len() * 2);
-    out.push_str(SIGNATURE_PREFIX);
-    for b in tag {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(hex_value(pair[0])? << 4 | hex_value(pair[1])?))
-        .collect()
+    format!("{SIGNATURE_PREFIX}{}", hex::encode(tag))
 }
 
 /// Whether `header` (an `X-Auth-Signature` value, `v1=<hex>`) is the
@@ -638,10 +340,10 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 /// the timestamp's age: a receiver should also refuse old timestamps (say,
 /// more than five minutes from its clock) to stop replays.
 pub fn verify_signature(secret: &[u8], timestamp: &str, body: &[u8], header: &str) -> bool {
-    let Some(hex) = header.trim().strip_prefix(SIGNATURE_PREFIX) else {
+    let Some(encoded) = header.trim().strip_prefix(SIGNATURE_PREFIX) else {
         return false;
     };
-    let Some(tag) = decode_hex(hex) else {
+    let Ok(tag) = hex::decode(encoded) else {
         return false;
     };
     mac(secret, timestamp, body).verify_slice(&tag).is_ok()

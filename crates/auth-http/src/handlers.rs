@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use auth_module::{AuthRequest, LoginOutcome, random_hex};
+use auth_module::{AuthRequest, LoginOutcome};
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::AuthService;
 use crate::body::{query_of, read_object};
-use crate::context::{AuthPolicy, session_key};
+use crate::context::AuthPolicy;
 use crate::error::ApiError;
 
 #[derive(Clone, Copy)]
@@ -67,9 +67,7 @@ pub(crate) async fn run_step(
     match outcome {
         LoginOutcome::Authenticated { identity, .. } => {
             // The identity the provider answered is current: no second read.
-            let token =
-                svc.tokens()
-                    .issue(&identity, &actor, &provider, identity.credential_version);
+            let token = svc.tokens().issue(&identity, &actor, &provider)?;
             Ok(Json(json!({ "token": token })).into_response())
         }
         LoginOutcome::Redirect { location, .. } if matches!(step, Step::Login) => {
@@ -116,10 +114,8 @@ pub(crate) async fn refresh(
     let provider = ctx.auth_provider.ok_or_else(|| {
         ApiError::unauthorized("The auth provider is not set while refreshing token")
     })?;
-    let (identity, version) = current.ok_or(ApiError::Unauthorized)?;
-    let token = svc
-        .tokens()
-        .issue(&identity, &ctx.actor_type, &provider, version);
+    let (identity, _) = current.ok_or(ApiError::Unauthorized)?;
+    let token = svc.tokens().issue(&identity, &ctx.actor_type, &provider)?;
     Ok(Json(json!({ "token": token })).into_response())
 }
 
@@ -136,16 +132,8 @@ pub(crate) async fn create_session(
         .authenticate_current(&headers, &policy)
         .await
         .ok_or(ApiError::Unauthorized)?;
-    let sid = random_hex(32);
+    let sid = svc.sessions().create(&ctx.claims).await?;
     let value = serde_json::to_value(&ctx.claims).map_err(|_| ApiError::Internal)?;
-    svc.module()
-        .state_store()
-        .set(
-            &session_key(&sid),
-            value.clone(),
-            svc.settings().session_ttl,
-        )
-        .await?;
     Ok(with_cookie(
         Json(json!({ "user": value })).into_response(),
         &svc.session_cookie(Some(&sid)),
@@ -160,8 +148,8 @@ pub(crate) async fn delete_session(
     // As Medusa: no auth middleware, the request's session (if any) is
     // destroyed and the answer is the same either way, so clients can log out
     // idempotently (the JS SDK calls this on logout in token mode too).
-    if let Some(key) = svc.session_key(&headers) {
-        svc.module().state_store().delete(&key).await?;
+    if let Some(sid) = svc.session_id(&headers) {
+        svc.sessions().end(sid).await?;
     }
     Ok(with_cookie(
         Json(json!({ "success": true })).into_response(),

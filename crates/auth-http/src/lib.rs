@@ -31,7 +31,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_module::{AuthModule, ConfigError, HttpConfig};
+use auth_module::events::EventBus;
+use auth_module::flows::{PasswordReset, Sessions};
+use auth_module::{AuthModule, ConfigError, HttpConfig, Tokens};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -47,14 +49,10 @@ pub mod events;
 mod handlers;
 mod management;
 mod reset;
-mod token;
 
 pub use context::{AuthContext, AuthMethod, AuthPolicy, RequireAuth, RequireAuthLayer};
 pub use error::ApiError;
-pub use events::{Event, EventBus, EventSink};
 pub use management::management_router;
-pub use reset::PASSWORD_RESET_EVENT;
-pub use token::{AuthClaims, RESET_TOKEN_TTL, ResetClaims, TokenIssuer};
 
 /// The HTTP settings taken from `[http]`.
 #[derive(Debug, Clone)]
@@ -72,16 +70,16 @@ pub struct HttpSettings {
     pub body_limit: usize,
 }
 
-#[derive(Clone)]
 struct ServiceInner {
     module: AuthModule,
-    tokens: TokenIssuer,
+    tokens: Tokens,
+    sessions: Sessions,
+    resets: PasswordReset,
     settings: HttpSettings,
-    events: EventBus,
 }
 
-/// The module, the token issuer and the HTTP settings: the state of the
-/// router and of [`RequireAuthLayer`]. Cheap to clone.
+/// The module, its token signer and flows, and the HTTP settings: the state
+/// of the router and of [`RequireAuthLayer`]. Cheap to clone.
 #[derive(Clone)]
 pub struct AuthService {
     inner: Arc<ServiceInner>,
@@ -93,8 +91,7 @@ impl fmt::Debug for AuthService {
             .field("module", &self.inner.module)
             .field("tokens", &self.inner.tokens)
             .field("settings", &self.inner.settings)
-            .field("events", &self.inner.events)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,10 +124,13 @@ impl AuthService {
                 )));
             }
         }
+        let tokens = Tokens::hs256(secret, http.jwt_expires_in);
         Ok(AuthService {
             inner: Arc::new(ServiceInner {
+                sessions: Sessions::new(module.state_store().clone(), http.session_ttl),
+                resets: PasswordReset::new(module.clone(), tokens.clone()),
                 module,
-                tokens: TokenIssuer::new(secret, http.jwt_expires_in),
+                tokens,
                 settings: HttpSettings {
                     session_cookie_name: http.session_cookie_name.clone(),
                     session_cookie_secure: http.session_cookie_secure,
@@ -138,21 +138,25 @@ impl AuthService {
                     cors_origins: http.cors_origins.clone(),
                     body_limit: http.body_limit,
                 },
-                events: EventBus::new(),
             }),
         })
     }
 
-    /// Uses `events` for the events this service emits (by default an
-    /// [`EventBus`] with no sinks, whose in-process subscribers still get them).
-    pub fn with_events(mut self, events: EventBus) -> Self {
-        Arc::make_mut(&mut self.inner).events = events;
-        self
+    /// The module's event bus: [`EventBus::subscribe`] receives
+    /// `auth.password_reset` (set the bus with
+    /// [`auth_module::AuthModuleBuilder::events`]).
+    pub fn events(&self) -> &EventBus {
+        self.inner.module.events()
     }
 
-    /// The event bus: [`EventBus::subscribe`] receives `auth.password_reset`.
-    pub fn events(&self) -> &EventBus {
-        &self.inner.events
+    /// The sessions flow.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// The password reset flow.
+    pub fn resets(&self) -> &PasswordReset {
+        &self.inner.resets
     }
 
     /// The auth module.
@@ -160,8 +164,8 @@ impl AuthService {
         &self.inner.module
     }
 
-    /// The token issuer.
-    pub fn tokens(&self) -> &TokenIssuer {
+    /// The token signer.
+    pub fn tokens(&self) -> &Tokens {
         &self.inner.tokens
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth_http::events::{
-    Event, EventBus, EventSink, FileSink, LogSink, WebhookSink, verify_signature,
+    Event, EventBus, EventSink, FileSink, LogSink, WebhookSink, bus_from_config, verify_signature,
 };
 use auth_module::{EventsConfig, Secret, WebhookConfig};
 use axum::Router;
@@ -506,7 +506,7 @@ async fn from_config_builds_configured_sinks_and_refuses_bad_ones() {
         Duration::from_secs(5),
         3,
     ));
-    let bus = EventBus::from_config(&config).unwrap();
+    let bus = bus_from_config(&config).unwrap();
     let text = format!("{bus:?}");
     assert!(text.contains("LogSink"), "{text}");
     assert!(text.contains("FileSink"), "{text}");
@@ -514,7 +514,7 @@ async fn from_config_builds_configured_sinks_and_refuses_bad_ones() {
     assert!(!text.contains(SECRET), "{text}");
     assert!(path.exists());
 
-    let empty = EventBus::from_config(&EventsConfig::default()).unwrap();
+    let empty = bus_from_config(&EventsConfig::default()).unwrap();
     let mut rx = empty.subscribe();
     empty.emit(reset_event());
     assert!(rx.try_recv().is_ok());
@@ -527,7 +527,7 @@ async fn from_config_builds_configured_sinks_and_refuses_bad_ones() {
     ] {
         let mut c = config.clone();
         c.webhook = Some(webhook_config(bad, Duration::from_secs(5), 3));
-        let err = EventBus::from_config(&c).unwrap_err();
+        let err = bus_from_config(&c).unwrap_err();
         assert!(
             err.message().starts_with("events.webhook.url: "),
             "{bad}: {err}"
@@ -542,7 +542,7 @@ async fn from_config_builds_configured_sinks_and_refuses_bad_ones() {
             .unwrap()
             .to_owned(),
     );
-    let err = EventBus::from_config(&c).unwrap_err();
+    let err = bus_from_config(&c).unwrap_err();
     assert!(err.message().starts_with("events.file: "), "{err}");
 
     let mut c = config.clone();
@@ -550,7 +550,7 @@ async fn from_config_builds_configured_sinks_and_refuses_bad_ones() {
         "https://hooks.example.com/auth",
         Secret::new(""),
     ));
-    let err = EventBus::from_config(&c).unwrap_err();
+    let err = bus_from_config(&c).unwrap_err();
     assert!(
         err.message().starts_with("events.webhook.secret: "),
         "{err}"

@@ -35,6 +35,12 @@ impl Secret {
         Secret(s.into())
     }
 
+    /// A new random secret: 32 bytes from the operating system, as 64 hex
+    /// characters.
+    pub fn generate() -> Self {
+        Secret(crate::random::token_hex(32))
+    }
+
     /// The secret value. Call only where it is used, never to log it.
     pub fn expose(&self) -> &str {
         &self.0

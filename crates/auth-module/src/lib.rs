@@ -3,12 +3,17 @@
 pub mod cache;
 mod config;
 mod error;
+pub mod events;
+pub mod flows;
+mod keys;
 pub mod memory;
 mod model;
 mod module;
 mod provider;
+mod random;
 mod registry;
 pub mod store;
+mod token;
 
 pub use async_trait::async_trait;
 
@@ -21,7 +26,7 @@ pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
 pub use memory::{MemoryIdentityStore, MemoryStateStore};
 pub use model::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, PROVIDER_IDENTITY_PREFIX,
-    ProviderIdentity, ProviderIdentityUpdate, fill_random, generate_id, random_hex,
+    ProviderIdentity, ProviderIdentityUpdate, generate_id,
 };
 pub use module::{AuthModule, AuthModuleBuilder, LoginOutcome, ProviderInfo};
 pub use provider::{
@@ -30,6 +35,7 @@ pub use provider::{
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use store::{IdentityStore, NewAuthIdentity, StateStore};
+pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Tokens};
 
 #[doc(hidden)]
 pub mod __private {

@@ -369,6 +369,34 @@ impl StateStore for MemoryStateStore {
             .insert(key.to_owned(), (Value::from(value), expires));
         Ok(value)
     }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Value>,
+        new: Option<Value>,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let now = Instant::now();
+        let mut g = self.lock();
+        let live = g
+            .entries
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, _)| v);
+        if live != expected {
+            return Ok(false);
+        }
+        match new {
+            Some(v) => {
+                g.entries.insert(key.to_owned(), (v, expiry(now, ttl)));
+            }
+            None => {
+                g.entries.remove(key);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// `now + ttl`, or a year from now when that overflows.

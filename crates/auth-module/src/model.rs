@@ -323,7 +323,7 @@ pub fn generate_id(prefix: &str) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let millis = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u128;
     let mut random = [0u8; 10];
-    fill_random(&mut random);
+    crate::random::fill(&mut random);
     let mut value: u128 = (millis & ((1u128 << 48) - 1)) << 80;
     for (i, b) in random.iter().enumerate() {
         value |= u128::from(*b) << (8 * (9 - i));
@@ -336,22 +336,6 @@ pub fn generate_id(prefix: &str) -> String {
         out.push(ALPHABET[idx] as char);
     }
     out
-}
-
-/// Fills `buf` from the operating system's secure random source.
-///
-/// # Panics
-/// Only if the OS has no random source at all, which no supported platform lacks.
-pub fn fill_random(buf: &mut [u8]) {
-    // Invariant: getrandom only fails on platforms without an entropy source.
-    getrandom::getrandom(buf).expect("the operating system's random source failed");
-}
-
-/// `n` random bytes as lowercase hex.
-pub fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    fill_random(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

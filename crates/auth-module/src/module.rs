@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::config::{Config, ProviderConfig};
 use crate::error::{ConfigError, Error, ErrorKind, Result};
+use crate::events::EventBus;
 use crate::memory::{MemoryIdentityStore, MemoryStateStore};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
@@ -131,6 +132,7 @@ struct Inner {
     order: Vec<String>,
     identities: Arc<dyn IdentityStore>,
     state: Arc<dyn StateStore>,
+    events: EventBus,
     auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
 }
 
@@ -176,6 +178,7 @@ pub struct AuthModuleBuilder {
     identities: Option<Arc<dyn IdentityStore>>,
     state: Option<Arc<dyn StateStore>>,
     registry: Option<Registry>,
+    events: Option<EventBus>,
 }
 
 impl AuthModuleBuilder {
@@ -215,6 +218,13 @@ impl AuthModuleBuilder {
     /// Uses this state store (instead of the config's `[state] url`).
     pub fn state_store(mut self, store: Arc<dyn StateStore>) -> Self {
         self.state = Some(store);
+        self
+    }
+
+    /// Emits the module's and the providers' events on `events` (default: a
+    /// bus with no sinks, whose in-process subscribers still get them).
+    pub fn events(mut self, events: EventBus) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -267,6 +277,7 @@ impl AuthModuleBuilder {
             ..Config::new(Vec::new())
         };
         config.validate()?;
+        let events = self.events.unwrap_or_default();
         let mut instances = BTreeMap::new();
         let mut order = Vec::new();
         for (i, p) in config.providers.into_iter().enumerate() {
@@ -284,7 +295,8 @@ impl AuthModuleBuilder {
                 display_name: reg.display_name(),
                 flow: reg.flow(),
             };
-            let ids = ProviderIdentities::new(p.id.as_str(), identities.clone(), state.clone());
+            let ids = ProviderIdentities::new(p.id.as_str(), identities.clone(), state.clone())
+                .with_events(events.clone());
             order.push(p.id.clone());
             instances.insert(
                 p.id,
@@ -301,6 +313,7 @@ impl AuthModuleBuilder {
                 order,
                 identities,
                 state,
+                events,
                 auth_methods_per_actor: config.http.auth_methods_per_actor,
             }),
         })
@@ -380,6 +393,11 @@ impl AuthModule {
     /// The state store.
     pub fn state_store(&self) -> &Arc<dyn StateStore> {
         &self.inner.state
+    }
+
+    /// The event bus the module and its providers emit on.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
     }
 
     async fn call(

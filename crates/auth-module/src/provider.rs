@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{Error, OptionsError, Result};
+use crate::events::{Event, EventBus};
 use crate::model::{AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentityUpdate};
 use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
 
@@ -315,6 +316,7 @@ pub struct ProviderIdentities {
     provider: Arc<str>,
     identities: Arc<dyn IdentityStore>,
     state: Arc<dyn StateStore>,
+    events: EventBus,
 }
 
 impl fmt::Debug for ProviderIdentities {
@@ -339,7 +341,22 @@ impl ProviderIdentities {
             provider: provider.into(),
             identities,
             state,
+            events: EventBus::new(),
         }
+    }
+
+    /// This handle, emitting through `events` (the module's bus).
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Emits event `name` with `data` on the module's bus (subscribers and
+    /// sinks), e.g. a passwordless provider's one-time code. Returns at once;
+    /// delivery never fails the caller. Name events `{provider kind}.{what}`
+    /// (`magic-link.code_sent`); `data` may carry secrets: sinks treat it so.
+    pub fn emit(&self, name: &str, data: Value) {
+        self.events.emit(Event::new(name, data));
     }
 
     /// The provider instance id this handle is scoped to.
@@ -434,7 +451,7 @@ impl ProviderIdentities {
     }
 
     fn state_key(&self, key: &str) -> String {
-        format!("provider:{}:{key}", self.provider)
+        crate::keys::provider_state(&self.provider, key)
     }
 
     /// Stores provider state under `key` for `ttl`.

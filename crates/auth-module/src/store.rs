@@ -206,6 +206,8 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
 ///   at exactly `n`. The TTL is set when the counter is created (first
 ///   increment, or the first after it expired) and later increments do not
 ///   extend it: a fixed window, the same on every backend.
+/// - `compare_and_swap` is atomic: of concurrent swaps from one expected
+///   value, exactly one succeeds.
 #[async_trait]
 pub trait StateStore: Send + Sync + fmt::Debug + 'static {
     /// Stores `value` under `key` for `ttl`.
@@ -224,6 +226,17 @@ pub trait StateStore: Send + Sync + fmt::Debug + 'static {
     /// missing or expired counter starts from 0 and lives `ttl` from now;
     /// a live one keeps its expiry. `get` reads a counter as a JSON number.
     async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64>;
+
+    /// Replaces the live value under `key` with `new` (`None` removes it)
+    /// only if it is `expected` (`None`: no live value), atomically; `true`
+    /// if it did. A new value lives `ttl`. Values compare as JSON values.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Value>,
+        new: Option<Value>,
+        ttl: Duration,
+    ) -> Result<bool>;
 }
 
 /// A shared store is a store: lets one instance serve several roles (e.g. a
@@ -309,5 +322,15 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
 
     async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
         (**self).increment(key, by, ttl).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Value>,
+        new: Option<Value>,
+        ttl: Duration,
+    ) -> Result<bool> {
+        (**self).compare_and_swap(key, expected, new, ttl).await
     }
 }

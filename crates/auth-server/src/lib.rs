@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth_http::{AuthService, EventBus};
+use auth_http::AuthService;
 use auth_module::{
     AuthModule, CachedIdentityStore, Config, ConfigError, IdentityStore, MemoryIdentityStore,
     MemoryStateStore, ProviderConfig, Secret, StateStore,
@@ -91,11 +91,11 @@ fn default_secret(store_url: &str) -> Result<Secret, ConfigError> {
     }
     std::fs::create_dir_all(&dir)
         .map_err(|e| ConfigError::new(format!("cannot create {}: {e}", dir.display())))?;
-    let secret = auth_module::random_hex(32);
-    write_private(&path, &secret)
+    let secret = Secret::generate();
+    write_private(&path, secret.expose())
         .map_err(|e| ConfigError::new(format!("cannot write {}: {e}", path.display())))?;
     tracing::info!(path = %path.display(), "generated a random JWT secret and saved it beside the database");
-    Ok(Secret::new(secret))
+    Ok(secret)
 }
 
 #[cfg(unix)]
@@ -207,13 +207,14 @@ async fn open_sql(what: &str, url: &str, schema: Option<&str>) -> Result<SqlStor
 pub async fn build_app(config: Config) -> Result<App, ConfigError> {
     providers::link();
     let (identities, state) = open_stores(&config).await?;
+    let events = auth_http::events::bus_from_config(&config.events)?;
     let module = AuthModule::builder()
         .config(config.clone())
         .identity_store(identities)
         .state_store(state)
+        .events(events)
         .build()?;
-    let events = EventBus::from_config(&config.events)?;
-    let service = AuthService::new(module, &config.http)?.with_events(events);
+    let service = AuthService::new(module, &config.http)?;
     let mut router = auth_http::router(service.clone());
     if let Some(key) = &config.management.api_key {
         router = router.merge(auth_http::management_router(service.clone(), key));
@@ -258,7 +259,7 @@ pub fn check_config(path: &Path) -> Result<String, ConfigError> {
         .state_store(Arc::new(MemoryStateStore::new()))
         .build()?;
     AuthService::new(module.clone(), &config.http)?;
-    EventBus::from_config(&config.events)?;
+    auth_http::events::bus_from_config(&config.events)?;
     let ids: Vec<String> = module
         .providers()
         .into_iter()

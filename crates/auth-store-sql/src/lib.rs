@@ -386,6 +386,30 @@ impl StateStore for SqlStore {
             state_increment(key, by, now.saturating_add(ttl_ms), now)
         )
     }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Value>,
+        new: Option<Value>,
+        ttl: Duration,
+    ) -> Result<bool> {
+        if has_nul(key) || new.as_ref().is_some_and(value_has_nul) {
+            return Err(Error::invalid_data(
+                "state keys and values must not contain NUL (U+0000) characters",
+            ));
+        }
+        if expected.is_some_and(value_has_nul) {
+            // Nothing stored holds NUL.
+            return Ok(false);
+        }
+        let now = now_ms();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        dispatch!(
+            self,
+            state_compare_and_swap(key, expected, new.as_ref(), now.saturating_add(ttl_ms), now)
+        )
+    }
 }
 
 fn has_nul(s: &str) -> bool {

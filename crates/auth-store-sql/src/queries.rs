@@ -503,6 +503,59 @@ pub(crate) async fn state_increment(
     Ok(u64::try_from(value).unwrap_or(0))
 }
 
+/// One conditional statement per case, so of concurrent swaps from one
+/// expected value exactly one changes the row.
+pub(crate) async fn state_compare_and_swap(
+    pool: &Pool<Db>,
+    key: &str,
+    expected: Option<&Value>,
+    new: Option<&Value>,
+    expires_at: i64,
+    now: i64,
+) -> Result<bool> {
+    let done = match (expected, new) {
+        // Insert, or replace a dead row.
+        (None, Some(new)) => {
+            sqlx::query(
+                "INSERT INTO auth_state (key, value, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+                   expires_at = excluded.expires_at \
+                 WHERE auth_state.expires_at <= $4",
+            )
+            .bind(key)
+            .bind(Json(new))
+            .bind(expires_at)
+            .bind(now)
+            .execute(pool)
+            .await
+        }
+        (Some(expected), Some(new)) => {
+            sqlx::query(
+                "UPDATE auth_state SET value = $1, expires_at = $2 \
+                 WHERE key = $3 AND expires_at > $4 AND value = $5",
+            )
+            .bind(Json(new))
+            .bind(expires_at)
+            .bind(key)
+            .bind(now)
+            .bind(Json(expected))
+            .execute(pool)
+            .await
+        }
+        (Some(expected), None) => {
+            sqlx::query("DELETE FROM auth_state WHERE key = $1 AND expires_at > $2 AND value = $3")
+                .bind(key)
+                .bind(now)
+                .bind(Json(expected))
+                .execute(pool)
+                .await
+        }
+        (None, None) => return Ok(state_get(pool, key, now).await?.is_none()),
+    }
+    .map_err(database("swapping a state value"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(crate) async fn state_sweep(pool: &Pool<Db>, now: i64) -> Result<()> {
     sqlx::query("DELETE FROM auth_state WHERE expires_at <= $1")
         .bind(now)

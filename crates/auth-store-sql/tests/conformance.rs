@@ -365,7 +365,7 @@ mod postgres {
     use std::sync::{Arc, Once, OnceLock};
     use std::time::Duration;
 
-    use auth_module::{ErrorKind, IdentityStore, random_hex};
+    use auth_module::{ErrorKind, IdentityStore, generate_id};
     use auth_store_sql::SqlStore;
     use sqlx::Connection;
 
@@ -442,7 +442,7 @@ mod postgres {
         if let Some(reason) = unreachable_reason() {
             return skip_or_fail(&reason);
         }
-        let schema = format!("auth_test_{}", random_hex(8));
+        let schema = format!("auth_test_{}", generate_id("s").to_lowercase());
         match SqlStore::connect_postgres_schema(&url(), &schema).await {
             Ok(store) => Some(store),
             Err(e) => panic!("PostgreSQL is reachable but the store cannot open: {e:?}"),
@@ -533,7 +533,7 @@ mod postgres {
             );
             return;
         }
-        let schema = format!("auth_test_{}", random_hex(8));
+        let schema = format!("auth_test_{}", generate_id("s").to_lowercase());
         let store = SqlStore::connect_postgres_schema(&with_password, &schema)
             .await
             .expect("connect");

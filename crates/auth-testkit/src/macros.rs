@@ -88,6 +88,8 @@ macro_rules! state_store_suite {
             increment_counts,
             increment_window_is_fixed,
             concurrent_increments_are_atomic,
+            compare_and_swap_needs_the_expected_value,
+            concurrent_swaps_yield_one,
         ]);
     };
 }

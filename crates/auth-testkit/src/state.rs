@@ -213,3 +213,99 @@ pub async fn concurrent_increments_are_atomic(store: &dyn StateStore) {
     );
     assert_eq!(ok(store.get(&k).await, "get"), Some(json!(N)));
 }
+
+/// `compare_and_swap` changes a value only from the expected one: from
+/// nothing (absent or expired), from an equal JSON value, and to nothing.
+pub async fn compare_and_swap_needs_the_expected_value(store: &dyn StateStore) {
+    let k = key("cas");
+    let (a, b) = (
+        json!({ "list": ["x"], "n": 1 }),
+        json!({ "list": ["x", "y"], "n": 2 }),
+    );
+    assert!(ok(
+        store
+            .compare_and_swap(&k, None, Some(a.clone()), LONG)
+            .await,
+        "create"
+    ));
+    assert!(
+        !ok(
+            store
+                .compare_and_swap(&k, None, Some(b.clone()), LONG)
+                .await,
+            "create again"
+        ),
+        "a live value is not nothing"
+    );
+    assert!(
+        !ok(
+            store
+                .compare_and_swap(&k, Some(&b), Some(a.clone()), LONG)
+                .await,
+            "wrong expected"
+        ),
+        "a different expected value"
+    );
+    assert_eq!(ok(store.get(&k).await, "get"), Some(a.clone()));
+    assert!(ok(
+        store
+            .compare_and_swap(&k, Some(&a), Some(b.clone()), LONG)
+            .await,
+        "swap"
+    ));
+    assert_eq!(ok(store.get(&k).await, "get"), Some(b.clone()));
+    assert!(ok(
+        store.compare_and_swap(&k, Some(&b), None, LONG).await,
+        "remove"
+    ));
+    assert_eq!(ok(store.get(&k).await, "get"), None);
+    assert!(ok(
+        store.compare_and_swap(&k, None, None, LONG).await,
+        "nothing stays nothing"
+    ));
+
+    // An expired value counts as nothing, and the new TTL holds.
+    let e = key("cas-expired");
+    ok(store.set(&e, json!(1), SHORT).await, "set");
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        !ok(
+            store
+                .compare_and_swap(&e, Some(&json!(1)), Some(json!(2)), LONG)
+                .await,
+            "from expired"
+        ),
+        "an expired value is not the expected one"
+    );
+    assert!(ok(
+        store
+            .compare_and_swap(&e, None, Some(json!(3)), SHORT)
+            .await,
+        "over expired"
+    ));
+    assert_eq!(ok(store.get(&e).await, "get"), Some(json!(3)));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(ok(store.get(&e).await, "get"), None, "the new TTL holds");
+}
+
+/// Of 20 concurrent swaps from one expected value, exactly one succeeds.
+pub async fn concurrent_swaps_yield_one(store: &dyn StateStore) {
+    const N: usize = 20;
+    let k = key("cas-race");
+    let start = json!({ "v": 0 });
+    ok(store.set(&k, start.clone(), LONG).await, "set");
+    let swaps = (0..N)
+        .map(|i| store.compare_and_swap(&k, Some(&start), Some(json!({ "v": i + 1 })), LONG))
+        .collect();
+    let winners: Vec<usize> = join_all(swaps)
+        .await
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| ok(r, "swap").then_some(i + 1))
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one of {N} swaps wins");
+    assert_eq!(
+        ok(store.get(&k).await, "get"),
+        Some(json!({ "v": winners[0] }))
+    );
+}

@@ -5,13 +5,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-use auth_module::{ErrorKind, Metadata, Result, random_hex};
+use auth_module::{ErrorKind, Metadata, Result, generate_id};
 use serde_json::Value;
 
 /// `tag` made unique to this run, so cases never share data even on a
 /// persistent backend shared by many runs.
 pub(crate) fn unique(tag: &str) -> String {
-    format!("{tag}-{}", random_hex(8))
+    // A ULID: unique, and sortable by creation time.
+    format!("{tag}-{}", generate_id("u").to_lowercase())
 }
 
 /// A JSON object literal as [`Metadata`].

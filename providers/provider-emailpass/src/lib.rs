@@ -99,13 +99,14 @@ impl ProviderKind for EmailPassProvider {
 
     fn new(init: ProviderInit<EmailPassOptions>) -> std::result::Result<Self, OptionsError> {
         let hashing = PasswordHashing::new(init.options.hash)?;
-        let mut random = [0u8; 24];
-        auth_module::fill_random(&mut random);
-        let dummy_password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        // Random, so no password matches the dummy hash.
+        let dummy_password =
+            password_hash::SaltString::generate(&mut password_hash::rand_core::OsRng);
+        let dummy_password = dummy_password.as_str();
         // On a short-lived thread, so its hashing memory is freed with it.
         let dummy_hash = std::thread::scope(|scope| {
             scope
-                .spawn(|| hashing.hash(&dummy_password))
+                .spawn(|| hashing.hash(dummy_password))
                 .join()
                 .map_err(|_| OptionsError::new("hash", "the hashing thread panicked"))?
                 .map_err(|e| OptionsError::new("hash", e.to_string()))

@@ -1,0 +1,9 @@
+//! The module's flows, as small services over the stores, usable without
+//! HTTP: [`PasswordReset`] and [`Sessions`]. `auth-http` parses requests,
+//! calls them and serialises their answers; nothing more.
+
+mod reset;
+mod session;
+
+pub use reset::{PASSWORD_RESET_EVENT, PasswordReset, ResetOutcome};
+pub use session::{SessionInfo, Sessions};

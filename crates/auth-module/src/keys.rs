@@ -1,0 +1,31 @@
+//! Every key the module writes to the [`crate::StateStore`], in one place, so
+//! namespaces cannot collide: provider ids and actor types are restricted to
+//! letters, digits, `-` and `_`, so a `:` always ends a segment.
+//!
+//! | key | value | written by |
+//! |---|---|---|
+//! | `provider:{provider}:{key}` | the provider's own state | [`crate::ProviderIdentities`] |
+//! | `session:{sid}` | the session's [`crate::AuthClaims`] | [`crate::flows::Sessions`] |
+//! | `session-index:{auth_identity_id}` | the identity's live sessions | [`crate::flows::Sessions`] |
+//! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::flows::PasswordReset`] |
+//! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::flows::PasswordReset`] |
+
+pub(crate) fn provider_state(provider: &str, key: &str) -> String {
+    format!("provider:{provider}:{key}")
+}
+
+pub(crate) fn session(sid: &str) -> String {
+    format!("session:{sid}")
+}
+
+pub(crate) fn session_index(auth_identity_id: &str) -> String {
+    format!("session-index:{auth_identity_id}")
+}
+
+pub(crate) fn reset_ticket(jti_hash: &str) -> String {
+    format!("reset:{jti_hash}")
+}
+
+pub(crate) fn reset_latest(provider: &str, entity_id: &str) -> String {
+    format!("reset-latest:{provider}:{entity_id}")
+}

@@ -1,0 +1,23 @@
+//! Secure randomness and its hex form, for ids, token ids and session ids.
+
+/// Fills `buf` from the operating system's secure random source.
+///
+/// # Panics
+/// Only if the OS has no random source at all, which no supported platform lacks.
+pub(crate) fn fill(buf: &mut [u8]) {
+    // Invariant: getrandom only fails on platforms without an entropy source.
+    getrandom::getrandom(buf).expect("the operating system's random source failed");
+}
+
+/// `n` random bytes as `2n` lowercase hex characters.
+pub(crate) fn token_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    fill(&mut buf);
+    hex::encode(buf)
+}
+
+/// Lowercase hex SHA-256 of `s`: what the state store keeps of a secret id.
+pub(crate) fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}

@@ -1,0 +1,415 @@
+//! Token issuing behind one component: a [`Signer`] (one key, one pinned
+//! algorithm; [`Hs256Signer`] ships) and [`Tokens`], which turns claims into
+//! compact JWTs and back. Auth tokens, reset tokens, and later MFA challenges
+//! and verification tokens are all issued here.
+//!
+//! ```
+//! use std::time::Duration;
+//! use auth_module::{AuthIdentity, Secret, Tokens};
+//!
+//! let tokens = Tokens::hs256(&Secret::new("a long random secret, 32 bytes or more"), Duration::from_secs(3600));
+//! let identity = AuthIdentity::new("authid_1", time::OffsetDateTime::now_utc());
+//! let token = tokens.issue(&identity, "customer", "emailpass").unwrap();
+//! let claims = tokens.verify(&token).expect("our own token verifies");
+//! assert_eq!(claims.auth_identity_id, "authid_1");
+//! assert!(tokens.verify_reset(&token).is_none(), "an auth token is never a reset token");
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Secret;
+use crate::error::{Error, Result};
+use crate::model::{AuthIdentity, Metadata};
+
+/// Signs and verifies the signing input (`base64url(header).base64url(payload)`)
+/// of compact JWS tokens with one key under one algorithm.
+///
+/// # Contract
+/// - [`Signer::algorithm`] is the JWS `alg` name (`HS256`, `RS256`, ...).
+///   [`Tokens`] refuses any token whose header names another algorithm before
+///   calling [`Signer::verify`]: the algorithm is pinned, never read from the
+///   token.
+/// - `sign` answers the base64url (unpadded) signature; `verify` checks one
+///   in constant time where the algorithm allows.
+pub trait Signer: Send + Sync + fmt::Debug + 'static {
+    /// The JWS `alg` of every token this signer makes.
+    fn algorithm(&self) -> &'static str;
+
+    /// The key id put in token headers (`kid`), if any.
+    fn key_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// The base64url signature of `signing_input`.
+    fn sign(&self, signing_input: &[u8]) -> Result<String>;
+
+    /// Whether `signature` (base64url) signs `signing_input` under this key.
+    fn verify(&self, signing_input: &[u8], signature: &str) -> bool;
+}
+
+/// HMAC-SHA256 with one shared secret.
+#[derive(Clone)]
+pub struct Hs256Signer {
+    encoding: jsonwebtoken::EncodingKey,
+    decoding: jsonwebtoken::DecodingKey,
+}
+
+impl fmt::Debug for Hs256Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hs256Signer").finish_non_exhaustive()
+    }
+}
+
+impl Hs256Signer {
+    /// A signer over `secret`.
+    pub fn new(secret: &Secret) -> Self {
+        let key = secret.expose().as_bytes();
+        Hs256Signer {
+            encoding: jsonwebtoken::EncodingKey::from_secret(key),
+            decoding: jsonwebtoken::DecodingKey::from_secret(key),
+        }
+    }
+}
+
+impl Signer for Hs256Signer {
+    fn algorithm(&self) -> &'static str {
+        "HS256"
+    }
+
+    fn sign(&self, signing_input: &[u8]) -> Result<String> {
+        jsonwebtoken::crypto::sign(
+            signing_input,
+            &self.encoding,
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .map_err(|e| Error::unexpected("signing a token failed").with_source(e))
+    }
+
+    fn verify(&self, signing_input: &[u8], signature: &str) -> bool {
+        jsonwebtoken::crypto::verify(
+            signature,
+            signing_input,
+            &self.decoding,
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap_or(false)
+    }
+}
+
+/// The claims of an auth JWT (and of a session), as Medusa 2.21 issues them,
+/// plus `cv`, the credential version it was issued under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthClaims {
+    /// `app_metadata["{actor_type}_id"]`, or `""` before the host links one.
+    pub actor_id: String,
+    /// The actor type the token was issued for.
+    pub actor_type: String,
+    /// The auth identity.
+    pub auth_identity_id: String,
+    /// The provider instance used to log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_provider: Option<String>,
+    /// `{ "{actor_type}_id": actor_id }` when linked, else `{}`.
+    #[serde(default)]
+    pub app_metadata: Metadata,
+    /// The provider identity's `user_metadata`.
+    #[serde(default)]
+    pub user_metadata: Metadata,
+    /// Whether an MFA factor is enabled.
+    #[serde(default)]
+    pub mfa_enabled: bool,
+    /// When an MFA challenge was completed.
+    #[serde(default)]
+    pub mfa_challenge_completed_at: Option<String>,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// Set on special-purpose tokens (e.g. `reset`), which are never auth tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The auth identity's credential version at issue time; a token whose
+    /// version is behind the stored one is refused.
+    #[serde(default)]
+    pub cv: u64,
+}
+
+/// The claims of a password reset token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResetClaims {
+    /// The identity's key at the provider (e.g. the email).
+    pub entity_id: String,
+    /// The provider instance id.
+    pub provider: String,
+    /// The actor type of the route that asked for it.
+    pub actor_type: String,
+    /// Always `reset`.
+    pub purpose: String,
+    /// A random id; the server keeps only its hash.
+    pub jti: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Expires at.
+    pub exp: i64,
+}
+
+/// Lifetime of reset tokens (Medusa 2.21: 15 minutes).
+pub const RESET_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Seconds of clock skew tolerated on `exp`.
+const LEEWAY_SECS: i64 = 5;
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+}
+
+/// Issues and verifies compact JWTs through one [`Signer`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Tokens {
+    signer: Arc<dyn Signer>,
+    /// `base64url(header)`, the same for every token.
+    header: Arc<str>,
+    expires_in: Duration,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("algorithm", &self.signer.algorithm())
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Tokens {
+    /// Tokens signed by `signer`; auth tokens live `expires_in`.
+    pub fn new(signer: Arc<dyn Signer>, expires_in: Duration) -> Self {
+        let mut header = serde_json::json!({ "typ": "JWT", "alg": signer.algorithm() });
+        if let Some(kid) = signer.key_id() {
+            header["kid"] = Value::String(kid.to_owned());
+        }
+        let header = URL_SAFE_NO_PAD.encode(header.to_string());
+        Tokens {
+            signer,
+            header: header.into(),
+            expires_in,
+        }
+    }
+
+    /// HS256 with `secret`.
+    pub fn hs256(secret: &Secret, expires_in: Duration) -> Self {
+        Self::new(Arc::new(Hs256Signer::new(secret)), expires_in)
+    }
+
+    /// The lifetime of auth tokens.
+    pub fn expires_in(&self) -> Duration {
+        self.expires_in
+    }
+
+    /// A signed compact JWT carrying `claims`.
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String> {
+        let payload = serde_json::to_vec(claims)
+            .map_err(|e| Error::unexpected("serialising token claims failed").with_source(e))?;
+        let mut token = String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 4 + 64);
+        token.push_str(&self.header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = self.signer.sign(token.as_bytes())?;
+        token.push('.');
+        token.push_str(&signature);
+        Ok(token)
+    }
+
+    /// The claims of `token` if its header names this signer's algorithm and
+    /// its signature verifies; expiry is the caller's to check.
+    fn open<C: DeserializeOwned>(&self, token: &str) -> Option<C> {
+        let (signing_input, signature) = token.rsplit_once('.')?;
+        let (header, payload) = signing_input.split_once('.')?;
+        let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if header.alg != self.signer.algorithm()
+            || !self.signer.verify(signing_input.as_bytes(), signature)
+        {
+            return None;
+        }
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+
+    /// The claims Medusa puts in a token for `identity` acting as
+    /// `actor_type` after logging in with `provider`, under the identity's
+    /// credential version.
+    pub fn claims_for(
+        &self,
+        identity: &AuthIdentity,
+        actor_type: &str,
+        provider: &str,
+    ) -> AuthClaims {
+        let actor_id = identity.actor_id(actor_type).unwrap_or_default().to_owned();
+        let mut app_metadata = Metadata::new();
+        if !actor_id.is_empty() {
+            app_metadata.insert(format!("{actor_type}_id"), Value::String(actor_id.clone()));
+        }
+        let user_metadata = identity
+            .provider_identity(provider)
+            .and_then(|p| p.user_metadata.clone())
+            .unwrap_or_default();
+        let iat = now_secs();
+        AuthClaims {
+            actor_id,
+            actor_type: actor_type.to_owned(),
+            auth_identity_id: identity.id.clone(),
+            auth_provider: Some(provider.to_owned()),
+            app_metadata,
+            user_metadata,
+            mfa_enabled: false,
+            mfa_challenge_completed_at: None,
+            iat,
+            exp: iat
+                .saturating_add(i64::try_from(self.expires_in.as_secs()).unwrap_or(i64::MAX / 2)),
+            purpose: None,
+            cv: identity.credential_version,
+        }
+    }
+
+    /// A signed auth token for `identity` (see [`Tokens::claims_for`]).
+    pub fn issue(
+        &self,
+        identity: &AuthIdentity,
+        actor_type: &str,
+        provider: &str,
+    ) -> Result<String> {
+        self.sign(&self.claims_for(identity, actor_type, provider))
+    }
+
+    /// The claims of `token` as an auth JWT: the pinned algorithm, a valid
+    /// signature, not expired, and not a special-purpose token.
+    pub fn verify(&self, token: &str) -> Option<AuthClaims> {
+        let claims: AuthClaims = self.open(token)?;
+        (claims.purpose.is_none() && claims.exp.saturating_add(LEEWAY_SECS) >= now_secs())
+            .then_some(claims)
+    }
+
+    /// A reset token for `entity_id` at `provider`, asked on `actor_type`'s
+    /// route, with a fresh random `jti`: `(token, claims)`.
+    pub fn issue_reset(
+        &self,
+        entity_id: &str,
+        provider: &str,
+        actor_type: &str,
+    ) -> Result<(String, ResetClaims)> {
+        let iat = now_secs();
+        let claims = ResetClaims {
+            entity_id: entity_id.to_owned(),
+            provider: provider.to_owned(),
+            actor_type: actor_type.to_owned(),
+            purpose: "reset".to_owned(),
+            jti: crate::random::token_hex(16),
+            iat,
+            exp: iat + RESET_TOKEN_TTL.as_secs() as i64,
+        };
+        Ok((self.sign(&claims)?, claims))
+    }
+
+    /// The claims of `token` as a reset token: the pinned algorithm, a valid
+    /// signature, not expired, `purpose == "reset"` and a `jti`.
+    pub fn verify_reset(&self, token: &str) -> Option<ResetClaims> {
+        let claims: ResetClaims = self.open(token)?;
+        (claims.purpose == "reset"
+            && !claims.jti.is_empty()
+            && claims.exp.saturating_add(LEEWAY_SECS) >= now_secs())
+        .then_some(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::hs256(&Secret::new("k".repeat(32)), Duration::from_secs(60))
+    }
+
+    fn identity() -> AuthIdentity {
+        let mut i = AuthIdentity::new("authid_1", time::OffsetDateTime::now_utc());
+        i.credential_version = 3;
+        i.app_metadata = serde_json::json!({"customer_id": "cus_1"})
+            .as_object()
+            .cloned();
+        i
+    }
+
+    #[test]
+    fn round_trip_and_claims() {
+        let t = tokens();
+        let token = t.issue(&identity(), "customer", "emailpass").unwrap();
+        let claims = t.verify(&token).unwrap();
+        assert_eq!(claims.actor_id, "cus_1");
+        assert_eq!(claims.cv, 3);
+        assert_eq!(claims.exp - claims.iat, 60);
+        let header = token.split('.').next().unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(header).unwrap(),
+            br#"{"alg":"HS256","typ":"JWT"}"#
+        );
+    }
+
+    #[test]
+    fn refuses_other_keys_algorithms_and_shapes() {
+        let t = tokens();
+        let token = t.issue(&identity(), "customer", "emailpass").unwrap();
+        let other = Tokens::hs256(&Secret::new("x".repeat(32)), Duration::from_secs(60));
+        assert!(other.verify(&token).is_none(), "another secret");
+        let (input, _) = token.rsplit_once('.').unwrap();
+        assert!(t.verify(&format!("{input}.")).is_none(), "no signature");
+        let payload = input.split_once('.').unwrap().1;
+        let none = format!(
+            "{}.{payload}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#)
+        );
+        assert!(t.verify(&none).is_none(), "alg none");
+        let hs384 = format!(
+            "{}.{payload}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS384"}"#)
+        );
+        let sig = t.signer.sign(hs384.as_bytes()).unwrap();
+        assert!(
+            t.verify(&format!("{hs384}.{sig}")).is_none(),
+            "another alg name"
+        );
+        for garbage in ["", ".", "..", "a.b.c", "a.b.c.d", &format!("{token}.x")] {
+            assert!(t.verify(garbage).is_none(), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn expiry_and_purpose() {
+        let t = tokens();
+        let mut claims = t.claims_for(&identity(), "customer", "emailpass");
+        claims.exp = now_secs() - LEEWAY_SECS - 1;
+        assert!(t.verify(&t.sign(&claims).unwrap()).is_none(), "expired");
+        claims.exp = now_secs() + 60;
+        claims.purpose = Some("reset".into());
+        assert!(t.verify(&t.sign(&claims).unwrap()).is_none(), "a purpose");
+        let (reset, issued) = t.issue_reset("a@b.c", "emailpass", "customer").unwrap();
+        assert_eq!(t.verify_reset(&reset), Some(issued.clone()));
+        assert_eq!(issued.jti.len(), 32);
+        assert!(
+            t.verify(&reset).is_none(),
+            "a reset token is not an auth token"
+        );
+    }
+}
