@@ -121,9 +121,12 @@ fn serve_in_background(router: axum::Router) -> SocketAddr {
                 .expect("bind");
             tx.send(listener.local_addr().expect("addr"))
                 .expect("send addr");
-            auth_server::serve(listener, router, std::future::pending())
-                .await
-                .expect("serve");
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
         });
     });
     rx.recv().expect("server address")
@@ -144,7 +147,7 @@ fn main() {
     println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = auth_module::Config::from_toml_str(&format!(
+    let config = auth_server::AppConfig::from_toml_str(&format!(
         "[http]\njwt_secret = \"bench-secret-0123456789abcdef0123456789\"\n[store]\nurl = \"sqlite://{}/auth.db\"\n[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
         dir.path().display()
     ))
@@ -154,6 +157,8 @@ fn main() {
         .build()
         .expect("rt");
     let app = setup.block_on(auth_server::build_app(config)).expect("app");
+    // The SQLite file's lock is held for the whole run.
+    let _locks = app.locks;
     let auth_addr = serve_in_background(app.router);
     let echo =
         axum::Router::new().route("/echo", post(|Json(v): Json<Value>| async move { Json(v) }));

@@ -555,7 +555,8 @@ async fn host_routes_behind_require_auth() {
     use auth_http::{AuthContext, AuthPolicy, RequireAuthLayer};
 
     let dir = tempfile::tempdir().unwrap();
-    let config = auth_module::Config::from_toml_str(&sqlite_config(dir.path(), EMAILPASS)).unwrap();
+    let config =
+        auth_server::AppConfig::from_toml_str(&sqlite_config(dir.path(), EMAILPASS)).unwrap();
     let app = auth_server::build_app(config).await.unwrap();
     let service = app.service.clone();
     let me = |ctx: AuthContext| async move {
@@ -804,4 +805,28 @@ async fn a_chunked_body_over_the_limit_is_refused_while_read() {
         text.ends_with(r#"{"message":"request entity too large","type":"unknown_error"}"#),
         "{text}"
     );
+}
+
+/// One process owns an SQLite file: a second server on it refuses to start,
+/// saying why and what to use instead, and the file is free once the first
+/// has stopped.
+#[tokio::test]
+async fn a_second_server_on_one_sqlite_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = sqlite_config(dir.path(), EMAILPASS);
+    let first = TestServer::start_toml(&toml).await;
+    let e = auth_server::build_app(auth_server::AppConfig::from_toml_str(&toml).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("is in use by another auth-server process")
+            && e.message().contains("postgres://"),
+        "{e}"
+    );
+    first.register("lock@example.com", "pw").await;
+    first.stop().await;
+    let second = TestServer::start_toml(&toml).await;
+    assert_eq!(second.login("lock@example.com", "pw").await.status, 200);
+    second.stop().await;
 }

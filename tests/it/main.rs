@@ -10,6 +10,7 @@ mod bad_input;
 mod http;
 mod management;
 mod module;
+mod origin;
 mod postgres;
 mod reset;
 mod support;

@@ -221,7 +221,9 @@ fn unreadable_and_malformed_files() {
 fn non_memory_store_needs_a_store_crate() {
     let e = build_err("[store]\nurl='sqlite://x.db'\n[[providers]]\nresolve='emailpass'\nid='a'\n");
     assert!(
-        e.starts_with("store.url: the sqlite store is not built by auth-module"),
+        e.starts_with(
+            "store.url: this store is opened by a store factory (auth-server's), not by auth-module"
+        ),
         "{e}"
     );
 }

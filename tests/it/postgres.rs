@@ -96,12 +96,16 @@ async fn the_server_runs_on_postgres_and_keeps_data_across_restarts() {
         .unwrap();
 }
 
-#[test]
-fn a_schema_needs_a_postgres_store() {
-    let e = auth_module::Config::from_toml_str(&format!(
+#[tokio::test]
+async fn a_schema_needs_a_postgres_store() {
+    let config = auth_module::Config::from_toml_str(&format!(
         "[store]\nurl = \"sqlite://x.db\"\nschema = \"s\"\n{EMAILPASS}"
     ))
-    .unwrap_err();
+    .unwrap();
+    // Refused before anything is opened or locked.
+    let e = auth_server::open_stores(&config.store, &config.state)
+        .await
+        .unwrap_err();
     assert_eq!(
         e.message(),
         "store.schema: only a postgres:// store has schemas"

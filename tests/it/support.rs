@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use auth_http::AuthService;
-use auth_module::Config;
+use auth_server::AppConfig;
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -37,20 +37,21 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server from TOML text.
     pub async fn start_toml(toml: &str) -> TestServer {
-        let config = Config::from_toml_str(toml).expect("test config parses");
+        let config = AppConfig::from_toml_str(toml).expect("test config parses");
         Self::start(config).await
     }
 
     /// Starts a server from `config`.
-    pub async fn start(config: Config) -> TestServer {
+    pub async fn start(config: AppConfig) -> TestServer {
         let app = auth_server::build_app(config).await.expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
+        let service = app.service.clone();
         let handle = tokio::spawn(async move {
-            auth_server::serve(listener, app.router, async {
+            auth_server::serve(listener, app, async {
                 let _ = rx.await;
             })
             .await
@@ -58,7 +59,7 @@ impl TestServer {
         });
         TestServer {
             addr,
-            service: app.service,
+            service,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -205,23 +205,19 @@ impl AuthService {
         headers: &HeaderMap,
         policy: &AuthPolicy,
     ) -> Option<(AuthContext, Option<(AuthIdentity, u64)>)> {
-        if policy.session {
-            if let Some(claims) = self.session_claims(headers).await {
-                if policy.admits(&claims) {
-                    if let Some(current) = self.current(&claims).await {
-                        return Some((AuthContext::new(claims, AuthMethod::Session), current));
-                    }
-                }
-            }
+        if policy.session
+            && let Some(claims) = self.session_claims(headers).await
+            && policy.admits(&claims)
+            && let Some(current) = self.current(&claims).await
+        {
+            return Some((AuthContext::new(claims, AuthMethod::Session), current));
         }
-        if policy.bearer {
-            if let Some(claims) = bearer_token(headers).and_then(|t| self.tokens().verify(t)) {
-                if policy.admits(&claims) {
-                    if let Some(current) = self.current(&claims).await {
-                        return Some((AuthContext::new(claims, AuthMethod::Bearer), current));
-                    }
-                }
-            }
+        if policy.bearer
+            && let Some(claims) = bearer_token(headers).and_then(|t| self.tokens().verify(t))
+            && policy.admits(&claims)
+            && let Some(current) = self.current(&claims).await
+        {
+            return Some((AuthContext::new(claims, AuthMethod::Bearer), current));
         }
         None
     }

@@ -5,9 +5,11 @@
 //! [`auth_module::events`].
 //!
 //! ```no_run
-//! # async fn demo(config: &auth_module::Config) -> Result<(), auth_module::ConfigError> {
-//! use auth_module::events::Event;
-//! let bus = auth_http::events::bus_from_config(&config.events)?;
+//! # async fn demo() -> Result<(), auth_module::ConfigError> {
+//! use auth_http::events::{EventsConfig, bus_from_config};
+//! use auth_module::{ConfigDocument, events::Event};
+//! let mut doc = ConfigDocument::from_file("auth.toml")?;
+//! let bus = bus_from_config(&EventsConfig::from_document(&mut doc)?)?;
 //! let mut rx = bus.subscribe();
 //! bus.emit(Event::new("auth.password_reset", serde_json::json!({"entity_id": "a@b.c"})));
 //! let event = rx.recv().await;
@@ -38,8 +40,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use auth_module::events::{Event, EventBus, EventSink, LogSink};
-use auth_module::{ConfigError, EventsConfig, WebhookConfig};
+use auth_module::{ConfigDocument, ConfigError, Secret, deserialize_duration};
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -54,6 +57,81 @@ const HEADER_EVENT_ID: &str = "X-Auth-Event-Id";
 const HEADER_TIMESTAMP: &str = "X-Auth-Timestamp";
 const HEADER_SIGNATURE: &str = "X-Auth-Signature";
 const SIGNATURE_PREFIX: &str = "v1=";
+
+/// `[events]`: the event sinks. In-process subscribers need no config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EventsConfig {
+    /// Log each event (name and field names; tokens are never logged).
+    #[serde(default)]
+    pub log: bool,
+    /// Append each event as one JSON line to this file. The line carries the
+    /// event's data in full (reset tokens included): for development and tests.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// POST each event to a URL, signed.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl EventsConfig {
+    /// Takes `[events]` out of `doc` and validates it.
+    pub fn from_document(doc: &mut ConfigDocument) -> Result<Self, ConfigError> {
+        let config: EventsConfig = doc.take_or_default("events")?;
+        if let Some(w) = &config.webhook {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "events.webhook.url: must be an http:// or https:// URL",
+                ));
+            }
+            if w.secret.expose().is_empty() {
+                return Err(ConfigError::new("events.webhook.secret: must not be empty"));
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// `[events.webhook]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WebhookConfig {
+    /// Where to POST.
+    pub url: String,
+    /// The HMAC-SHA256 key of the signature header.
+    pub secret: Secret,
+    /// Timeout of one attempt. Default 5 s.
+    #[serde(
+        default = "default_webhook_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub timeout: Duration,
+    /// Retries after a failed attempt (exponential backoff). Default 3.
+    #[serde(default = "default_webhook_retries")]
+    pub retries: u32,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_webhook_retries() -> u32 {
+    3
+}
+
+impl WebhookConfig {
+    /// A webhook to `url` signed with `secret`, default timeout and retries.
+    pub fn new(url: impl Into<String>, secret: Secret) -> Self {
+        WebhookConfig {
+            url: url.into(),
+            secret,
+            timeout: default_webhook_timeout(),
+            retries: default_webhook_retries(),
+        }
+    }
+}
 
 /// A bus with the sinks of `[events]`: a [`LogSink`] if `log`, a
 /// [`FileSink`] if `file`, a [`WebhookSink`] if `[events.webhook]`.
@@ -99,11 +177,14 @@ impl fmt::Debug for FileSink {
 
 impl FileSink {
     /// Opens (or creates) `path` for appending. Its directory must exist.
+    /// A file it creates has mode 0600: its lines carry reset tokens.
     pub fn new(path: impl AsRef<Path>) -> Result<Self, String> {
         let path = path.as_ref();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
             .open(path)
             .map_err(|e| format!("cannot open {} for appending: {e}", path.display()))?;
         Ok(FileSink {

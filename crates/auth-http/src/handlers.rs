@@ -41,10 +41,37 @@ async fn auth_request(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    // The configured public origin, else what this request says: the server
+    // speaks plain HTTP, and the host is the `Host` header (or the absolute
+    // request target) if it looks like one. Forwarded headers are ignored.
+    let (protocol, host) = match &svc.settings().public_origin {
+        Some(origin) => (origin.scheme().to_owned(), Some(origin.host().to_owned())),
+        None => {
+            let host = parts
+                .uri
+                .authority()
+                .map(|a| a.as_str().to_owned())
+                .or_else(|| {
+                    parts
+                        .headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .filter(|h| crate::valid_host(h));
+            let scheme = parts.uri.scheme_str().unwrap_or("http");
+            (scheme.to_owned(), host)
+        }
+    };
+    let url = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
     Ok(AuthRequest::with_body(body)
         .query(query)
         .headers(headers)
-        .url(parts.uri.to_string(), "http")
+        .url(url, protocol)
+        .host(host)
         .client_addr(client)
         .actor_type(actor))
 }

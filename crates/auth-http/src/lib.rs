@@ -17,10 +17,14 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use auth_module::{AuthModule, Config};
-//! let config = Config::from_file("auth.toml")?;
-//! let module = AuthModule::builder().config(config.clone()).build()?;
-//! let service = auth_http::AuthService::new(module, &config.http)?;
+//! use auth_module::{AuthModule, Config, ConfigDocument};
+//! // One file; the core takes its sections, this crate takes `[http]`.
+//! let mut doc = ConfigDocument::from_file("auth.toml")?;
+//! let config = Config::from_document(&mut doc)?;
+//! let http = auth_http::HttpConfig::from_document(&mut doc)?;
+//! doc.finish(&["http", "providers", "state", "store"])?;
+//! let module = AuthModule::builder().config(config).build()?;
+//! let service = auth_http::AuthService::new(module, &http)?;
 //! let app = auth_http::router(service);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
 //! axum::serve(listener, app).await?;
@@ -33,7 +37,7 @@ use std::time::Duration;
 
 use auth_module::events::EventBus;
 use auth_module::flows::{PasswordReset, Sessions};
-use auth_module::{AuthModule, ConfigError, HttpConfig, Tokens};
+use auth_module::{AuthModule, ConfigError, Tokens};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -43,6 +47,7 @@ use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 mod body;
+mod config;
 mod context;
 mod error;
 pub mod events;
@@ -50,6 +55,7 @@ mod handlers;
 mod management;
 mod reset;
 
+pub use config::HttpConfig;
 pub use context::{AuthContext, AuthMethod, AuthPolicy, RequireAuth, RequireAuthLayer};
 pub use error::ApiError;
 pub use management::management_router;
@@ -68,6 +74,8 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Largest accepted body in bytes.
     pub body_limit: usize,
+    /// The configured public origin, if any.
+    pub public_origin: Option<PublicOrigin>,
 }
 
 struct ServiceInner {
@@ -107,23 +115,7 @@ impl AuthService {
         if secret.expose().len() < 32 {
             tracing::warn!("http.jwt_secret is shorter than 32 bytes; use a long random secret");
         }
-        if http.session_cookie_name.is_empty()
-            || !http
-                .session_cookie_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        {
-            return Err(ConfigError::new(
-                "http.session_cookie_name: use letters, digits, '.', '_' and '-' only",
-            ));
-        }
-        for o in &http.cors_origins {
-            if HeaderValue::from_str(o).is_err() {
-                return Err(ConfigError::new(format!(
-                    "http.cors_origins: invalid origin \"{o}\""
-                )));
-            }
-        }
+        http.validate()?;
         let tokens = Tokens::hs256(secret, http.jwt_expires_in);
         Ok(AuthService {
             inner: Arc::new(ServiceInner {
@@ -137,9 +129,32 @@ impl AuthService {
                     session_ttl: http.session_ttl,
                     cors_origins: http.cors_origins.clone(),
                     body_limit: http.body_limit,
+                    public_origin: None,
                 },
             }),
         })
+    }
+
+    /// Takes the scheme and host providers see from `origin` instead of the
+    /// request (behind a proxy).
+    pub fn with_public_origin(mut self, origin: PublicOrigin) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.settings.public_origin = Some(origin),
+            None => {
+                let inner = &self.inner;
+                self.inner = Arc::new(ServiceInner {
+                    module: inner.module.clone(),
+                    tokens: inner.tokens.clone(),
+                    sessions: inner.sessions.clone(),
+                    resets: inner.resets.clone(),
+                    settings: HttpSettings {
+                        public_origin: Some(origin),
+                        ..inner.settings.clone()
+                    },
+                });
+            }
+        }
+        self
     }
 
     /// The module's event bus: [`EventBus::subscribe`] receives
@@ -272,4 +287,55 @@ async fn guard(
         );
     }
     res
+}
+
+/// The scheme and host clients reach the server at, when it runs behind a
+/// proxy (`[server] public_url`): providers then build callback URLs from it,
+/// never from forwarded headers, which any client can forge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicOrigin {
+    scheme: &'static str,
+    host: String,
+}
+
+impl PublicOrigin {
+    /// Parses `http(s)://host[:port]` (a trailing `/` is allowed; a path,
+    /// query, fragment or user info is not).
+    pub fn parse(url: &str) -> Result<PublicOrigin, String> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            ("https", rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            ("http", rest)
+        } else {
+            return Err("must start with http:// or https://".to_owned());
+        };
+        let host = rest.strip_suffix('/').unwrap_or(rest);
+        if !valid_host(host) {
+            return Err("must be an origin: scheme and host[:port], with no path".to_owned());
+        }
+        Ok(PublicOrigin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+        })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        self.scheme
+    }
+
+    /// `host[:port]`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// Whether `host` is a plausible `host[:port]` (a name, IPv4 or bracketed
+/// IPv6 address): what a `Host` header may carry before providers see it.
+pub(crate) fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }

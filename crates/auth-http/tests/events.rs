@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use auth_http::events::{
     Event, EventBus, EventSink, FileSink, LogSink, WebhookSink, bus_from_config, verify_signature,
 };
-use auth_module::{EventsConfig, Secret, WebhookConfig};
+use auth_http::events::{EventsConfig, WebhookConfig};
+use auth_module::Secret;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -197,6 +198,12 @@ async fn file_sink_writes_one_json_line_per_event() {
     let path = dir.path().join("events.jsonl");
     assert!(!path.exists());
     let bus = EventBus::new().with_sink(Arc::new(FileSink::new(&path).unwrap()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the file holds reset tokens: {mode:o}");
+    }
     assert!(path.exists(), "the file is created when the sink is");
 
     let emitters: Vec<_> = (0..50)

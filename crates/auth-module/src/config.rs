@@ -1,11 +1,17 @@
-//! The configuration file: TOML or JSON with the same keys, `${NAME}`
-//! environment interpolation, and typed sections.
+//! The configuration file: one TOML or JSON document with the same keys,
+//! `${NAME}` environment interpolation, and sections owned by the crates that
+//! use them.
+//!
+//! A [`ConfigDocument`] is the parsed, interpolated file. Each crate takes its
+//! own keys out of it with [`ConfigDocument::take`] (the core takes
+//! `[[providers]]`, `[store]`, `[state]` and `http.auth_methods_per_actor`
+//! with [`Config::from_document`]; `auth-http` takes the rest of `[http]` and
+//! `[events]`; `auth-server` takes `[server]` and `[management]`), each
+//! refusing unknown keys with the field's path, and [`ConfigDocument::finish`]
+//! refuses whatever no one took. [`Config::from_toml_str`] and friends do
+//! this for a file with the core's sections only.
 //!
 //! ```toml
-//! [http]
-//! jwt_secret = "${AUTH_JWT_SECRET}"
-//! jwt_expires_in = "24h"
-//!
 //! [store]
 //! url = "memory://"
 //!
@@ -19,8 +25,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 
@@ -53,103 +60,285 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The whole configuration. Every section has defaults except `providers`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The file formats the loader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// TOML.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+/// A parsed configuration file, `${NAME}` already replaced, from which each
+/// crate takes its own sections.
+#[derive(Debug, Clone)]
+pub struct ConfigDocument {
+    root: Map<String, Value>,
+    /// `config file PATH` when read from a file, for error messages.
+    origin: Option<String>,
+}
+
+impl ConfigDocument {
+    /// Reads `path` (`.json` is JSON, anything else TOML) and interpolates
+    /// environment variables.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Toml,
+        };
+        let origin = format!("config file {}", path.display());
+        let mut doc = Self::parse(&text, format)
+            .map_err(|e| ConfigError::new(format!("{origin}: {}", e.message())))?;
+        doc.origin = Some(origin);
+        Ok(doc)
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, Format::Toml)
+    }
+
+    /// Parses JSON text.
+    pub fn from_json_str(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, Format::Json)
+    }
+
+    /// Parses `text` in `format` with the process environment.
+    pub fn parse(text: &str, format: Format) -> Result<Self, ConfigError> {
+        Self::parse_with_env(text, format, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` in `format`, looking variables up with `env`.
+    pub fn parse_with_env(
+        text: &str,
+        format: Format,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut value = match format {
+            Format::Toml => {
+                let v: toml::Value = toml::from_str(text).map_err(|e| {
+                    let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+                    ConfigError::new(format!(
+                        "malformed TOML at line {line}, column {col}: {}",
+                        e.message().trim()
+                    ))
+                })?;
+                serde_json::to_value(v)
+                    .map_err(|e| ConfigError::new(format!("unsupported TOML value: {e}")))?
+            }
+            Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
+                ConfigError::new(format!(
+                    "malformed JSON at line {}, column {}: {}",
+                    e.line(),
+                    e.column(),
+                    strip_position(&e.to_string())
+                ))
+            })?,
+        };
+        interpolate(&mut value, &mut String::new(), env)?;
+        match value {
+            Value::Object(root) => Ok(ConfigDocument { root, origin: None }),
+            _ => Err(ConfigError::new(
+                "invalid configuration: expected a table of sections",
+            )),
+        }
+    }
+
+    /// A configuration error, prefixed with the file it came from.
+    fn error(&self, message: String) -> ConfigError {
+        match &self.origin {
+            Some(origin) => ConfigError::new(format!("{origin}: {message}")),
+            None => ConfigError::new(message),
+        }
+    }
+
+    /// Removes the value at `path` (`section` or `section.key`) and
+    /// deserializes it as `T`; `None` if absent. Errors name the field's full
+    /// path (`invalid configuration at http.jwt_expiry: unknown field ...`).
+    pub fn take<T: DeserializeOwned>(&mut self, path: &str) -> Result<Option<T>, ConfigError> {
+        let (parent, key) = match path.rsplit_once('.') {
+            Some((parent, key)) => (Some(parent), key),
+            None => (None, path),
+        };
+        let table = match parent {
+            None => Some(&mut self.root),
+            Some(parent) => match self.root.get_mut(parent) {
+                Some(Value::Object(m)) => Some(m),
+                Some(_) => {
+                    return Err(self.error(format!(
+                        "invalid configuration at {parent}: expected a table"
+                    )));
+                }
+                None => None,
+            },
+        };
+        let Some(value) = table.and_then(|t| t.remove(key)) else {
+            return Ok(None);
+        };
+        serde_path_to_error::deserialize(value)
+            .map(Some)
+            .map_err(|e| {
+                let inner = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let at = if inner == "." {
+                    path.to_owned()
+                } else if inner.starts_with('[') {
+                    format!("{path}{inner}")
+                } else {
+                    format!("{path}.{inner}")
+                };
+                self.error(format!("invalid configuration at {at}: {message}"))
+            })
+    }
+
+    /// As [`ConfigDocument::take`], with `T`'s default when absent.
+    pub fn take_or_default<T: DeserializeOwned + Default>(
+        &mut self,
+        path: &str,
+    ) -> Result<T, ConfigError> {
+        Ok(self.take(path)?.unwrap_or_default())
+    }
+
+    /// Refuses anything no crate took: `known` lists the sections the caller
+    /// understands. Their tables emptied by `take` are fine.
+    pub fn finish(self, known: &[&str]) -> Result<(), ConfigError> {
+        for (section, value) in &self.root {
+            let is_known = known.contains(&section.as_str());
+            match value {
+                Value::Object(m) if is_known && m.is_empty() => {}
+                Value::Object(m) if is_known => {
+                    // Invariant: the arm above took the empty tables.
+                    let (key, _) = m.iter().next().expect("non-empty");
+                    return Err(self.error(format!(
+                        "invalid configuration at {section}.{key}: unknown field `{key}`"
+                    )));
+                }
+                _ if is_known => {
+                    return Err(self.error(format!(
+                        "invalid configuration at {section}: unexpected value"
+                    )));
+                }
+                _ => {
+                    let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+                    return Err(self.error(format!(
+                        "invalid configuration: unknown field `{section}`, expected one of {}",
+                        expected.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The core's part of the configuration: the provider instances, the
+/// per-actor provider lists, and where identities and state live.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// `[http]`: tokens, sessions, CORS and per-actor provider lists.
-    #[serde(default)]
-    pub http: HttpConfig,
-    /// `[store]`: where identities live.
-    #[serde(default)]
-    pub store: StoreConfig,
-    /// `[state]`: where short-lived state lives.
-    #[serde(default)]
-    pub state: StateConfig,
-    /// `[server]`: the `auth-server` binary's own settings.
-    #[serde(default)]
-    pub server: ServerConfig,
-    /// `[events]`: where events such as `auth.password_reset` go.
-    #[serde(default)]
-    pub events: EventsConfig,
-    /// `[management]`: the management API (off unless an API key is set).
-    #[serde(default)]
-    pub management: ManagementConfig,
     /// `[[providers]]`: the provider instances.
     pub providers: Vec<ProviderConfig>,
+    /// `[http] auth_methods_per_actor`: actor type -> provider ids it may
+    /// use. Absent: every actor may use every provider.
+    pub auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
+    /// `[store]`: where identities live.
+    pub store: StoreConfig,
+    /// `[state]`: where short-lived state lives.
+    pub state: StateConfig,
 }
+
+/// The sections [`Config`] reads.
+const CORE_SECTIONS: [&str; 4] = ["http", "providers", "state", "store"];
 
 impl Config {
     /// A configuration with default sections and the given providers.
     pub fn new(providers: Vec<ProviderConfig>) -> Self {
         Config {
-            http: HttpConfig::default(),
+            providers,
+            auth_methods_per_actor: None,
             store: StoreConfig::default(),
             state: StateConfig::default(),
-            server: ServerConfig::default(),
-            events: EventsConfig::default(),
-            management: ManagementConfig::default(),
-            providers,
         }
     }
-}
 
-/// `[http]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct HttpConfig {
-    /// The HS256 secret of auth JWTs. Required to serve HTTP; no built-in default.
-    #[serde(default)]
-    pub jwt_secret: Option<Secret>,
-    /// Lifetime of auth JWTs (humantime string like `24h`, or seconds). Default 24 h.
-    #[serde(default = "default_jwt_expires_in", deserialize_with = "de_duration")]
-    pub jwt_expires_in: Duration,
-    /// Actor type -> provider ids it may use. Absent: every actor may use every provider.
-    #[serde(default)]
-    pub auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
-    /// Session cookie name. Default `connect.sid`.
-    #[serde(default = "default_cookie_name")]
-    pub session_cookie_name: String,
-    /// Whether the session cookie carries `Secure`. Default false.
-    #[serde(default)]
-    pub session_cookie_secure: bool,
-    /// Lifetime of server-side sessions. Default 24 h.
-    #[serde(default = "default_jwt_expires_in", deserialize_with = "de_duration")]
-    pub session_ttl: Duration,
-    /// Origins allowed by CORS on `/auth/*`. Default none.
-    #[serde(default)]
-    pub cors_origins: Vec<String>,
-    /// Largest accepted request body in bytes. Default 100 KiB.
-    #[serde(default = "default_body_limit")]
-    pub body_limit: usize,
-}
+    /// Takes the core's keys out of `doc` and validates them.
+    pub fn from_document(doc: &mut ConfigDocument) -> Result<Config, ConfigError> {
+        let auth_methods_per_actor = doc.take("http.auth_methods_per_actor")?;
+        let config = Config {
+            providers: doc.take("providers")?.ok_or_else(|| {
+                doc.error("invalid configuration: missing field `providers`".to_owned())
+            })?,
+            auth_methods_per_actor,
+            store: doc.take_or_default("store")?,
+            state: doc.take_or_default("state")?,
+        };
+        config
+            .validate()
+            .map_err(|e| doc.error(e.message().to_owned()))?;
+        Ok(config)
+    }
 
-fn default_jwt_expires_in() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
+    /// Reads a file with the core's sections only (see
+    /// [`ConfigDocument::from_file`]); any other section is an error.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Self::strict(ConfigDocument::from_file(path)?)
+    }
 
-fn default_cookie_name() -> String {
-    "connect.sid".to_owned()
-}
+    /// Parses TOML text with the core's sections only.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::strict(ConfigDocument::from_toml_str(text)?)
+    }
 
-fn default_body_limit() -> usize {
-    100 * 1024
-}
+    /// Parses JSON text with the core's sections only.
+    pub fn from_json_str(text: &str) -> Result<Config, ConfigError> {
+        Self::strict(ConfigDocument::from_json_str(text)?)
+    }
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            jwt_secret: None,
-            jwt_expires_in: default_jwt_expires_in(),
-            auth_methods_per_actor: None,
-            session_cookie_name: default_cookie_name(),
-            session_cookie_secure: false,
-            session_ttl: default_jwt_expires_in(),
-            cors_origins: Vec::new(),
-            body_limit: default_body_limit(),
+    fn strict(mut doc: ConfigDocument) -> Result<Config, ConfigError> {
+        let config = Self::from_document(&mut doc)?;
+        doc.finish(&CORE_SECTIONS)?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot: ids, duplicates, references.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            if p.id.is_empty()
+                || !p
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::new(format!(
+                    "providers[{i}]: invalid id \"{}\": use letters, digits, '-' and '_' only",
+                    p.id
+                )));
+            }
+            if let Some(first) = seen.insert(&p.id, i) {
+                return Err(ConfigError::new(format!(
+                    "providers[{i}]: duplicate provider id \"{}\" (already used by providers[{first}])",
+                    p.id
+                )));
+            }
         }
+        if let Some(map) = &self.auth_methods_per_actor {
+            for (actor, ids) in map {
+                for id in ids {
+                    if !seen.contains_key(id.as_str()) {
+                        return Err(ConfigError::new(format!(
+                            "http.auth_methods_per_actor.{actor}: no provider with id \"{id}\" is configured"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -158,7 +347,9 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreConfig {
-    /// `sqlite://PATH`, `postgres://…` or `memory://`. Default `sqlite://./auth.db`.
+    /// `sqlite://PATH`, `postgres://…` or `memory://`. Default
+    /// `sqlite://./auth.db`. The module does not open it: a store factory
+    /// (`auth-server`'s) maps the URL to a store.
     #[serde(default = "default_store_url")]
     pub url: Secret,
     /// PostgreSQL only: the schema holding the tables (created if missing), so
@@ -205,92 +396,6 @@ impl Default for StateConfig {
     }
 }
 
-/// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct ServerConfig {
-    /// Listen address. Default `127.0.0.1:9000`.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:9000".to_owned()
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: default_listen(),
-        }
-    }
-}
-
-/// `[events]`: the event sinks. In-process subscribers need no config.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct EventsConfig {
-    /// Log each event (name and field names; tokens are never logged).
-    #[serde(default)]
-    pub log: bool,
-    /// Append each event as one JSON line to this file. The line carries the
-    /// event's data in full (reset tokens included): for development and tests.
-    #[serde(default)]
-    pub file: Option<String>,
-    /// POST each event to a URL, signed.
-    #[serde(default)]
-    pub webhook: Option<WebhookConfig>,
-}
-
-/// `[events.webhook]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct WebhookConfig {
-    /// Where to POST.
-    pub url: String,
-    /// The HMAC-SHA256 key of the signature header.
-    pub secret: Secret,
-    /// Timeout of one attempt. Default 5 s.
-    #[serde(default = "default_webhook_timeout", deserialize_with = "de_duration")]
-    pub timeout: Duration,
-    /// Retries after a failed attempt (exponential backoff). Default 3.
-    #[serde(default = "default_webhook_retries")]
-    pub retries: u32,
-}
-
-fn default_webhook_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
-fn default_webhook_retries() -> u32 {
-    3
-}
-
-impl WebhookConfig {
-    /// A webhook to `url` signed with `secret`, default timeout and retries.
-    pub fn new(url: impl Into<String>, secret: Secret) -> Self {
-        WebhookConfig {
-            url: url.into(),
-            secret,
-            timeout: default_webhook_timeout(),
-            retries: default_webhook_retries(),
-        }
-    }
-}
-
-/// `[management]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct ManagementConfig {
-    /// The API key of the management routes; absent: the routes answer 404.
-    #[serde(default)]
-    pub api_key: Option<Secret>,
-}
-
 /// One `[[providers]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,7 +421,11 @@ impl ProviderConfig {
     }
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+/// Deserializes a duration written as a humantime-like string (`24h`, `15m`,
+/// `90s`, `1h30m`, `2d`, `500ms`) or a number of seconds: for
+/// `#[serde(deserialize_with = "auth_module::deserialize_duration")]` in the
+/// sections other crates own.
+pub fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -330,7 +439,7 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 /// Parses `24h`, `15m`, `90s`, `1h30m`, `2d`, `500ms` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration".into());
@@ -372,154 +481,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
     }
     Ok(total)
-}
-
-/// The file formats the loader reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// TOML.
-    Toml,
-    /// JSON.
-    Json,
-}
-
-impl Config {
-    /// Reads `path` (`.json` is JSON, anything else TOML), interpolates
-    /// environment variables and parses it.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(format!("cannot read config file {}: {e}", path.display()))
-        })?;
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
-            _ => Format::Toml,
-        };
-        Self::parse(&text, format).map_err(|e| {
-            ConfigError::new(format!("config file {}: {}", path.display(), e.message()))
-        })
-    }
-
-    /// Parses TOML text.
-    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        Self::parse(text, Format::Toml)
-    }
-
-    /// Parses JSON text.
-    pub fn from_json_str(text: &str) -> Result<Config, ConfigError> {
-        Self::parse(text, Format::Json)
-    }
-
-    /// Parses `text` in `format` with the process environment.
-    pub fn parse(text: &str, format: Format) -> Result<Config, ConfigError> {
-        Self::parse_with_env(text, format, &|name| std::env::var(name).ok())
-    }
-
-    /// Parses `text` in `format`, looking variables up with `env`.
-    pub fn parse_with_env(
-        text: &str,
-        format: Format,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let mut value = match format {
-            Format::Toml => {
-                let v: toml::Value = toml::from_str(text).map_err(|e| {
-                    let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-                    ConfigError::new(format!(
-                        "malformed TOML at line {line}, column {col}: {}",
-                        e.message().trim()
-                    ))
-                })?;
-                serde_json::to_value(v)
-                    .map_err(|e| ConfigError::new(format!("unsupported TOML value: {e}")))?
-            }
-            Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
-                ConfigError::new(format!(
-                    "malformed JSON at line {}, column {}: {}",
-                    e.line(),
-                    e.column(),
-                    strip_position(&e.to_string())
-                ))
-            })?,
-        };
-        interpolate(&mut value, &mut String::new(), env)?;
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            if path == "." {
-                ConfigError::new(format!("invalid configuration: {inner}"))
-            } else {
-                ConfigError::new(format!("invalid configuration at {path}: {inner}"))
-            }
-        })?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Checks what types alone cannot: ids, duplicates, references.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, p) in self.providers.iter().enumerate() {
-            if p.id.is_empty()
-                || !p
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(ConfigError::new(format!(
-                    "providers[{i}]: invalid id \"{}\": use letters, digits, '-' and '_' only",
-                    p.id
-                )));
-            }
-            if let Some(first) = seen.insert(&p.id, i) {
-                return Err(ConfigError::new(format!(
-                    "providers[{i}]: duplicate provider id \"{}\" (already used by providers[{first}])",
-                    p.id
-                )));
-            }
-        }
-        if let Some(map) = &self.http.auth_methods_per_actor {
-            for (actor, ids) in map {
-                for id in ids {
-                    if !seen.contains_key(id.as_str()) {
-                        return Err(ConfigError::new(format!(
-                            "http.auth_methods_per_actor.{actor}: no provider with id \"{id}\" is configured"
-                        )));
-                    }
-                }
-            }
-        }
-        if self.store.schema.is_some()
-            && !(self.store.url.expose().starts_with("postgres://")
-                || self.store.url.expose().starts_with("postgresql://"))
-        {
-            return Err(ConfigError::new(
-                "store.schema: only a postgres:// store has schemas",
-            ));
-        }
-        if let Some(key) = &self.management.api_key {
-            if key.expose().len() < 16 {
-                return Err(ConfigError::new(
-                    "management.api_key: must be at least 16 characters",
-                ));
-            }
-        }
-        if let Some(w) = &self.events.webhook {
-            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                return Err(ConfigError::new(
-                    "events.webhook.url: must be an http:// or https:// URL",
-                ));
-            }
-            if w.secret.expose().is_empty() {
-                return Err(ConfigError::new("events.webhook.secret: must not be empty"));
-            }
-        }
-        if self.http.jwt_expires_in.is_zero() {
-            return Err(ConfigError::new("http.jwt_expires_in: must be positive"));
-        }
-        Ok(())
-    }
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -630,20 +591,55 @@ mod tests {
 
     #[test]
     fn interpolates_and_keeps_secret_out_of_debug() {
-        let c = Config::parse_with_env(
-            "[http]\njwt_secret = \"${SECRET}\"\njwt_expires_in = 60\n[[providers]]\nresolve='emailpass'\nid='emailpass'\n",
+        let mut doc = ConfigDocument::parse_with_env(
+            "[store]\nurl = \"postgres://u:${SECRET}@h/db\"\n[[providers]]\nresolve='emailpass'\nid='emailpass'\n",
             Format::Toml,
             &env,
         )
         .unwrap();
-        assert_eq!(c.http.jwt_secret.as_ref().unwrap().expose(), "s3cr3t");
-        assert_eq!(c.http.jwt_expires_in, Duration::from_secs(60));
+        let c = Config::from_document(&mut doc).unwrap();
+        doc.finish(&CORE_SECTIONS).unwrap();
+        assert_eq!(c.store.url.expose(), "postgres://u:s3cr3t@h/db");
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 
     #[test]
+    fn sections_are_taken_by_their_owners() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Http {
+            #[serde(deserialize_with = "deserialize_duration")]
+            jwt_expires_in: Duration,
+        }
+        let text = "[http]\njwt_expires_in = \"1h\"\n[http.auth_methods_per_actor]\ncustomer = ['emailpass']\n[[providers]]\nresolve='emailpass'\nid='emailpass'\n";
+        let mut doc = ConfigDocument::from_toml_str(text).unwrap();
+        let core = Config::from_document(&mut doc).unwrap();
+        assert_eq!(
+            core.auth_methods_per_actor.unwrap()["customer"],
+            ["emailpass"]
+        );
+        let http: Http = doc.take("http").unwrap().unwrap();
+        assert_eq!(http.jwt_expires_in, Duration::from_secs(3600));
+        doc.finish(&CORE_SECTIONS).unwrap();
+        // The core alone refuses what it does not own, naming the path.
+        let e = Config::from_toml_str(text).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "invalid configuration at http.jwt_expires_in: unknown field `jwt_expires_in`"
+        );
+        let mut doc = ConfigDocument::from_toml_str("[http]\njwt_expiry = 1\n").unwrap();
+        let e = doc.take::<Http>("http").unwrap_err();
+        assert!(
+            e.message().starts_with(
+                "invalid configuration at http.jwt_expiry: unknown field `jwt_expiry`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_env_var_is_named() {
-        let e = Config::parse_with_env(
+        let e = ConfigDocument::parse_with_env(
             "[http]\njwt_secret = \"${NOPE}\"\n[[providers]]\nresolve='emailpass'\nid='a'\n",
             Format::Toml,
             &env,
@@ -684,12 +680,19 @@ mod tests {
     fn unknown_keys_are_errors() {
         let e = Config::from_toml_str("[htp]\n[[providers]]\nresolve='a'\nid='a'\n").unwrap_err();
         assert!(e.message().contains("unknown field `htp`"), "{e}");
+        let e = Config::from_toml_str(
+            "[store]\nurl='memory://'\nuri = 1\n[[providers]]\nresolve='a'\nid='a'\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("at store.uri: unknown field `uri`"),
+            "{e}"
+        );
         let e =
-            Config::from_toml_str("[http]\njwt_expiry = 1\n[[providers]]\nresolve='a'\nid='a'\n")
-                .unwrap_err();
+            Config::from_toml_str("[[providers]]\nresolve='a'\nid='a'\nopts = 1\n").unwrap_err();
         assert!(
             e.message()
-                .contains("at http.jwt_expiry: unknown field `jwt_expiry`"),
+                .contains("at providers[0].opts: unknown field `opts`"),
             "{e}"
         );
     }

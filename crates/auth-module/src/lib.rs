@@ -19,8 +19,8 @@ pub use async_trait::async_trait;
 
 pub use cache::CachedIdentityStore;
 pub use config::{
-    Config, EventsConfig, Format, HttpConfig, ManagementConfig, ProviderConfig, Secret,
-    ServerConfig, StateConfig, StoreConfig, WebhookConfig, parse_duration,
+    Config, ConfigDocument, Format, ProviderConfig, Secret, StateConfig, StoreConfig,
+    deserialize_duration,
 };
 pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
 pub use memory::{MemoryIdentityStore, MemoryStateStore};

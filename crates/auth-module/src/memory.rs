@@ -82,12 +82,12 @@ impl Identities {
         if self.by_entity.contains_key(&key) || !earlier.insert(key) {
             return Err(duplicate(new));
         }
-        if let Some(id) = &new.id {
-            if self.providers.contains_key(id) || !earlier_ids.insert(id.clone()) {
-                return Err(crate::Error::duplicate(format!(
-                    "ProviderIdentity with id: {id} already exists"
-                )));
-            }
+        if let Some(id) = &new.id
+            && (self.providers.contains_key(id) || !earlier_ids.insert(id.clone()))
+        {
+            return Err(crate::Error::duplicate(format!(
+                "ProviderIdentity with id: {id} already exists"
+            )));
         }
         Ok(())
     }
@@ -132,12 +132,12 @@ impl IdentityStore for MemoryIdentityStore {
         for p in &new.provider_identities {
             g.check_new_provider(p, &mut seen, &mut seen_ids)?;
         }
-        if let Some(id) = &new.id {
-            if g.auth.contains_key(id) {
-                return Err(crate::Error::duplicate(format!(
-                    "AuthIdentity with id: {id} already exists"
-                )));
-            }
+        if let Some(id) = &new.id
+            && g.auth.contains_key(id)
+        {
+            return Err(crate::Error::duplicate(format!(
+                "AuthIdentity with id: {id} already exists"
+            )));
         }
         let now = OffsetDateTime::now_utc();
         let created_at = new.created_at.unwrap_or(now);
@@ -258,10 +258,10 @@ impl IdentityStore for MemoryIdentityStore {
             .providers
             .get_mut(id)
             .ok_or_else(|| provider_not_found(id))?;
-        if let Some(expected) = &update.expected_provider_metadata {
-            if p.provider_metadata != *expected {
-                return Err(provider_metadata_changed(id));
-            }
+        if let Some(expected) = &update.expected_provider_metadata
+            && p.provider_metadata != *expected
+        {
+            return Err(provider_metadata_changed(id));
         }
         if let Some(m) = update.user_metadata {
             p.user_metadata = Some(m);
@@ -272,11 +272,11 @@ impl IdentityStore for MemoryIdentityStore {
         let now = OffsetDateTime::now_utc();
         p.updated_at = now;
         let p = p.clone();
-        if update.bump_credential_version {
-            if let Some(row) = g.auth.get_mut(&p.auth_identity_id) {
-                row.credential_version += 1;
-                row.updated_at = now;
-            }
+        if update.bump_credential_version
+            && let Some(row) = g.auth.get_mut(&p.auth_identity_id)
+        {
+            row.credential_version += 1;
+            row.updated_at = now;
         }
         Ok(p)
     }

@@ -182,10 +182,13 @@ pub struct AuthModuleBuilder {
 }
 
 impl AuthModuleBuilder {
-    /// Takes the providers, `auth_methods_per_actor` and store URLs of `config`.
+    /// Takes the providers and `auth_methods_per_actor` of `config`. Its
+    /// `[store]` and `[state]` URLs are opened by a store factory (as
+    /// `auth-server` does) and passed with [`AuthModuleBuilder::identity_store`]
+    /// and [`AuthModuleBuilder::state_store`]; only `memory://` needs none.
     pub fn config(mut self, config: Config) -> Self {
         self.providers.extend(config.providers);
-        self.auth_methods_per_actor = config.http.auth_methods_per_actor;
+        self.auth_methods_per_actor = config.auth_methods_per_actor;
         self.store_url = Some(config.store.url.expose().to_owned());
         self.state_url = Some(config.state.url.expose().to_owned());
         self
@@ -235,47 +238,37 @@ impl AuthModuleBuilder {
     }
 
     /// Builds the module: every provider instance is constructed and its options
-    /// validated now. Store URLs other than `memory://` need a store passed in
-    /// (the `auth-store-*` crates build them; `auth-server` does it for you).
+    /// validated now. Without a store passed in, the module keeps identities
+    /// and state in memory, which a configured URL other than `memory://`
+    /// refuses (open it with a store factory, e.g. `auth-server`'s).
     pub fn build(self) -> std::result::Result<AuthModule, ConfigError> {
         let registry = match self.registry {
             Some(r) => r,
             None => Registry::linked()?,
         };
+        let memory_only = |url: Option<&str>, key: &str, method: &str| match url {
+            None | Some("memory://") => Ok(()),
+            Some(_) => Err(ConfigError::new(format!(
+                "{key}: this store is opened by a store factory (auth-server's), not by \
+                 auth-module; pass it to AuthModuleBuilder::{method}"
+            ))),
+        };
         let identities: Arc<dyn IdentityStore> = match self.identities {
             Some(s) => s,
-            None => match self.store_url.as_deref() {
-                None | Some("memory://") => Arc::new(MemoryIdentityStore::new()),
-                Some(url) => {
-                    return Err(ConfigError::new(format!(
-                        "store.url: the {} store is not built by auth-module; create it with \
-                         the auth-store-sql crate and pass it to AuthModuleBuilder::identity_store",
-                        scheme(url)
-                    )));
-                }
-            },
+            None => {
+                memory_only(self.store_url.as_deref(), "store.url", "identity_store")?;
+                Arc::new(MemoryIdentityStore::new())
+            }
         };
         let state: Arc<dyn StateStore> = match self.state {
             Some(s) => s,
-            None => match self.state_url.as_deref() {
-                None | Some("memory://") => Arc::new(MemoryStateStore::new()),
-                Some(url) => {
-                    return Err(ConfigError::new(format!(
-                        "state.url: the {} state store is not built by auth-module; pass one to \
-                         AuthModuleBuilder::state_store",
-                        scheme(url)
-                    )));
-                }
-            },
+            None => {
+                memory_only(self.state_url.as_deref(), "state.url", "state_store")?;
+                Arc::new(MemoryStateStore::new())
+            }
         };
-        let config = Config {
-            providers: self.providers,
-            http: crate::config::HttpConfig {
-                auth_methods_per_actor: self.auth_methods_per_actor,
-                ..Default::default()
-            },
-            ..Config::new(Vec::new())
-        };
+        let mut config = Config::new(self.providers);
+        config.auth_methods_per_actor = self.auth_methods_per_actor;
         config.validate()?;
         let events = self.events.unwrap_or_default();
         let mut instances = BTreeMap::new();
@@ -314,14 +307,10 @@ impl AuthModuleBuilder {
                 identities,
                 state,
                 events,
-                auth_methods_per_actor: config.http.auth_methods_per_actor,
+                auth_methods_per_actor: config.auth_methods_per_actor,
             }),
         })
     }
-}
-
-fn scheme(url: &str) -> &str {
-    url.split_once("://").map_or(url, |(s, _)| s)
 }
 
 #[derive(Clone, Copy)]

@@ -48,8 +48,11 @@ pub struct AuthRequest {
     pub query: Metadata,
     /// The body's fields (JSON object or form fields; empty for other bodies).
     pub body: Metadata,
-    /// `http` or `https`.
+    /// `http` or `https`: the scheme clients reach the server with.
     pub protocol: String,
+    /// The host (and port) clients reach the server at, when known: from the
+    /// server's configured public origin, or the request's `Host` header.
+    pub host: Option<String>,
     /// The client's address, when known.
     pub client_addr: Option<IpAddr>,
     /// The actor type of the route (`customer`, `user`, ...), when there is one.
@@ -92,6 +95,24 @@ impl AuthRequest {
         self
     }
 
+    /// Sets the host clients reach the server at.
+    pub fn host(mut self, host: Option<String>) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// `{protocol}://{host}` when the host is known: the base of callback
+    /// URLs a provider builds.
+    pub fn origin(&self) -> Option<String> {
+        let host = self.host.as_deref()?;
+        let scheme = if self.protocol.is_empty() {
+            "http"
+        } else {
+            &self.protocol
+        };
+        Some(format!("{scheme}://{host}"))
+    }
+
     /// Sets the client's address.
     pub fn client_addr(mut self, addr: Option<IpAddr>) -> Self {
         self.client_addr = addr;
@@ -122,6 +143,7 @@ impl fmt::Debug for AuthRequest {
             .field("query_keys", &self.query.keys().collect::<Vec<_>>())
             .field("body_keys", &self.body.keys().collect::<Vec<_>>())
             .field("protocol", &self.protocol)
+            .field("host", &self.host)
             .field("client_addr", &self.client_addr)
             .field("actor_type", &self.actor_type)
             .finish()

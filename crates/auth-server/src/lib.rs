@@ -16,6 +16,9 @@
 //! | `provider-emailpass` | yes | the email and password provider |
 //! | `sqlite` | yes | `[store] url = "sqlite://PATH"` |
 //! | `postgres` | yes | `[store] url = "postgres://…"` |
+//!
+//! An SQLite file belongs to one process: `serve` locks `{database}.lock`,
+//! and a second process on the same file refuses to start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,52 +26,46 @@ use std::sync::Arc;
 
 use auth_http::AuthService;
 use auth_module::{
-    AuthModule, CachedIdentityStore, Config, ConfigError, IdentityStore, MemoryIdentityStore,
-    MemoryStateStore, ProviderConfig, Secret, StateStore,
+    AuthModule, Config, ConfigError, MemoryIdentityStore, MemoryStateStore, ProviderConfig, Secret,
 };
-use auth_store_sql::SqlStore;
 use axum::Router;
 
+mod config;
 mod providers;
+mod stores;
 
-/// How many identities the embedded server keeps cached for token refresh.
-const IDENTITY_CACHE_CAPACITY: usize = 100_000;
+pub use config::{AppConfig, ManagementConfig, ServerConfig};
+pub use stores::{StoreLock, Stores, open_stores};
 
 /// A server ready to listen.
 #[derive(Debug)]
 pub struct App {
     /// The configuration it was built from.
-    pub config: Config,
-    /// The auth service (module, tokens, settings).
+    pub config: AppConfig,
+    /// The auth service (module, tokens, flows, settings).
     pub service: AuthService,
     /// The router to serve.
     pub router: Router,
+    /// The locks of the SQLite files it writes, held until it is dropped.
+    pub locks: Vec<StoreLock>,
 }
 
 /// The embedded default configuration: SQLite at `./auth.db`, emailpass, 127.0.0.1:9000.
-pub fn default_config() -> Config {
-    let mut c = Config::new(vec![ProviderConfig::new(
+pub fn default_config() -> AppConfig {
+    let mut module = Config::new(vec![ProviderConfig::new(
         "emailpass",
         "emailpass",
         serde_json::Value::Null,
     )]);
-    c.store.url = Secret::new("sqlite://./auth.db");
+    module.store.url = Secret::new("sqlite://./auth.db");
     // Sessions and reset marks in the same file, so they survive restarts.
-    c.state.url = Secret::new("sqlite://./auth.db");
-    c
-}
-
-fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let rest = rest.split('?').next().unwrap_or(rest);
-    (!rest.is_empty() && !rest.starts_with(":memory:")).then(|| PathBuf::from(rest))
+    module.state.url = Secret::new("sqlite://./auth.db");
+    AppConfig::new(module)
 }
 
 /// Reads the secret kept beside the database, or makes and keeps a new one.
 fn default_secret(store_url: &str) -> Result<Secret, ConfigError> {
-    let dir = sqlite_path(store_url)
+    let dir = stores::sqlite_path(store_url)
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
@@ -116,10 +113,10 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// Reads `path`, or takes the embedded default when `None`.
-pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
+pub fn load_config(path: Option<&Path>) -> Result<AppConfig, ConfigError> {
     match path {
         Some(p) => {
-            let c = Config::from_file(p)?;
+            let c = AppConfig::from_file(p)?;
             if c.http.jwt_secret.is_none() {
                 return Err(ConfigError::new(format!(
                     "config file {}: http.jwt_secret is required (e.g. jwt_secret = \"${{AUTH_JWT_SECRET}}\")",
@@ -130,91 +127,29 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
         }
         None => {
             let mut c = default_config();
-            c.http.jwt_secret = Some(default_secret(c.store.url.expose())?);
+            c.http.jwt_secret = Some(default_secret(c.module.store.url.expose())?);
             Ok(c)
         }
     }
 }
 
-/// Opens the stores a config names.
-pub async fn open_stores(
-    config: &Config,
-) -> Result<(Arc<dyn IdentityStore>, Arc<dyn StateStore>), ConfigError> {
-    let url = config.store.url.expose();
-    let sql = if url == "memory://" {
-        None
-    } else {
-        Some(Arc::new(
-            open_sql("store.url", url, config.store.schema.as_deref()).await?,
-        ))
-    };
-    let identities: Arc<dyn IdentityStore> = match &sql {
-        None => Arc::new(MemoryIdentityStore::new()),
-        // One process owns an embedded SQLite file, so a write-invalidated
-        // cache can never answer stale.
-        Some(store) if url.starts_with("sqlite:") => Arc::new(CachedIdentityStore::new(
-            store.clone(),
-            IDENTITY_CACHE_CAPACITY,
-        )),
-        Some(store) => store.clone(),
-    };
-    let state_url = config.state.url.expose();
-    let state: Arc<dyn StateStore> = if state_url == "memory://" {
-        Arc::new(MemoryStateStore::new())
-    } else if state_url == url {
-        // The same database: one pool serves both.
-        match &sql {
-            Some(store) => store.clone(),
-            None => Arc::new(MemoryStateStore::new()),
-        }
-    } else {
-        Arc::new(open_sql("state.url", state_url, None).await?)
-    };
-    Ok((identities, state))
-}
-
-/// Opens the SQL store at `url` (`what` names the config key in errors).
-async fn open_sql(what: &str, url: &str, schema: Option<&str>) -> Result<SqlStore, ConfigError> {
-    let engine = if url.starts_with("sqlite:") {
-        "SQLite"
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        "PostgreSQL"
-    } else {
-        return Err(ConfigError::new(format!(
-            "{what}: unsupported scheme; use sqlite://PATH, postgres://… or memory://"
-        )));
-    };
-    #[cfg(feature = "postgres")]
-    let store = match schema {
-        Some(schema) => SqlStore::connect_postgres_schema(url, schema).await,
-        None => SqlStore::connect(url).await,
-    };
-    // Without the feature, connect answers which feature adds PostgreSQL.
-    #[cfg(not(feature = "postgres"))]
-    let store = {
-        let _ = schema;
-        SqlStore::connect(url).await
-    };
-    store.map_err(|e| {
-        ConfigError::new(format!(
-            "{what}: cannot open the {engine} store: {}",
-            e.message()
-        ))
-    })
-}
-
-/// Builds the module, the service and the router for `config`.
-pub async fn build_app(config: Config) -> Result<App, ConfigError> {
+/// Builds the stores, the module, the service and the router for `config`.
+pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
     providers::link();
-    let (identities, state) = open_stores(&config).await?;
+    let stores = open_stores(&config.module.store, &config.module.state).await?;
     let events = auth_http::events::bus_from_config(&config.events)?;
     let module = AuthModule::builder()
-        .config(config.clone())
-        .identity_store(identities)
-        .state_store(state)
+        .config(config.module.clone())
+        .identity_store(stores.identities)
+        .state_store(stores.state)
         .events(events)
         .build()?;
-    let service = AuthService::new(module, &config.http)?;
+    let mut service = AuthService::new(module, &config.http)?;
+    if let Some(url) = &config.server.public_url {
+        let origin = auth_http::PublicOrigin::parse(url)
+            .map_err(|e| ConfigError::new(format!("server.public_url: {e}")))?;
+        service = service.with_public_origin(origin);
+    }
     let mut router = auth_http::router(service.clone());
     if let Some(key) = &config.management.api_key {
         router = router.merge(auth_http::management_router(service.clone(), key));
@@ -223,21 +158,26 @@ pub async fn build_app(config: Config) -> Result<App, ConfigError> {
         config,
         service,
         router,
+        locks: stores.locks,
     })
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+/// Serves `app` on `listener` until `shutdown` resolves, then drains; the
+/// app's store locks are released when it returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: Router,
+    app: App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let App { router, locks, .. } = app;
+    let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    drop(locks);
+    served
 }
 
 /// The linked provider kinds: `(identifier, display name)`.
@@ -254,7 +194,7 @@ pub fn check_config(path: &Path) -> Result<String, ConfigError> {
     providers::link();
     let config = load_config(Some(path))?;
     let module = AuthModule::builder()
-        .config(config.clone())
+        .config(config.module.clone())
         .identity_store(Arc::new(MemoryIdentityStore::new()))
         .state_store(Arc::new(MemoryStateStore::new()))
         .build()?;

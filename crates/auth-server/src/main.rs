@@ -84,7 +84,7 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<(), St
         .collect();
     tracing::info!(%addr, providers = ?providers, "auth-server listening");
     let events = app.service.events().clone();
-    let served = auth_server::serve(listener, app.router, shutdown_signal())
+    let served = auth_server::serve(listener, app, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"));
     // Let event deliveries in flight finish, within reason.

@@ -293,3 +293,41 @@ fn serve_with_a_bad_config_exits_non_zero() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("store.url: unsupported scheme"), "{err}");
 }
+
+/// A second process on the same SQLite file refuses to start, saying why
+/// and what to use instead, while the first keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_on_one_sqlite_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start(dir.path(), &["--listen", "127.0.0.1:0"]);
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("is in use by another auth-server process") && err.contains("PostgreSQL"),
+        "{err}"
+    );
+    let (status, _) = post(
+        &format!("http://{}/auth/customer/emailpass/register", server.addr),
+        serde_json::json!({"email": "first@example.com", "password": "pw"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the first process still serves");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["auth.db", "auth.db-wal", "auth.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name} is {mode:o}");
+        }
+    }
+}

@@ -24,8 +24,9 @@ use time::OffsetDateTime;
 /// An [`IdentityStore`] on a SQL database: SQLite (feature `sqlite`, default)
 /// or PostgreSQL (feature `postgres`).
 ///
-/// Open it with [`SqlStore::connect`]; the schema's migrations are applied
-/// then. It holds a connection pool (4 connections at most) and is cheap to
+/// Open it with [`SqlStore::sqlite`] or [`SqlStore::postgres`] (which URL
+/// scheme means which store is decided by the caller's store factory, e.g.
+/// `auth-server`'s); the schema's migrations are applied then. It holds a connection pool (4 connections at most) and is cheap to
 /// share behind an `Arc`. Its `Debug` output names the engine and the URL
 /// with any password replaced by `***`.
 pub struct SqlStore {
@@ -51,23 +52,31 @@ enum Backend {
 }
 
 impl SqlStore {
-    /// Opens the database at `url` and applies the migrations.
+    /// Opens the SQLite database at `url` and applies the migrations.
     ///
-    /// - `sqlite://PATH` (or `sqlite:PATH`): a file, created if missing, in WAL
-    ///   mode with `synchronous=NORMAL`, foreign keys on, a 5 s busy timeout.
+    /// - `sqlite://PATH` (or `sqlite:PATH`): a file, created if missing with
+    ///   mode 0600 (its WAL and SHM files inherit it), in WAL mode with
+    ///   `synchronous=NORMAL`, foreign keys on, a 5 s busy timeout.
     /// - `sqlite::memory:`: a private in-memory database, gone when the store is.
-    /// - `postgres://…` or `postgresql://…` (feature `postgres`).
+    ///
+    /// One process should own a file: the write-invalidated identity cache
+    /// of `auth-server` relies on it, and `auth-server` locks the file.
     ///
     /// # Errors
-    /// [`auth_module::ErrorKind::InvalidData`] for a malformed URL, an unknown
-    /// scheme, or an engine this build lacks (the message names the cargo
-    /// feature that adds it); [`auth_module::ErrorKind::DatabaseError`] when
-    /// the database cannot be reached or migrated.
-    pub async fn connect(url: &str) -> Result<SqlStore> {
-        match Engine::of_url(url)? {
-            Engine::Sqlite => Self::connect_sqlite(url).await,
-            Engine::Postgres => Self::connect_pg(url, None).await,
+    /// [`auth_module::ErrorKind::InvalidData`] for a URL that is not a SQLite
+    /// one; [`auth_module::ErrorKind::DatabaseError`] when the database cannot
+    /// be opened or migrated.
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite(url: &str) -> Result<SqlStore> {
+        if !url.starts_with("sqlite:") {
+            return Err(Error::invalid_data("a SQLite URL starts with sqlite:"));
         }
+        Ok(SqlStore {
+            backend: Backend::Sqlite(sqlite::connect(url).await?),
+            redacted_url: url::redact(url),
+            schema: None,
+            state_writes: AtomicU64::new(0),
+        })
     }
 
     /// A fresh, private in-memory SQLite database: for tests.
@@ -76,33 +85,41 @@ impl SqlStore {
     /// [`auth_module::ErrorKind::DatabaseError`] if SQLite cannot be opened.
     #[cfg(feature = "sqlite")]
     pub async fn sqlite_memory() -> Result<SqlStore> {
-        Self::connect("sqlite::memory:").await
+        Self::sqlite("sqlite::memory:").await
     }
 
-    /// Opens the PostgreSQL database at `url` with every connection's
-    /// `search_path` set to `schema` alone, creates that schema if missing and
-    /// applies the migrations inside it.
+    /// Opens the PostgreSQL database at `url` (`postgres://…` or
+    /// `postgresql://…`, TLS through rustls) and applies the migrations.
     ///
-    /// This lets several stores share one database without seeing each
-    /// other's data: a tenant per schema, or a test per schema.
+    /// With `schema`, every connection's `search_path` is that schema alone,
+    /// created if missing, and the migrations run inside it: several stores
+    /// can share one database without seeing each other's data (a tenant per
+    /// schema, or a test per schema).
     ///
     /// # Errors
-    /// [`auth_module::ErrorKind::InvalidData`] if `url` is not a PostgreSQL URL
-    /// or `schema` is not a lowercase identifier (`[a-z_][a-z0-9_]*`, at most
-    /// 63 bytes); [`auth_module::ErrorKind::DatabaseError`] when the database
-    /// cannot be reached, or the schema created or migrated.
+    /// [`auth_module::ErrorKind::InvalidData`] if `url` is not a PostgreSQL
+    /// URL or `schema` is not a lowercase identifier (`[a-z_][a-z0-9_]*`, at
+    /// most 63 bytes); [`auth_module::ErrorKind::DatabaseError`] when the
+    /// database cannot be reached, or the schema created or migrated.
     #[cfg(feature = "postgres")]
-    pub async fn connect_postgres_schema(url: &str, schema: &str) -> Result<SqlStore> {
-        if Engine::of_url(url)? != Engine::Postgres {
+    pub async fn postgres(url: &str, schema: Option<&str>) -> Result<SqlStore> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::invalid_data(
-                "connect_postgres_schema needs a postgres:// or postgresql:// URL",
+                "a PostgreSQL URL starts with postgres:// or postgresql://",
             ));
         }
-        postgres::validate_schema(schema)?;
-        Self::connect_pg(url, Some(schema)).await
+        if let Some(schema) = schema {
+            postgres::validate_schema(schema)?;
+        }
+        Ok(SqlStore {
+            backend: Backend::Postgres(postgres::connect(url, schema).await?),
+            redacted_url: url::redact(url),
+            schema: schema.map(str::to_owned),
+            state_writes: AtomicU64::new(0),
+        })
     }
 
-    /// The PostgreSQL schema chosen with [`SqlStore::connect_postgres_schema`].
+    /// The PostgreSQL schema chosen with [`SqlStore::postgres`].
     #[cfg(feature = "postgres")]
     pub fn postgres_schema(&self) -> Option<&str> {
         self.schema.as_deref()
@@ -117,40 +134,6 @@ impl SqlStore {
             #[cfg(feature = "postgres")]
             Backend::Postgres(ref pool) => pool.close().await,
         }
-    }
-
-    #[cfg(feature = "sqlite")]
-    async fn connect_sqlite(url: &str) -> Result<SqlStore> {
-        Ok(SqlStore {
-            backend: Backend::Sqlite(sqlite::connect(url).await?),
-            redacted_url: url::redact(url),
-            schema: None,
-            state_writes: AtomicU64::new(0),
-        })
-    }
-
-    #[cfg(not(feature = "sqlite"))]
-    async fn connect_sqlite(_url: &str) -> Result<SqlStore> {
-        Err(Error::invalid_data(
-            "sqlite: URLs need the `sqlite` feature of auth-store-sql, which this build lacks",
-        ))
-    }
-
-    #[cfg(feature = "postgres")]
-    async fn connect_pg(url: &str, schema: Option<&str>) -> Result<SqlStore> {
-        Ok(SqlStore {
-            backend: Backend::Postgres(postgres::connect(url, schema).await?),
-            redacted_url: url::redact(url),
-            schema: schema.map(str::to_owned),
-            state_writes: AtomicU64::new(0),
-        })
-    }
-
-    #[cfg(not(feature = "postgres"))]
-    async fn connect_pg(_url: &str, _schema: Option<&str>) -> Result<SqlStore> {
-        Err(Error::invalid_data(
-            "postgres:// URLs need the `postgres` feature of auth-store-sql, which this build lacks",
-        ))
     }
 
     fn engine_name(&self) -> &'static str {
@@ -171,36 +154,6 @@ impl fmt::Debug for SqlStore {
             .field("url", &self.redacted_url)
             .field("schema", &self.schema)
             .finish_non_exhaustive()
-    }
-}
-
-/// The engine a URL names, whether or not this build supports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    fn of_url(url: &str) -> Result<Engine> {
-        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-        match scheme {
-            "sqlite" => Ok(Engine::Sqlite),
-            "postgres" | "postgresql" => Ok(Engine::Postgres),
-            // Echo the scheme only when it looks like one: from a bare
-            // `user:password@host` that is the user name, never the password.
-            s if !s.is_empty()
-                && s.len() <= 16
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+') =>
-            {
-                Err(Error::invalid_data(format!(
-                    "unsupported database URL scheme `{s}`: expected sqlite:, postgres:// or postgresql://"
-                )))
-            }
-            _ => Err(Error::invalid_data(
-                "a database URL starts with sqlite:, postgres:// or postgresql://",
-            )),
-        }
     }
 }
 
@@ -302,11 +255,11 @@ impl IdentityStore for SqlStore {
         }
         refuse_nul_metadata(update.user_metadata.as_ref())?;
         refuse_nul_metadata(update.provider_metadata.as_ref())?;
-        if let Some(Some(expected)) = &update.expected_provider_metadata {
-            if metadata_has_nul(expected) {
-                // Nothing stored holds NUL, so the precondition cannot hold.
-                return Err(auth_module::store::provider_metadata_changed(id));
-            }
+        if let Some(Some(expected)) = &update.expected_provider_metadata
+            && metadata_has_nul(expected)
+        {
+            // Nothing stored holds NUL, so the precondition cannot hold.
+            return Err(auth_module::store::provider_metadata_changed(id));
         }
         dispatch!(self, update_provider_identity(id, update))
     }
@@ -485,26 +438,6 @@ fn truncate(t: OffsetDateTime) -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_module::ErrorKind;
-
-    #[test]
-    fn engines_by_scheme() {
-        assert_eq!(Engine::of_url("sqlite::memory:").ok(), Some(Engine::Sqlite));
-        assert_eq!(Engine::of_url("sqlite://a.db").ok(), Some(Engine::Sqlite));
-        assert_eq!(
-            Engine::of_url("postgres://h/db").ok(),
-            Some(Engine::Postgres)
-        );
-        assert_eq!(
-            Engine::of_url("postgresql://h/db").ok(),
-            Some(Engine::Postgres)
-        );
-        let e = Engine::of_url("mysql://u:pw@h/db").err();
-        assert_eq!(e.as_ref().map(Error::kind), Some(ErrorKind::InvalidData));
-        assert!(e.is_some_and(|e| e.message().contains("`mysql`")));
-        let e = Engine::of_url("u:hunter2@h/db").err();
-        assert!(e.is_some_and(|e| !e.message().contains("hunter2")));
-    }
 
     #[test]
     fn now_is_whole_microseconds() {

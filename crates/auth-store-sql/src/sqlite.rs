@@ -85,6 +85,7 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool> {
             .max_lifetime(None);
         (options, pool)
     } else {
+        private_file(options.get_filename())?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -100,6 +101,49 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool> {
         .await
         .map_err(|e| Error::database("auth-store-sql: applying the SQLite migrations failed", e))?;
     Ok(pool)
+}
+
+/// Creates the database file with mode 0600 if it is missing, and narrows an
+/// existing one (and its WAL and SHM files) to 0600: it holds password hashes
+/// and sessions. SQLite creates the WAL and SHM files with the database
+/// file's mode, so they follow.
+#[cfg(unix)]
+fn private_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed =
+        |e: std::io::Error| Error::database("auth-store-sql: preparing the SQLite file failed", e);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // A missing directory and the like: let SQLite report it.
+        Err(_) => return Ok(()),
+    }
+    let mut names = vec![path.as_os_str().to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name);
+    }
+    for name in names {
+        let Ok(meta) = std::fs::metadata(&name) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600))
+                .map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_file(_path: &std::path::Path) -> Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

@@ -90,15 +90,17 @@ async fn check_nul_refusal(store: &dyn IdentityStore) {
     );
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
-async fn bad_urls_are_refused_without_echoing_secrets() {
+async fn bad_sqlite_urls_are_refused_without_echoing_secrets() {
     for url in [
         "mysql://u:hunter2@localhost/db",
         "hunter2",
         "",
         "sqlite://\u{0}",
+        "postgres://u:hunter2@localhost/db",
     ] {
-        let err = SqlStore::connect(url).await.err();
+        let err = SqlStore::sqlite(url).await.err();
         let err = err.unwrap_or_else(|| panic!("{url:?} is refused"));
         assert!(
             matches!(
@@ -109,28 +111,21 @@ async fn bad_urls_are_refused_without_echoing_secrets() {
         );
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
-    let err = SqlStore::connect("mysql://localhost/db").await.err();
-    assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidData));
 }
 
-#[cfg(not(feature = "postgres"))]
+#[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_url_names_the_missing_feature() {
-    let err = SqlStore::connect("postgres://localhost/db")
-        .await
-        .expect_err("refused");
-    assert_eq!(err.kind(), ErrorKind::InvalidData);
-    assert!(err.message().contains("`postgres` feature"), "{err}");
-}
-
-#[cfg(not(feature = "sqlite"))]
-#[tokio::test]
-async fn sqlite_url_names_the_missing_feature() {
-    let err = SqlStore::connect("sqlite::memory:")
-        .await
-        .expect_err("refused");
-    assert_eq!(err.kind(), ErrorKind::InvalidData);
-    assert!(err.message().contains("`sqlite` feature"), "{err}");
+async fn bad_postgres_urls_are_refused_without_echoing_secrets() {
+    for url in [
+        "mysql://u:hunter2@localhost/db",
+        "sqlite::memory:",
+        "hunter2",
+    ] {
+        let err = SqlStore::postgres(url, None).await.err();
+        let err = err.unwrap_or_else(|| panic!("{url:?} is refused"));
+        assert_eq!(err.kind(), ErrorKind::InvalidData, "{url:?}: {err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -174,7 +169,7 @@ mod sqlite {
     impl FileStore {
         async fn open() -> FileStore {
             let dir = tempfile::tempdir().expect("a temporary directory");
-            let store = SqlStore::connect(&sqlite_url(&dir))
+            let store = SqlStore::sqlite(&sqlite_url(&dir))
                 .await
                 .expect("a SQLite file store opens");
             FileStore { store, _dir: dir }
@@ -235,7 +230,7 @@ mod sqlite {
     async fn file_survives_close_and_reopen() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = sqlite_url(&dir);
-        let store = SqlStore::connect(&url).await.expect("first open");
+        let store = SqlStore::sqlite(&url).await.expect("first open");
         let created = store
             .create_auth_identity(new_identity("persist@example.test"))
             .await
@@ -243,7 +238,7 @@ mod sqlite {
         store.close().await;
         drop(store);
 
-        let store = SqlStore::connect(&url).await.expect("reopen");
+        let store = SqlStore::sqlite(&url).await.expect("reopen");
         let read = store
             .retrieve_auth_identity(&created.id)
             .await
@@ -256,10 +251,10 @@ mod sqlite {
     async fn migrations_are_idempotent() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = sqlite_url(&dir);
-        let first = SqlStore::connect(&url).await.expect("first connect");
+        let first = SqlStore::sqlite(&url).await.expect("first connect");
         // A second store on the same file, while the first is open, applies
         // nothing twice and sees the first one's writes.
-        let second = SqlStore::connect(&url).await.expect("second connect");
+        let second = SqlStore::sqlite(&url).await.expect("second connect");
         let created = first
             .create_auth_identity(new_identity("twice@example.test"))
             .await
@@ -273,7 +268,7 @@ mod sqlite {
         );
         first.close().await;
         second.close().await;
-        let third = SqlStore::connect(&url).await.expect("third connect");
+        let third = SqlStore::sqlite(&url).await.expect("third connect");
         assert_eq!(
             third
                 .retrieve_auth_identity(&created.id)
@@ -283,10 +278,43 @@ mod sqlite {
         );
     }
 
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqlStore::sqlite(&sqlite_url(&dir)).await.expect("open");
+        store
+            .create_auth_identity(new_identity("private-file@example.test"))
+            .await
+            .expect("create");
+        for name in ["auth.db", "auth.db-wal", "auth.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .expect(name)
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name} is {mode:o}");
+        }
+        store.close().await;
+        // A file made by an older version with a wider mode is narrowed.
+        std::fs::set_permissions(
+            dir.path().join("auth.db"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let store = SqlStore::sqlite(&sqlite_url(&dir)).await.expect("reopen");
+        let mode = std::fs::metadata(dir.path().join("auth.db"))
+            .expect("auth.db")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn file_uses_wal() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = SqlStore::connect(&sqlite_url(&dir)).await.expect("open");
+        let store = SqlStore::sqlite(&sqlite_url(&dir)).await.expect("open");
         store
             .create_auth_identity(new_identity("wal@example.test"))
             .await
@@ -443,7 +471,7 @@ mod postgres {
             return skip_or_fail(&reason);
         }
         let schema = format!("auth_test_{}", generate_id("s").to_lowercase());
-        match SqlStore::connect_postgres_schema(&url(), &schema).await {
+        match SqlStore::postgres(&url(), Some(&schema)).await {
             Ok(store) => Some(store),
             Err(e) => panic!("PostgreSQL is reachable but the store cannot open: {e:?}"),
         }
@@ -457,7 +485,7 @@ mod postgres {
         store.close().await;
         let dropped = async {
             let mut conn = sqlx::PgConnection::connect(&url()).await?;
-            // The schema name was validated by connect_postgres_schema.
+            // The schema name was validated by SqlStore::postgres.
             sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 .execute(&mut conn)
                 .await?;
@@ -504,7 +532,7 @@ mod postgres {
             .expect("create in b");
         // Reconnecting to a's schema finds a's data: migrations re-run cleanly.
         let schema = a.postgres_schema().map(str::to_owned).expect("a schema");
-        let again = SqlStore::connect_postgres_schema(&url(), &schema)
+        let again = SqlStore::postgres(&url(), Some(&schema))
             .await
             .expect("reconnect");
         assert_eq!(
@@ -534,7 +562,7 @@ mod postgres {
             return;
         }
         let schema = format!("auth_test_{}", generate_id("s").to_lowercase());
-        let store = SqlStore::connect_postgres_schema(&with_password, &schema)
+        let store = SqlStore::postgres(&with_password, Some(&schema))
             .await
             .expect("connect");
         let debug = format!("{store:?}");
@@ -545,11 +573,11 @@ mod postgres {
 
     #[tokio::test]
     async fn bad_schema_names_are_invalid_data() {
-        let err = SqlStore::connect_postgres_schema(&url(), "x; DROP TABLE y")
+        let err = SqlStore::postgres(&url(), Some("x; DROP TABLE y"))
             .await
             .err();
         assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidData));
-        let err = SqlStore::connect_postgres_schema("sqlite::memory:", "ok")
+        let err = SqlStore::postgres("sqlite::memory:", Some("ok"))
             .await
             .err();
         assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidData));

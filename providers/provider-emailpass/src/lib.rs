@@ -70,13 +70,13 @@ pub struct EmailPassOptions {
 impl ValidateOptions for EmailPassOptions {
     fn validate_options(&self) -> std::result::Result<(), OptionsError> {
         self.hash.validate()?;
-        if let Some(n) = self.max_concurrent_hashes {
-            if n == 0 || n > 1024 {
-                return Err(OptionsError::new(
-                    "max_concurrent_hashes",
-                    "must be between 1 and 1024",
-                ));
-            }
+        if let Some(n) = self.max_concurrent_hashes
+            && (n == 0 || n > 1024)
+        {
+            return Err(OptionsError::new(
+                "max_concurrent_hashes",
+                "must be between 1 and 1024",
+            ));
         }
         Ok(())
     }

@@ -145,10 +145,10 @@ impl PasswordReset {
     ) -> Result<()> {
         let state = self.module.state_store();
         let latest = keys::reset_latest(provider, entity_id);
-        if let Some(old) = state.get(&latest).await? {
-            if let Some(old) = old.as_str() {
-                state.delete(&keys::reset_ticket(old)).await?;
-            }
+        if let Some(old) = state.get(&latest).await?
+            && let Some(old) = old.as_str()
+        {
+            state.delete(&keys::reset_ticket(old)).await?;
         }
         let target =
             json!({ "entity_id": entity_id, "provider": provider, "actor_type": actor_type });

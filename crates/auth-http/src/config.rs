@@ -1,0 +1,106 @@
+//! `[http]`: tokens, sessions, CORS and the body limit, owned by this crate.
+//! (`http.auth_methods_per_actor` belongs to the core's
+//! [`auth_module::Config`], which takes it first.)
+
+use std::time::Duration;
+
+use auth_module::{ConfigDocument, ConfigError, Secret, deserialize_duration};
+use serde::Deserialize;
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// The HS256 secret of auth JWTs. Required to serve HTTP; no built-in default.
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    /// Lifetime of auth JWTs (`24h`, `15m`, ... or seconds). Default 24 h.
+    #[serde(
+        default = "default_lifetime",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub jwt_expires_in: Duration,
+    /// Session cookie name. Default `connect.sid`.
+    #[serde(default = "default_cookie_name")]
+    pub session_cookie_name: String,
+    /// Whether the session cookie carries `Secure`. Default false.
+    #[serde(default)]
+    pub session_cookie_secure: bool,
+    /// Lifetime of server-side sessions. Default 24 h.
+    #[serde(
+        default = "default_lifetime",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub session_ttl: Duration,
+    /// Origins allowed by CORS on `/auth/*`. Default none.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body in bytes. Default 100 KiB.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+}
+
+fn default_lifetime() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_cookie_name() -> String {
+    "connect.sid".to_owned()
+}
+
+fn default_body_limit() -> usize {
+    100 * 1024
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            jwt_secret: None,
+            jwt_expires_in: default_lifetime(),
+            session_cookie_name: default_cookie_name(),
+            session_cookie_secure: false,
+            session_ttl: default_lifetime(),
+            cors_origins: Vec::new(),
+            body_limit: default_body_limit(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Takes `[http]` out of `doc` (after the core took
+    /// `http.auth_methods_per_actor`) and validates it.
+    pub fn from_document(doc: &mut ConfigDocument) -> Result<Self, ConfigError> {
+        let config: HttpConfig = doc.take_or_default("http")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.jwt_expires_in.is_zero() {
+            return Err(ConfigError::new("http.jwt_expires_in: must be positive"));
+        }
+        if self.session_ttl.is_zero() {
+            return Err(ConfigError::new("http.session_ttl: must be positive"));
+        }
+        if self.session_cookie_name.is_empty()
+            || !self
+                .session_cookie_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(ConfigError::new(
+                "http.session_cookie_name: use letters, digits, '.', '_' and '-' only",
+            ));
+        }
+        for o in &self.cors_origins {
+            if axum::http::HeaderValue::from_str(o).is_err() {
+                return Err(ConfigError::new(format!(
+                    "http.cors_origins: invalid origin \"{o}\""
+                )));
+            }
+        }
+        Ok(())
+    }
+}

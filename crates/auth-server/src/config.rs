@@ -1,0 +1,214 @@
+//! The server's configuration file: the core's sections, `auth-http`'s
+//! `[http]` and `[events]`, and the server's own `[server]` and
+//! `[management]`, each taken by its owner from one document.
+
+use std::path::Path;
+
+use auth_http::HttpConfig;
+use auth_http::events::EventsConfig;
+use auth_module::{Config, ConfigDocument, ConfigError, Secret};
+use serde::Deserialize;
+
+/// Every section a server file may have.
+const SECTIONS: [&str; 7] = [
+    "events",
+    "http",
+    "management",
+    "providers",
+    "server",
+    "state",
+    "store",
+];
+
+/// The whole server configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AppConfig {
+    /// The core's sections: `[[providers]]`, `[store]`, `[state]`,
+    /// `http.auth_methods_per_actor`.
+    pub module: Config,
+    /// `[http]`.
+    pub http: HttpConfig,
+    /// `[events]`.
+    pub events: EventsConfig,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[management]`.
+    pub management: ManagementConfig,
+}
+
+impl AppConfig {
+    /// The default sections with the given core configuration.
+    pub fn new(module: Config) -> Self {
+        AppConfig {
+            module,
+            http: HttpConfig::default(),
+            events: EventsConfig::default(),
+            server: ServerConfig::default(),
+            management: ManagementConfig::default(),
+        }
+    }
+
+    /// Each owner takes its sections from `doc`; anything left is an error.
+    pub fn from_document(mut doc: ConfigDocument) -> Result<Self, ConfigError> {
+        // The core first: it takes `http.auth_methods_per_actor` out of `[http]`.
+        let module = Config::from_document(&mut doc)?;
+        let config = AppConfig {
+            module,
+            http: HttpConfig::from_document(&mut doc)?,
+            events: EventsConfig::from_document(&mut doc)?,
+            server: ServerConfig::from_document(&mut doc)?,
+            management: ManagementConfig::from_document(&mut doc)?,
+        };
+        doc.finish(&SECTIONS)?;
+        Ok(config)
+    }
+
+    /// Reads a TOML or JSON (`.json`) file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        Self::from_document(ConfigDocument::from_file(path)?).map_err(|e| {
+            let prefix = format!("config file {}: ", path.display());
+            if e.message().starts_with(&prefix) {
+                e
+            } else {
+                ConfigError::new(format!("{prefix}{}", e.message()))
+            }
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::from_document(ConfigDocument::from_toml_str(text)?)
+    }
+
+    /// Parses JSON text.
+    pub fn from_json_str(text: &str) -> Result<Self, ConfigError> {
+        Self::from_document(ConfigDocument::from_json_str(text)?)
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Listen address. Default `127.0.0.1:9000`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The server's public origin (`https://auth.example.com`) when it runs
+    /// behind a proxy: the scheme and host providers see come from it rather
+    /// than from the request. Forwarded headers are never trusted.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9000".to_owned()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            public_url: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Takes `[server]` out of `doc`.
+    pub fn from_document(doc: &mut ConfigDocument) -> Result<Self, ConfigError> {
+        let config: ServerConfig = doc.take_or_default("server")?;
+        if let Some(url) = &config.public_url {
+            auth_http::PublicOrigin::parse(url)
+                .map_err(|e| ConfigError::new(format!("server.public_url: {e}")))?;
+        }
+        Ok(config)
+    }
+}
+
+/// `[management]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManagementConfig {
+    /// The API key of the management routes; absent: the routes answer 404.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+}
+
+impl ManagementConfig {
+    /// Takes `[management]` out of `doc`.
+    pub fn from_document(doc: &mut ConfigDocument) -> Result<Self, ConfigError> {
+        let config: ManagementConfig = doc.take_or_default("management")?;
+        if let Some(key) = &config.api_key
+            && key.expose().len() < 16
+        {
+            return Err(ConfigError::new(
+                "management.api_key: must be at least 16 characters",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVIDERS: &str = "[[providers]]\nresolve='emailpass'\nid='a'\n";
+
+    #[test]
+    fn unknown_sections_and_keys_are_named() {
+        let e = AppConfig::from_toml_str(&format!("[htp]\n{PROVIDERS}")).unwrap_err();
+        assert!(e.message().contains("unknown field `htp`"), "{e}");
+        let e =
+            AppConfig::from_toml_str(&format!("[http]\njwt_expiry = 1\n{PROVIDERS}")).unwrap_err();
+        assert!(
+            e.message()
+                .contains("at http.jwt_expiry: unknown field `jwt_expiry`"),
+            "{e}"
+        );
+        let e = AppConfig::from_toml_str(&format!("[server]\nlisten='x'\nport=1\n{PROVIDERS}"))
+            .unwrap_err();
+        assert!(
+            e.message().contains("at server.port: unknown field `port`"),
+            "{e}"
+        );
+        let e = AppConfig::from_toml_str(&format!(
+            "[events.webhook]\nurl='ftp://x'\nsecret='s'\n{PROVIDERS}"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "events.webhook.url: must be an http:// or https:// URL"
+        );
+    }
+
+    #[test]
+    fn every_owner_gets_its_keys() {
+        let c = AppConfig::from_toml_str(&format!(
+            "[http]\njwt_secret='s'\njwt_expires_in='1h'\n[http.auth_methods_per_actor]\ncustomer=['a']\n\
+             [server]\nlisten='127.0.0.1:1'\npublic_url='https://auth.example.com'\n\
+             [management]\napi_key='0123456789abcdef'\n[events]\nlog=true\n{PROVIDERS}"
+        ))
+        .unwrap();
+        assert_eq!(c.http.jwt_expires_in.as_secs(), 3600);
+        assert_eq!(c.module.auth_methods_per_actor.unwrap()["customer"], ["a"]);
+        assert_eq!(c.server.listen, "127.0.0.1:1");
+        assert!(c.events.log);
+        assert!(c.management.api_key.is_some());
+        let e = AppConfig::from_toml_str(&format!("[management]\napi_key='short'\n{PROVIDERS}"))
+            .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "management.api_key: must be at least 16 characters"
+        );
+        let e = AppConfig::from_toml_str(&format!(
+            "[server]\npublic_url='auth.example.com'\n{PROVIDERS}"
+        ))
+        .unwrap_err();
+        assert!(e.message().starts_with("server.public_url: "), "{e}");
+    }
+}

@@ -1,0 +1,212 @@
+//! The store factory: the one place that maps a `[store]` / `[state]` URL
+//! scheme to a store, with one cargo feature per arm.
+//!
+//! | scheme | store | feature |
+//! |---|---|---|
+//! | `memory://` | in process memory (nothing survives) | always |
+//! | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | [`SqlStore::sqlite`] | `sqlite` |
+//! | `postgres://…`, `postgresql://…` | [`SqlStore::postgres`] | `postgres` |
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use auth_module::{
+    CachedIdentityStore, ConfigError, IdentityStore, MemoryIdentityStore, MemoryStateStore,
+    StateConfig, StateStore, StoreConfig,
+};
+use auth_store_sql::SqlStore;
+
+/// How many identities the embedded server keeps cached for token refresh.
+const IDENTITY_CACHE_CAPACITY: usize = 100_000;
+
+/// What a store URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+fn kind_of(key: &str, url: &str) -> Result<Kind, ConfigError> {
+    let kind = if url == "memory://" {
+        Kind::Memory
+    } else if url.starts_with("sqlite:") {
+        Kind::Sqlite
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Kind::Postgres
+    } else {
+        return Err(ConfigError::new(format!(
+            "{key}: unsupported scheme; use sqlite://PATH, postgres://… or memory://"
+        )));
+    };
+    let linked = match kind {
+        Kind::Memory => true,
+        Kind::Sqlite => cfg!(feature = "sqlite"),
+        Kind::Postgres => cfg!(feature = "postgres"),
+    };
+    if !linked {
+        let feature = if kind == Kind::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        return Err(ConfigError::new(format!(
+            "{key}: this auth-server was built without the `{feature}` cargo feature, which \
+             opens this store"
+        )));
+    }
+    Ok(kind)
+}
+
+/// The file a `sqlite:` URL names, if it names one (not `sqlite::memory:`).
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    (!rest.is_empty() && !rest.starts_with(":memory:")).then(|| PathBuf::from(rest))
+}
+
+/// An exclusive lock on `{database}.lock`, held while the stores are open:
+/// one process owns an SQLite file, so the write-invalidated identity cache
+/// can never answer stale. Released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+    database: PathBuf,
+    path: PathBuf,
+}
+
+impl StoreLock {
+    /// Takes the lock beside `database`, or explains who holds it.
+    pub fn acquire(database: &std::path::Path) -> Result<StoreLock, ConfigError> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ConfigError::new(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| ConfigError::new(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StoreLock {
+                _file: file,
+                database: database.to_owned(),
+                path,
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(ConfigError::new(format!(
+                "store.url: {} is in use by another auth-server process (it holds {}). One \
+                 process owns an SQLite file; stop the other one, or run several replicas on \
+                 PostgreSQL (store.url = \"postgres://…\") instead",
+                database.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(ConfigError::new(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+/// The stores a configuration names, opened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Stores {
+    /// Where identities live.
+    pub identities: Arc<dyn IdentityStore>,
+    /// Where short-lived state lives.
+    pub state: Arc<dyn StateStore>,
+    /// The locks of the SQLite files, held as long as this value.
+    pub locks: Vec<StoreLock>,
+}
+
+/// Opens the stores of `[store]` and `[state]`. An SQLite file is locked
+/// first, and its identities are cached (the lock makes this process the only
+/// writer); a state URL equal to the store URL shares its pool.
+pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Stores, ConfigError> {
+    let url = store.url.expose();
+    let kind = kind_of("store.url", url)?;
+    if store.schema.is_some() && kind != Kind::Postgres {
+        return Err(ConfigError::new(
+            "store.schema: only a postgres:// store has schemas",
+        ));
+    }
+    let state_url = state.url.expose();
+    let state_kind = kind_of("state.url", state_url)?;
+    let mut locks = Vec::new();
+    for u in [url, state_url] {
+        if let Some(path) = sqlite_path(u)
+            && !locks.iter().any(|l: &StoreLock| l.database == path)
+        {
+            locks.push(StoreLock::acquire(&path)?);
+        }
+    }
+    let sql = open_sql("store.url", kind, url, store.schema.as_deref()).await?;
+    let identities: Arc<dyn IdentityStore> = match (&sql, kind) {
+        (None, _) => Arc::new(MemoryIdentityStore::new()),
+        (Some(sql), Kind::Sqlite) => Arc::new(CachedIdentityStore::new(
+            sql.clone(),
+            IDENTITY_CACHE_CAPACITY,
+        )),
+        (Some(sql), _) => sql.clone(),
+    };
+    let state: Arc<dyn StateStore> = match (&sql, state_kind) {
+        (_, Kind::Memory) => Arc::new(MemoryStateStore::new()),
+        (Some(sql), _) if state_url == url => sql.clone(),
+        _ => match open_sql("state.url", state_kind, state_url, None).await? {
+            Some(sql) => sql,
+            None => Arc::new(MemoryStateStore::new()),
+        },
+    };
+    Ok(Stores {
+        identities,
+        state,
+        locks,
+    })
+}
+
+type Sql = Arc<SqlStore>;
+
+/// Opens the SQL store at `url` (`None` for `memory://`).
+async fn open_sql(
+    key: &str,
+    kind: Kind,
+    url: &str,
+    schema: Option<&str>,
+) -> Result<Option<Sql>, ConfigError> {
+    let failed = |engine: &str, e: auth_module::Error| {
+        ConfigError::new(format!(
+            "{key}: cannot open the {engine} store: {}",
+            e.message()
+        ))
+    };
+    let _ = (url, schema, &failed);
+    match kind {
+        Kind::Memory => Ok(None),
+        #[cfg(feature = "sqlite")]
+        Kind::Sqlite => SqlStore::sqlite(url)
+            .await
+            .map(|s| Some(Arc::new(s)))
+            .map_err(|e| failed("SQLite", e)),
+        #[cfg(feature = "postgres")]
+        Kind::Postgres => SqlStore::postgres(url, schema)
+            .await
+            .map(|s| Some(Arc::new(s)))
+            .map_err(|e| failed("PostgreSQL", e)),
+        // `kind_of` refused the schemes of the features this build lacks.
+        #[allow(unreachable_patterns)]
+        _ => Err(ConfigError::new(format!("{key}: store not linked"))),
+    }
+}
