@@ -726,10 +726,7 @@ async fn a_complete_reset_through_the_library() {
     m.register("emailpass", creds("lib@example.com", "old-pw"))
         .await
         .unwrap();
-    let tokens = auth_module::Tokens::hs256(
-        &auth_module::Secret::new("library-secret-0123456789abcdef0123"),
-        std::time::Duration::from_secs(600),
-    );
+    let tokens = library_tokens();
     let reset = PasswordReset::new(m.clone(), tokens);
     let mut events = m.events().subscribe();
 
@@ -812,10 +809,7 @@ async fn sessions_through_the_library() {
         .unwrap()
         .into_identity()
         .unwrap();
-    let tokens = auth_module::Tokens::hs256(
-        &auth_module::Secret::new("library-secret-0123456789abcdef0123"),
-        std::time::Duration::from_secs(600),
-    );
+    let tokens = library_tokens();
     let claims = tokens.claims_for(&identity, "customer", "emailpass");
     let sessions = Sessions::new(m.state_store().clone(), std::time::Duration::from_secs(600));
     let made: Vec<_> = (0..20)
@@ -852,4 +846,11 @@ async fn sessions_through_the_library() {
         assert_eq!(sessions.get(sid).await.unwrap(), None);
     }
     assert_eq!(sessions.get("not-a-session").await.unwrap(), None);
+}
+
+fn library_tokens() -> auth_module::Tokens {
+    auth_module::Tokens::hs256(
+        &auth_module::Secret::new("library-secret-0123456789abcdef0123"),
+        std::time::Duration::from_secs(600),
+    )
 }

@@ -39,7 +39,22 @@ fn kind(headers: &HeaderMap) -> Kind {
     }
 }
 
-/// Reads at most `limit` bytes (413 beyond) and parses them per the content type.
+/// Whether `e`, or any error it wraps, is a body length limit being reached
+/// (ours, or the router's `RequestBodyLimitLayer`'s underneath).
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Reads at most `limit` bytes (413 beyond) and parses them per the content
+/// type. The router's body-limit layer bounds its routes already; this bound
+/// also holds where no layer is (the management routes).
 pub(crate) async fn read_object(
     headers: &HeaderMap,
     body: Body,
@@ -47,7 +62,7 @@ pub(crate) async fn read_object(
 ) -> Result<Metadata, ApiError> {
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(ApiError::TooLarge),
+        Err(e) if is_length_limit(e.as_ref()) => return Err(ApiError::TooLarge),
         Err(e) => {
             tracing::debug!(error = %e, "could not read the request body");
             return Err(ApiError::invalid_data("Could not read the request body"));

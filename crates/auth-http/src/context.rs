@@ -131,59 +131,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The value of cookie `name` in `headers`.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
-}
-
 impl AuthService {
-    /// The claims of the session named by the request's cookie, if live.
-    pub(crate) async fn session_claims(&self, headers: &HeaderMap) -> Option<AuthClaims> {
-        let sid = self.session_id(headers)?;
-        match self.sessions().get(sid).await {
-            Ok(claims) => claims,
-            Err(e) => {
-                tracing::error!(error = %e, "session lookup failed");
-                None
-            }
-        }
-    }
-
-    /// The session id the request's cookie carries, if any.
-    pub(crate) fn session_id<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        cookie(headers, &self.settings().session_cookie_name)
-    }
-
-    /// A `Set-Cookie` value for the session cookie: `sid` for the session TTL,
-    /// or, with `None`, one that clears it.
-    pub(crate) fn session_cookie(&self, sid: Option<&str>) -> String {
-        let s = self.settings();
-        let secure = if s.session_cookie_secure {
-            "; Secure"
-        } else {
-            ""
-        };
-        match sid {
-            Some(sid) => format!(
-                "{}={sid}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-                s.session_cookie_name,
-                s.session_ttl.as_secs()
-            ),
-            None => format!(
-                "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{secure}",
-                s.session_cookie_name
-            ),
-        }
-    }
-
     /// Authenticates a request's headers under `policy`: the session first,
     /// then the bearer token, as Medusa does. `None` means 401. Credentials
     /// issued before the identity's last credential change, or for an identity

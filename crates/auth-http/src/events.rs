@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use auth_module::events::{Event, EventBus, EventSink, LogSink};
+use auth_module::events::{Event, EventBus, EventSink, LogSink};
 use auth_module::{ConfigDocument, ConfigError, Secret, deserialize_duration};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use auth_module::{AuthRequest, LoginOutcome};
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -144,51 +144,6 @@ pub(crate) async fn refresh(
     let (identity, _) = current.ok_or(ApiError::Unauthorized)?;
     let token = svc.tokens().issue(&identity, &ctx.actor_type, &provider)?;
     Ok(Json(json!({ "token": token })).into_response())
-}
-
-/// `POST /auth/session`: bearer only; stores the token's claims server-side.
-pub(crate) async fn create_session(
-    State(svc): State<AuthService>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    // Bearer only, and still current (not from before a password change).
-    let policy = AuthPolicy::any_actor()
-        .session(false)
-        .allow_unregistered(true);
-    let (ctx, _) = svc
-        .authenticate_current(&headers, &policy)
-        .await
-        .ok_or(ApiError::Unauthorized)?;
-    let sid = svc.sessions().create(&ctx.claims).await?;
-    let value = serde_json::to_value(&ctx.claims).map_err(|_| ApiError::Internal)?;
-    Ok(with_cookie(
-        Json(json!({ "user": value })).into_response(),
-        &svc.session_cookie(Some(&sid)),
-    ))
-}
-
-/// `DELETE /auth/session`: destroys the session named by the cookie, if any.
-pub(crate) async fn delete_session(
-    State(svc): State<AuthService>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    // As Medusa: no auth middleware, the request's session (if any) is
-    // destroyed and the answer is the same either way, so clients can log out
-    // idempotently (the JS SDK calls this on logout in token mode too).
-    if let Some(sid) = svc.session_id(&headers) {
-        svc.sessions().end(sid).await?;
-    }
-    Ok(with_cookie(
-        Json(json!({ "success": true })).into_response(),
-        &svc.session_cookie(None),
-    ))
-}
-
-fn with_cookie(mut res: Response, cookie: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(cookie) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    res
 }
 
 /// `GET /auth/{actor}/providers`.

@@ -31,19 +31,16 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use auth_module::events::EventBus;
-use auth_module::flows::{PasswordReset, Sessions};
-use auth_module::{AuthModule, ConfigError, Tokens};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 mod body;
@@ -54,150 +51,45 @@ pub mod events;
 mod handlers;
 mod management;
 mod reset;
+mod service;
+mod session;
 
 pub use config::HttpConfig;
 pub use context::{AuthContext, AuthMethod, AuthPolicy, RequireAuth, RequireAuthLayer};
 pub use error::ApiError;
 pub use management::management_router;
+pub use service::{AuthService, HttpSettings, PublicOrigin};
 
-/// The HTTP settings taken from `[http]`.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct HttpSettings {
-    /// Session cookie name.
-    pub session_cookie_name: String,
-    /// Whether the cookie carries `Secure`.
-    pub session_cookie_secure: bool,
-    /// Server-side session lifetime.
-    pub session_ttl: Duration,
-    /// Allowed CORS origins.
-    pub cors_origins: Vec<String>,
-    /// Largest accepted body in bytes.
-    pub body_limit: usize,
-    /// The configured public origin, if any.
-    pub public_origin: Option<PublicOrigin>,
-}
-
-struct ServiceInner {
-    module: AuthModule,
-    tokens: Tokens,
-    sessions: Sessions,
-    resets: PasswordReset,
-    settings: HttpSettings,
-}
-
-/// The module, its token signer and flows, and the HTTP settings: the state
-/// of the router and of [`RequireAuthLayer`]. Cheap to clone.
-#[derive(Clone)]
-pub struct AuthService {
-    inner: Arc<ServiceInner>,
-}
-
-impl fmt::Debug for AuthService {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthService")
-            .field("module", &self.inner.module)
-            .field("tokens", &self.inner.tokens)
-            .field("settings", &self.inner.settings)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuthService {
-    /// A service over `module` with `[http]` settings. `http.jwt_secret` is
-    /// required: there is no built-in default secret.
-    pub fn new(module: AuthModule, http: &HttpConfig) -> Result<Self, ConfigError> {
-        let secret = http
-            .jwt_secret
-            .as_ref()
-            .filter(|s| !s.expose().is_empty())
-            .ok_or_else(|| ConfigError::new("http.jwt_secret is required to serve HTTP"))?;
-        if secret.expose().len() < 32 {
-            tracing::warn!("http.jwt_secret is shorter than 32 bytes; use a long random secret");
-        }
-        http.validate()?;
-        let tokens = Tokens::hs256(secret, http.jwt_expires_in);
-        Ok(AuthService {
-            inner: Arc::new(ServiceInner {
-                sessions: Sessions::new(module.state_store().clone(), http.session_ttl),
-                resets: PasswordReset::new(module.clone(), tokens.clone()),
-                module,
-                tokens,
-                settings: HttpSettings {
-                    session_cookie_name: http.session_cookie_name.clone(),
-                    session_cookie_secure: http.session_cookie_secure,
-                    session_ttl: http.session_ttl,
-                    cors_origins: http.cors_origins.clone(),
-                    body_limit: http.body_limit,
-                    public_origin: None,
-                },
-            }),
-        })
-    }
-
-    /// Takes the scheme and host providers see from `origin` instead of the
-    /// request (behind a proxy).
-    pub fn with_public_origin(mut self, origin: PublicOrigin) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.settings.public_origin = Some(origin),
-            None => {
-                let inner = &self.inner;
-                self.inner = Arc::new(ServiceInner {
-                    module: inner.module.clone(),
-                    tokens: inner.tokens.clone(),
-                    sessions: inner.sessions.clone(),
-                    resets: inner.resets.clone(),
-                    settings: HttpSettings {
-                        public_origin: Some(origin),
-                        ..inner.settings.clone()
-                    },
-                });
-            }
-        }
-        self
-    }
-
-    /// The module's event bus: [`EventBus::subscribe`] receives
-    /// `auth.password_reset` (set the bus with
-    /// [`auth_module::AuthModuleBuilder::events`]).
-    pub fn events(&self) -> &EventBus {
-        self.inner.module.events()
-    }
-
-    /// The sessions flow.
-    pub fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
-    }
-
-    /// The password reset flow.
-    pub fn resets(&self) -> &PasswordReset {
-        &self.inner.resets
-    }
-
-    /// The auth module.
-    pub fn module(&self) -> &AuthModule {
-        &self.inner.module
-    }
-
-    /// The token signer.
-    pub fn tokens(&self) -> &Tokens {
-        &self.inner.tokens
-    }
-
-    /// The HTTP settings.
-    pub fn settings(&self) -> &HttpSettings {
-        &self.inner.settings
-    }
-}
+pub(crate) use service::valid_host;
 
 /// The auth routes (and `/health`), with CORS, body-size and tracing layers,
 /// JSON 404 and 405 answers.
 pub fn router(service: AuthService) -> Router {
+    let settings = service.settings();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(
+            settings
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        ))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::POST,
+            Method::DELETE,
+        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(Duration::from_secs(600));
+    let body_limit = RequestBodyLimitLayer::new(settings.body_limit);
     Router::new()
         .route("/auth/token/refresh", post(handlers::refresh))
         .route(
             "/auth/session",
-            post(handlers::create_session).delete(handlers::delete_session),
+            post(session::create_session).delete(session::delete_session),
         )
         .route("/auth/{actor}/providers", get(handlers::list_providers))
         .route(
@@ -220,7 +112,13 @@ pub fn router(service: AuthService) -> Router {
         .route("/health", get(handlers::health))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(middleware::from_fn_with_state(service.clone(), guard))
+        // Innermost first: the limit, then its answer in the contract's
+        // shape, then CORS (on every answer, errors included), then its
+        // preflight status.
+        .layer(body_limit)
+        .layer(middleware::map_response(json_too_large))
+        .layer(cors)
+        .layer(middleware::from_fn(preflight_no_content))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: queries can carry codes and tokens.
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
@@ -228,114 +126,32 @@ pub fn router(service: AuthService) -> Router {
         .with_state(service)
 }
 
-/// Refuses declared oversized bodies before anything reads them, and answers
-/// CORS for the configured origins.
-async fn guard(
-    axum::extract::State(svc): axum::extract::State<AuthService>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let settings = svc.settings();
-    let declared = req
+/// tower-http's body limit refuses a declared oversized body before anything
+/// reads it, but with a `text/plain` answer; the contract's 413 is JSON
+/// (`{"message":"request entity too large","type":"unknown_error"}`). A body
+/// that grows past the limit while read gets the same answer from
+/// [`body::read_object`].
+async fn json_too_large(res: Response) -> Response {
+    let plain = res
         .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .filter(|o| {
-            settings
-                .cors_origins
-                .iter()
-                .any(|a| a.as_bytes() == o.as_bytes())
-        })
-        .cloned();
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut res = if preflight {
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        if origin.is_some() {
-            let h = res.headers_mut();
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
-            );
-            if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-            }
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
-        }
-        res
-    } else if declared.is_some_and(|n| n > settings.body_limit as u64) {
-        ApiError::TooLarge.into_response()
-    } else {
-        next.run(req).await
-    };
-    let h = res.headers_mut();
-    h.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = origin {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        return ApiError::TooLarge.into_response();
     }
     res
 }
 
-/// The scheme and host clients reach the server at, when it runs behind a
-/// proxy (`[server] public_url`): providers then build callback URLs from it,
-/// never from forwarded headers, which any client can forge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicOrigin {
-    scheme: &'static str,
-    host: String,
-}
-
-impl PublicOrigin {
-    /// Parses `http(s)://host[:port]` (a trailing `/` is allowed; a path,
-    /// query, fragment or user info is not).
-    pub fn parse(url: &str) -> Result<PublicOrigin, String> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
-            ("https", rest)
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            ("http", rest)
-        } else {
-            return Err("must start with http:// or https://".to_owned());
-        };
-        let host = rest.strip_suffix('/').unwrap_or(rest);
-        if !valid_host(host) {
-            return Err("must be an origin: scheme and host[:port], with no path".to_owned());
-        }
-        Ok(PublicOrigin {
-            scheme,
-            host: host.to_ascii_lowercase(),
-        })
+/// tower-http answers a CORS preflight `200 OK`; Medusa (and the contract)
+/// answer `204 No Content`, with the same headers.
+async fn preflight_no_content(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut res = next.run(req).await;
+    if preflight && res.status() == StatusCode::OK {
+        *res.status_mut() = StatusCode::NO_CONTENT;
     }
-
-    /// `http` or `https`.
-    pub fn scheme(&self) -> &str {
-        self.scheme
-    }
-
-    /// `host[:port]`.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-}
-
-/// Whether `host` is a plausible `host[:port]` (a name, IPv4 or bracketed
-/// IPv6 address): what a `Host` header may carry before providers see it.
-pub(crate) fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    res
 }

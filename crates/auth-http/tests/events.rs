@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auth_http::events::{
-    Event, EventBus, EventSink, FileSink, LogSink, WebhookSink, bus_from_config, verify_signature,
-};
 use auth_http::events::{EventsConfig, WebhookConfig};
+use auth_http::events::{FileSink, WebhookSink, bus_from_config, verify_signature};
 use auth_module::Secret;
+use auth_module::events::{Event, EventBus, EventSink, LogSink};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

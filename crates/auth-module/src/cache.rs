@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
-use crate::store::{IdentityStore, NewAuthIdentity};
+use crate::stores::{IdentityStore, NewAuthIdentity};
 
 /// An [`IdentityStore`] wrapper caching `retrieve_auth_identity`.
 #[derive(Debug)]

@@ -1,18 +1,19 @@
 #![doc = include_str!("../README.md")]
 
-pub mod cache;
+mod cache;
 mod config;
 mod error;
 pub mod events;
 pub mod flows;
 mod keys;
-pub mod memory;
+mod memory;
 mod model;
 mod module;
 mod provider;
 mod random;
 mod registry;
 pub mod store;
+mod stores;
 mod token;
 
 pub use async_trait::async_trait;
@@ -30,11 +31,11 @@ pub use model::{
 };
 pub use module::{AuthModule, AuthModuleBuilder, LoginOutcome, ProviderInfo};
 pub use provider::{
-    AuthOutcome, AuthProvider, AuthRequest, DEFAULT_STATE_TTL, ProviderFlow, ProviderIdentities,
-    ProviderInit, ProviderKind, ValidateOptions,
+    AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, ProviderIdentities, ProviderInit,
+    ProviderKind, ValidateOptions,
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
-pub use store::{IdentityStore, NewAuthIdentity, StateStore};
+pub use stores::{IdentityStore, NewAuthIdentity, StateStore};
 pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Tokens};
 
 #[doc(hidden)]

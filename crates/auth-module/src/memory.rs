@@ -11,10 +11,10 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::model::{
-    AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, PROVIDER_IDENTITY_PREFIX,
-    ProviderIdentity, ProviderIdentityUpdate, generate_id,
+    AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity,
+    ProviderIdentityUpdate, generate_id,
 };
-use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
 
 #[derive(Debug, Default)]
 struct Identities {
@@ -50,26 +50,6 @@ impl Identities {
         identity
     }
 
-    fn build_provider(
-        auth_identity_id: &str,
-        new: NewProviderIdentity,
-        now: OffsetDateTime,
-    ) -> ProviderIdentity {
-        let created_at = new.created_at.unwrap_or(now);
-        let mut p = ProviderIdentity::new(
-            new.id
-                .unwrap_or_else(|| generate_id(PROVIDER_IDENTITY_PREFIX)),
-            new.provider,
-            new.entity_id,
-            auth_identity_id,
-            created_at,
-        );
-        p.user_metadata = new.user_metadata;
-        p.provider_metadata = new.provider_metadata;
-        p.updated_at = new.updated_at.unwrap_or(created_at);
-        p
-    }
-
     /// A duplicate error if `new` collides with a stored provider identity or
     /// one of `earlier` (created in the same call).
     fn check_new_provider(
@@ -99,7 +79,7 @@ impl Identities {
     }
 }
 
-use crate::store::{
+use crate::stores::{
     auth_identity_not_found as auth_not_found, duplicate_provider_identity as duplicate,
     invalid_app_metadata_key, provider_identity_not_found as provider_not_found,
     provider_metadata_changed, valid_app_metadata_key,
@@ -149,7 +129,7 @@ impl IdentityStore for MemoryIdentityStore {
             credential_version: 0,
         };
         for p in new.provider_identities {
-            let built = Identities::build_provider(&row.id, p, now);
+            let built = p.into_provider_identity(&row.id, now);
             g.insert_provider(built);
         }
         g.auth.insert(row.id.clone(), row.clone());
@@ -243,7 +223,7 @@ impl IdentityStore for MemoryIdentityStore {
             return Err(auth_not_found(auth_identity_id));
         }
         g.check_new_provider(&new, &mut Default::default(), &mut Default::default())?;
-        let built = Identities::build_provider(auth_identity_id, new, OffsetDateTime::now_utc());
+        let built = new.into_provider_identity(auth_identity_id, OffsetDateTime::now_utc());
         g.insert_provider(built.clone());
         Ok(built)
     }
@@ -305,6 +285,13 @@ struct StateMap {
     next_sweep_at: usize,
 }
 
+impl StateMap {
+    /// The value under `key` and its expiry, if it has not expired.
+    fn live(&self, key: &str, now: Instant) -> Option<&(Value, Instant)> {
+        self.entries.get(key).filter(|(_, exp)| *exp > now)
+    }
+}
+
 impl MemoryStateStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -330,12 +317,8 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Value>> {
-        let now = Instant::now();
         let g = self.lock();
-        Ok(g.entries
-            .get(key)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(v, _)| v.clone()))
+        Ok(g.live(key, Instant::now()).map(|(v, _)| v.clone()))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Value>> {
@@ -357,9 +340,7 @@ impl StateStore for MemoryStateStore {
         let now = Instant::now();
         let mut g = self.lock();
         let live = g
-            .entries
-            .get(key)
-            .filter(|(_, exp)| *exp > now)
+            .live(key, now)
             .map(|(v, exp)| (v.as_u64().unwrap_or(0), *exp));
         let (value, expires) = match live {
             Some((current, exp)) => (current.saturating_add(by), exp),
@@ -379,12 +360,7 @@ impl StateStore for MemoryStateStore {
     ) -> Result<bool> {
         let now = Instant::now();
         let mut g = self.lock();
-        let live = g
-            .entries
-            .get(key)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(v, _)| v);
-        if live != expected {
+        if g.live(key, now).map(|(v, _)| v) != expected {
             return Ok(false);
         }
         match new {

@@ -214,6 +214,29 @@ impl NewProviderIdentity {
         self
     }
 
+    /// What a store stores for this request under auth identity
+    /// `auth_identity_id`: the given id and timestamps kept, else a new
+    /// `provid_` id and `now` (for store implementors).
+    pub fn into_provider_identity(
+        self,
+        auth_identity_id: &str,
+        now: OffsetDateTime,
+    ) -> ProviderIdentity {
+        let created_at = self.created_at.unwrap_or(now);
+        let mut p = ProviderIdentity::new(
+            self.id
+                .unwrap_or_else(|| generate_id(PROVIDER_IDENTITY_PREFIX)),
+            self.provider,
+            self.entity_id,
+            auth_identity_id,
+            created_at,
+        );
+        p.user_metadata = self.user_metadata;
+        p.provider_metadata = self.provider_metadata;
+        p.updated_at = self.updated_at.unwrap_or(created_at);
+        p
+    }
+
     /// Sets `user_metadata`.
     pub fn user_metadata(mut self, m: Metadata) -> Self {
         self.user_metadata = Some(m);

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::provider::{AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, ProviderIdentities};
 use crate::registry::Registry;
-use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
 
 /// What [`AuthModule::authenticate`], [`AuthModule::register`],
 /// [`AuthModule::validate_callback`] and [`AuthModule::update_provider`]

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::error::{Error, OptionsError, Result};
 use crate::events::{Event, EventBus};
 use crate::model::{AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentityUpdate};
-use crate::store::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
 
 /// How a provider authenticates, as shown to clients in providers lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -348,9 +348,6 @@ impl fmt::Debug for ProviderIdentities {
             .finish_non_exhaustive()
     }
 }
-
-/// Default lifetime of provider state set with [`ProviderIdentities::set_state`].
-pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(600);
 
 impl ProviderIdentities {
     /// A handle for provider instance `provider` over the given stores.

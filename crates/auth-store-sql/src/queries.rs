@@ -16,7 +16,7 @@ use auth_module::store::{
 };
 use auth_module::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Error, Metadata, NewAuthIdentity, NewProviderIdentity,
-    PROVIDER_IDENTITY_PREFIX, ProviderIdentity, ProviderIdentityUpdate, Result, generate_id,
+    ProviderIdentity, ProviderIdentityUpdate, Result, generate_id,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -91,25 +91,15 @@ fn provider_row(row: &DbRow) -> Result<ProviderIdentity> {
     provider_at(row, 0, auth_identity_id)
 }
 
-/// The provider identity `new` will be stored as: its given id and
-/// timestamps kept, the others generated.
+/// The provider identity `new` will be stored as, at the engines' precision.
 fn new_provider(
     auth_identity_id: &str,
     new: NewProviderIdentity,
     now: OffsetDateTime,
 ) -> ProviderIdentity {
-    let created_at = new.created_at.map_or(now, crate::truncate);
-    let mut p = ProviderIdentity::new(
-        new.id
-            .unwrap_or_else(|| generate_id(PROVIDER_IDENTITY_PREFIX)),
-        new.provider,
-        new.entity_id,
-        auth_identity_id,
-        created_at,
-    );
-    p.user_metadata = new.user_metadata;
-    p.provider_metadata = new.provider_metadata;
-    p.updated_at = new.updated_at.map_or(created_at, crate::truncate);
+    let mut p = new.into_provider_identity(auth_identity_id, now);
+    p.created_at = crate::truncate(p.created_at);
+    p.updated_at = crate::truncate(p.updated_at);
     p
 }
 

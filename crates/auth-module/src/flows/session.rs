@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::random::{sha256_hex, token_hex};
-use crate::store::StateStore;
+use crate::stores::StateStore;
 use crate::token::AuthClaims;
 
 /// How often a session-index update is retried when concurrent updates of

@@ -1,0 +1,193 @@
+//! [`AuthService`]: the module, its token signer and flows, and the HTTP
+//! settings, shared by the router and [`crate::RequireAuthLayer`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_module::events::EventBus;
+use auth_module::flows::{PasswordReset, Sessions};
+use auth_module::{AuthModule, ConfigError, Tokens};
+
+use crate::HttpConfig;
+
+/// The HTTP settings taken from `[http]`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// Session cookie name.
+    pub session_cookie_name: String,
+    /// Whether the cookie carries `Secure`.
+    pub session_cookie_secure: bool,
+    /// Server-side session lifetime.
+    pub session_ttl: Duration,
+    /// Allowed CORS origins.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted body in bytes.
+    pub body_limit: usize,
+    /// The configured public origin, if any.
+    pub public_origin: Option<PublicOrigin>,
+}
+
+struct ServiceInner {
+    module: AuthModule,
+    tokens: Tokens,
+    sessions: Sessions,
+    resets: PasswordReset,
+    settings: HttpSettings,
+}
+
+/// The module, its token signer and flows, and the HTTP settings: the state
+/// of the router and of [`crate::RequireAuthLayer`]. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<ServiceInner>,
+}
+
+impl fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("module", &self.inner.module)
+            .field("tokens", &self.inner.tokens)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthService {
+    /// A service over `module` with `[http]` settings. `http.jwt_secret` is
+    /// required: there is no built-in default secret.
+    pub fn new(module: AuthModule, http: &HttpConfig) -> Result<Self, ConfigError> {
+        let secret = http
+            .jwt_secret
+            .as_ref()
+            .filter(|s| !s.expose().is_empty())
+            .ok_or_else(|| ConfigError::new("http.jwt_secret is required to serve HTTP"))?;
+        if secret.expose().len() < 32 {
+            tracing::warn!("http.jwt_secret is shorter than 32 bytes; use a long random secret");
+        }
+        http.validate()?;
+        let tokens = Tokens::hs256(secret, http.jwt_expires_in);
+        Ok(AuthService {
+            inner: Arc::new(ServiceInner {
+                sessions: Sessions::new(module.state_store().clone(), http.session_ttl),
+                resets: PasswordReset::new(module.clone(), tokens.clone()),
+                module,
+                tokens,
+                settings: HttpSettings {
+                    session_cookie_name: http.session_cookie_name.clone(),
+                    session_cookie_secure: http.session_cookie_secure,
+                    session_ttl: http.session_ttl,
+                    cors_origins: http.cors_origins.clone(),
+                    body_limit: http.body_limit,
+                    public_origin: None,
+                },
+            }),
+        })
+    }
+
+    /// Takes the scheme and host providers see from `origin` instead of the
+    /// request (behind a proxy).
+    pub fn with_public_origin(mut self, origin: PublicOrigin) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.settings.public_origin = Some(origin),
+            None => {
+                let inner = &self.inner;
+                self.inner = Arc::new(ServiceInner {
+                    module: inner.module.clone(),
+                    tokens: inner.tokens.clone(),
+                    sessions: inner.sessions.clone(),
+                    resets: inner.resets.clone(),
+                    settings: HttpSettings {
+                        public_origin: Some(origin),
+                        ..inner.settings.clone()
+                    },
+                });
+            }
+        }
+        self
+    }
+
+    /// The module's event bus: [`EventBus::subscribe`] receives
+    /// `auth.password_reset` (set the bus with
+    /// [`auth_module::AuthModuleBuilder::events`]).
+    pub fn events(&self) -> &EventBus {
+        self.inner.module.events()
+    }
+
+    /// The sessions flow.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// The password reset flow.
+    pub fn resets(&self) -> &PasswordReset {
+        &self.inner.resets
+    }
+
+    /// The auth module.
+    pub fn module(&self) -> &AuthModule {
+        &self.inner.module
+    }
+
+    /// The token signer.
+    pub fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    /// The HTTP settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.inner.settings
+    }
+}
+
+/// The scheme and host clients reach the server at, when it runs behind a
+/// proxy (`[server] public_url`): providers then build callback URLs from it,
+/// never from forwarded headers, which any client can forge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicOrigin {
+    scheme: &'static str,
+    host: String,
+}
+
+impl PublicOrigin {
+    /// Parses `http(s)://host[:port]` (a trailing `/` is allowed; a path,
+    /// query, fragment or user info is not).
+    pub fn parse(url: &str) -> Result<PublicOrigin, String> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            ("https", rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            ("http", rest)
+        } else {
+            return Err("must start with http:// or https://".to_owned());
+        };
+        let host = rest.strip_suffix('/').unwrap_or(rest);
+        if !valid_host(host) {
+            return Err("must be an origin: scheme and host[:port], with no path".to_owned());
+        }
+        Ok(PublicOrigin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+        })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        self.scheme
+    }
+
+    /// `host[:port]`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// Whether `host` is a plausible `host[:port]` (a name, IPv4 or bracketed
+/// IPv6 address): what a `Host` header may carry before providers see it.
+pub(crate) fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}

@@ -1,0 +1,112 @@
+//! Server-side sessions over HTTP: the cookie, `POST /auth/session` and
+//! `DELETE /auth/session`, over the core's [`auth_module::flows::Sessions`].
+
+use auth_module::AuthClaims;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::AuthService;
+use crate::context::AuthPolicy;
+use crate::error::ApiError;
+
+/// The value of cookie `name` in `headers`.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+impl AuthService {
+    /// The claims of the session named by the request's cookie, if live.
+    pub(crate) async fn session_claims(&self, headers: &HeaderMap) -> Option<AuthClaims> {
+        let sid = self.session_id(headers)?;
+        match self.sessions().get(sid).await {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                None
+            }
+        }
+    }
+
+    /// The session id the request's cookie carries, if any.
+    pub(crate) fn session_id<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, &self.settings().session_cookie_name)
+    }
+
+    /// A `Set-Cookie` value for the session cookie: `sid` for the session TTL,
+    /// or, with `None`, one that clears it.
+    pub(crate) fn session_cookie(&self, sid: Option<&str>) -> String {
+        let s = self.settings();
+        let secure = if s.session_cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        match sid {
+            Some(sid) => format!(
+                "{}={sid}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+                s.session_cookie_name,
+                s.session_ttl.as_secs()
+            ),
+            None => format!(
+                "{}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax{secure}",
+                s.session_cookie_name
+            ),
+        }
+    }
+}
+
+/// `POST /auth/session`: bearer only; stores the token's claims server-side.
+pub(crate) async fn create_session(
+    State(svc): State<AuthService>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // Bearer only, and still current (not from before a password change).
+    let policy = AuthPolicy::any_actor()
+        .session(false)
+        .allow_unregistered(true);
+    let (ctx, _) = svc
+        .authenticate_current(&headers, &policy)
+        .await
+        .ok_or(ApiError::Unauthorized)?;
+    let sid = svc.sessions().create(&ctx.claims).await?;
+    let value = serde_json::to_value(&ctx.claims).map_err(|_| ApiError::Internal)?;
+    Ok(with_cookie(
+        Json(json!({ "user": value })).into_response(),
+        &svc.session_cookie(Some(&sid)),
+    ))
+}
+
+/// `DELETE /auth/session`: destroys the session named by the cookie, if any.
+pub(crate) async fn delete_session(
+    State(svc): State<AuthService>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // As Medusa: no auth middleware, the request's session (if any) is
+    // destroyed and the answer is the same either way, so clients can log out
+    // idempotently (the JS SDK calls this on logout in token mode too).
+    if let Some(sid) = svc.session_id(&headers) {
+        svc.sessions().end(sid).await?;
+    }
+    Ok(with_cookie(
+        Json(json!({ "success": true })).into_response(),
+        &svc.session_cookie(None),
+    ))
+}
+
+fn with_cookie(mut res: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
