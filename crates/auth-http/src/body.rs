@@ -40,7 +40,7 @@ fn kind(headers: &HeaderMap) -> Kind {
 }
 
 /// Whether `e`, or any error it wraps, is a body length limit being reached
-/// (ours, or the router's `RequestBodyLimitLayer`'s underneath).
+/// (ours, or one a layer underneath put on the body).
 fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(e) = next {
@@ -53,8 +53,7 @@ fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Reads at most `limit` bytes (413 beyond) and parses them per the content
-/// type. The router's body-limit layer bounds its routes already; this bound
-/// also holds where no layer is (the management routes).
+/// type.
 pub(crate) async fn read_object(
     headers: &HeaderMap,
     body: Body,
