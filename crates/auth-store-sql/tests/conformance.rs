@@ -134,9 +134,11 @@ mod sqlite {
 
     use auth_module::{
         AuthIdentity, ErrorKind, IdentityStore, MemoryIdentityStore, Metadata, NewAuthIdentity,
-        NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate, Result, async_trait,
+        NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate, Result, StateStore,
+        async_trait,
     };
     use auth_store_sql::SqlStore;
+    use std::time::Duration;
     use tempfile::TempDir;
 
     use super::{check_nul_refusal, new_identity};
@@ -154,6 +156,8 @@ mod sqlite {
             .await
             .expect("an in-memory SQLite store opens")
     });
+
+    auth_testkit::state_store_suite!(state_file, FileStore::open);
 
     fn sqlite_url(dir: &TempDir) -> String {
         format!("sqlite://{}", dir.path().join("auth.db").display())
@@ -173,6 +177,34 @@ mod sqlite {
                 .await
                 .expect("a SQLite file store opens");
             FileStore { store, _dir: dir }
+        }
+    }
+
+    #[async_trait]
+    impl StateStore for FileStore {
+        async fn set(&self, key: &str, value: serde_json::Value, ttl: Duration) -> Result<()> {
+            self.store.set(key, value, ttl).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<serde_json::Value>> {
+            self.store.get(key).await
+        }
+        async fn take(&self, key: &str) -> Result<Option<serde_json::Value>> {
+            self.store.take(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool> {
+            self.store.delete(key).await
+        }
+        async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
+            self.store.increment(key, by, ttl).await
+        }
+        async fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: Option<&serde_json::Value>,
+            new: Option<serde_json::Value>,
+            ttl: Duration,
+        ) -> Result<bool> {
+            self.store.compare_and_swap(key, expected, new, ttl).await
         }
     }
 
