@@ -282,6 +282,14 @@ async fn refresh_refuses_bad_tokens_with_the_bare_message() {
         r.body,
         unauthorized("The auth provider is not set while refreshing token")
     );
+    // Such a token is never enough for anything that checks the store.
+    let r = s
+        .post_bearer("/auth/session", &sign(&no_provider, SECRET))
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (401, json!({"message": "Unauthorized"}))
+    );
 }
 
 use crate::support::Reply;
@@ -339,18 +347,43 @@ async fn sessions_live_server_side() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "the session is gone server-side");
-    // Logging out again is harmless (Medusa's route has no auth middleware).
-    let r = with_cookie(reqwest::Method::DELETE, "/auth/session")
+    // Without a live session, logging out is 401 (Medusa 2.21.2; the JS
+    // SDK's session-mode logout expects it).
+    let r = Reply::of(
+        with_cookie(reqwest::Method::DELETE, "/auth/session")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body),
+        (401, json!({"message": "Unauthorized"}))
+    );
+    for garbage in ["connect.sid=nonsense", "connect.sid=", "other=1"] {
+        let r = s
+            .client
+            .delete(s.url("/auth/session"))
+            .header("cookie", garbage)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{garbage}");
+    }
+    let r = s
+        .client
+        .delete(s.url("/auth/session"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 401, "no cookie at all");
     // The bearer token outlives the session.
     assert_eq!(
         s.post_bearer("/auth/token/refresh", &token).await.status,
         200
     );
-    // DELETE with only a bearer token ends nothing and the token stays valid.
+    // DELETE with only a bearer token is 401, ends nothing, and the token
+    // stays valid.
     let r = Reply::of(
         s.client
             .delete(s.url("/auth/session"))
@@ -360,7 +393,10 @@ async fn sessions_live_server_side() {
             .unwrap(),
     )
     .await;
-    assert_eq!((r.status, r.body), (200, json!({"success": true})));
+    assert_eq!(
+        (r.status, r.body),
+        (401, json!({"message": "Unauthorized"}))
+    );
     assert_eq!(
         s.post_bearer("/auth/token/refresh", &token).await.status,
         200

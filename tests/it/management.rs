@@ -135,6 +135,8 @@ async fn link_refresh_unlink_delete() {
     );
     let refreshed = s.post_bearer("/auth/token/refresh", &token).await.token();
     assert_eq!(claims(&refreshed)["actor_id"], "cus_42");
+    let linked_token = refreshed;
+    let linked_session = s.open_session(&linked_token).await;
 
     let r = admin(
         &s,
@@ -158,6 +160,22 @@ async fn link_refresh_unlink_delete() {
     assert_eq!(r.status, 200);
     let refreshed = s.post_bearer("/auth/token/refresh", &token).await.token();
     assert_eq!(claims(&refreshed)["actor_id"], "");
+    // A token and a session that still carry the removed link stop working;
+    // the registration token (no actor yet) is unaffected.
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &linked_token)
+            .await
+            .status,
+        401
+    );
+    let r = s
+        .client
+        .post(s.url("/auth/token/refresh"))
+        .header("cookie", &linked_session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 
     let r = admin(
         &s,

@@ -78,6 +78,13 @@ impl HttpConfig {
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::new(
+                "http.jwt_secret: must be at least 32 bytes (use a long random secret, e.g. 64 hex characters)",
+            ));
+        }
         if self.jwt_expires_in.is_zero() {
             return Err(ConfigError::new("http.jwt_expires_in: must be positive"));
         }

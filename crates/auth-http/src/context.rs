@@ -141,9 +141,12 @@ impl AuthService {
         headers: &HeaderMap,
         policy: &AuthPolicy,
     ) -> Option<AuthContext> {
-        self.authenticate_current(headers, policy)
-            .await
-            .map(|(ctx, _)| ctx)
+        // A token that names no provider cannot be checked against the
+        // store, so it is never enough for a protected route.
+        match self.authenticate_current(headers, policy).await {
+            Some((ctx, Some(_))) => Some(ctx),
+            _ => None,
+        }
     }
 
     /// As [`AuthService::authenticate_headers`], with the identity as stored now
@@ -171,7 +174,11 @@ impl AuthService {
     }
 
     /// `Some` if `claims` are still current: `Some(None)` when they name no
-    /// provider (nothing to check), `Some(Some(..))` with the stored identity.
+    /// provider (nothing to check: only refresh lets those through, to answer
+    /// Medusa's message), `Some(Some(..))` with the stored identity. Claims
+    /// from before the identity's last credential change, or whose non-empty
+    /// `actor_id` is no longer the identity's link for their actor type, are
+    /// refused.
     async fn current(&self, claims: &AuthClaims) -> Option<Option<(AuthIdentity, u64)>> {
         let Some(provider) = &claims.auth_provider else {
             return Some(None);
@@ -181,7 +188,12 @@ impl AuthService {
             .identity_with_credential_version(&claims.auth_identity_id, provider)
             .await
         {
-            Ok(Some((identity, version))) if version == claims.cv => {
+            Ok(Some((identity, version)))
+                if version == claims.cv
+                    && (claims.actor_id.is_empty()
+                        || identity.actor_id(&claims.actor_type)
+                            == Some(claims.actor_id.as_str())) =>
+            {
                 Some(Some((identity, version)))
             }
             Ok(_) => None,

@@ -80,11 +80,7 @@ impl EventsConfig {
     pub fn from_document(doc: &mut ConfigDocument) -> Result<Self, ConfigError> {
         let config: EventsConfig = doc.take_or_default("events")?;
         if let Some(w) = &config.webhook {
-            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                return Err(ConfigError::new(
-                    "events.webhook.url: must be an http:// or https:// URL",
-                ));
-            }
+            webhook_url(&w.url).map_err(|e| ConfigError::new(format!("events.webhook.{e}")))?;
             if w.secret.expose().is_empty() {
                 return Err(ConfigError::new("events.webhook.secret: must not be empty"));
             }
@@ -256,11 +252,7 @@ impl WebhookSink {
     /// A sink for `config`. Errors name the field (`url: ...`, `secret: ...`)
     /// and never repeat the URL or the secret.
     pub fn new(config: &WebhookConfig) -> Result<Self, String> {
-        let url = reqwest::Url::parse(&config.url)
-            .map_err(|e| format!("url: not a valid absolute URL ({e})"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err("url: must be an http:// or https:// URL with a host".to_owned());
-        }
+        let url = webhook_url(&config.url)?;
         let secret = config.secret.expose().as_bytes().to_vec();
         if secret.is_empty() {
             return Err("secret: must not be empty".to_owned());
@@ -357,6 +349,32 @@ impl EventSink for WebhookSink {
             tokio::time::sleep(pause).await;
             failures += 1;
         }
+    }
+}
+
+/// Parses a webhook URL: `https://`, or plain `http://` to a loopback host
+/// only, since the requests carry reset tokens. Errors name the field
+/// (`url: ...`) and never repeat the URL.
+fn webhook_url(text: &str) -> Result<reqwest::Url, String> {
+    let url =
+        reqwest::Url::parse(text).map_err(|e| format!("url: not a valid absolute URL ({e})"))?;
+    let Some(host) = url.host_str() else {
+        return Err("url: must be an https:// URL with a host".to_owned());
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(
+            "url: must be https:// (plain http:// only to a loopback host: the events carry reset tokens)"
+                .to_owned(),
+        ),
+        _ => Err("url: must be an https:// URL".to_owned()),
     }
 }
 

@@ -63,9 +63,6 @@ impl AuthService {
             .as_ref()
             .filter(|s| !s.expose().is_empty())
             .ok_or_else(|| ConfigError::new("http.jwt_secret is required to serve HTTP"))?;
-        if secret.expose().len() < 32 {
-            tracing::warn!("http.jwt_secret is shorter than 32 bytes; use a long random secret");
-        }
         http.validate()?;
         let tokens = Tokens::hs256(secret, http.jwt_expires_in);
         Ok(AuthService {

@@ -75,10 +75,12 @@ pub(crate) async fn create_session(
     let policy = AuthPolicy::any_actor()
         .session(false)
         .allow_unregistered(true);
-    let (ctx, _) = svc
+    let (ctx, current) = svc
         .authenticate_current(&headers, &policy)
         .await
         .ok_or(ApiError::Unauthorized)?;
+    // A token that names no provider cannot be checked later: no session.
+    current.ok_or(ApiError::Unauthorized)?;
     let sid = svc.sessions().create(&ctx.claims).await?;
     let value = serde_json::to_value(&ctx.claims).map_err(|_| ApiError::Internal)?;
     Ok(with_cookie(
@@ -87,16 +89,18 @@ pub(crate) async fn create_session(
     ))
 }
 
-/// `DELETE /auth/session`: destroys the session named by the cookie, if any.
+/// `DELETE /auth/session`: ends the session the cookie names. Without a live
+/// one (no cookie, garbage, expired, ended, or a bearer token only) it is 401
+/// `{"message":"Unauthorized"}`, as on Medusa 2.21.2, whose JS SDK expects it.
 pub(crate) async fn delete_session(
     State(svc): State<AuthService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // As Medusa: no auth middleware, the request's session (if any) is
-    // destroyed and the answer is the same either way, so clients can log out
-    // idempotently (the JS SDK calls this on logout in token mode too).
-    if let Some(sid) = svc.session_id(&headers) {
-        svc.sessions().end(sid).await?;
+    let Some(sid) = svc.session_id(&headers) else {
+        return Err(ApiError::Unauthorized);
+    };
+    if !svc.sessions().end(sid).await? {
+        return Err(ApiError::Unauthorized);
     }
     Ok(with_cookie(
         Json(json!({ "success": true })).into_response(),

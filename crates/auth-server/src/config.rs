@@ -180,16 +180,40 @@ mod tests {
             "[events.webhook]\nurl='ftp://x'\nsecret='s'\n{PROVIDERS}"
         ))
         .unwrap_err();
-        assert_eq!(
-            e.message(),
-            "events.webhook.url: must be an http:// or https:// URL"
+        assert_eq!(e.message(), "events.webhook.url: must be an https:// URL");
+        let e = AppConfig::from_toml_str(&format!(
+            "[events.webhook]\nurl='http://hooks.example.com/x'\nsecret='s'\n{PROVIDERS}"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("events.webhook.url: must be https://"),
+            "{e}"
+        );
+        for ok in [
+            "https://hooks.example.com/x",
+            "http://127.0.0.1:9/x",
+            "http://[::1]/x",
+            "http://localhost/x",
+        ] {
+            AppConfig::from_toml_str(&format!(
+                "[events.webhook]\nurl='{ok}'\nsecret='s'\n{PROVIDERS}"
+            ))
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let e = AppConfig::from_toml_str(&format!("[http]\njwt_secret='short'\n{PROVIDERS}"))
+            .unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("http.jwt_secret: must be at least 32 bytes"),
+            "{e}"
         );
     }
 
     #[test]
     fn every_owner_gets_its_keys() {
         let c = AppConfig::from_toml_str(&format!(
-            "[http]\njwt_secret='s'\njwt_expires_in='1h'\n[http.auth_methods_per_actor]\ncustomer=['a']\n\
+            "[http]\njwt_secret='0123456789abcdef0123456789abcdef'\njwt_expires_in='1h'\n[http.auth_methods_per_actor]\ncustomer=['a']\n\
              [server]\nlisten='127.0.0.1:1'\npublic_url='https://auth.example.com'\n\
              [management]\napi_key='0123456789abcdef'\n[events]\nlog=true\n{PROVIDERS}"
         ))

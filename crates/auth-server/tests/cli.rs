@@ -247,15 +247,20 @@ fn check_config_accepts_good_and_explains_bad_files() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ok; providers: pw (emailpass)"), "{text}");
 
-    // Missing env var, unknown provider, no secret, malformed: exit 1, one clear line, no panic.
+    // Missing env var, unknown provider, short or no secret, malformed: exit 1,
+    // one clear line, no panic.
     let cases = [
         (
             "[http]\njwt_secret = \"${CHECK_SECRET_UNSET}\"\n[[providers]]\nresolve='emailpass'\nid='a'\n",
             "environment variable CHECK_SECRET_UNSET is not set",
         ),
         (
-            "[http]\njwt_secret = 'x'\n[[providers]]\nresolve='github'\nid='gh'\n",
+            "[http]\njwt_secret = '0123456789abcdef0123456789abcdef'\n[[providers]]\nresolve='github'\nid='gh'\n",
             "unknown provider \"github\"; linked providers: emailpass",
+        ),
+        (
+            "[http]\njwt_secret = 'x'\n[[providers]]\nresolve='emailpass'\nid='a'\n",
+            "http.jwt_secret: must be at least 32 bytes",
         ),
         (
             "[[providers]]\nresolve='emailpass'\nid='a'\n",
