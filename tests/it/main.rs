@@ -6,6 +6,7 @@
 // Link the providers under test so their registrations are kept.
 use provider_emailpass as _;
 
+mod abuse;
 mod bad_input;
 mod http;
 mod management;

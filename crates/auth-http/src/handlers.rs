@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use auth_module::{AuthRequest, LoginOutcome};
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use crate::AuthService;
 use crate::body::{query_of, read_object};
 use crate::context::AuthPolicy;
 use crate::error::ApiError;
+use crate::extract::Path;
 
 #[derive(Clone, Copy)]
 pub(crate) enum Step {
@@ -83,6 +84,7 @@ pub(crate) async fn run_step(
     provider: String,
     req: Request,
 ) -> Result<Response, ApiError> {
+    svc.module().check_actor_type(&actor)?;
     let auth_req = auth_request(&svc, &actor, req).await?;
     svc.module().check_actor_allowed(&actor, &provider)?;
     let module = svc.module();
@@ -150,7 +152,8 @@ pub(crate) async fn refresh(
 pub(crate) async fn list_providers(
     State(svc): State<AuthService>,
     Path(actor): Path<String>,
-) -> Json<Value> {
+) -> Result<Json<Value>, ApiError> {
+    svc.module().check_actor_type(&actor)?;
     let providers: Vec<Value> = svc
         .module()
         .providers_for_actor(&actor)
@@ -164,7 +167,7 @@ pub(crate) async fn list_providers(
             })
         })
         .collect();
-    Json(json!({ "providers": providers }))
+    Ok(Json(json!({ "providers": providers })))
 }
 
 /// `GET /health`.

@@ -44,6 +44,7 @@ mod config;
 mod context;
 mod error;
 pub mod events;
+mod extract;
 mod handlers;
 mod management;
 mod reset;

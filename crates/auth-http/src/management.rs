@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use auth_module::{AuthIdentity, Secret};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,7 @@ use crate::AuthService;
 use crate::body::read_object;
 use crate::context::bearer_token;
 use crate::error::ApiError;
+use crate::extract::{Path, Query};
 
 #[derive(Clone)]
 struct Admin {

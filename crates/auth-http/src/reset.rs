@@ -5,7 +5,7 @@
 use auth_module::Metadata;
 use auth_module::flows::ResetOutcome;
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use crate::AuthService;
 use crate::body::{query_of, read_object};
 use crate::context::bearer_token;
 use crate::error::ApiError;
+use crate::extract::Path;
 
 /// zod's name for a JSON value's type, as Medusa's validator reports it.
 fn received(v: &Value) -> &'static str {
@@ -82,6 +83,9 @@ pub(crate) async fn reset_password(
     Path((actor, provider)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // Refusals that depend on configuration only, never on the identity.
+    svc.module().check_actor_type(&actor)?;
+    svc.module().check_actor_allowed(&actor, &provider)?;
     let (parts, body) = req.into_parts();
     let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
     let (identifier, metadata) = validate_reset_body(&body)?;
@@ -107,15 +111,19 @@ pub(crate) async fn update(
     Path((actor, provider)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    svc.module().check_actor_type(&actor)?;
+    svc.module().check_actor_allowed(&actor, &provider)?;
     let (parts, body) = req.into_parts();
-    if query_of(&parts.uri).contains_key("token") {
-        return Err(invalid_token());
-    }
-    // A token shown on another route is refused and stays usable.
+    // A token shown on another route is refused and stays usable; one in the
+    // query is refused outright.
     let claims = bearer_token(&parts.headers)
-        .and_then(|t| svc.resets().verify(&actor, &provider, t))
-        .ok_or_else(invalid_token)?;
-    let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
+        .filter(|_| !query_of(&parts.uri).contains_key("token"))
+        .and_then(|t| svc.resets().verify(&actor, &provider, t));
+    // The body is read before any answer, so a client still sending it (even
+    // byte by byte) gets the answer instead of a closed connection.
+    let body = read_object(&parts.headers, body, svc.settings().body_limit).await;
+    let claims = claims.ok_or_else(invalid_token)?;
+    let body = body?;
     match svc.resets().redeem(&claims, body).await? {
         ResetOutcome::Done => Ok(Json(json!({ "success": true })).into_response()),
         ResetOutcome::InvalidToken => Err(invalid_token()),

@@ -246,6 +246,9 @@ pub struct Config {
     /// `[http] auth_methods_per_actor`: actor type -> provider ids it may
     /// use. Absent: every actor may use every provider.
     pub auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
+    /// `[http] actor_types`: the only actor types routes accept. Absent: any
+    /// actor type of letters, digits, `_` and `-` (at most 64).
+    pub actor_types: Option<Vec<String>>,
     /// `[store]`: where identities live.
     pub store: StoreConfig,
     /// `[state]`: where short-lived state lives.
@@ -261,6 +264,7 @@ impl Config {
         Config {
             providers,
             auth_methods_per_actor: None,
+            actor_types: None,
             store: StoreConfig::default(),
             state: StateConfig::default(),
         }
@@ -269,7 +273,9 @@ impl Config {
     /// Takes the core's keys out of `doc` and validates them.
     pub fn from_document(doc: &mut ConfigDocument) -> Result<Config, ConfigError> {
         let auth_methods_per_actor = doc.take("http.auth_methods_per_actor")?;
+        let actor_types = doc.take("http.actor_types")?;
         let config = Config {
+            actor_types,
             providers: doc.take("providers")?.ok_or_else(|| {
                 doc.error("invalid configuration: missing field `providers`".to_owned())
             })?,
@@ -320,12 +326,32 @@ impl Config {
                     p.id
                 )));
             }
+            if RESERVED_PROVIDER_IDS.contains(&p.id.as_str()) {
+                return Err(ConfigError::new(format!(
+                    "providers[{i}]: provider id \"{}\" is taken by a fixed route (/auth/{{actor}}/{})",
+                    p.id, p.id
+                )));
+            }
             if let Some(first) = seen.insert(&p.id, i) {
                 return Err(ConfigError::new(format!(
                     "providers[{i}]: duplicate provider id \"{}\" (already used by providers[{first}])",
                     p.id
                 )));
             }
+        }
+        for (path, actor) in self
+            .actor_types
+            .iter()
+            .flatten()
+            .map(|a| ("http.actor_types", a))
+            .chain(
+                self.auth_methods_per_actor
+                    .iter()
+                    .flat_map(|m| m.keys())
+                    .map(|a| ("http.auth_methods_per_actor", a)),
+            )
+        {
+            check_actor_type(actor).map_err(|why| ConfigError::new(format!("{path}: {why}")))?;
         }
         if let Some(map) = &self.auth_methods_per_actor {
             for (actor, ids) in map {
@@ -340,6 +366,32 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Provider ids that fixed routes would shadow (`/auth/{actor}/providers`, ...).
+const RESERVED_PROVIDER_IDS: [&str; 2] = ["providers", "user"];
+
+/// Actor types that fixed routes would shadow (`/auth/token/refresh`,
+/// `/auth/session`, `/auth/mfa/...`, `/auth/verification/...`).
+const RESERVED_ACTOR_TYPES: [&str; 4] = ["token", "session", "mfa", "verification"];
+
+/// The one rule for actor types, in routes, links and configuration: 1 to 64
+/// letters, digits, `_` or `-`, and none that a fixed route would shadow.
+pub(crate) fn check_actor_type(actor_type: &str) -> Result<(), String> {
+    if actor_type.is_empty()
+        || actor_type.len() > 64
+        || !actor_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!("Invalid actor type: {actor_type}"));
+    }
+    if RESERVED_ACTOR_TYPES.contains(&actor_type) {
+        return Err(format!(
+            "Invalid actor type: {actor_type} (taken by a fixed route)"
+        ));
+    }
+    Ok(())
 }
 
 /// `[store]`.

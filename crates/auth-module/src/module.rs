@@ -134,6 +134,7 @@ struct Inner {
     state: Arc<dyn StateStore>,
     events: EventBus,
     auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
+    actor_types: Option<Vec<String>>,
 }
 
 /// The auth module: provider instances by id over an identity store and a
@@ -173,6 +174,7 @@ impl fmt::Debug for AuthModule {
 pub struct AuthModuleBuilder {
     providers: Vec<ProviderConfig>,
     auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
+    actor_types: Option<Vec<String>>,
     store_url: Option<String>,
     state_url: Option<String>,
     identities: Option<Arc<dyn IdentityStore>>,
@@ -189,6 +191,7 @@ impl AuthModuleBuilder {
     pub fn config(mut self, config: Config) -> Self {
         self.providers.extend(config.providers);
         self.auth_methods_per_actor = config.auth_methods_per_actor;
+        self.actor_types = config.actor_types;
         self.store_url = Some(config.store.url.expose().to_owned());
         self.state_url = Some(config.state.url.expose().to_owned());
         self
@@ -209,6 +212,12 @@ impl AuthModuleBuilder {
                 actor_type.to_owned(),
                 provider_ids.iter().map(|s| (*s).to_owned()).collect(),
             );
+        self
+    }
+
+    /// Accepts only these actor types on routes (default: any valid one).
+    pub fn actor_types(mut self, actor_types: &[&str]) -> Self {
+        self.actor_types = Some(actor_types.iter().map(|s| (*s).to_owned()).collect());
         self
     }
 
@@ -269,6 +278,7 @@ impl AuthModuleBuilder {
         };
         let mut config = Config::new(self.providers);
         config.auth_methods_per_actor = self.auth_methods_per_actor;
+        config.actor_types = self.actor_types;
         config.validate()?;
         let events = self.events.unwrap_or_default();
         let mut instances = BTreeMap::new();
@@ -308,6 +318,7 @@ impl AuthModuleBuilder {
                 state,
                 events,
                 auth_methods_per_actor: config.auth_methods_per_actor,
+                actor_types: config.actor_types,
             }),
         })
     }
@@ -359,6 +370,19 @@ impl AuthModule {
         {
             None => true,
             Some(list) => list.iter().any(|p| p == provider_id),
+        }
+    }
+
+    /// `Ok` if routes accept `actor_type`: the one rule for actor types (1 to
+    /// 64 letters, digits, `_` or `-`, none a fixed route shadows), and the
+    /// configured `actor_types` if any; else [`ErrorKind::InvalidData`].
+    pub fn check_actor_type(&self, actor_type: &str) -> Result<()> {
+        validate_actor_type(actor_type)?;
+        match &self.inner.actor_types {
+            Some(list) if !list.iter().any(|a| a == actor_type) => Err(Error::invalid_data(
+                format!("Invalid actor type: {actor_type}"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -629,16 +653,5 @@ impl AuthModule {
 }
 
 fn validate_actor_type(actor_type: &str) -> Result<()> {
-    if actor_type.is_empty()
-        || actor_type.len() > 64
-        || !actor_type
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(Error::new(
-            ErrorKind::InvalidData,
-            format!("Invalid actor type: {actor_type}"),
-        ));
-    }
-    Ok(())
+    crate::config::check_actor_type(actor_type).map_err(Error::invalid_data)
 }

@@ -1,0 +1,180 @@
+//! Abuse resistance and the differences seen from outside: actor types,
+//! JSON rejections, per-actor provider lists on reset, slow bodies.
+
+use serde_json::json;
+
+use crate::support::{EMAILPASS, Reply, TestServer, sqlite_config};
+
+async fn server(extra_http: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml =
+        sqlite_config(dir.path(), EMAILPASS).replace("[http]\n", &format!("[http]\n{extra_http}"));
+    (TestServer::start_toml(&toml).await, dir)
+}
+
+fn invalid_data(message: &str) -> serde_json::Value {
+    json!({"type": "invalid_data", "message": message})
+}
+
+#[tokio::test]
+async fn actor_types_follow_one_rule_everywhere() {
+    let (s, _dir) = server("").await;
+    let creds = json!({"email": "pct@example.com", "password": "pw"});
+    for path in [
+        "/auth/%25/emailpass/register",
+        "/auth/%25/emailpass",
+        "/auth/a%20b/emailpass/reset-password",
+        "/auth/%25/emailpass/update",
+    ] {
+        let r = s.post_json(path, creds.clone()).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.body["type"], "invalid_data", "{path}");
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid actor type: "),
+            "{path}: {}",
+            r.body
+        );
+    }
+    let r = Reply::of(
+        s.client
+            .get(s.url("/auth/%25/providers"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body),
+        (400, invalid_data("Invalid actor type: %"))
+    );
+    // Nothing was registered under the refused actor type.
+    assert_eq!(s.login("pct@example.com", "pw").await.status, 401);
+}
+
+#[tokio::test]
+async fn a_configured_actor_list_closes_the_set() {
+    let (s, _dir) = server("actor_types = [\"customer\"]\n").await;
+    s.register("closed@example.com", "pw").await;
+    let r = s
+        .post_json(
+            "/auth/user/emailpass",
+            json!({"email": "closed@example.com", "password": "pw"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (400, invalid_data("Invalid actor type: user"))
+    );
+}
+
+#[tokio::test]
+async fn fixed_routes_cannot_be_shadowed_by_configuration() {
+    for (extra, expected) in [
+        (
+            "[http]\nactor_types = ['customer', 'session']\n",
+            "http.actor_types: Invalid actor type: session",
+        ),
+        (
+            "[http.auth_methods_per_actor]\ntoken = ['emailpass']\n",
+            "http.auth_methods_per_actor: Invalid actor type: token",
+        ),
+    ] {
+        let e = auth_server::AppConfig::from_toml_str(&format!("{extra}{EMAILPASS}")).unwrap_err();
+        assert!(e.message().starts_with(expected), "{e}");
+    }
+    let e = auth_server::AppConfig::from_toml_str(
+        "[[providers]]\nresolve='emailpass'\nid='providers'\n",
+    )
+    .unwrap_err();
+    assert!(e.message().contains("taken by a fixed route"), "{e}");
+}
+
+#[tokio::test]
+async fn undecodable_paths_get_the_json_shape() {
+    let (s, _dir) = server("").await;
+    for path in ["/auth/%FF%FE/emailpass", "/auth/customer/%C3%28/register"] {
+        let r = s.post_json(path, json!({})).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert_eq!(r.body["type"], "invalid_data", "{path}: {}", r.text);
+        assert!(r.body["message"].is_string(), "{path}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn reset_and_update_follow_the_per_actor_provider_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = sqlite_config(
+        dir.path(),
+        &format!("[http.auth_methods_per_actor]\nuser = []\n\n{EMAILPASS}"),
+    );
+    let s = TestServer::start_toml(&toml).await;
+    let expected = json!({
+        "type": "not_allowed",
+        "message": "The actor type user is not allowed to use the auth provider emailpass"
+    });
+    // The same answer whether or not the identity exists.
+    s.register("lists@example.com", "pw").await;
+    for identifier in ["lists@example.com", "nobody@example.com"] {
+        let r = s
+            .post_json(
+                "/auth/user/emailpass/reset-password",
+                json!({"identifier": identifier}),
+            )
+            .await;
+        assert_eq!((r.status, &r.body), (400, &expected), "{identifier}");
+    }
+    let r = s
+        .post_json("/auth/user/emailpass/update", json!({"password": "x"}))
+        .await;
+    assert_eq!((r.status, r.body), (400, expected));
+}
+
+/// A body sent a byte at a time to `update` gets the 401 answer, not a
+/// closed connection.
+#[tokio::test]
+async fn a_slowly_sent_body_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (s, _dir) = server("").await;
+    let body = br#"{"password":"slow-but-sure"}"#;
+    let stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "POST /auth/customer/emailpass/update HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer not-a-token\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        s.addr,
+        body.len()
+    );
+    wr.write_all(head.as_bytes()).await.unwrap();
+    for b in body {
+        wr.write_all(&[*b]).await.unwrap();
+        wr.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), rd.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        if response.ends_with(b"}") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    let body: serde_json::Value =
+        serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or_default())
+            .expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"type": "unauthorized", "message": "Invalid token"})
+    );
+}
