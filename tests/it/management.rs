@@ -264,3 +264,68 @@ async fn concurrent_links_keep_every_actor() {
         );
     }
 }
+
+/// Signing out everywhere: revoke ends every token and session issued
+/// before it; a login afterwards works again.
+#[tokio::test]
+async fn revoke_ends_every_token_and_session() {
+    let (s, _dir) = server(true).await;
+    let token = s.register("revoke@example.com", "pw").await;
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = s.login("revoke@example.com", "pw").await.token();
+    let session = s.open_session(&login).await;
+    let other_session = s.open_session(&login).await;
+
+    let r = admin(
+        &s,
+        reqwest::Method::POST,
+        &format!("/admin/auth-identities/{id}/revoke"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["sessions_ended"], 2);
+    assert_eq!(r.body["auth_identity"]["id"], id);
+
+    for t in [&token, &login] {
+        assert_eq!(s.post_bearer("/auth/token/refresh", t).await.status, 401);
+    }
+    for cookie in [&session, &other_session] {
+        let r = s
+            .client
+            .post(s.url("/auth/token/refresh"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let fresh = s.login("revoke@example.com", "pw").await.token();
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &fresh).await.status,
+        200
+    );
+
+    let r = admin(
+        &s,
+        reqwest::Method::POST,
+        "/admin/auth-identities/authid_missing/revoke",
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = admin(
+        &s,
+        reqwest::Method::POST,
+        &format!("/admin/auth-identities/{id}/revoke"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 401, "the key is required");
+}

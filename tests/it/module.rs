@@ -601,6 +601,12 @@ impl IdentityStore for GatedStore {
     ) -> auth_module::Result<auth_module::AuthIdentity> {
         self.inner.patch_app_metadata(id, key, value).await
     }
+    async fn bump_credential_version(
+        &self,
+        id: &str,
+    ) -> auth_module::Result<auth_module::AuthIdentity> {
+        self.inner.bump_credential_version(id).await
+    }
     async fn delete_auth_identity(&self, id: &str) -> auth_module::Result<()> {
         self.inner.delete_auth_identity(id).await
     }
@@ -846,6 +852,56 @@ async fn sessions_through_the_library() {
         assert_eq!(sessions.get(sid).await.unwrap(), None);
     }
     assert_eq!(sessions.get("not-a-session").await.unwrap(), None);
+
+    // A cap per identity: the oldest end first.
+    let capped = Sessions::new(m.state_store().clone(), std::time::Duration::from_secs(600))
+        .with_max_per_identity(3);
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(capped.create(&claims).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(capped.list(&identity.id).await.unwrap().len(), 3);
+    for (i, sid) in made.iter().enumerate() {
+        assert_eq!(
+            capped.get(sid).await.unwrap().is_some(),
+            i >= 2,
+            "session {i}: the two oldest ended"
+        );
+    }
+}
+
+/// The state store never holds a session id: only its SHA-256.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_ids_are_stored_as_hashes() {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = auth_store_sql::SqlStore::sqlite(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let sessions =
+        auth_module::flows::Sessions::new(Arc::new(store), std::time::Duration::from_secs(600));
+    let identity = auth_module::AuthIdentity::new("authid_hash", time::OffsetDateTime::now_utc());
+    let claims = library_tokens().claims_for(&identity, "customer", "emailpass");
+    let sid = sessions.create(&claims).await.unwrap();
+    assert_eq!(sessions.get(&sid).await.unwrap(), Some(claims));
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM auth_state")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for (key, value) in rows {
+        assert!(
+            !key.contains(&sid) && !value.contains(&sid),
+            "{key} = {value}"
+        );
+    }
 }
 
 fn library_tokens() -> auth_module::Tokens {

@@ -39,6 +39,14 @@ pub struct HttpConfig {
     /// Largest accepted request body in bytes. Default 100 KiB.
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
+    /// Sessions one identity may hold; creating one more ends the oldest.
+    /// Default 20.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions_per_identity: usize,
+}
+
+fn default_max_sessions() -> usize {
+    auth_module::flows::DEFAULT_MAX_SESSIONS_PER_IDENTITY
 }
 
 fn default_lifetime() -> Duration {
@@ -63,6 +71,7 @@ impl Default for HttpConfig {
             session_ttl: default_lifetime(),
             cors_origins: Vec::new(),
             body_limit: default_body_limit(),
+            max_sessions_per_identity: default_max_sessions(),
         }
     }
 }
@@ -87,6 +96,11 @@ impl HttpConfig {
         }
         if self.jwt_expires_in.is_zero() {
             return Err(ConfigError::new("http.jwt_expires_in: must be positive"));
+        }
+        if self.max_sessions_per_identity == 0 {
+            return Err(ConfigError::new(
+                "http.max_sessions_per_identity: must be at least 1",
+            ));
         }
         if self.session_ttl.is_zero() {
             return Err(ConfigError::new("http.session_ttl: must be positive"));

@@ -10,6 +10,7 @@
 //! | `/admin/auth-identities/{id}` | DELETE | `{"id", "object": "auth_identity", "deleted": true}` |
 //! | `/admin/auth-identities/{id}/actors/{actor_type}` | POST `{"actor_id"}` | `{"auth_identity"}` |
 //! | `/admin/auth-identities/{id}/actors/{actor_type}` | DELETE | `{"auth_identity"}` |
+//! | `/admin/auth-identities/{id}/revoke` | POST | `{"auth_identity", "sessions_ended"}`: every token and session issued before ends |
 //!
 //! Identities never carry `provider_metadata` (password hashes, tokens).
 
@@ -78,6 +79,7 @@ pub fn management_router(service: AuthService, api_key: &Secret) -> Router {
             "/admin/auth-identities/{id}/actors/{actor_type}",
             post(link).delete(unlink),
         )
+        .route("/admin/auth-identities/{id}/revoke", post(revoke))
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_key))
         .with_state(admin)
 }
@@ -174,4 +176,19 @@ async fn unlink(
             .unlink_actor(&id, &actor_type)
             .await?,
     ))
+}
+
+/// Signs the identity out everywhere: its credential version moves on (every
+/// token and session issued before is refused from now on) and its sessions
+/// are removed.
+async fn revoke(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let identity = admin.service.module().revoke(&id).await?;
+    let ended = admin.service.sessions().end_all(&id).await?;
+    Ok(Json(json!({
+        "auth_identity": identity,
+        "sessions_ended": ended,
+    })))
 }

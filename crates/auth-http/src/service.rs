@@ -67,7 +67,8 @@ impl AuthService {
         let tokens = Tokens::hs256(secret, http.jwt_expires_in);
         Ok(AuthService {
             inner: Arc::new(ServiceInner {
-                sessions: Sessions::new(module.state_store().clone(), http.session_ttl),
+                sessions: Sessions::new(module.state_store().clone(), http.session_ttl)
+                    .with_max_per_identity(http.max_sessions_per_identity),
                 resets: PasswordReset::new(module.clone(), tokens.clone()),
                 module,
                 tokens,

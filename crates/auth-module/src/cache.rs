@@ -114,6 +114,12 @@ impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
         r
     }
 
+    async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
+        let r = self.inner.bump_credential_version(id).await;
+        self.invalidate(Some(id));
+        r
+    }
+
     async fn delete_auth_identity(&self, id: &str) -> Result<()> {
         let r = self.inner.delete_auth_identity(id).await;
         self.invalidate(Some(id));

@@ -5,7 +5,8 @@
 //! | key | value | written by |
 //! |---|---|---|
 //! | `provider:{provider}:{key}` | the provider's own state | [`crate::ProviderIdentities`] |
-//! | `session:{sid}` | the session's [`crate::AuthClaims`] | [`crate::flows::Sessions`] |
+//! | `session-h:{sha256(sid)}` | the session's [`crate::AuthClaims`] | [`crate::flows::Sessions`] |
+//! | `session:{sid}` | a session stored in clear by 0.1.0 (read and ended only) | [`crate::flows::Sessions`] |
 //! | `session-index:{auth_identity_id}` | the identity's live sessions | [`crate::flows::Sessions`] |
 //! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::flows::PasswordReset`] |
 //! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::flows::PasswordReset`] |
@@ -14,7 +15,13 @@ pub(crate) fn provider_state(provider: &str, key: &str) -> String {
     format!("provider:{provider}:{key}")
 }
 
-pub(crate) fn session(sid: &str) -> String {
+/// A session, by the SHA-256 of its id (its handle).
+pub(crate) fn session(handle: &str) -> String {
+    format!("session-h:{handle}")
+}
+
+/// A session 0.1.0 stored under its id in clear.
+pub(crate) fn legacy_session(sid: &str) -> String {
     format!("session:{sid}")
 }
 

@@ -183,6 +183,15 @@ impl IdentityStore for MemoryIdentityStore {
         Ok(g.assemble(&row))
     }
 
+    async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
+        let mut g = self.lock();
+        let row = g.auth.get_mut(id).ok_or_else(|| auth_not_found(id))?;
+        row.credential_version += 1;
+        row.updated_at = OffsetDateTime::now_utc();
+        let row = row.clone();
+        Ok(g.assemble(&row))
+    }
+
     async fn delete_auth_identity(&self, id: &str) -> Result<()> {
         let mut g = self.lock();
         if g.auth.remove(id).is_none() {

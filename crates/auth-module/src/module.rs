@@ -527,6 +527,18 @@ impl AuthModule {
             .redacted())
     }
 
+    /// Signs identity `id` out everywhere: its credential version moves on,
+    /// so every token and session issued before stops being accepted.
+    /// (`flows::Sessions::end_all` also removes the sessions themselves.)
+    pub async fn revoke(&self, id: &str) -> Result<AuthIdentity> {
+        Ok(self
+            .inner
+            .identities
+            .bump_credential_version(id)
+            .await?
+            .redacted())
+    }
+
     /// Deletes auth identity `id` and its provider identities.
     pub async fn delete_auth_identity(&self, id: &str) -> Result<()> {
         self.inner.identities.delete_auth_identity(id).await

@@ -164,6 +164,11 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         value: Option<Value>,
     ) -> Result<AuthIdentity>;
 
+    /// Adds one to the credential version of auth identity `id`, atomically:
+    /// every token and session issued before stops being accepted
+    /// ("sign out everywhere").
+    async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity>;
+
     /// Deletes auth identity `id` and its provider identities.
     async fn delete_auth_identity(&self, id: &str) -> Result<()>;
 
@@ -266,6 +271,10 @@ impl<T: IdentityStore + ?Sized> IdentityStore for std::sync::Arc<T> {
         value: Option<Value>,
     ) -> Result<AuthIdentity> {
         (**self).patch_app_metadata(id, key, value).await
+    }
+
+    async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
+        (**self).bump_credential_version(id).await
     }
 
     async fn delete_auth_identity(&self, id: &str) -> Result<()> {

@@ -215,6 +215,13 @@ impl IdentityStore for SqlStore {
         dispatch!(self, patch_app_metadata(id, key, value))
     }
 
+    async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
+        if has_nul(id) {
+            return Err(auth_not_found(id));
+        }
+        dispatch!(self, bump_credential_version(id))
+    }
+
     async fn delete_auth_identity(&self, id: &str) -> Result<()> {
         if has_nul(id) {
             return Err(auth_not_found(id));

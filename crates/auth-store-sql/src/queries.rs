@@ -271,6 +271,23 @@ pub(crate) async fn patch_app_metadata(
     retrieve_auth_identity(pool, id).await
 }
 
+pub(crate) async fn bump_credential_version(pool: &Pool<Db>, id: &str) -> Result<AuthIdentity> {
+    let ts: Ts = ts_to_db(crate::now())?;
+    let updated = sqlx::query(
+        "UPDATE auth_identity SET credential_version = credential_version + 1, \
+         updated_at = $1 WHERE id = $2",
+    )
+    .bind(&ts)
+    .bind(id)
+    .execute(pool)
+    .await
+    .map_err(database("bumping a credential version"))?;
+    if updated.rows_affected() == 0 {
+        return Err(auth_not_found(id));
+    }
+    retrieve_auth_identity(pool, id).await
+}
+
 pub(crate) async fn delete_auth_identity(pool: &Pool<Db>, id: &str) -> Result<()> {
     // Its provider identities go with it: ON DELETE CASCADE.
     let deleted = sqlx::query("DELETE FROM auth_identity WHERE id = $1")

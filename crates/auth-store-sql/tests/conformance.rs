@@ -227,6 +227,9 @@ mod sqlite {
         ) -> Result<AuthIdentity> {
             self.store.patch_app_metadata(id, key, value).await
         }
+        async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
+            self.store.bump_credential_version(id).await
+        }
         async fn delete_auth_identity(&self, id: &str) -> Result<()> {
             self.store.delete_auth_identity(id).await
         }

@@ -1014,6 +1014,22 @@ pub async fn credential_version_is_bumped_with_the_update(store: &dyn IdentitySt
         2,
         "a refused update bumps nothing"
     );
+    // Signing out everywhere bumps it without any provider change.
+    let revoked = ok(
+        store.bump_credential_version(&created.id).await,
+        "bump_credential_version",
+    );
+    assert_eq!(revoked.credential_version, 3);
+    assert_eq!(revoked.provider_identities.len(), 2);
+    assert_eq!(
+        ok(store.retrieve_auth_identity(&created.id).await, "retrieve").credential_version,
+        3
+    );
+    expect_kind(
+        store.bump_credential_version("authid_missing").await,
+        ErrorKind::NotFound,
+        "bumping a missing identity",
+    );
 }
 
 /// Given ids and timestamps are kept exactly (no shape check), for

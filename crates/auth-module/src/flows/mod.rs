@@ -6,4 +6,4 @@ mod reset;
 mod session;
 
 pub use reset::{PASSWORD_RESET_EVENT, PasswordReset, ResetOutcome};
-pub use session::{SessionInfo, Sessions};
+pub use session::{DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionInfo, Sessions};

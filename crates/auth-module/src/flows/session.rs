@@ -36,10 +36,9 @@ pub struct SessionInfo {
     pub expires_at_ms: i64,
 }
 
-/// One entry of an identity's session index.
+/// One entry of an identity's session index, under the session's handle.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IndexEntry {
-    sid: String,
     actor_type: String,
     #[serde(default)]
     auth_provider: Option<String>,
@@ -49,7 +48,15 @@ struct IndexEntry {
 
 type Index = std::collections::BTreeMap<String, IndexEntry>;
 
+/// How many sessions an identity keeps by default; past it the oldest ends.
+pub const DEFAULT_MAX_SESSIONS_PER_IDENTITY: usize = 20;
+
 /// Sessions over a [`StateStore`]: create, read, end, and list per identity.
+///
+/// The store keeps only a SHA-256 of each session id (the cookie's value),
+/// so reading the store does not yield usable cookies. Each identity keeps at
+/// most [`Sessions::with_max_per_identity`] sessions (default 20): creating
+/// one more ends the oldest.
 ///
 /// ```
 /// # async fn demo(claims: auth_module::AuthClaims) -> auth_module::Result<()> {
@@ -67,6 +74,7 @@ type Index = std::collections::BTreeMap<String, IndexEntry>;
 pub struct Sessions {
     state: Arc<dyn StateStore>,
     ttl: Duration,
+    max_per_identity: usize,
 }
 
 fn now_ms() -> i64 {
@@ -80,7 +88,17 @@ fn millis(d: Duration) -> i64 {
 impl Sessions {
     /// Sessions in `state` that live `ttl`.
     pub fn new(state: Arc<dyn StateStore>, ttl: Duration) -> Self {
-        Sessions { state, ttl }
+        Sessions {
+            state,
+            ttl,
+            max_per_identity: DEFAULT_MAX_SESSIONS_PER_IDENTITY,
+        }
+    }
+
+    /// Keeps at most `max` sessions per identity (at least 1).
+    pub fn with_max_per_identity(mut self, max: usize) -> Self {
+        self.max_per_identity = max.max(1);
+        self
     }
 
     /// How long a session lives.
@@ -95,32 +113,51 @@ impl Sessions {
     }
 
     /// Stores `claims` under a new random session id (32 bytes, 64 hex
-    /// characters) and answers the id.
+    /// characters) and answers the id. If the identity then has more than its
+    /// maximum of sessions, the oldest end.
     pub async fn create(&self, claims: &AuthClaims) -> Result<String> {
         let sid = token_hex(32);
+        let handle = sha256_hex(&sid);
         let value = serde_json::to_value(claims)
             .map_err(|e| Error::unexpected("serialising session claims failed").with_source(e))?;
         self.state
-            .set(&keys::session(&sid), value, self.ttl)
+            .set(&keys::session(&handle), value, self.ttl)
             .await?;
         let now = now_ms();
         let entry = IndexEntry {
-            sid: sid.clone(),
             actor_type: claims.actor_type.clone(),
             auth_provider: claims.auth_provider.clone(),
             created_at_ms: now,
             expires_at_ms: now.saturating_add(millis(self.ttl)),
         };
-        let handle = sha256_hex(&sid);
+        let max = self.max_per_identity;
+        let mut evicted = Vec::new();
         let indexed = self
             .update_index(&claims.auth_identity_id, |index| {
                 index.insert(handle.clone(), entry.clone());
+                evicted.clear();
+                while index.len() > max {
+                    let oldest = index
+                        .iter()
+                        .min_by(|a, b| (a.1.created_at_ms, a.0).cmp(&(b.1.created_at_ms, b.0)))
+                        .map(|(h, _)| h.clone());
+                    match oldest {
+                        Some(h) => {
+                            index.remove(&h);
+                            evicted.push(h);
+                        }
+                        None => break,
+                    }
+                }
             })
             .await;
         if let Err(e) = indexed {
             // A session exists only if it is listed.
-            let _ = self.state.delete(&keys::session(&sid)).await;
+            let _ = self.state.delete(&keys::session(&handle)).await;
             return Err(e);
+        }
+        for old in evicted {
+            self.state.delete(&keys::session(&old)).await?;
         }
         Ok(sid)
     }
@@ -130,11 +167,12 @@ impl Sessions {
         if !Self::plausible(sid) {
             return Ok(None);
         }
-        Ok(self
-            .state
-            .get(&keys::session(sid))
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok()))
+        let value = match self.state.get(&keys::session(&sha256_hex(sid))).await? {
+            Some(v) => Some(v),
+            // A session stored in clear by 0.1.0, until it expires.
+            None => self.state.get(&keys::legacy_session(sid)).await?,
+        };
+        Ok(value.and_then(|v| serde_json::from_value(v).ok()))
     }
 
     /// Ends session `sid`; `true` if it was live.
@@ -142,19 +180,27 @@ impl Sessions {
         if !Self::plausible(sid) {
             return Ok(false);
         }
-        let Some(value) = self.state.take(&keys::session(sid)).await? else {
-            return Ok(false);
-        };
+        let handle = sha256_hex(sid);
+        match self.state.take(&keys::session(&handle)).await? {
+            Some(value) => {
+                self.unlist(&value, &handle).await;
+                Ok(true)
+            }
+            None => Ok(self.state.delete(&keys::legacy_session(sid)).await?),
+        }
+    }
+
+    /// Removes `handle` from the index of the identity `value` (a session's
+    /// claims) belongs to. Best effort: a stale entry is skipped by `list`
+    /// and pruned later.
+    async fn unlist(&self, value: &Value, handle: &str) {
         if let Some(identity) = value.get("auth_identity_id").and_then(Value::as_str) {
-            let handle = sha256_hex(sid);
-            // Best effort: a stale entry is skipped by `list` and pruned later.
             let _ = self
                 .update_index(identity, |index| {
-                    index.remove(&handle);
+                    index.remove(handle);
                 })
                 .await;
         }
-        Ok(true)
     }
 
     /// The live sessions of `auth_identity_id`, oldest first.
@@ -163,7 +209,7 @@ impl Sessions {
         let index = self.read_index(auth_identity_id).await?.1;
         let mut out = Vec::with_capacity(index.len());
         for (handle, e) in index {
-            if e.expires_at_ms > now && self.state.get(&keys::session(&e.sid)).await?.is_some() {
+            if e.expires_at_ms > now && self.state.get(&keys::session(&handle)).await?.is_some() {
                 out.push(SessionInfo {
                     handle,
                     actor_type: e.actor_type,
@@ -181,21 +227,31 @@ impl Sessions {
     /// if it was live.
     pub async fn end_by_handle(&self, auth_identity_id: &str, handle: &str) -> Result<bool> {
         let index = self.read_index(auth_identity_id).await?.1;
-        match index.get(handle) {
-            Some(e) => self.end(&e.sid).await,
+        if !index.contains_key(handle) {
+            return Ok(false);
+        }
+        match self.state.take(&keys::session(handle)).await? {
+            Some(value) => {
+                self.unlist(&value, handle).await;
+                Ok(true)
+            }
             None => Ok(false),
         }
     }
 
-    /// Ends every session of `auth_identity_id`; answers how many were live.
+    /// Ends every listed session of `auth_identity_id`; answers how many were
+    /// live.
     pub async fn end_all(&self, auth_identity_id: &str) -> Result<usize> {
         let index = self.read_index(auth_identity_id).await?.1;
         let mut ended = 0;
-        for e in index.values() {
-            if self.end(&e.sid).await? {
+        for handle in index.keys() {
+            if self.state.delete(&keys::session(handle)).await? {
                 ended += 1;
             }
         }
+        let _ = self
+            .update_index(auth_identity_id, |index| index.clear())
+            .await;
         Ok(ended)
     }
 
@@ -216,7 +272,7 @@ impl Sessions {
     async fn update_index(
         &self,
         auth_identity_id: &str,
-        change: impl Fn(&mut Index),
+        mut change: impl FnMut(&mut Index),
     ) -> Result<()> {
         let key = keys::session_index(auth_identity_id);
         for _ in 0..INDEX_ATTEMPTS {
