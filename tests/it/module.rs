@@ -737,10 +737,10 @@ async fn a_complete_reset_through_the_library() {
     let mut events = m.events().subscribe();
 
     reset
-        .request("customer", "emailpass", "ghost@example.com", None)
+        .request("customer", "emailpass", "ghost@example.com", None, None)
         .await;
     reset
-        .request("customer", "emailpass", " LIB@example.com ", None)
+        .request("customer", "emailpass", " LIB@example.com ", None, None)
         .await;
     let event = events.recv().await.unwrap();
     assert_eq!(event.name, auth_module::flows::PASSWORD_RESET_EVENT);

@@ -39,6 +39,11 @@ pub struct HttpConfig {
     /// Largest accepted request body in bytes. Default 100 KiB.
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` is believed: the
+    /// client address is then the rightmost entry that is not one of them.
+    /// Default none: the header is ignored and the socket peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Sessions one identity may hold; creating one more ends the oldest.
     /// Default 20.
     #[serde(default = "default_max_sessions")]
@@ -72,6 +77,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             body_limit: default_body_limit(),
             max_sessions_per_identity: default_max_sessions(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -96,6 +102,10 @@ impl HttpConfig {
         }
         if self.jwt_expires_in.is_zero() {
             return Err(ConfigError::new("http.jwt_expires_in: must be positive"));
+        }
+        for p in &self.trusted_proxies {
+            crate::client::Cidr::parse(p)
+                .map_err(|e| ConfigError::new(format!("http.trusted_proxies: {e}")))?;
         }
         if self.max_sessions_per_identity == 0 {
             return Err(ConfigError::new(

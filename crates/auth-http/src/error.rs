@@ -25,6 +25,9 @@ pub enum ApiError {
     TooLarge,
     /// 500 with a generic message; the cause is logged, never sent.
     Internal,
+    /// 429 `{"type":"not_allowed","message":"Too many attempts, try again later"}`
+    /// with `Retry-After` (whole seconds).
+    TooManyAttempts(std::time::Duration),
 }
 
 impl ApiError {
@@ -103,6 +106,15 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Json(json!({ "message": "request entity too large", "type": "unknown_error" })),
+            )
+                .into_response(),
+            ApiError::TooManyAttempts(retry_after) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(
+                    axum::http::header::RETRY_AFTER,
+                    retry_after.as_secs().max(1).to_string(),
+                )],
+                Json(json!({ "type": "not_allowed", "message": "Too many attempts, try again later" })),
             )
                 .into_response(),
             ApiError::Internal => (

@@ -1,11 +1,10 @@
 //! The route handlers.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use auth_module::{AuthRequest, LoginOutcome};
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -38,10 +37,7 @@ async fn auth_request(
         .filter(|(k, _)| *k != header::AUTHORIZATION && *k != header::COOKIE)
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let client = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let client = svc.client_addr(&parts);
     // The configured public origin, else what this request says: the server
     // speaks plain HTTP, and the host is the `Host` header (or the absolute
     // request target) if it looks like one. Forwarded headers are ignored.
@@ -103,6 +99,7 @@ pub(crate) async fn run_step(
             Ok(Json(json!({ "location": location })).into_response())
         }
         LoginOutcome::Failed { message, .. } => Err(ApiError::unauthorized(message)),
+        LoginOutcome::Throttled { retry_after, .. } => Err(ApiError::TooManyAttempts(retry_after)),
         _ => Err(ApiError::unauthorized("Unauthorized")),
     }
 }

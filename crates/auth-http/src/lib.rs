@@ -40,6 +40,7 @@ use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 mod body;
+mod client;
 mod config;
 mod context;
 mod error;

@@ -90,7 +90,13 @@ pub(crate) async fn reset_password(
     let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
     let (identifier, metadata) = validate_reset_body(&body)?;
     svc.resets()
-        .request(&actor, &provider, &identifier, metadata)
+        .request(
+            &actor,
+            &provider,
+            &identifier,
+            metadata,
+            svc.client_addr(&parts),
+        )
         .await;
     Ok((
         StatusCode::CREATED,
@@ -114,6 +120,11 @@ pub(crate) async fn update(
     svc.module().check_actor_type(&actor)?;
     svc.module().check_actor_allowed(&actor, &provider)?;
     let (parts, body) = req.into_parts();
+    let client = svc.client_addr(&parts);
+    let limits = svc.module().limits();
+    if let Some(retry_after) = limits.update_refused(client).await? {
+        return Err(ApiError::TooManyAttempts(retry_after));
+    }
     // A token shown on another route is refused and stays usable; one in the
     // query is refused outright.
     let claims = bearer_token(&parts.headers)
@@ -122,9 +133,16 @@ pub(crate) async fn update(
     // The body is read before any answer, so a client still sending it (even
     // byte by byte) gets the answer instead of a closed connection.
     let body = read_object(&parts.headers, body, svc.settings().body_limit).await;
-    let claims = claims.ok_or_else(invalid_token)?;
-    let body = body?;
-    match svc.resets().redeem(&claims, body).await? {
+    let outcome = match claims {
+        None => ResetOutcome::InvalidToken,
+        Some(claims) => svc.resets().redeem(&claims, body?).await?,
+    };
+    if outcome != ResetOutcome::Done
+        && let Err(e) = limits.update_failed(client).await
+    {
+        tracing::warn!(error = %e, "could not count a failed update");
+    }
+    match outcome {
         ResetOutcome::Done => Ok(Json(json!({ "success": true })).into_response()),
         ResetOutcome::InvalidToken => Err(invalid_token()),
         ResetOutcome::Failed { message } => Err(ApiError::unauthorized(message)),

@@ -27,6 +27,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// The configured public origin, if any.
     pub public_origin: Option<PublicOrigin>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub(crate) trusted_proxies: Vec<crate::client::Cidr>,
 }
 
 struct ServiceInner {
@@ -79,6 +81,11 @@ impl AuthService {
                     cors_origins: http.cors_origins.clone(),
                     body_limit: http.body_limit,
                     public_origin: None,
+                    trusted_proxies: http
+                        .trusted_proxies
+                        .iter()
+                        .filter_map(|p| crate::client::Cidr::parse(p).ok())
+                        .collect(),
                 },
             }),
         })
@@ -104,6 +111,15 @@ impl AuthService {
             }
         }
         self
+    }
+
+    /// The client address of a request: the socket peer, or behind trusted
+    /// proxies the rightmost untrusted `X-Forwarded-For` entry.
+    pub(crate) fn client_addr(
+        &self,
+        parts: &axum::http::request::Parts,
+    ) -> Option<std::net::IpAddr> {
+        crate::client::client_addr(parts, &self.inner.settings.trusted_proxies)
     }
 
     /// The module's event bus: [`EventBus::subscribe`] receives

@@ -253,10 +253,12 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[state]`: where short-lived state lives.
     pub state: StateConfig,
+    /// `[limits]`: rate limits, counted in the state store.
+    pub limits: LimitsConfig,
 }
 
 /// The sections [`Config`] reads.
-const CORE_SECTIONS: [&str; 4] = ["http", "providers", "state", "store"];
+const CORE_SECTIONS: [&str; 5] = ["http", "limits", "providers", "state", "store"];
 
 impl Config {
     /// A configuration with default sections and the given providers.
@@ -267,6 +269,7 @@ impl Config {
             actor_types: None,
             store: StoreConfig::default(),
             state: StateConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -282,6 +285,7 @@ impl Config {
             auth_methods_per_actor,
             store: doc.take_or_default("store")?,
             state: doc.take_or_default("state")?,
+            limits: doc.take_or_default("limits")?,
         };
         config
             .validate()
@@ -392,6 +396,95 @@ pub(crate) fn check_actor_type(actor_type: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// One rate limit: at most `count` in each fixed `window`; a count of 0
+/// turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Limit {
+    /// How many per window (0: no limit).
+    pub count: u64,
+    /// The window (`15m`, `1h`, ... or seconds). Default 15 minutes.
+    #[serde(default = "default_window", deserialize_with = "deserialize_duration")]
+    pub window: Duration,
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl Limit {
+    /// At most `count` per `window`.
+    pub const fn new(count: u64, window: Duration) -> Self {
+        Limit { count, window }
+    }
+
+    /// No limit.
+    pub const fn off() -> Self {
+        Limit::new(0, Duration::from_secs(15 * 60))
+    }
+
+    /// Whether the limit is on.
+    pub fn is_on(&self) -> bool {
+        self.count > 0 && !self.window.is_zero()
+    }
+}
+
+const fn per_15_minutes(count: u64) -> Limit {
+    Limit::new(count, Duration::from_secs(15 * 60))
+}
+
+/// `[limits]`: counters in the state store, so they hold across replicas.
+/// Windows are fixed, so nothing locks an account for good.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LimitsConfig {
+    /// Failed logins per identifier and client address. Default 10 / 15 min.
+    pub login_per_identifier_and_address: Limit,
+    /// Failed logins per identifier. Default 20 / 15 min.
+    pub login_per_identifier: Limit,
+    /// Failed logins per client address. Default 100 / 15 min.
+    pub login_per_address: Limit,
+    /// `reset-password` requests per identifier. Default 5 / 15 min.
+    pub reset_per_identifier: Limit,
+    /// `reset-password` requests per client address. Default 50 / 15 min.
+    pub reset_per_address: Limit,
+    /// New identities registered per client address. Default 200 / 15 min.
+    pub register_per_address: Limit,
+    /// Failed `update` calls per client address. Default 20 / 15 min.
+    pub update_failures_per_address: Limit,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            login_per_identifier_and_address: per_15_minutes(10),
+            login_per_identifier: per_15_minutes(20),
+            login_per_address: per_15_minutes(100),
+            reset_per_identifier: per_15_minutes(5),
+            reset_per_address: per_15_minutes(50),
+            register_per_address: per_15_minutes(200),
+            update_failures_per_address: per_15_minutes(20),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Every limit off.
+    pub fn off() -> Self {
+        LimitsConfig {
+            login_per_identifier_and_address: Limit::off(),
+            login_per_identifier: Limit::off(),
+            login_per_address: Limit::off(),
+            reset_per_identifier: Limit::off(),
+            reset_per_address: Limit::off(),
+            register_per_address: Limit::off(),
+            update_failures_per_address: Limit::off(),
+        }
+    }
 }
 
 /// `[store]`.

@@ -8,6 +8,7 @@
 //! | `session-h:{sha256(sid)}` | the session's [`crate::AuthClaims`] | [`crate::flows::Sessions`] |
 //! | `session:{sid}` | a session stored in clear by 0.1.0 (read and ended only) | [`crate::flows::Sessions`] |
 //! | `session-index:{auth_identity_id}` | the identity's live sessions | [`crate::flows::Sessions`] |
+//! | `limit:{name}:{sha256(identifier) and/or address}` | a fixed-window counter | [`crate::flows::Limits`] |
 //! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::flows::PasswordReset`] |
 //! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::flows::PasswordReset`] |
 
@@ -27,6 +28,16 @@ pub(crate) fn legacy_session(sid: &str) -> String {
 
 pub(crate) fn session_index(auth_identity_id: &str) -> String {
     format!("session-index:{auth_identity_id}")
+}
+
+/// A rate-limit counter: `limit:{name}:{part}:{part}` (identifiers hashed).
+pub(crate) fn limit(name: &str, parts: &[&str]) -> String {
+    let mut key = format!("limit:{name}");
+    for p in parts {
+        key.push(':');
+        key.push_str(p);
+    }
+    key
 }
 
 pub(crate) fn reset_ticket(jti_hash: &str) -> String {

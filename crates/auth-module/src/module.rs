@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{Config, ProviderConfig};
+use crate::config::{Config, LimitsConfig, ProviderConfig};
 use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::events::EventBus;
+use crate::flows::Limits;
 use crate::memory::{MemoryIdentityStore, MemoryStateStore};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
@@ -56,6 +57,13 @@ pub enum LoginOutcome {
         /// The client-facing reason.
         message: String,
     },
+    /// Refused by a rate limit before any work: try again after `retry_after`
+    /// (HTTP: 429 with `Retry-After`).
+    #[non_exhaustive]
+    Throttled {
+        /// When to try again, at the latest.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl LoginOutcome {
@@ -71,7 +79,9 @@ impl LoginOutcome {
                 identity: identity.redacted(),
             },
             AuthOutcome::Redirect(location) => LoginOutcome::Redirect { location },
-            AuthOutcome::Failed(message) => LoginOutcome::Failed { message },
+            AuthOutcome::Failed(message) | AuthOutcome::WrongCredentials(message) => {
+                LoginOutcome::Failed { message }
+            }
         }
     }
 
@@ -135,6 +145,7 @@ struct Inner {
     events: EventBus,
     auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
     actor_types: Option<Vec<String>>,
+    limits: Limits,
 }
 
 /// The auth module: provider instances by id over an identity store and a
@@ -175,6 +186,7 @@ pub struct AuthModuleBuilder {
     providers: Vec<ProviderConfig>,
     auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
     actor_types: Option<Vec<String>>,
+    limits: Option<LimitsConfig>,
     store_url: Option<String>,
     state_url: Option<String>,
     identities: Option<Arc<dyn IdentityStore>>,
@@ -192,6 +204,7 @@ impl AuthModuleBuilder {
         self.providers.extend(config.providers);
         self.auth_methods_per_actor = config.auth_methods_per_actor;
         self.actor_types = config.actor_types;
+        self.limits = Some(config.limits);
         self.store_url = Some(config.store.url.expose().to_owned());
         self.state_url = Some(config.state.url.expose().to_owned());
         self
@@ -212,6 +225,12 @@ impl AuthModuleBuilder {
                 actor_type.to_owned(),
                 provider_ids.iter().map(|s| (*s).to_owned()).collect(),
             );
+        self
+    }
+
+    /// Uses these rate limits (default: [`LimitsConfig::default`]).
+    pub fn limits(mut self, limits: LimitsConfig) -> Self {
+        self.limits = Some(limits);
         self
     }
 
@@ -310,6 +329,7 @@ impl AuthModuleBuilder {
                 },
             );
         }
+        let limits = Limits::new(state.clone(), self.limits.unwrap_or_default());
         Ok(AuthModule {
             inner: Arc::new(Inner {
                 instances,
@@ -319,6 +339,7 @@ impl AuthModuleBuilder {
                 events,
                 auth_methods_per_actor: config.auth_methods_per_actor,
                 actor_types: config.actor_types,
+                limits,
             }),
         })
     }
@@ -408,6 +429,11 @@ impl AuthModule {
         &self.inner.state
     }
 
+    /// The rate limits ([`Limits`]), counted in the state store.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
     /// The event bus the module and its providers emit on.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
@@ -426,12 +452,41 @@ impl AuthModule {
         };
         let p = &instance.provider;
         let ids = &instance.ids;
+        // Rate limits: a refusal is decided by reads alone, before any work.
+        let limits = &self.inner.limits;
+        let addr = req.client_addr;
+        let identifier = match method {
+            Method::Authenticate => p.identifier(&req),
+            _ => None,
+        };
+        let refused = match method {
+            Method::Authenticate => limits.login_refused(identifier.as_deref(), addr).await?,
+            Method::Register => limits.register_refused(addr).await?,
+            _ => None,
+        };
+        if let Some(retry_after) = refused {
+            return Ok(LoginOutcome::Throttled { retry_after });
+        }
         let result = match method {
             Method::Authenticate => p.authenticate(req, ids).await,
             Method::Register => p.register(req, ids).await,
             Method::Update => p.update(req, ids).await,
             Method::Callback => p.validate_callback(req, ids).await,
         };
+        let counted = match (method, &result) {
+            (Method::Authenticate, Ok(AuthOutcome::WrongCredentials(_))) => {
+                limits.login_failed(identifier.as_deref(), addr).await
+            }
+            (Method::Authenticate, Ok(AuthOutcome::Authenticated(_))) => {
+                limits.login_succeeded(identifier.as_deref(), addr).await
+            }
+            (Method::Register, Ok(AuthOutcome::Authenticated(_))) => limits.registered(addr).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = counted {
+            // The answer stands; a counter the store could not write is logged.
+            tracing::warn!(provider = %provider_id, error = %e, "could not count toward a rate limit");
+        }
         match result {
             Ok(outcome) => Ok(LoginOutcome::from_outcome(outcome)),
             Err(e) if e.kind() == ErrorKind::NotSupported => {

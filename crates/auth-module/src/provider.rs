@@ -161,6 +161,9 @@ pub enum AuthOutcome {
     Redirect(String),
     /// Authentication failed; the message is shown to the client.
     Failed(String),
+    /// The credentials were wrong (unknown user or wrong secret): a failure
+    /// that counts toward the login rate limits, unlike a malformed request.
+    WrongCredentials(String),
 }
 
 impl AuthOutcome {
@@ -177,6 +180,12 @@ impl AuthOutcome {
     /// Failure with a client-facing `message`.
     pub fn failed(message: impl Into<String>) -> Self {
         AuthOutcome::Failed(message.into())
+    }
+
+    /// Wrong credentials, with a client-facing `message`: counted by the
+    /// login rate limits (a malformed request, [`AuthOutcome::failed`], is not).
+    pub fn wrong_credentials(message: impl Into<String>) -> Self {
+        AuthOutcome::WrongCredentials(message.into())
     }
 }
 
@@ -246,6 +255,14 @@ impl AuthOutcome {
 /// ```
 #[async_trait]
 pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
+    /// The identifier a login or registration request names (e.g. its
+    /// normalised email), for rate limits per identifier. Default: none, so
+    /// only the limits per client address apply.
+    fn identifier(&self, req: &AuthRequest) -> Option<String> {
+        let _ = req;
+        None
+    }
+
     /// The stored form of an identifier a user typed (e.g. a trimmed,
     /// lower-cased email), used to find an identity by it outside the
     /// provider (password reset requests). Default: unchanged.

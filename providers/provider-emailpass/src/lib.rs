@@ -208,6 +208,12 @@ impl AuthProvider for EmailPassProvider {
         normalize_email(raw)
     }
 
+    fn identifier(&self, req: &AuthRequest) -> Option<String> {
+        req.body_str("email")
+            .map(normalize_email)
+            .filter(|e| !e.is_empty())
+    }
+
     async fn authenticate(
         &self,
         req: AuthRequest,
@@ -221,7 +227,7 @@ impl AuthProvider for EmailPassProvider {
         let stored = identity.as_ref().and_then(|i| stored_hash(i, &self.id));
         let v = self.verify(stored, creds.password.clone()).await?;
         let Some(identity) = identity.filter(|_| v.matches) else {
-            return Ok(AuthOutcome::failed(INVALID_CREDENTIALS));
+            return Ok(AuthOutcome::wrong_credentials(INVALID_CREDENTIALS));
         };
         if v.needs_rehash {
             self.upgrade_hash(&identity, &creds.email, creds.password, ids)

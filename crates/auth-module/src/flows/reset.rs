@@ -48,7 +48,7 @@ pub enum ResetOutcome {
 /// use auth_module::flows::{PasswordReset, ResetOutcome};
 /// let reset = PasswordReset::new(module.clone(), tokens);
 /// let mut events = module.events().subscribe();
-/// reset.request("customer", "emailpass", "ada@example.com", None).await;
+/// reset.request("customer", "emailpass", "ada@example.com", None, None).await;
 /// let event = events.recv().await.expect("the identity exists");
 /// let token = event.data["token"].as_str().unwrap_or_default();
 /// let body = serde_json::json!({ "password": "a new password" });
@@ -74,18 +74,29 @@ impl PasswordReset {
     /// exists, and emits [`PASSWORD_RESET_EVENT`] with it. Unknown
     /// identifiers and providers do the same signing and store work and emit
     /// nothing, so a caller cannot tell them apart; store failures are
-    /// logged, never reported.
+    /// logged, never reported. Over a rate limit (per identifier, and per
+    /// `client_addr` when known) it does nothing, and the caller answers as
+    /// usual.
     pub async fn request(
         &self,
         actor_type: &str,
         provider: &str,
         identifier: &str,
         metadata: Option<Metadata>,
+        client_addr: Option<std::net::IpAddr>,
     ) {
         let module = &self.module;
         let entity_id = module
             .normalize_entity_id(provider, identifier)
             .unwrap_or_else(|| identifier.to_owned());
+        match module.limits().reset_allowed(&entity_id, client_addr).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "reset-password rate limit check failed");
+                return;
+            }
+        }
         let (token, claims) = match self.tokens.issue_reset(&entity_id, provider, actor_type) {
             Ok(issued) => issued,
             Err(e) => {

@@ -1,0 +1,178 @@
+//! Rate limits over real HTTP: reached, answered 429 before any work, reset
+//! by time; per address behind trusted proxies only; reset-password's silent
+//! limit; registrations and failed updates.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{EMAILPASS, Reply, TestServer, sqlite_config};
+
+/// Every limit off but those in `limits` (TOML lines of `[limits]`).
+const OFF: &str = "login_per_identifier_and_address = { count = 0 }\n\
+                   login_per_identifier = { count = 0 }\n\
+                   login_per_address = { count = 0 }\n\
+                   reset_per_identifier = { count = 0 }\n\
+                   reset_per_address = { count = 0 }\n\
+                   register_per_address = { count = 0 }\n\
+                   update_failures_per_address = { count = 0 }\n";
+
+async fn server(http: &str, limits: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines: Vec<&str> = OFF.lines().collect();
+    for l in limits.lines() {
+        let name = l.split('=').next().unwrap().trim();
+        lines.retain(|x| x.split('=').next().unwrap().trim() != name);
+        lines.push(l);
+    }
+    let toml = sqlite_config(
+        dir.path(),
+        &format!("{EMAILPASS}\n[limits]\n{}\n", lines.join("\n")),
+    )
+    .replace("[http]\n", &format!("[http]\n{http}"));
+    (TestServer::start_toml(&toml).await, dir)
+}
+
+fn too_many(r: &Reply) {
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"type": "not_allowed", "message": "Too many attempts, try again later"})
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1, "Retry-After: {retry}");
+}
+
+async fn login_from(s: &TestServer, email: &str, password: &str, xff: Option<&str>) -> Reply {
+    let mut req = s
+        .client
+        .post(s.url("/auth/customer/emailpass"))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(x) = xff {
+        req = req.header("x-forwarded-for", x);
+    }
+    Reply::of(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_then_the_window_ends() {
+    let (s, _dir) = server(
+        "",
+        "login_per_identifier_and_address = { count = 3, window = \"1s\" }",
+    )
+    .await;
+    s.register("limit@example.com", "right-pw").await;
+    // Malformed requests never count.
+    for _ in 0..10 {
+        let r = s
+            .post_json(
+                "/auth/customer/emailpass",
+                json!({"email": "limit@example.com"}),
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    for _ in 0..3 {
+        assert_eq!(s.login("LIMIT@example.com", "wrong").await.status, 401);
+    }
+    too_many(&s.login("limit@example.com", "wrong").await);
+    // Refused before any work, even with the right password.
+    too_many(&s.login("limit@example.com", "right-pw").await);
+    // Another identifier is not affected.
+    assert_eq!(s.login("other@example.com", "wrong").await.status, 401);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(s.login("limit@example.com", "right-pw").await.status, 200);
+    // A success clears the count for that address.
+    for _ in 0..3 {
+        assert_eq!(s.login("limit@example.com", "wrong").await.status, 401);
+    }
+    too_many(&s.login("limit@example.com", "wrong").await);
+}
+
+#[tokio::test]
+async fn addresses_come_from_trusted_proxies_only() {
+    let limit = "login_per_address = { count = 2, window = \"1m\" }";
+    let (s, _dir) = server("trusted_proxies = [\"127.0.0.1/32\"]\n", limit).await;
+    for _ in 0..2 {
+        let r = login_from(&s, "a@example.com", "wrong", Some("1.1.1.1")).await;
+        assert_eq!(r.status, 401);
+    }
+    too_many(&login_from(&s, "b@example.com", "wrong", Some("1.1.1.1")).await);
+    // A client behind the proxy cannot pick another address by prepending one.
+    too_many(&login_from(&s, "b@example.com", "wrong", Some("9.9.9.9, 1.1.1.1")).await);
+    let r = login_from(&s, "a@example.com", "wrong", Some("2.2.2.2")).await;
+    assert_eq!(r.status, 401, "another client address");
+
+    // Without trusted proxies the header is ignored: everyone is 127.0.0.1.
+    let (s, _dir) = server("", limit).await;
+    for xff in ["1.1.1.1", "2.2.2.2"] {
+        let r = login_from(&s, "a@example.com", "wrong", Some(xff)).await;
+        assert_eq!(r.status, 401);
+    }
+    too_many(&login_from(&s, "a@example.com", "wrong", Some("3.3.3.3")).await);
+}
+
+#[tokio::test]
+async fn reset_password_over_its_limit_answers_201_and_emits_nothing() {
+    let (s, _dir) = server("", "reset_per_identifier = { count = 2, window = \"1m\" }").await;
+    s.register("reset-limit@example.com", "pw").await;
+    let mut events = s.service.events().subscribe();
+    for _ in 0..4 {
+        let r = s
+            .post_json(
+                "/auth/customer/emailpass/reset-password",
+                json!({"identifier": "reset-limit@example.com"}),
+            )
+            .await;
+        assert_eq!((r.status, r.text.as_str()), (201, "Created"));
+    }
+    s.service.events().flush().await;
+    let mut emitted = 0;
+    while events.try_recv().is_ok() {
+        emitted += 1;
+    }
+    assert_eq!(emitted, 2);
+}
+
+#[tokio::test]
+async fn registrations_and_failed_updates_are_limited() {
+    let (s, _dir) = server(
+        "",
+        "register_per_address = { count = 2, window = \"1m\" }\n\
+         update_failures_per_address = { count = 2, window = \"1m\" }",
+    )
+    .await;
+    s.register("r1@example.com", "pw").await;
+    s.register("r2@example.com", "pw").await;
+    too_many(
+        &s.post_json(
+            "/auth/customer/emailpass/register",
+            json!({"email": "r3@example.com", "password": "pw"}),
+        )
+        .await,
+    );
+    for _ in 0..2 {
+        let r = Reply::of(
+            s.client
+                .post(s.url("/auth/customer/emailpass/update"))
+                .header("authorization", "Bearer forged")
+                .json(&json!({"password": "x"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = Reply::of(
+        s.client
+            .post(s.url("/auth/customer/emailpass/update"))
+            .header("authorization", "Bearer forged")
+            .json(&json!({"password": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    too_many(&r);
+}
