@@ -178,3 +178,46 @@ async fn a_slowly_sent_body_gets_its_answer() {
         json!({"type": "unauthorized", "message": "Invalid token"})
     );
 }
+
+/// Past the hashing queue's length or wait, logins get a quick 503 with
+/// `Retry-After`; some still get through, and nothing else breaks.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_over_full_hashing_queue_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = sqlite_config(
+        dir.path(),
+        "[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n\
+         [providers.options]\nmax_concurrent_hashes = 1\nmax_queue = 2\nmax_queue_wait = \"2s\"\n",
+    );
+    let s = std::sync::Arc::new(TestServer::start_toml(&toml).await);
+    s.register("queue@example.com", "pw").await;
+    let logins: Vec<_> = (0..12)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.login("queue@example.com", "pw").await })
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for l in logins {
+        let r = l.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            503 => {
+                busy += 1;
+                assert_eq!(
+                    r.body,
+                    json!({"type": "unexpected_state", "message": "Server busy, try again later"})
+                );
+                assert_eq!(r.headers["retry-after"], "1");
+            }
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+    }
+    assert!(ok >= 3, "the running and the queued ones get through: {ok}");
+    assert!(busy >= 1, "the rest are refused at once: {busy}");
+    assert_eq!(
+        s.login("queue@example.com", "pw").await.status,
+        200,
+        "and it recovers"
+    );
+}

@@ -25,6 +25,8 @@ pub enum ApiError {
     TooLarge,
     /// 500 with a generic message; the cause is logged, never sent.
     Internal,
+    /// 503 `{"type":"unexpected_state","message": ...}` with `Retry-After: 1`.
+    Unavailable(String),
     /// 429 `{"type":"not_allowed","message":"Too many attempts, try again later"}`
     /// with `Retry-After` (whole seconds).
     TooManyAttempts(std::time::Duration),
@@ -73,6 +75,10 @@ pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        if e.kind() == ErrorKind::Unavailable {
+            tracing::warn!(error = %e, "busy");
+            return ApiError::Unavailable(e.message().to_owned());
+        }
         if e.kind().is_internal() {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "internal error");
             return ApiError::Internal;
@@ -106,6 +112,12 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Json(json!({ "message": "request entity too large", "type": "unknown_error" })),
+            )
+                .into_response(),
+            ApiError::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1".to_owned())],
+                Json(json!({ "type": "unexpected_state", "message": message })),
             )
                 .into_response(),
             ApiError::TooManyAttempts(retry_after) => (

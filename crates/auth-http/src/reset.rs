@@ -16,6 +16,9 @@ use crate::context::bearer_token;
 use crate::error::ApiError;
 use crate::extract::Path;
 
+/// The largest `metadata` a reset request may carry, as JSON (4 KiB).
+const MAX_RESET_METADATA_BYTES: usize = 4096;
+
 /// zod's name for a JSON value's type, as Medusa's validator reports it.
 fn received(v: &Value) -> &'static str {
     match v {
@@ -66,7 +69,18 @@ fn validate_reset_body(body: &Metadata) -> Result<(String, Option<Metadata>), Ap
         issues.push(format!("Unrecognized fields: '{}'", unknown.join(", ")));
     }
     match identifier {
-        Some(id) if issues.is_empty() => Ok((id, metadata)),
+        Some(id) if issues.is_empty() => {
+            // The metadata travels to every event sink: keep it small.
+            let size = metadata
+                .as_ref()
+                .map_or(0, |m| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len()));
+            if size > MAX_RESET_METADATA_BYTES {
+                return Err(ApiError::invalid_data(format!(
+                    "Invalid request: Field 'metadata' must be at most {MAX_RESET_METADATA_BYTES} bytes of JSON"
+                )));
+            }
+            Ok((id, metadata))
+        }
         _ => {
             issues.truncate(3);
             Err(ApiError::invalid_data(format!(
@@ -186,6 +200,13 @@ mod tests {
                 json!({"identifier": null, "metadata": [], "x": 1})
             ))),
             "Invalid request: Expected type: 'string' for field 'identifier', got: 'null'; Expected type: 'object' for field 'metadata', got: 'array'; Unrecognized fields: 'x'"
+        );
+        let big = "x".repeat(MAX_RESET_METADATA_BYTES);
+        assert_eq!(
+            message(validate_reset_body(&obj(
+                json!({"identifier": "a@b.c", "metadata": {"k": big}})
+            ))),
+            "Invalid request: Field 'metadata' must be at most 4096 bytes of JSON"
         );
         let (id, meta) =
             validate_reset_body(&obj(json!({"identifier": "a@b.c", "metadata": {"k": 1}})))

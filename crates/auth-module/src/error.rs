@@ -31,6 +31,10 @@ pub enum ErrorKind {
     /// The provider does not implement the method (the error's message names
     /// it); [`crate::AuthModule`] answers Medusa's "not implemented" message.
     NotSupported,
+    /// The server is too busy to do the work now (a full hashing queue, a
+    /// store that cannot be reached); the message is client-safe. HTTP: 503
+    /// with `Retry-After`.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -46,6 +50,7 @@ impl ErrorKind {
             ErrorKind::UnexpectedState => "unexpected_state",
             ErrorKind::DatabaseError => "database_error",
             ErrorKind::NotSupported => "not_allowed",
+            ErrorKind::Unavailable => "unexpected_state",
         }
     }
 
@@ -170,6 +175,11 @@ impl Error {
     /// An [`ErrorKind::UnexpectedState`] error.
     pub fn unexpected(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::UnexpectedState, message)
+    }
+
+    /// An [`ErrorKind::Unavailable`] error: try again later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
     }
 
     /// An [`ErrorKind::DatabaseError`] error wrapping a backend error.

@@ -498,7 +498,9 @@ impl AuthModule {
                     name => format!("Method '{name}' not implemented for provider {provider_id}"),
                 }))
             }
-            Err(e) if e.kind().is_internal() => Err(e.with_context("provider", provider_id)),
+            Err(e) if e.kind().is_internal() || e.kind() == ErrorKind::Unavailable => {
+                Err(e.with_context("provider", provider_id))
+            }
             Err(e) => Ok(LoginOutcome::failed(e.message())),
         }
     }

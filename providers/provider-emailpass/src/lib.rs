@@ -55,7 +55,7 @@ pub const INVALID_CREDENTIALS: &str = "Invalid email or password";
 pub const IDENTITY_EXISTS: &str = "Identity with email already exists";
 
 /// The provider's options.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EmailPassOptions {
@@ -65,11 +65,44 @@ pub struct EmailPassOptions {
     /// Hashes computed at once; the rest wait. Default: the number of cores.
     #[serde(default)]
     pub max_concurrent_hashes: Option<usize>,
+    /// Hashes that may wait for a thread; one more is answered 503 at once.
+    /// Default 1024.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
+    /// The longest a hash waits for a thread before it is answered 503
+    /// (`10s`, `500ms`, ... or seconds). Default 10 s.
+    #[serde(
+        default = "default_max_queue_wait",
+        deserialize_with = "auth_module::deserialize_duration"
+    )]
+    pub max_queue_wait: std::time::Duration,
+}
+
+fn default_max_queue() -> usize {
+    1024
+}
+
+fn default_max_queue_wait() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+impl Default for EmailPassOptions {
+    fn default() -> Self {
+        EmailPassOptions {
+            hash: HashOptions::default(),
+            max_concurrent_hashes: None,
+            max_queue: default_max_queue(),
+            max_queue_wait: default_max_queue_wait(),
+        }
+    }
 }
 
 impl ValidateOptions for EmailPassOptions {
     fn validate_options(&self) -> std::result::Result<(), OptionsError> {
         self.hash.validate()?;
+        if self.max_queue_wait.is_zero() {
+            return Err(OptionsError::new("max_queue_wait", "must be positive"));
+        }
         if let Some(n) = self.max_concurrent_hashes
             && (n == 0 || n > 1024)
         {
@@ -115,7 +148,13 @@ impl ProviderKind for EmailPassProvider {
             .options
             .max_concurrent_hashes
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let pool = pool::HashPool::new(Arc::new(hashing), threads).map_err(|e| {
+        let pool = pool::HashPool::new(
+            Arc::new(hashing),
+            threads,
+            init.options.max_queue,
+            init.options.max_queue_wait,
+        )
+        .map_err(|e| {
             OptionsError::new(
                 "max_concurrent_hashes",
                 format!("cannot start hashing threads: {e}"),
