@@ -131,8 +131,54 @@ pub trait EventSink: Send + Sync + fmt::Debug + 'static {
     async fn deliver(&self, event: &Event) -> Result<(), String>;
 }
 
+/// How many events wait for each sink; past it new ones are dropped (and
+/// counted, and logged) rather than ever delaying the caller.
+const SINK_QUEUE: usize = 1024;
+/// How many deliveries run at once for each sink.
+const SINK_WORKERS: usize = 4;
+
+/// One delivery waiting for a worker, counted as pending until dropped.
+type Job = (Arc<Event>, InFlight);
+
+/// A sink with its bounded queue, whose workers start with the first event.
+struct SinkQueue {
+    sink: Arc<dyn EventSink>,
+    tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<Job>>,
+}
+
+impl SinkQueue {
+    fn sender(&self, handle: &tokio::runtime::Handle) -> &tokio::sync::mpsc::Sender<Job> {
+        self.tx.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Job>(SINK_QUEUE);
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..SINK_WORKERS {
+                let (rx, sink) = (Arc::clone(&rx), Arc::clone(&self.sink));
+                handle.spawn(async move {
+                    loop {
+                        let job = rx.lock().await.recv().await;
+                        let Some((event, _in_flight)) = job else {
+                            return;
+                        };
+                        if let Err(error) = sink.deliver(&event).await {
+                            tracing::warn!(
+                                sink = sink.name(),
+                                event = %event.name,
+                                error = %error,
+                                "event delivery failed"
+                            );
+                        }
+                    }
+                });
+            }
+            tx
+        })
+    }
+}
+
 struct Shared {
     tx: broadcast::Sender<Event>,
+    /// Events dropped because a sink's queue was full.
+    dropped: std::sync::atomic::AtomicU64,
     /// Deliveries spawned and not yet finished.
     pending: AtomicUsize,
     /// Notified when `pending` drops to zero.
@@ -146,14 +192,17 @@ struct Shared {
 /// them.
 #[derive(Clone)]
 pub struct EventBus {
-    sinks: Arc<Vec<Arc<dyn EventSink>>>,
+    sinks: Arc<Vec<Arc<SinkQueue>>>,
     shared: Arc<Shared>,
 }
 
 impl fmt::Debug for EventBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventBus")
-            .field("sinks", &self.sinks)
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|q| &q.sink).collect::<Vec<_>>(),
+            )
             .field("subscribers", &self.shared.tx.receiver_count())
             .field("pending", &self.shared.pending.load(Ordering::Acquire))
             .finish()
@@ -174,6 +223,7 @@ impl EventBus {
             sinks: Arc::new(Vec::new()),
             shared: Arc::new(Shared {
                 tx,
+                dropped: std::sync::atomic::AtomicU64::new(0),
                 pending: AtomicUsize::new(0),
                 idle: Notify::new(),
             }),
@@ -182,8 +232,17 @@ impl EventBus {
 
     /// This bus with `sink` added.
     pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
-        Arc::make_mut(&mut self.sinks).push(sink);
+        Arc::make_mut(&mut self.sinks).push(Arc::new(SinkQueue {
+            sink,
+            tx: std::sync::OnceLock::new(),
+        }));
         self
+    }
+
+    /// How many deliveries were dropped so far because a sink's queue (1024
+    /// events) was full.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// A receiver of every event emitted from now on. It holds up to 1024
@@ -193,9 +252,12 @@ impl EventBus {
         self.shared.tx.subscribe()
     }
 
-    /// Sends `event` to the subscribers and starts one delivery task per sink,
-    /// then returns at once: it never waits for a sink, and a failed delivery
-    /// is logged (`tracing::warn!`) rather than returned.
+    /// Sends `event` to the subscribers and queues it for each sink, then
+    /// returns at once: it never waits for a sink. Each sink has a bounded
+    /// queue (1024 events) and four delivery workers; an event that finds
+    /// the queue full is dropped for that sink, logged and counted
+    /// ([`EventBus::dropped`]). A failed delivery is logged (`tracing::warn!`)
+    /// rather than returned.
     ///
     /// Sinks need a tokio runtime: called outside one, `emit` still reaches
     /// the subscribers but skips the sinks, with a warning.
@@ -217,27 +279,22 @@ impl EventBus {
             // An error means every receiver is gone meanwhile: nothing to do.
             let _ = self.shared.tx.send(Event::clone(&event));
         }
-        for sink in self.sinks.iter() {
-            let guard = InFlight::new(&self.shared);
-            let sink = Arc::clone(sink);
-            let event = Arc::clone(&event);
-            handle.spawn(async move {
-                // Dropped when the delivery ends, panics or is cancelled.
-                let _guard = guard;
-                if let Err(error) = sink.deliver(&event).await {
-                    tracing::warn!(
-                        sink = sink.name(),
-                        event = %event.name,
-                        error = %error,
-                        "event delivery failed"
-                    );
-                }
-            });
+        for queue in self.sinks.iter() {
+            // Counted from now until the delivery ends (or the job is dropped).
+            let job = (Arc::clone(&event), InFlight::new(&self.shared));
+            if queue.sender(&handle).try_send(job).is_err() {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    sink = queue.sink.name(),
+                    event = %event.name,
+                    "event queue full: event dropped for this sink"
+                );
+            }
         }
     }
 
-    /// Waits until every delivery spawned so far has finished (also those
-    /// spawned while waiting): for tests and graceful shutdown.
+    /// Waits until every delivery queued so far has finished (also those
+    /// queued while waiting): for tests and graceful shutdown.
     pub async fn flush(&self) {
         loop {
             let notified = self.shared.idle.notified();
@@ -290,5 +347,46 @@ impl EventSink for LogSink {
             "event"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that never finishes a delivery.
+    #[derive(Debug)]
+    struct Stuck;
+
+    #[async_trait::async_trait]
+    impl EventSink for Stuck {
+        fn name(&self) -> &str {
+            "stuck"
+        }
+        async fn deliver(&self, _: &Event) -> Result<(), String> {
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_drops_events_and_never_waits() {
+        let bus = EventBus::new().with_sink(Arc::new(Stuck));
+        let started = std::time::Instant::now();
+        let n = SINK_QUEUE + 500;
+        for i in 0..n {
+            bus.emit(Event::new("test.event", serde_json::json!({ "i": i })));
+        }
+        let spent = started.elapsed();
+        assert!(
+            spent < std::time::Duration::from_secs(2),
+            "emit waited: {spent:?}"
+        );
+        // The workers hold a few, the queue the next 1024; the rest dropped.
+        let dropped = bus.dropped();
+        assert!(
+            (450..=500).contains(&(dropped as usize)),
+            "dropped {dropped} of {n}"
+        );
     }
 }
