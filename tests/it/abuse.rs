@@ -221,3 +221,114 @@ async fn an_over_full_hashing_queue_answers_503() {
         "and it recovers"
     );
 }
+
+async fn server_with(server_section: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}\n[server]\n{server_section}",
+        sqlite_config(dir.path(), EMAILPASS)
+    );
+    (TestServer::start_toml(&toml).await, dir)
+}
+
+/// Reads until the server closes the connection; `None` if it stays open
+/// past `limit`.
+async fn closed_within(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slowloris_connection_is_closed_by_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let (s, _dir) = server_with("header_timeout = \"300ms\"\n").await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"POST /auth/customer/emailpass HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut stream, std::time::Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the half-sent request is cut off"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // Whole requests are unaffected.
+    assert_eq!(
+        s.client
+            .get(s.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn silent_connections_and_connections_past_the_limit_are_closed() {
+    let (s, _dir) =
+        server_with("header_timeout = \"30s\"\nidle_timeout = \"300ms\"\nmax_connections = 2\n")
+            .await;
+    let mut a = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let mut b = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    assert!(
+        closed_within(&mut c, std::time::Duration::from_millis(250))
+            .await
+            .is_some(),
+        "a third connection is closed at once"
+    );
+    for conn in [&mut a, &mut b] {
+        assert!(
+            closed_within(conn, std::time::Duration::from_secs(5))
+                .await
+                .is_some(),
+            "a silent connection is closed after idle_timeout"
+        );
+    }
+    // With the slots free again, requests go through.
+    assert_eq!(
+        s.client
+            .get(s.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_request_past_its_time_gets_408() {
+    let (s, _dir) = server_with("request_timeout = \"1ms\"\n").await;
+    // A registration hashes a password: far longer than a millisecond.
+    let r = s
+        .post_json(
+            "/auth/customer/emailpass/register",
+            json!({"email": "slow@example.com", "password": "pw"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            408,
+            json!({"type": "unexpected_state", "message": "Request timeout"})
+        )
+    );
+}

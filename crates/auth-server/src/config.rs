@@ -3,10 +3,11 @@
 //! `[management]`, each taken by its owner from one document.
 
 use std::path::Path;
+use std::time::Duration;
 
 use auth_http::HttpConfig;
 use auth_http::events::EventsConfig;
-use auth_module::{Config, ConfigDocument, ConfigError, Secret};
+use auth_module::{Config, ConfigDocument, ConfigError, Secret, deserialize_duration};
 use serde::Deserialize;
 
 /// Every section a server file may have.
@@ -101,6 +102,47 @@ pub struct ServerConfig {
     /// than from the request. Forwarded headers are never trusted.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The longest a client may take to send a request's headers, including
+    /// the wait for the next request on a kept-alive connection. Default 10 s.
+    #[serde(
+        default = "default_header_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub header_timeout: Duration,
+    /// The longest a request may take, body and answer included; past it the
+    /// answer is 408. Default 30 s.
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub request_timeout: Duration,
+    /// A connection with no bytes in either direction this long is closed.
+    /// Default 60 s.
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are closed as soon as accepted.
+    /// Default 4096.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_connections() -> usize {
+    4096
 }
 
 fn default_listen() -> String {
@@ -112,6 +154,10 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             public_url: None,
+            header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -120,6 +166,20 @@ impl ServerConfig {
     /// Takes `[server]` out of `doc`.
     pub fn from_document(doc: &mut ConfigDocument) -> Result<Self, ConfigError> {
         let config: ServerConfig = doc.take_or_default("server")?;
+        for (key, d) in [
+            ("header_timeout", config.header_timeout),
+            ("request_timeout", config.request_timeout),
+            ("idle_timeout", config.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::new(format!("server.{key}: must be positive")));
+            }
+        }
+        if config.max_connections == 0 {
+            return Err(ConfigError::new(
+                "server.max_connections: must be at least 1",
+            ));
+        }
         if let Some(url) = &config.public_url {
             auth_http::PublicOrigin::parse(url)
                 .map_err(|e| ConfigError::new(format!("server.public_url: {e}")))?;

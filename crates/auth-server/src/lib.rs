@@ -20,7 +20,6 @@
 //! An SQLite file belongs to one process: `serve` locks `{database}.lock`,
 //! and a second process on the same file refuses to start.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,6 +31,7 @@ use axum::Router;
 
 mod config;
 mod providers;
+mod serve;
 mod stores;
 
 pub use config::{AppConfig, ManagementConfig, ServerConfig};
@@ -163,19 +163,21 @@ pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains; the
-/// app's store locks are released when it returns.
+/// app's store locks are released when it returns. `[server]`'s
+/// `header_timeout`, `request_timeout`, `idle_timeout` and `max_connections`
+/// bound what clients can hold.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let App { router, locks, .. } = app;
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let App {
+        router,
+        locks,
+        config,
+        ..
+    } = app;
+    let served = serve::run(listener, router, &config.server, shutdown).await;
     drop(locks);
     served
 }
