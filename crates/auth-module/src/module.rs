@@ -459,8 +459,12 @@ impl AuthModule {
             Method::Authenticate => p.identifier(&req),
             _ => None,
         };
+        let check = match method {
+            Method::Authenticate => limits.check_login(identifier.as_deref(), addr).await?,
+            _ => crate::flows::LoginCheck::default(),
+        };
         let refused = match method {
-            Method::Authenticate => limits.login_refused(identifier.as_deref(), addr).await?,
+            Method::Authenticate => check.retry_after,
             Method::Register => limits.register_refused(addr).await?,
             _ => None,
         };
@@ -478,7 +482,9 @@ impl AuthModule {
                 limits.login_failed(identifier.as_deref(), addr).await
             }
             (Method::Authenticate, Ok(AuthOutcome::Authenticated(_))) => {
-                limits.login_succeeded(identifier.as_deref(), addr).await
+                limits
+                    .login_succeeded(&check, identifier.as_deref(), addr)
+                    .await
             }
             (Method::Register, Ok(AuthOutcome::Authenticated(_))) => limits.registered(addr).await,
             _ => Ok(()),

@@ -17,6 +17,17 @@ use crate::keys;
 use crate::random::sha256_hex;
 use crate::stores::StateStore;
 
+/// What [`Limits::check_login`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginCheck {
+    /// `Some(retry_after)`: the login is refused.
+    pub retry_after: Option<Duration>,
+    /// Failures of this identifier from this address are counted (a success
+    /// clears them).
+    failures_here: bool,
+}
+
 /// Rate limits over a state store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -69,22 +80,24 @@ impl Limits {
         out
     }
 
-    /// The longest window among the counters at or over their count, if any:
-    /// the `Retry-After` of a refusal.
-    async fn over(&self, counters: &[Counter<'_>]) -> Result<Option<Duration>> {
+    /// The longest window among the counters at or over their count, if any
+    /// (the `Retry-After` of a refusal), and whether the first counter exists.
+    async fn over(&self, counters: &[Counter<'_>]) -> Result<(Option<Duration>, bool)> {
         let mut retry = None;
-        for c in counters {
+        let mut first = false;
+        for (i, c) in counters.iter().enumerate() {
             let n = self
                 .state
                 .get(&c.key)
                 .await?
                 .as_ref()
                 .and_then(Value::as_u64);
+            first |= i == 0 && n.is_some();
             if n.is_some_and(|n| n >= c.limit.count) {
                 retry = retry.max(Some(c.limit.window));
             }
         }
-        Ok(retry)
+        Ok((retry, first))
     }
 
     async fn count(&self, counters: &[Counter<'_>]) -> Result<Option<Duration>> {
@@ -98,14 +111,25 @@ impl Limits {
         Ok(retry)
     }
 
-    /// `Some(retry_after)` if a login by `identifier` from `addr` is refused
-    /// now, on failures counted so far. Reads only.
-    pub async fn login_refused(
+    /// Whether a login by `identifier` from `addr` is refused now, on
+    /// failures counted so far. Reads only.
+    pub async fn check_login(
         &self,
         identifier: Option<&str>,
         addr: Option<IpAddr>,
-    ) -> Result<Option<Duration>> {
-        self.over(&self.login_counters(identifier, addr)).await
+    ) -> Result<LoginCheck> {
+        let counters = self.login_counters(identifier, addr);
+        let (retry_after, first) = self.over(&counters).await?;
+        // The first counter is the per identifier-and-address one when both
+        // are known and it is on: only it is cleared by a success.
+        let failures_here = first
+            && identifier.is_some()
+            && addr.is_some()
+            && self.config.login_per_identifier_and_address.is_on();
+        Ok(LoginCheck {
+            retry_after,
+            failures_here,
+        })
     }
 
     /// Counts a wrong-credential login.
@@ -115,12 +139,17 @@ impl Limits {
             .map(|_| ())
     }
 
-    /// A successful login clears the identifier's failures from that address.
+    /// A successful login clears the identifier's failures from that address
+    /// (no write when `check` saw none).
     pub async fn login_succeeded(
         &self,
+        check: &LoginCheck,
         identifier: Option<&str>,
         addr: Option<IpAddr>,
     ) -> Result<()> {
+        if !check.failures_here {
+            return Ok(());
+        }
         if let (Some(id), Some(addr)) = (identifier, addr) {
             let key = keys::limit("login-ia", &[&sha256_hex(id), &addr.to_string()]);
             self.state.delete(&key).await?;
@@ -136,12 +165,8 @@ impl Limits {
 
     /// `Some(retry_after)` if registrations from `addr` are refused now.
     pub async fn register_refused(&self, addr: Option<IpAddr>) -> Result<Option<Duration>> {
-        self.over(&Self::per_address(
-            &self.config.register_per_address,
-            "register-a",
-            addr,
-        ))
-        .await
+        let counters = Self::per_address(&self.config.register_per_address, "register-a", addr);
+        Ok(self.over(&counters).await?.0)
     }
 
     /// Counts an identity registered from `addr`.
@@ -169,12 +194,9 @@ impl Limits {
 
     /// `Some(retry_after)` if `update` calls from `addr` are refused now.
     pub async fn update_refused(&self, addr: Option<IpAddr>) -> Result<Option<Duration>> {
-        self.over(&Self::per_address(
-            &self.config.update_failures_per_address,
-            "update-a",
-            addr,
-        ))
-        .await
+        let counters =
+            Self::per_address(&self.config.update_failures_per_address, "update-a", addr);
+        Ok(self.over(&counters).await?.0)
     }
 
     /// Counts a failed `update` from `addr`.

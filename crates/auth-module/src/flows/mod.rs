@@ -6,6 +6,6 @@ mod limits;
 mod reset;
 mod session;
 
-pub use limits::Limits;
+pub use limits::{Limits, LoginCheck};
 pub use reset::{PASSWORD_RESET_EVENT, PasswordReset, ResetOutcome};
 pub use session::{DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionInfo, Sessions};
