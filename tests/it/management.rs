@@ -168,14 +168,12 @@ async fn link_refresh_unlink_delete() {
             .status,
         401
     );
-    let r = s
-        .client
-        .post(s.url("/auth/token/refresh"))
-        .header("cookie", &linked_session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(
+        s.post_cookie("/auth/token/refresh", &linked_session)
+            .await
+            .status,
+        401
+    );
 
     let r = admin(
         &s,
@@ -295,14 +293,10 @@ async fn revoke_ends_every_token_and_session() {
         assert_eq!(s.post_bearer("/auth/token/refresh", t).await.status, 401);
     }
     for cookie in [&session, &other_session] {
-        let r = s
-            .client
-            .post(s.url("/auth/token/refresh"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
+        assert_eq!(
+            s.post_cookie("/auth/token/refresh", cookie).await.status,
+            401
+        );
     }
     let fresh = s.login("revoke@example.com", "pw").await.token();
     assert_eq!(

@@ -110,6 +110,19 @@ impl TestServer {
         .await
     }
 
+    /// POSTs with a `Cookie` header and no body.
+    pub async fn post_cookie(&self, path: &str, cookie: &str) -> Reply {
+        Reply::of(
+            self.client
+                .post(self.url(path))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
     /// Opens a session with `token`; returns the `name=value` cookie pair.
     pub async fn open_session(&self, token: &str) -> String {
         let r = self.post_bearer("/auth/session", token).await;
