@@ -234,6 +234,21 @@ thread_local! {
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Blocks (1 KiB each) reserved at least for a memory area: just over 32 MiB.
+const MAPPED_AREA_BLOCKS: usize = 32 * 1024 + 4;
+
+/// Bytes of this thread's memory area in use (not the reserve past it).
+pub(crate) fn held_here() -> usize {
+    BLOCKS.with(|cell| cell.borrow().len() * std::mem::size_of::<Block>())
+}
+
+/// Frees this thread's memory area (after an idle period). An area of the
+/// default cost is a single mmapped allocation, so freeing it hands the
+/// memory back to the operating system, and the next hash maps it again.
+pub(crate) fn release_memory() {
+    BLOCKS.with(|cell| drop(std::mem::take(&mut *cell.borrow_mut())));
+}
+
 /// Raw argon2 of `password` with `salt` into `out`, on this thread's memory area.
 fn raw_hash(
     argon2: &Argon2<'_>,
@@ -245,7 +260,15 @@ fn raw_hash(
     BLOCKS.with(|cell| {
         let mut memory = cell.borrow_mut();
         if memory.len() < blocks {
-            memory.resize(blocks, Block::new());
+            // Reserve past glibc's largest dynamic mmap threshold (32 MiB on
+            // 64-bit), so the area is always its own mapping and freeing it
+            // (`release_memory`) hands it back to the OS; below that, glibc
+            // serves it from the thread's arena after the first free and
+            // keeps it. Pages past `blocks` are never touched, so they cost
+            // address space, not memory.
+            let mut area = Vec::with_capacity(blocks.max(MAPPED_AREA_BLOCKS));
+            area.resize(blocks, Block::new());
+            *memory = area;
         }
         argon2
             .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])

@@ -32,6 +32,9 @@ pub(crate) struct HashPool {
     waiting: AtomicUsize,
     max_queue: usize,
     max_wait: Duration,
+    /// Bytes of memory areas this pool's threads hold (read by tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    held: Arc<AtomicUsize>,
 }
 
 /// The message of a refusal for a full or slow queue.
@@ -48,29 +51,47 @@ impl Drop for Waiting<'_> {
 
 impl HashPool {
     /// `threads` threads hashing with `hashing`; they exit when the pool is
-    /// dropped. At most `max_queue` jobs wait, each at most `max_wait`.
+    /// dropped. At most `max_queue` jobs wait, each at most `max_wait`. A
+    /// thread idle for `release_after` frees its memory area.
     pub(crate) fn new(
         hashing: Arc<PasswordHashing>,
         threads: usize,
         max_queue: usize,
         max_wait: Duration,
+        release_after: Duration,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let held = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
-            let (rx, hashing) = (rx.clone(), hashing.clone());
+            let (rx, hashing, held) = (rx.clone(), hashing.clone(), held.clone());
             std::thread::Builder::new()
                 .name(format!("emailpass-hash-{i}"))
                 .spawn(move || {
+                    let mut mine = 0;
                     loop {
+                        // Waiting threads take turns on the receiver; each
+                        // frees its memory area once it has been idle long
+                        // enough (the next hash maps a new one).
                         let job = {
                             let guard = rx.lock().unwrap_or_else(|e| e.into_inner());
-                            match guard.recv() {
-                                Ok(job) => job,
-                                Err(_) => return,
+                            match guard.recv_timeout(release_after) {
+                                Ok(job) => Some(job),
+                                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                                Err(mpsc::RecvTimeoutError::Disconnected) => return,
                             }
                         };
-                        job(&hashing);
+                        match job {
+                            Some(job) => job(&hashing),
+                            None => crate::hashing::release_memory(),
+                        }
+                        let now = crate::hashing::held_here();
+                        if now >= mine {
+                            held.fetch_add(now - mine, Ordering::Relaxed);
+                        } else {
+                            held.fetch_sub(mine - now, Ordering::Relaxed);
+                        }
+                        mine = now;
                     }
                 })?;
         }
@@ -80,7 +101,14 @@ impl HashPool {
             waiting: AtomicUsize::new(0),
             max_queue,
             max_wait,
+            held,
         })
+    }
+
+    /// Bytes of memory areas this pool's threads hold now.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Runs `job` on a hashing thread, waiting (asynchronously) for a free one.
@@ -120,5 +148,54 @@ impl HashPool {
             .map_err(|_| Error::unexpected("password hashing threads are gone"))?;
         rx.await
             .map_err(|e| Error::unexpected("password hashing job failed").with_source(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HashOptions;
+
+    /// Idle hashing threads free their memory areas; the next hash maps one
+    /// again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_threads_free_their_memory() {
+        let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).unwrap());
+        let pool = HashPool::new(
+            hashing,
+            2,
+            16,
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        let area = 19456 * 1024;
+        let (a, b) = tokio::join!(
+            pool.run(|h| h.hash("one").unwrap()),
+            pool.run(|h| h.hash("two").unwrap())
+        );
+        assert!(a.unwrap().starts_with("$argon2id$"));
+        assert!(b.unwrap().starts_with("$argon2id$"));
+        // The count is updated just after each job answers.
+        let eventually = |want: fn(usize) -> bool| {
+            let pool = &pool;
+            async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while !want(pool.held_bytes()) && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                pool.held_bytes()
+            }
+        };
+        let busy = eventually(|n| n >= 19456 * 1024).await;
+        assert!(busy >= area, "an area is held after hashing: {busy}");
+        assert_eq!(
+            eventually(|n| n == 0).await,
+            0,
+            "every area freed when idle"
+        );
+        pool.run(|h| h.hash("three").unwrap()).await.unwrap();
+        let again = eventually(|n| n >= 19456 * 1024).await;
+        assert!(again >= area, "mapped again on demand: {again}");
     }
 }
