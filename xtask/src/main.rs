@@ -86,6 +86,11 @@ fn bench() -> Result<(), String> {
         "cargo",
         &["bench", "-p", "auth-tests", "--bench", "http"],
         &[],
+    )?;
+    run(
+        "cargo",
+        &["bench", "-p", "auth-tests", "--bench", "flood"],
+        &[],
     )
 }
 
