@@ -199,3 +199,54 @@ mod tests {
         assert!(again >= area, "mapped again on demand: {again}");
     }
 }
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+    use crate::HashOptions;
+    use std::sync::atomic::AtomicBool;
+
+    /// A waiting hash whose caller goes away (a client that disconnected:
+    /// its request future is dropped) leaves the queue and never runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_waiting_job_never_runs() {
+        let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).unwrap());
+        let pool = Arc::new(
+            HashPool::new(
+                hashing,
+                1,
+                16,
+                Duration::from_secs(10),
+                Duration::from_secs(10),
+            )
+            .unwrap(),
+        );
+        // Hold the only thread until told to go.
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move {
+                pool.run(move |_| {
+                    let _ = go_rx.recv();
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let waiting = {
+            let (pool, ran) = (Arc::clone(&pool), Arc::clone(&ran));
+            tokio::spawn(async move { pool.run(move |_| ran.store(true, Ordering::SeqCst)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 1, "one job waits");
+        waiting.abort(); // the caller goes away
+        let _ = waiting.await;
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0, "it left the queue");
+        go_tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        // The thread is free and nothing else runs on it.
+        pool.run(|_| ()).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "the dropped job never ran");
+    }
+}
