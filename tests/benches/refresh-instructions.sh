@@ -14,21 +14,19 @@ valgrind --tool=callgrind --callgrind-out-file=$D/cg.out $BIN serve --listen 127
 VPID=$!
 for i in $(seq 1 120); do curl -s -o /dev/null http://127.0.0.1:$PORT/health && break; sleep 1; done
 TOKEN=$(curl -s -X POST http://127.0.0.1:$PORT/auth/customer/emailpass/register -H 'Content-Type: application/json' -d '{"email":"cg@example.com","password":"pw-cg-123"}' | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])')
-python3 - $PORT $TOKEN 20 <<'PY'
+# refreshes COUNT: COUNT refreshes over one keep-alive connection.
+refreshes() {
+python3 - "$PORT" "$TOKEN" "$1" <<'PY'
 import http.client,sys
 port,token,n=int(sys.argv[1]),sys.argv[2],int(sys.argv[3])
 c=http.client.HTTPConnection("127.0.0.1",port)
 for _ in range(n):
     c.request("POST","/auth/token/refresh",headers={"Authorization":"Bearer "+token}); r=c.getresponse(); r.read(); assert r.status==200
 PY
+}
+refreshes 20
 callgrind_control -z $VPID >/dev/null
-python3 - $PORT $TOKEN $N <<'PY'
-import http.client,sys
-port,token,n=int(sys.argv[1]),sys.argv[2],int(sys.argv[3])
-c=http.client.HTTPConnection("127.0.0.1",port)
-for _ in range(n):
-    c.request("POST","/auth/token/refresh",headers={"Authorization":"Bearer "+token}); r=c.getresponse(); r.read(); assert r.status==200
-PY
+refreshes "$N"
 
 callgrind_control -d $VPID >/dev/null
 sleep 1

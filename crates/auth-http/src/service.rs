@@ -31,6 +31,7 @@ pub struct HttpSettings {
     pub(crate) trusted_proxies: Vec<crate::client::Cidr>,
 }
 
+#[derive(Clone)]
 struct ServiceInner {
     module: AuthModule,
     tokens: Tokens,
@@ -94,22 +95,7 @@ impl AuthService {
     /// Takes the scheme and host providers see from `origin` instead of the
     /// request (behind a proxy).
     pub fn with_public_origin(mut self, origin: PublicOrigin) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.settings.public_origin = Some(origin),
-            None => {
-                let inner = &self.inner;
-                self.inner = Arc::new(ServiceInner {
-                    module: inner.module.clone(),
-                    tokens: inner.tokens.clone(),
-                    sessions: inner.sessions.clone(),
-                    resets: inner.resets.clone(),
-                    settings: HttpSettings {
-                        public_origin: Some(origin),
-                        ..inner.settings.clone()
-                    },
-                });
-            }
-        }
+        Arc::make_mut(&mut self.inner).settings.public_origin = Some(origin);
         self
     }
 

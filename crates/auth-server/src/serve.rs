@@ -11,7 +11,6 @@ use std::future::Future;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -114,9 +113,8 @@ async fn request_timeout(
 struct IdleIo<T> {
     inner: T,
     idle: Duration,
-    started: Instant,
-    /// Milliseconds since `started` of the last byte read or written.
-    last: AtomicU64,
+    /// When the last byte was read or written.
+    last: Instant,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -125,32 +123,28 @@ impl<T> IdleIo<T> {
         IdleIo {
             inner,
             idle,
-            started: Instant::now(),
-            last: AtomicU64::new(0),
+            last: Instant::now(),
             timer: Box::pin(tokio::time::sleep(idle)),
         }
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(ms, Ordering::Relaxed);
+    fn touch(&mut self) {
+        self.last = Instant::now();
     }
 
-    /// `Ready(err)` once idle too long; else arms the timer for the deadline.
+    /// `Ready(err)` once idle too long; else arms the timer for the deadline
+    /// (moved only when bytes moved since it was set).
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
-        loop {
-            let deadline =
-                self.started + Duration::from_millis(self.last.load(Ordering::Relaxed)) + self.idle;
-            if Instant::now() >= deadline {
-                return Poll::Ready(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "idle connection",
-                ));
-            }
-            self.timer.as_mut().reset(deadline.into());
-            if self.timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
+        let deadline = tokio::time::Instant::from_std(self.last + self.idle);
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "idle connection",
+            )),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
