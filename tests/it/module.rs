@@ -750,43 +750,33 @@ async fn a_complete_reset_through_the_library() {
         "only the known one"
     );
     let token = event.data["token"].as_str().unwrap().to_owned();
-    let body = |v: Value| v.as_object().cloned().unwrap();
+    let complete = |body: Value| {
+        let (reset, token) = (&reset, &token);
+        async move {
+            let body = body.as_object().cloned().unwrap();
+            reset
+                .complete("customer", "emailpass", token, body)
+                .await
+                .unwrap()
+        }
+    };
 
     assert!(
         reset.verify("user", "emailpass", &token).is_none(),
         "another actor's route"
     );
     assert_eq!(
-        reset
-            .complete("customer", "emailpass", &token, body(json!({})))
-            .await
-            .unwrap(),
+        complete(json!({})).await,
         ResetOutcome::Failed {
             message: "Password should be a string".into()
         }
     );
     assert_eq!(
-        reset
-            .complete(
-                "customer",
-                "emailpass",
-                &token,
-                body(json!({"password": "new-pw"}))
-            )
-            .await
-            .unwrap(),
+        complete(json!({"password": "new-pw"})).await,
         ResetOutcome::Done
     );
     assert_eq!(
-        reset
-            .complete(
-                "customer",
-                "emailpass",
-                &token,
-                body(json!({"password": "again"}))
-            )
-            .await
-            .unwrap(),
+        complete(json!({"password": "again"})).await,
         ResetOutcome::InvalidToken,
         "spent"
     );
