@@ -73,6 +73,31 @@ async fn auth_request(
         .actor_type(actor))
 }
 
+/// The auth identity a login to a redirect provider links to: the one whose
+/// valid, current bearer token came with the request (linking with proof).
+/// A missing or invalid token links nothing, so a stale token kept by a
+/// client never blocks a login; only a token that verifies proves anything.
+async fn linking_identity(
+    svc: &AuthService,
+    provider: &str,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let redirect = svc
+        .module()
+        .provider_info(provider)
+        .is_some_and(|p| p.flow == auth_module::ProviderFlow::Redirect);
+    if !redirect || !headers.contains_key(header::AUTHORIZATION) {
+        return None;
+    }
+    let policy = AuthPolicy::any_actor()
+        .session(false)
+        .allow_unregistered(true);
+    match svc.authenticate_current(headers, &policy).await {
+        Some((ctx, Some(_))) => Some(ctx.auth_identity_id),
+        _ => None,
+    }
+}
+
 pub(crate) async fn run_step(
     svc: AuthService,
     step: Step,
@@ -81,7 +106,11 @@ pub(crate) async fn run_step(
     req: Request,
 ) -> Result<Response, ApiError> {
     svc.module().check_actor_type(&actor)?;
-    let auth_req = auth_request(&svc, &actor, req).await?;
+    let link_to = match step {
+        Step::Login => linking_identity(&svc, &provider, req.headers()).await,
+        _ => None,
+    };
+    let auth_req = auth_request(&svc, &actor, req).await?.link_to(link_to);
     svc.module().check_actor_allowed(&actor, &provider)?;
     let module = svc.module();
     let outcome = match step {
@@ -90,9 +119,14 @@ pub(crate) async fn run_step(
         Step::Callback => module.validate_callback(&provider, auth_req).await?,
     };
     match outcome {
-        LoginOutcome::Authenticated { identity, .. } => {
+        LoginOutcome::Authenticated {
+            identity, linked, ..
+        } => {
             // The identity the provider answered is current: no second read.
-            let token = svc.tokens().issue(&identity, &actor, &provider)?;
+            let tokens = svc.tokens();
+            let mut claims = tokens.claims_for(&identity, &actor, &provider);
+            claims.linked = linked;
+            let token = tokens.sign(&claims)?;
             Ok(Json(json!({ "token": token })).into_response())
         }
         LoginOutcome::Redirect { location, .. } if matches!(step, Step::Login) => {

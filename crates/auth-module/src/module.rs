@@ -44,6 +44,9 @@ pub enum LoginOutcome {
     Authenticated {
         /// The identity.
         identity: AuthIdentity,
+        /// Whether this step attached a new provider identity to an auth
+        /// identity the caller proved it holds (linking with proof).
+        linked: bool,
     },
     /// The client continues at `location` (redirect providers).
     #[non_exhaustive]
@@ -77,6 +80,11 @@ impl LoginOutcome {
         match outcome {
             AuthOutcome::Authenticated(identity) => LoginOutcome::Authenticated {
                 identity: identity.redacted(),
+                linked: false,
+            },
+            AuthOutcome::Linked(identity) => LoginOutcome::Authenticated {
+                identity: identity.redacted(),
+                linked: true,
             },
             AuthOutcome::Redirect(location) => LoginOutcome::Redirect { location },
             AuthOutcome::Failed(message) | AuthOutcome::WrongCredentials(message) => {
@@ -93,7 +101,7 @@ impl LoginOutcome {
     /// The identity, if authenticated.
     pub fn identity(&self) -> Option<&AuthIdentity> {
         match self {
-            LoginOutcome::Authenticated { identity } => Some(identity),
+            LoginOutcome::Authenticated { identity, .. } => Some(identity),
             _ => None,
         }
     }
@@ -101,7 +109,7 @@ impl LoginOutcome {
     /// The identity, if authenticated.
     pub fn into_identity(self) -> Option<AuthIdentity> {
         match self {
-            LoginOutcome::Authenticated { identity } => Some(identity),
+            LoginOutcome::Authenticated { identity, .. } => Some(identity),
             _ => None,
         }
     }
@@ -123,8 +131,9 @@ pub struct ProviderInfo {
     pub id: String,
     /// The kind's identifier.
     pub identifier: &'static str,
-    /// The kind's display name.
-    pub display_name: &'static str,
+    /// The instance's display name ([`AuthProvider::display_name`]), else
+    /// the kind's.
+    pub display_name: String,
     /// `credentials` or `redirect`.
     pub flow: ProviderFlow,
     /// The registry key `au_{identifier}_{id}`.
@@ -314,7 +323,10 @@ impl AuthModuleBuilder {
                 registry_key: format!("au_{}_{}", reg.identifier(), p.id),
                 id: p.id.clone(),
                 identifier: reg.identifier(),
-                display_name: reg.display_name(),
+                display_name: provider
+                    .display_name()
+                    .unwrap_or(reg.display_name())
+                    .to_owned(),
                 flow: reg.flow(),
             };
             let ids = ProviderIdentities::new(p.id.as_str(), identities.clone(), state.clone())
@@ -481,7 +493,7 @@ impl AuthModule {
             (Method::Authenticate, Ok(AuthOutcome::WrongCredentials(_))) => {
                 limits.login_failed(identifier.as_deref(), addr).await
             }
-            (Method::Authenticate, Ok(AuthOutcome::Authenticated(_))) => {
+            (Method::Authenticate, Ok(AuthOutcome::Authenticated(_) | AuthOutcome::Linked(_))) => {
                 limits
                     .login_succeeded(&check, identifier.as_deref(), addr)
                     .await
@@ -507,6 +519,9 @@ impl AuthModule {
             Err(e) if e.kind().is_internal() || e.kind() == ErrorKind::Unavailable => {
                 Err(e.with_context("provider", provider_id))
             }
+            // A refusal of the request itself (e.g. a callback URL off the
+            // allow-list): the caller answers it as such, not as a failed login.
+            Err(e) if e.kind() == ErrorKind::NotAllowed => Err(e),
             Err(e) => Ok(LoginOutcome::failed(e.message())),
         }
     }

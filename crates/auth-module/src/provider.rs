@@ -57,6 +57,11 @@ pub struct AuthRequest {
     pub client_addr: Option<IpAddr>,
     /// The actor type of the route (`customer`, `user`, ...), when there is one.
     pub actor_type: Option<String>,
+    /// The auth identity the caller proved it holds (a valid token sent with
+    /// a login): a redirect provider attaches the provider identity it
+    /// authenticates to this one instead of creating one. Never set from an
+    /// unverified claim.
+    pub link_to: Option<String>,
 }
 
 impl AuthRequest {
@@ -119,6 +124,12 @@ impl AuthRequest {
         self
     }
 
+    /// Sets the auth identity the caller proved it holds (see [`AuthRequest::link_to`]).
+    pub fn link_to(mut self, auth_identity_id: Option<String>) -> Self {
+        self.link_to = auth_identity_id;
+        self
+    }
+
     /// Sets the actor type.
     pub fn actor_type(mut self, actor: impl Into<String>) -> Self {
         self.actor_type = Some(actor.into());
@@ -146,6 +157,7 @@ impl fmt::Debug for AuthRequest {
             .field("host", &self.host)
             .field("client_addr", &self.client_addr)
             .field("actor_type", &self.actor_type)
+            .field("link_to", &self.link_to)
             .finish()
     }
 }
@@ -164,12 +176,21 @@ pub enum AuthOutcome {
     /// The credentials were wrong (unknown user or wrong secret): a failure
     /// that counts toward the login rate limits, unlike a malformed request.
     WrongCredentials(String),
+    /// The user is who they claim, and the provider identity was attached to
+    /// the auth identity the caller proved it holds ([`AuthRequest::link_to`]).
+    Linked(AuthIdentity),
 }
 
 impl AuthOutcome {
     /// Success with `identity`.
     pub fn authenticated(identity: AuthIdentity) -> Self {
         AuthOutcome::Authenticated(identity)
+    }
+
+    /// Success with `identity`, whose new provider identity was attached to
+    /// the auth identity in [`AuthRequest::link_to`].
+    pub fn linked(identity: AuthIdentity) -> Self {
+        AuthOutcome::Linked(identity)
     }
 
     /// Continue at `location`.
@@ -260,6 +281,12 @@ pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
     /// only the limits per client address apply.
     fn identifier(&self, req: &AuthRequest) -> Option<String> {
         let _ = req;
+        None
+    }
+
+    /// This instance's name for frontends (providers lists), when its options
+    /// set one; default: the kind's [`ProviderKind::DISPLAY_NAME`].
+    fn display_name(&self) -> Option<&str> {
         None
     }
 
@@ -454,6 +481,27 @@ impl ProviderIdentities {
         let identity = self
             .identities
             .create_auth_identity(NewAuthIdentity::with_provider_identity(new))
+            .await?;
+        Ok(self.scoped(identity))
+    }
+
+    /// Attaches a new provider identity at this provider (`new.entity_id`) to
+    /// the existing auth identity `auth_identity_id` and returns it (linking
+    /// with proof: call it only with [`AuthRequest::link_to`]).
+    /// [`crate::ErrorKind::DuplicateError`] if this provider already knows
+    /// `new.entity_id`; [`crate::ErrorKind::NotFound`] if the auth identity is gone.
+    pub async fn attach(
+        &self,
+        auth_identity_id: &str,
+        mut new: NewProviderIdentity,
+    ) -> Result<AuthIdentity> {
+        new.provider = self.provider.to_string();
+        self.identities
+            .add_provider_identity(auth_identity_id, new)
+            .await?;
+        let identity = self
+            .identities
+            .retrieve_auth_identity(auth_identity_id)
             .await?;
         Ok(self.scoped(identity))
     }

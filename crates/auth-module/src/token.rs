@@ -141,6 +141,10 @@ pub struct AuthClaims {
     /// version is behind the stored one is refused.
     #[serde(default)]
     pub cv: u64,
+    /// Set on the token answered by a login that attached a new provider
+    /// identity to the caller's auth identity (linking with proof).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linked: bool,
 }
 
 /// The claims of a password reset token.
@@ -282,6 +286,7 @@ impl Tokens {
                 .saturating_add(i64::try_from(self.expires_in.as_secs()).unwrap_or(i64::MAX / 2)),
             purpose: None,
             cv: identity.credential_version,
+            linked: false,
         }
     }
 
