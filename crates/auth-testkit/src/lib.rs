@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod identity;
+#[cfg(feature = "idp")]
+pub mod idp;
 mod macros;
 pub mod provider;
 pub mod state;
