@@ -15,5 +15,6 @@ mod module;
 mod origin;
 mod postgres;
 mod reset;
+mod social;
 mod support;
 mod upgrade;

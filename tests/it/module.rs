@@ -128,12 +128,12 @@ fn emailpass_is_registered_at_link_time() {
 #[test]
 fn unknown_resolve_lists_linked_providers_and_the_feature() {
     let e =
-        build_err("[store]\nurl='memory://'\n[[providers]]\nresolve = 'google'\nid = 'google'\n");
+        build_err("[store]\nurl='memory://'\n[[providers]]\nresolve = 'okta'\nid = 'okta'\n");
     assert_eq!(
         e,
-        "providers[0] \"google\": unknown provider \"google\"; linked providers: emailpass. \
-         Add the crate `provider-google` to your dependencies and name it (`use provider_google as _;`), \
-         or build auth-server with the cargo feature `provider-google`"
+        "providers[0] \"okta\": unknown provider \"okta\"; linked providers: emailpass, github, \
+         google, oidc. Add the crate `provider-okta` to your dependencies and name it \
+         (`use provider_okta as _;`), or build auth-server with the cargo feature `provider-okta`"
     );
 }
 

@@ -25,7 +25,7 @@ async fn ask_reset(s: &TestServer, actor: &str, identifier: Value) -> Reply {
 }
 
 /// Asks for a reset and returns the token from an in-process subscriber.
-async fn reset_token(s: &TestServer, actor: &str, email: &str) -> String {
+pub(crate) async fn reset_token(s: &TestServer, actor: &str, email: &str) -> String {
     let mut rx = s.service.events().subscribe();
     let r = ask_reset(s, actor, json!(email)).await;
     assert_eq!((r.status, r.text.as_str()), (201, "Created"));
@@ -37,7 +37,7 @@ async fn reset_token(s: &TestServer, actor: &str, email: &str) -> String {
     event.data["token"].as_str().unwrap().to_owned()
 }
 
-async fn update(s: &TestServer, actor: &str, token: &str, body: Value) -> Reply {
+pub(crate) async fn update(s: &TestServer, actor: &str, token: &str, body: Value) -> Reply {
     Reply::of(
         s.client
             .post(s.url(&format!("/auth/{actor}/emailpass/update")))

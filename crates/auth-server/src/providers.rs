@@ -3,6 +3,12 @@
 
 #[cfg(feature = "provider-emailpass")]
 use provider_emailpass as _;
+#[cfg(feature = "provider-github")]
+use provider_github as _;
+#[cfg(feature = "provider-google")]
+use provider_google as _;
+#[cfg(feature = "provider-oidc")]
+use provider_oidc as _;
 
 /// Forces this module (and with it the `use`s above) into the binary.
 pub(crate) fn link() {}

@@ -217,11 +217,15 @@ fn providers_lists_linked_kinds() {
     let out = Command::new(BIN).arg("providers").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.lines()
-            .any(|l| l == "emailpass\tEmail/Password Authentication"),
-        "{text}"
-    );
+    // The default features link all four kinds.
+    for line in [
+        "emailpass\tEmail/Password Authentication",
+        "google\tGoogle Authentication",
+        "github\tGithub Authentication",
+        "oidc\tOpenID Connect",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}: {text}");
+    }
 }
 
 #[test]
@@ -255,8 +259,16 @@ fn check_config_accepts_good_and_explains_bad_files() {
             "environment variable CHECK_SECRET_UNSET is not set",
         ),
         (
+            "[http]\njwt_secret = '0123456789abcdef0123456789abcdef'\n[[providers]]\nresolve='okta'\nid='o'\n",
+            "unknown provider \"okta\"; linked providers: emailpass, github, google, oidc",
+        ),
+        (
             "[http]\njwt_secret = '0123456789abcdef0123456789abcdef'\n[[providers]]\nresolve='github'\nid='gh'\n",
-            "unknown provider \"github\"; linked providers: emailpass",
+            "providers[0] \"gh\": options.clientId: is required",
+        ),
+        (
+            "[http]\njwt_secret = '0123456789abcdef0123456789abcdef'\n[[providers]]\nresolve='google'\nid='g'\n[providers.options]\nclientId='c'\nclientSecret='s'\ncallbackUrl='https://shop.example/cb'\ntokenUrl='http://idp.example/token'\n",
+            "providers[0] \"g\": options.tokenUrl: must be an https URL",
         ),
         (
             "[http]\njwt_secret = 'x'\n[[providers]]\nresolve='emailpass'\nid='a'\n",

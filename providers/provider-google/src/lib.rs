@@ -1,0 +1,325 @@
+//! Google sign-in for `auth-module` (identifier `google`): OpenID Connect's
+//! authorization code flow with PKCE S256, a nonce, and the id_token checked
+//! against Google's published keys.
+//!
+//! ```toml
+//! [[providers]]
+//! resolve = "google"
+//! id = "google"
+//! [providers.options]
+//! clientId = "${GOOGLE_CLIENT_ID}"
+//! clientSecret = "${GOOGLE_CLIENT_SECRET}"
+//! callbackUrl = "https://shop.example/auth/customer/google/callback"
+//! callbackUrlAllowlist = ["https://admin.example/auth/user/google/callback"]
+//! ```
+//!
+//! - With the default endpoints the login's `location` is built offline; with
+//!   another `issuer` and no endpoint options they are discovered on first
+//!   use and cached.
+//! - The `sub` claim is the `entity_id`; `user_metadata` (`email`, `name`,
+//!   `picture`, `given_name`, `family_name`) is refreshed at every login.
+//! - An address with `email_verified: false` is refused.
+//! - Google's tokens are never stored, returned or logged.
+
+use auth_module::{
+    AuthOutcome, AuthProvider, AuthRequest, Metadata, OptionsError, ProviderFlow,
+    ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
+};
+use auth_oauth::{
+    CallbackPolicy, ClientAuth, Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError,
+    OAuthSettings, urls,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Google's issuer, the default `issuer`.
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+/// Google's authorization endpoint.
+pub const GOOGLE_AUTHORIZATION_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+/// Google's token endpoint.
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+/// Google's key set.
+pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
+
+/// The answer to a registration.
+pub const NO_REGISTRATION: &str =
+    "Google does not support registration. Use method `authenticate` instead.";
+
+/// The provider's options (Medusa's names, camelCase).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct GoogleOptions {
+    /// The OAuth client id.
+    #[serde(default)]
+    pub client_id: String,
+    /// The OAuth client secret.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// The callback URL registered at Google (where users come back).
+    #[serde(default)]
+    pub callback_url: String,
+    /// Other callback URLs a login may ask for (body `callback_url`).
+    #[serde(default)]
+    pub callback_url_allowlist: Vec<String>,
+    /// The issuer (default Google's; `accounts.google.com` is also accepted as
+    /// `iss` then).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The authorization endpoint.
+    #[serde(default)]
+    pub authorization_url: Option<String>,
+    /// The token endpoint.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// The key set.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Timeout of each call to Google, in milliseconds (default 10000).
+    #[serde(default)]
+    pub http_timeout_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for GoogleOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleOptions")
+            .field("client_id", &self.client_id)
+            .field("callback_url", &self.callback_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ValidateOptions for GoogleOptions {
+    fn validate_options(&self) -> std::result::Result<(), OptionsError> {
+        settings("google", self).map(|_| ())
+    }
+}
+
+fn settings(id: &str, o: &GoogleOptions) -> std::result::Result<OAuthSettings, OptionsError> {
+    if o.client_id.trim().is_empty() {
+        return Err(OptionsError::new("clientId", "is required"));
+    }
+    let secret = o
+        .client_secret
+        .clone()
+        .filter(|s| !s.expose().is_empty())
+        .ok_or_else(|| OptionsError::new("clientSecret", "is required"))?;
+    if o.callback_url.is_empty() {
+        return Err(OptionsError::new("callbackUrl", "is required"));
+    }
+    urls::callback("callbackUrl", &o.callback_url)?;
+    for (i, u) in o.callback_url_allowlist.iter().enumerate() {
+        urls::callback(&format!("callbackUrlAllowlist[{i}]"), u)?;
+    }
+    let issuer = o.issuer.as_deref().unwrap_or(GOOGLE_ISSUER);
+    let default_issuer = issuer.trim_end_matches('/') == GOOGLE_ISSUER;
+    let endpoint = |name: &str, given: &Option<String>, google: &str| match given {
+        Some(u) => urls::endpoint(name, u).map(Some),
+        None if default_issuer => urls::endpoint(name, google).map(Some),
+        None => Ok(None),
+    };
+    let mut s = OAuthSettings::new(
+        id,
+        o.client_id.clone(),
+        CallbackPolicy::new(o.callback_url.clone(), o.callback_url_allowlist.clone()),
+    );
+    s.client_secret = Some(secret);
+    s.client_auth = ClientAuth::Post;
+    s.issuer = Some(urls::endpoint("issuer", issuer)?);
+    s.authorization_url = endpoint(
+        "authorizationUrl",
+        &o.authorization_url,
+        GOOGLE_AUTHORIZATION_URL,
+    )?;
+    s.token_url = endpoint("tokenUrl", &o.token_url, GOOGLE_TOKEN_URL)?;
+    s.jwks_url = endpoint("jwksUrl", &o.jwks_url, GOOGLE_JWKS_URL)?;
+    s.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+    let mut issuers = vec![issuer.trim_end_matches('/').to_owned()];
+    if default_issuer {
+        issuers.push("accounts.google.com".to_owned());
+    }
+    s.id_token = Some(IdTokenRules::new(issuers));
+    if let Some(ms) = o.http_timeout_ms {
+        if ms == 0 || ms > 300_000 {
+            return Err(OptionsError::new(
+                "httpTimeoutMs",
+                "must be between 1 and 300000",
+            ));
+        }
+        s.http_timeout = std::time::Duration::from_millis(ms);
+    }
+    Ok(s)
+}
+
+/// The Google provider.
+#[derive(Debug)]
+pub struct GoogleProvider {
+    oauth: OAuthClient,
+}
+
+impl ProviderKind for GoogleProvider {
+    const IDENTIFIER: &'static str = "google";
+    const DISPLAY_NAME: &'static str = "Google Authentication";
+    const FLOW: ProviderFlow = ProviderFlow::Redirect;
+    type Options = GoogleOptions;
+
+    fn new(init: ProviderInit<GoogleOptions>) -> std::result::Result<Self, OptionsError> {
+        let oauth = OAuthClient::new(settings(&init.id, &init.options)?)?;
+        Ok(GoogleProvider { oauth })
+    }
+}
+
+auth_module::register_provider!(GoogleProvider);
+
+/// The external user of a verified id_token: `sub`, and Google's profile
+/// fields. An address Google has not verified is refused.
+fn user(done: Completed) -> std::result::Result<(String, Metadata), OAuthError> {
+    let claims = done.claims.unwrap_or_default();
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| OAuthError::failed("the id_token has no sub"))?;
+    let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+        || claims.get("email_verified").and_then(Value::as_str) == Some("true");
+    if claims.get("email").is_some() && !verified {
+        return Err(OAuthError::failed("the email address is not verified"));
+    }
+    let mut meta = Metadata::new();
+    for key in ["email", "name", "picture", "given_name", "family_name"] {
+        if let Some(v) = claims.get(key).filter(|v| v.is_string()) {
+            meta.insert(key.to_owned(), v.clone());
+        }
+    }
+    Ok((sub.to_owned(), meta))
+}
+
+#[async_trait]
+impl AuthProvider for GoogleProvider {
+    async fn authenticate(
+        &self,
+        req: AuthRequest,
+        ids: &ProviderIdentities,
+    ) -> Result<AuthOutcome> {
+        self.oauth.login(&req, ids, ErrorStyle::Social).await
+    }
+
+    async fn register(&self, _req: AuthRequest, _ids: &ProviderIdentities) -> Result<AuthOutcome> {
+        Ok(AuthOutcome::failed(NO_REGISTRATION))
+    }
+
+    async fn validate_callback(
+        &self,
+        req: AuthRequest,
+        ids: &ProviderIdentities,
+    ) -> Result<AuthOutcome> {
+        self.oauth
+            .callback(&req, ids, ErrorStyle::Social, "Google", |done| async move {
+                user(done)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(v: Value) -> GoogleOptions {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_googles_endpoints() {
+        let s = settings(
+            "google",
+            &options(serde_json::json!({
+                "clientId": "id", "clientSecret": "s", "callbackUrl": "https://shop.example/cb"
+            })),
+        )
+        .unwrap();
+        assert_eq!(
+            s.authorization_url.unwrap().as_str(),
+            GOOGLE_AUTHORIZATION_URL
+        );
+        assert_eq!(s.token_url.unwrap().as_str(), GOOGLE_TOKEN_URL);
+        assert_eq!(s.jwks_url.unwrap().as_str(), GOOGLE_JWKS_URL);
+        assert_eq!(
+            s.id_token.unwrap().issuers,
+            vec![GOOGLE_ISSUER.to_owned(), "accounts.google.com".to_owned()]
+        );
+    }
+
+    #[test]
+    fn another_issuer_discovers_what_is_not_set() {
+        let s = settings(
+            "google",
+            &options(serde_json::json!({
+                "clientId": "id", "clientSecret": "s", "callbackUrl": "https://shop.example/cb",
+                "issuer": "http://127.0.0.1:9999", "tokenUrl": "http://127.0.0.1:9999/t"
+            })),
+        )
+        .unwrap();
+        assert!(s.authorization_url.is_none());
+        assert!(s.jwks_url.is_none());
+        assert_eq!(s.token_url.unwrap().as_str(), "http://127.0.0.1:9999/t");
+        assert_eq!(
+            s.id_token.unwrap().issuers,
+            vec!["http://127.0.0.1:9999".to_owned()]
+        );
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        let base = serde_json::json!({
+            "clientId": "id", "clientSecret": "s", "callbackUrl": "https://shop.example/cb"
+        });
+        for (key, value, named) in [
+            ("clientId", Value::from(""), "clientId"),
+            ("clientSecret", Value::from(""), "clientSecret"),
+            ("callbackUrl", Value::from("nope"), "callbackUrl"),
+            (
+                "tokenUrl",
+                Value::from("http://idp.example/token"),
+                "tokenUrl",
+            ),
+            ("issuer", Value::from("http://idp.example"), "issuer"),
+            ("httpTimeoutMs", Value::from(0), "httpTimeoutMs"),
+            (
+                "callbackUrlAllowlist",
+                serde_json::json!(["ftp://x"]),
+                "callbackUrlAllowlist[0]",
+            ),
+        ] {
+            let mut o = base.clone();
+            o[key] = value;
+            let e = options(o).validate_options().unwrap_err().to_string();
+            assert!(e.contains(named), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn unverified_addresses_are_refused_and_metadata_is_googles_fields() {
+        let claims = |v: Value| Completed::new(Secret::new("t"), v.as_object().cloned(), None);
+        let (sub, meta) = user(claims(serde_json::json!({
+            "sub": "1", "email": "a@b.c", "email_verified": true, "name": "A",
+            "picture": "p", "given_name": "G", "family_name": "F", "hd": "x"
+        })))
+        .unwrap();
+        assert_eq!(sub, "1");
+        assert_eq!(meta.len(), 5);
+        assert!(
+            user(claims(
+                serde_json::json!({"sub": "1", "email": "a@b.c", "email_verified": false})
+            ))
+            .is_err()
+        );
+        assert!(user(claims(serde_json::json!({"sub": "1", "email": "a@b.c"}))).is_err());
+        assert!(
+            user(claims(
+                serde_json::json!({"email": "a@b.c", "email_verified": true})
+            ))
+            .is_err()
+        );
+    }
+}
