@@ -18,12 +18,9 @@ use axum::routing::post;
 use provider_emailpass::{HashOptions, PasswordHashing};
 use serde_json::{Value, json};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{Stats, env_u64, gather};
 
 fn hashing_bound(secs: u64) -> f64 {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -50,13 +47,6 @@ fn hashing_bound(secs: u64) -> f64 {
         h.join().expect("thread");
     }
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
-
-struct Stats {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
 }
 
 /// `connections` loops sending `make()` requests for `secs`.
@@ -87,25 +77,7 @@ async fn drive(
             (lat, errors)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.expect("task");
-        all.extend(l);
-        errors += e;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    Stats {
-        rps: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        errors,
-    }
+    gather(tasks, start).await
 }
 
 fn serve_in_background(router: axum::Router) -> SocketAddr {

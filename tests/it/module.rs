@@ -127,8 +127,7 @@ fn emailpass_is_registered_at_link_time() {
 
 #[test]
 fn unknown_resolve_lists_linked_providers_and_the_feature() {
-    let e =
-        build_err("[store]\nurl='memory://'\n[[providers]]\nresolve = 'okta'\nid = 'okta'\n");
+    let e = build_err("[store]\nurl='memory://'\n[[providers]]\nresolve = 'okta'\nid = 'okta'\n");
     assert_eq!(
         e,
         "providers[0] \"okta\": unknown provider \"okta\"; linked providers: emailpass, github, \

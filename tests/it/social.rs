@@ -816,3 +816,64 @@ async fn auth_methods_per_actor_applies_to_social_providers() {
     let r = get(&server, "/auth/customer/providers").await;
     assert_eq!(r.body["providers"].as_array().unwrap().len(), 1);
 }
+
+/// A server with one google instance, its options ending with `extra`.
+async fn google_only(extra: &str) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = sqlite_config(
+        dir.path(),
+        &format!(
+            "[[providers]]\nresolve = \"google\"\nid = \"google\"\n[providers.options]\n\
+             clientId = \"google-client\"\nclientSecret = \"google-secret\"\n\
+             callbackUrl = \"{CALLBACK}\"\n{extra}"
+        ),
+    );
+    let server = TestServer::start_toml(&toml).await;
+    (dir, server)
+}
+
+#[tokio::test]
+async fn google_with_another_issuer_discovers_its_endpoints_once() {
+    let idp = FakeIdp::start().await;
+    idp.add_client("google-client", Some("google-secret"));
+    idp.set_user(FakeUser::new("8001", "dora@example.com"));
+    let (dir, server) = google_only(&format!("issuer = \"{}\"\n", idp.issuer())).await;
+    // Nothing is fetched at start-up.
+    assert_eq!(idp.requests("/.well-known/openid-configuration"), 0);
+    let s = Social {
+        idp,
+        server,
+        _dir: dir,
+    };
+    for _ in 0..3 {
+        let r = s.full("google", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            claims_of(&r.token())["user_metadata"]["email"],
+            "dora@example.com"
+        );
+    }
+    assert_eq!(s.idp.requests("/.well-known/openid-configuration"), 1);
+    assert_eq!(s.idp.requests("/jwks"), 1);
+}
+
+#[tokio::test]
+async fn the_default_google_location_is_built_offline() {
+    let (_dir, server) = google_only("").await;
+    let r = server.post_json("/auth/customer/google", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let location = r.body["location"].as_str().unwrap();
+    assert!(
+        location.starts_with("https://accounts.google.com/o/oauth2/v2/auth?"),
+        "{location}"
+    );
+    let q = reqwest::Url::parse(location).unwrap();
+    assert_eq!(
+        query_param(q.query().unwrap(), "client_id").as_deref(),
+        Some("google-client")
+    );
+    assert_eq!(
+        query_param(q.query().unwrap(), "response_type").as_deref(),
+        Some("code")
+    );
+}

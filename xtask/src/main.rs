@@ -91,6 +91,11 @@ fn bench() -> Result<(), String> {
         "cargo",
         &["bench", "-p", "auth-tests", "--bench", "flood"],
         &[],
+    )?;
+    run(
+        "cargo",
+        &["bench", "-p", "auth-tests", "--bench", "social"],
+        &[],
     )
 }
 
