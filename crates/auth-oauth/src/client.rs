@@ -102,6 +102,9 @@ pub struct OAuthSettings {
     pub state_ttl: Duration,
     /// How long a discovery document is reused.
     pub discovery_ttl: Duration,
+    /// The shortest time between two fetches of the key set caused by a
+    /// token whose key is unknown (default one minute).
+    pub jwks_refetch_interval: Duration,
 }
 
 impl OAuthSettings {
@@ -128,6 +131,7 @@ impl OAuthSettings {
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             state_ttl: DEFAULT_STATE_TTL,
             discovery_ttl: DEFAULT_DISCOVERY_TTL,
+            jwks_refetch_interval: crate::jwks::REFETCH_INTERVAL,
         }
     }
 }
@@ -515,7 +519,13 @@ impl OAuthClient {
         }
         let (key, alg) = self
             .jwks
-            .key(&self.http, jwks, header.kid.as_deref(), header.alg)
+            .key(
+                &self.http,
+                jwks,
+                header.kid.as_deref(),
+                header.alg,
+                self.settings.jwks_refetch_interval,
+            )
             .await?;
         let tolerance = rules.clock_tolerance.as_secs();
         let mut validation = Validation::new(alg);

@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::http::Http;
 
-/// The shortest time between two fetches of the key set caused by unknown keys.
+/// The default shortest time between two fetches of the key set caused by unknown keys.
 pub(crate) const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// After a failed fetch, the key set is not asked for again before this.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
@@ -113,13 +113,14 @@ impl Keys {
 impl JwksCache {
     /// The decoding key for a token with header `kid` and `alg`, from the key
     /// set at `url`. A miss fetches the set again only if it was not fetched
-    /// in the last minute.
+    /// in the last `refetch_interval`.
     pub(crate) async fn key(
         &self,
         http: &Http,
         url: &Url,
         kid: Option<&str>,
         alg: Algorithm,
+        refetch_interval: Duration,
     ) -> Result<(DecodingKey, Algorithm), String> {
         if let Some(found) = self.cached(url, kid, alg).await {
             return Ok(found);
@@ -136,9 +137,10 @@ impl JwksCache {
             .as_ref()
             .is_some_and(|k| k.url == *url);
         let now = Instant::now();
-        if have_keys && log.last.is_some_and(|t| now - t < REFETCH_INTERVAL) {
+        if have_keys && log.last.is_some_and(|t| now - t < refetch_interval) {
             return Err(format!(
-                "no key {kid:?} for {alg:?} in the key set (fetched less than a minute ago)"
+                "no key {kid:?} for {alg:?} in the key set (fetched {:?} ago)",
+                log.last.map(|t| now - t).unwrap_or_default()
             ));
         }
         if log.failed.is_some_and(|t| now - t < RETRY_AFTER_FAILURE) {
