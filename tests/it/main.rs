@@ -14,6 +14,7 @@ mod management;
 mod module;
 mod origin;
 mod postgres;
+mod replicas;
 mod reset;
 mod social;
 mod support;

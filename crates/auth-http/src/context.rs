@@ -120,6 +120,13 @@ impl AuthPolicy {
     }
 }
 
+/// A store that failed while credentials were checked: the check could not be
+/// made, so the answer is 503, never a 401 that would log the caller out.
+fn store_down(e: auth_module::Error) -> ApiError {
+    tracing::warn!(error = %e, "a store failed while checking credentials");
+    ApiError::Unavailable("Service unavailable".to_owned())
+}
+
 /// The bearer token of `headers`, `Bearer` matched case-insensitively.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers
@@ -133,20 +140,21 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 impl AuthService {
     /// Authenticates a request's headers under `policy`: the session first,
-    /// then the bearer token, as Medusa does. `None` means 401. Credentials
+    /// then the bearer token, as Medusa does. `Ok(None)` means 401. Credentials
     /// issued before the identity's last credential change, or for an identity
-    /// that no longer exists, are refused.
+    /// that no longer exists, are refused. A store that cannot answer is an
+    /// `Err` (503 `Service unavailable`), never a 401.
     pub async fn authenticate_headers(
         &self,
         headers: &HeaderMap,
         policy: &AuthPolicy,
-    ) -> Option<AuthContext> {
+    ) -> Result<Option<AuthContext>, ApiError> {
         // A token that names no provider cannot be checked against the
         // store, so it is never enough for a protected route.
-        match self.authenticate_current(headers, policy).await {
+        Ok(match self.authenticate_current(headers, policy).await? {
             Some((ctx, Some(_))) => Some(ctx),
             _ => None,
-        }
+        })
     }
 
     /// As [`AuthService::authenticate_headers`], with the identity as stored now
@@ -155,22 +163,28 @@ impl AuthService {
         &self,
         headers: &HeaderMap,
         policy: &AuthPolicy,
-    ) -> Option<(AuthContext, Option<(AuthIdentity, u64)>)> {
+    ) -> Result<Option<(AuthContext, Option<(AuthIdentity, u64)>)>, ApiError> {
         if policy.session
-            && let Some(claims) = self.session_claims(headers).await
+            && let Some(claims) = self.session_claims(headers).await.map_err(store_down)?
             && policy.admits(&claims)
-            && let Some(current) = self.current(&claims).await
+            && let Some(current) = self.current(&claims).await?
         {
-            return Some((AuthContext::new(claims, AuthMethod::Session), current));
+            return Ok(Some((
+                AuthContext::new(claims, AuthMethod::Session),
+                current,
+            )));
         }
         if policy.bearer
             && let Some(claims) = bearer_token(headers).and_then(|t| self.tokens().verify(t))
             && policy.admits(&claims)
-            && let Some(current) = self.current(&claims).await
+            && let Some(current) = self.current(&claims).await?
         {
-            return Some((AuthContext::new(claims, AuthMethod::Bearer), current));
+            return Ok(Some((
+                AuthContext::new(claims, AuthMethod::Bearer),
+                current,
+            )));
         }
-        None
+        Ok(None)
     }
 
     /// `Some` if `claims` are still current: `Some(None)` when they name no
@@ -179,9 +193,12 @@ impl AuthService {
     /// from before the identity's last credential change, or whose non-empty
     /// `actor_id` is no longer the identity's link for their actor type, are
     /// refused.
-    async fn current(&self, claims: &AuthClaims) -> Option<Option<(AuthIdentity, u64)>> {
+    async fn current(
+        &self,
+        claims: &AuthClaims,
+    ) -> Result<Option<Option<(AuthIdentity, u64)>>, ApiError> {
         let Some(provider) = &claims.auth_provider else {
-            return Some(None);
+            return Ok(Some(None));
         };
         match self
             .module()
@@ -194,13 +211,10 @@ impl AuthService {
                         || identity.actor_id(&claims.actor_type)
                             == Some(claims.actor_id.as_str())) =>
             {
-                Some(Some((identity, version)))
+                Ok(Some(Some((identity, version))))
             }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "identity lookup failed while checking credentials");
-                None
-            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(store_down(e)),
         }
     }
 }
@@ -293,11 +307,12 @@ where
         let policy = self.policy.clone();
         Box::pin(async move {
             match service.authenticate_headers(req.headers(), &policy).await {
-                Some(ctx) => {
+                Ok(Some(ctx)) => {
                     req.extensions_mut().insert(ctx);
                     inner.call(req).await
                 }
-                None => Ok(ApiError::Unauthorized.into_response()),
+                Ok(None) => Ok(ApiError::Unauthorized.into_response()),
+                Err(e) => Ok(e.into_response()),
             }
         })
     }

@@ -93,7 +93,7 @@ async fn linking_identity(
         .session(false)
         .allow_unregistered(true);
     match svc.authenticate_current(headers, &policy).await {
-        Some((ctx, Some(_))) => Some(ctx.auth_identity_id),
+        Ok(Some((ctx, Some(_)))) => Some(ctx.auth_identity_id),
         _ => None,
     }
 }
@@ -169,7 +169,7 @@ pub(crate) async fn refresh(
 ) -> Result<Response, ApiError> {
     let (ctx, current) = svc
         .authenticate_current(&headers, &AuthPolicy::any_actor().allow_unregistered(true))
-        .await
+        .await?
         .ok_or(ApiError::Unauthorized)?;
     let provider = ctx.auth_provider.ok_or_else(|| {
         ApiError::unauthorized("The auth provider is not set while refreshing token")
@@ -199,6 +199,18 @@ pub(crate) async fn list_providers(
         })
         .collect();
     Ok(Json(json!({ "providers": providers })))
+}
+
+/// `GET /ready`: 200 when the identity and state stores answer, else 503
+/// `{"type":"unexpected_state","message":"Service unavailable"}`.
+pub(crate) async fn ready(State(svc): State<AuthService>) -> Result<Json<Value>, ApiError> {
+    match svc.module().check_ready().await {
+        Ok(()) => Ok(Json(json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            Err(ApiError::Unavailable("Service unavailable".to_owned()))
+        }
+    }
 }
 
 /// `GET /health`.

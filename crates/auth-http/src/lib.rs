@@ -14,6 +14,7 @@
 //! | `/auth/session` | POST, DELETE |
 //! | `/auth/{actor}/providers` | GET |
 //! | `/health` | GET |
+//! | `/ready` | GET |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,7 +61,7 @@ pub use service::{AuthService, HttpSettings, PublicOrigin};
 
 pub(crate) use service::valid_host;
 
-/// The auth routes (and `/health`), with CORS, body-size and tracing layers,
+/// The auth routes (and `/health`, `/ready`), with CORS, body-size and tracing layers,
 /// JSON 404 and 405 answers.
 pub fn router(service: AuthService) -> Router {
     Router::new()
@@ -88,6 +89,7 @@ pub fn router(service: AuthService) -> Router {
             get(handlers::callback).post(handlers::callback),
         )
         .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(service.clone(), guard))

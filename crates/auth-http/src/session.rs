@@ -26,15 +26,15 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 }
 
 impl AuthService {
-    /// The claims of the session named by the request's cookie, if live.
-    pub(crate) async fn session_claims(&self, headers: &HeaderMap) -> Option<AuthClaims> {
-        let sid = self.session_id(headers)?;
-        match self.sessions().get(sid).await {
-            Ok(claims) => claims,
-            Err(e) => {
-                tracing::error!(error = %e, "session lookup failed");
-                None
-            }
+    /// The claims of the session named by the request's cookie, if live; an
+    /// `Err` if the state store could not say.
+    pub(crate) async fn session_claims(
+        &self,
+        headers: &HeaderMap,
+    ) -> auth_module::Result<Option<AuthClaims>> {
+        match self.session_id(headers) {
+            Some(sid) => self.sessions().get(sid).await,
+            None => Ok(None),
         }
     }
 
@@ -77,7 +77,7 @@ pub(crate) async fn create_session(
         .allow_unregistered(true);
     let (ctx, current) = svc
         .authenticate_current(&headers, &policy)
-        .await
+        .await?
         .ok_or(ApiError::Unauthorized)?;
     // A token that names no provider cannot be checked later: no session.
     current.ok_or(ApiError::Unauthorized)?;

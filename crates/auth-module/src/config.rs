@@ -522,21 +522,30 @@ impl Default for StoreConfig {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StateConfig {
-    /// `memory://` (default), or a `sqlite://` / `postgres://` URL (the same as
-    /// `[store] url` shares its database) so sessions and reset marks survive
-    /// restarts and are shared by replicas.
+    /// `memory://` (default), a `sqlite://` / `postgres://` URL (the same as
+    /// `[store] url` shares its database), or `redis://` / `rediss://`, so
+    /// sessions and reset marks survive restarts and are shared by replicas.
     #[serde(default = "default_state_url")]
     pub url: Secret,
+    /// The prefix of every key in a Redis state store (default `auth:`), so
+    /// one Redis can serve several deployments.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
 }
 
 fn default_state_url() -> Secret {
     Secret::new("memory://")
 }
 
+fn default_key_prefix() -> String {
+    "auth:".to_owned()
+}
+
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             url: default_state_url(),
+            key_prefix: default_key_prefix(),
         }
     }
 }

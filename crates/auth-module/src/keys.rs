@@ -11,6 +11,7 @@
 //! | `limit:{name}:{sha256(identifier) and/or address}` | a fixed-window counter | [`crate::flows::Limits`] |
 //! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::flows::PasswordReset`] |
 //! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::flows::PasswordReset`] |
+//! | `ready-probe` | never written; read by readiness checks | [`crate::AuthModule::check_ready`] |
 
 pub(crate) fn provider_state(provider: &str, key: &str) -> String {
     format!("provider:{provider}:{key}")
@@ -46,4 +47,9 @@ pub(crate) fn reset_ticket(jti_hash: &str) -> String {
 
 pub(crate) fn reset_latest(provider: &str, entity_id: &str) -> String {
     format!("reset-latest:{provider}:{entity_id}")
+}
+
+/// The key readiness checks read (never written).
+pub(crate) fn readiness_probe() -> String {
+    "ready-probe".to_owned()
 }

@@ -446,6 +446,27 @@ impl AuthModule {
         &self.inner.limits
     }
 
+    /// `Ok` if the identity store and the state store both answer now (a
+    /// read of an id that cannot exist, and of a probe key), for readiness
+    /// checks; the first store error otherwise.
+    pub async fn check_ready(&self) -> Result<()> {
+        match self
+            .inner
+            .identities
+            .retrieve_auth_identity("authid_readiness-probe")
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.inner
+            .state
+            .get(&crate::keys::readiness_probe())
+            .await
+            .map(|_| ())
+    }
+
     /// The event bus the module and its providers emit on.
     pub fn events(&self) -> &EventBus {
         &self.inner.events

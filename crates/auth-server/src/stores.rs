@@ -6,6 +6,7 @@
 //! | `memory://` | in process memory (nothing survives) | always |
 //! | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | [`SqlStore::sqlite`] | `sqlite` |
 //! | `postgres://…`, `postgresql://…` | [`SqlStore::postgres`] | `postgres` |
+//! | `redis://…`, `rediss://…` (`[state]` only) | [`auth_store_redis::RedisStateStore`] | `redis` |
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ enum Kind {
     Memory,
     Sqlite,
     Postgres,
+    Redis,
 }
 
 fn kind_of(key: &str, url: &str) -> Result<Kind, ConfigError> {
@@ -35,21 +37,25 @@ fn kind_of(key: &str, url: &str) -> Result<Kind, ConfigError> {
         Kind::Sqlite
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Kind::Postgres
+    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Kind::Redis
     } else {
         return Err(ConfigError::new(format!(
-            "{key}: unsupported scheme; use sqlite://PATH, postgres://… or memory://"
+            "{key}: unsupported scheme; use sqlite://PATH, postgres://…, redis://… ([state] \
+             only) or memory://"
         )));
     };
     let linked = match kind {
         Kind::Memory => true,
         Kind::Sqlite => cfg!(feature = "sqlite"),
         Kind::Postgres => cfg!(feature = "postgres"),
+        Kind::Redis => cfg!(feature = "redis"),
     };
     if !linked {
-        let feature = if kind == Kind::Sqlite {
-            "sqlite"
-        } else {
-            "postgres"
+        let feature = match kind {
+            Kind::Sqlite => "sqlite",
+            Kind::Redis => "redis",
+            _ => "postgres",
         };
         return Err(ConfigError::new(format!(
             "{key}: this auth-server was built without the `{feature}` cargo feature, which \
@@ -143,6 +149,12 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
             "store.schema: only a postgres:// store has schemas",
         ));
     }
+    if kind == Kind::Redis {
+        return Err(ConfigError::new(
+            "store.url: Redis holds only short-lived state ([state] url); keep identities in \
+             sqlite:// or postgres://",
+        ));
+    }
     let state_url = state.url.expose();
     let state_kind = kind_of("state.url", state_url)?;
     let mut locks = Vec::new();
@@ -164,6 +176,7 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
     };
     let state: Arc<dyn StateStore> = match (&sql, state_kind) {
         (_, Kind::Memory) => Arc::new(MemoryStateStore::new()),
+        (_, Kind::Redis) => open_redis(state_url, &state.key_prefix).await?,
         (Some(sql), _) if state_url == url => sql.clone(),
         _ => match open_sql("state.url", state_kind, state_url, None).await? {
             Some(sql) => sql,
@@ -175,6 +188,22 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
         state,
         locks,
     })
+}
+
+/// Opens the Redis state store at `url`.
+async fn open_redis(url: &str, prefix: &str) -> Result<Arc<dyn StateStore>, ConfigError> {
+    #[cfg(feature = "redis")]
+    {
+        auth_store_redis::RedisStateStore::connect(url, prefix)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn StateStore>)
+            .map_err(|e| ConfigError::new(format!("state.url: {}", e.message())))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, prefix);
+        Err(ConfigError::new("state.url: Redis is not linked"))
+    }
 }
 
 type Sql = Arc<SqlStore>;

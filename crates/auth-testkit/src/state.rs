@@ -80,7 +80,7 @@ pub async fn take_is_single_use(store: &dyn StateStore) {
 
 /// Of 20 concurrent `take`s of one key, exactly one gets the value.
 pub async fn concurrent_takes_yield_one(store: &dyn StateStore) {
-    const N: usize = 20;
+    const N: usize = 100;
     let k = key("race");
     let value = json!({ "single": "use" });
     ok(store.set(&k, value.clone(), LONG).await, "set");
@@ -290,7 +290,7 @@ pub async fn compare_and_swap_needs_the_expected_value(store: &dyn StateStore) {
 
 /// Of 20 concurrent swaps from one expected value, exactly one succeeds.
 pub async fn concurrent_swaps_yield_one(store: &dyn StateStore) {
-    const N: usize = 20;
+    const N: usize = 100;
     let k = key("cas-race");
     let start = json!({ "v": 0 });
     ok(store.set(&k, start.clone(), LONG).await, "set");

@@ -1,0 +1,268 @@
+//! A [`StateStore`] on Redis: what replicas must share that is short-lived
+//! (OAuth state, sessions, reset marks, rate-limit counters).
+//!
+//! - `redis://[user:password@]host[:port][/db]`, and `rediss://` for TLS
+//!   (rustls, the webpki roots).
+//! - Every key is prefixed (`[state] key_prefix`, default `auth:`), so one
+//!   Redis can serve other applications or several deployments.
+//! - TTLs are Redis's own (`PX`); `take` is `GETDEL`; `increment` and
+//!   `compare_and_swap` are Lua scripts, so each is one atomic step on the
+//!   server, whichever replica calls it.
+//! - The connection is a [`redis::aio::ConnectionManager`]: it reconnects by
+//!   itself after Redis restarts. While Redis is away, calls fail quickly
+//!   (timeouts of a second or two) with [`auth_module::ErrorKind::Unavailable`]
+//!   (HTTP 503), never a hang.
+//! - What Redis holds is lost with it unless Redis persistence (RDB or AOF)
+//!   is on: sessions end and started logins and resets must be redone;
+//!   nothing in the identity store is touched.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), auth_module::Error> {
+//! let state = auth_store_redis::RedisStateStore::connect("redis://127.0.0.1:6379", "auth:").await?;
+//! # let _ = state; Ok(()) }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use auth_module::{Error, Result, StateStore, async_trait};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde_json::Value;
+
+/// The default key prefix.
+pub const DEFAULT_KEY_PREFIX: &str = "auth:";
+
+/// How long a command may take before it is answered as unavailable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a (re)connection may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Adds `ARGV[1]` to the counter `KEYS[1]`, creating it with the TTL
+/// `ARGV[2]` ms only if it does not exist: a fixed window.
+const INCREMENT: &str = r"
+redis.call('SET', KEYS[1], 0, 'PX', ARGV[2], 'NX')
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+";
+
+/// Replaces `KEYS[1]` with `ARGV[4]` (or removes it when `ARGV[3]` is `0`)
+/// if it holds `ARGV[2]` (or nothing when `ARGV[1]` is `0`); TTL `ARGV[5]` ms.
+const COMPARE_AND_SWAP: &str = r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if current then return 0 end
+else
+  if (not current) or current ~= ARGV[2] then return 0 end
+end
+if ARGV[3] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+end
+return 1
+";
+
+/// A Redis state store. Cheap to clone (one multiplexed connection).
+#[derive(Clone)]
+pub struct RedisStateStore {
+    conn: ConnectionManager,
+    prefix: String,
+    shown_url: String,
+    increment: redis::Script,
+    compare_and_swap: redis::Script,
+}
+
+impl fmt::Debug for RedisStateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStateStore")
+            .field("url", &self.shown_url)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` without its password, to show in errors and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let shown = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!("{scheme}://{shown}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn unavailable(e: &redis::RedisError) -> Error {
+    tracing::warn!(error = %e, "the Redis state store failed");
+    Error::unavailable("Service unavailable")
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn decode(raw: Option<String>) -> Result<Option<Value>> {
+    raw.map(|s| {
+        serde_json::from_str(&s)
+            .map_err(|e| Error::unexpected(format!("a state value is not JSON: {e}")))
+    })
+    .transpose()
+}
+
+impl RedisStateStore {
+    /// Connects to `url` (`redis://` or `rediss://`), prefixing every key
+    /// with `prefix`. Fails with a message naming the URL without its
+    /// password if Redis does not answer.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let shown_url = redact_url(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::invalid_data(format!(
+                "{shown_url}: {}",
+                e.detail().unwrap_or("not a Redis URL")
+            ))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| Error::unavailable(format!("cannot reach Redis at {shown_url}: {e}")))?;
+        Ok(RedisStateStore {
+            conn,
+            prefix: prefix.to_owned(),
+            shown_url,
+            increment: redis::Script::new(INCREMENT),
+            compare_and_swap: redis::Script::new(COMPARE_AND_SWAP),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Whether Redis answers now (`PING`), for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(&e))
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisStateStore {
+    async fn set(&self, key: &str, value: Value, ttl: Duration) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let text = value.to_string();
+        redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(text)
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Value>> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = conn.get(self.key(key)).await.map_err(|e| unavailable(&e))?;
+        decode(raw)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Value>> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = conn
+            .get_del(self.key(key))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        decode(raw)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let n: u64 = conn.del(self.key(key)).await.map_err(|e| unavailable(&e))?;
+        Ok(n > 0)
+    }
+
+    async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let n: i64 = self
+            .increment
+            .key(self.key(key))
+            .arg(by)
+            .arg(millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| {
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                ) {
+                    Error::unexpected(format!("the state value under {key} is not a counter"))
+                } else {
+                    unavailable(&e)
+                }
+            })?;
+        u64::try_from(n).map_err(|_| Error::unexpected("a counter went negative"))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Value>,
+        new: Option<Value>,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        // Values compare as their JSON text: serde_json writes object keys
+        // in order, so equal values have equal text.
+        let swapped: i64 = self
+            .compare_and_swap
+            .key(self.key(key))
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.map(Value::to_string).unwrap_or_default())
+            .arg(if new.is_some() { "1" } else { "0" })
+            .arg(new.as_ref().map(Value::to_string).unwrap_or_default())
+            .arg(millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(swapped == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://user:s3cret@cache.internal:6380/2"),
+            "redis://user:***@cache.internal:6380/2"
+        );
+        assert_eq!(
+            redact_url("rediss://:s3cret@cache.internal"),
+            "rediss://:***@cache.internal"
+        );
+        assert_eq!(redact_url("redis://s3cret@h"), "redis://***@h");
+        assert!(!redact_url("redis://a:p@ss@h/0").contains("p@ss"));
+    }
+}
