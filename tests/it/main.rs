@@ -13,6 +13,7 @@ mod limits;
 mod management;
 mod module;
 mod origin;
+mod pg_fault;
 mod postgres;
 mod replicas;
 mod reset;

@@ -295,7 +295,10 @@ async fn a_lost_redis_gives_quick_503s_and_the_server_recovers_by_itself() {
     );
     let again = s.login("fault@example.com", "fault password").await.token();
     let fresh = s.open_session(&again).await;
-    assert_eq!(s.post_cookie("/auth/token/refresh", &fresh).await.status, 200);
+    assert_eq!(
+        s.post_cookie("/auth/token/refresh", &fresh).await.status,
+        200
+    );
     s.stop().await;
     drop(redis);
     drop_schema(&schema).await;

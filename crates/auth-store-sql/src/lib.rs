@@ -416,9 +416,36 @@ use auth_module::store::{
     provider_identity_not_found as provider_not_found,
 };
 
-/// Wraps a backend error: `action` says what the store was doing.
+/// Wraps a backend error: `action` says what the store was doing. A lost or
+/// unreachable database is [`auth_module::ErrorKind::Unavailable`] (HTTP 503,
+/// `Service unavailable`): the request may succeed once it is back.
 fn database(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |e| Error::database(format!("auth-store-sql: {action} failed"), e)
+    move |e| {
+        if is_unavailable(&e) {
+            Error::unavailable("Service unavailable")
+                .with_source(e)
+                .with_context("action", action)
+        } else {
+            Error::database(format!("auth-store-sql: {action} failed"), e)
+        }
+    }
+}
+
+/// Whether `e` means the database cannot be reached now (rather than that
+/// the statement is wrong): no connection, a dropped one, or a server that
+/// is shutting down or starting (SQLSTATE classes 08 and 57P).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// Whether `e` is a unique-key violation, on any engine.

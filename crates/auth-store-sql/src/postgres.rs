@@ -80,8 +80,11 @@ pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<PgPool> {
         // from its first statement, with no extra round trip.
         options = options.options([("search_path", schema)]);
     }
+    // A lost database must answer quickly (503), not after sqlx's default
+    // 30 s wait for a connection.
     let pool = PgPoolOptions::new()
         .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(3))
         .connect_with(options)
         .await
         .map_err(crate::database("connecting to PostgreSQL"))?;
