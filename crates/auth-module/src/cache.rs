@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -26,6 +27,8 @@ pub struct CachedIdentityStore<S> {
     inner: S,
     cache: Mutex<CacheState>,
     capacity: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -41,7 +44,17 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
             inner,
             cache: Mutex::new(CacheState::default()),
             capacity: capacity.max(1),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+
+    /// `(hits, misses)` of `retrieve_auth_identity` since the cache was built.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// The wrapped store.
@@ -78,10 +91,12 @@ impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
         let generation = {
             let g = self.lock();
             if let Some(hit) = g.entries.get(id) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(hit.clone());
             }
             g.generation
         };
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let fresh = self.inner.retrieve_auth_identity(id).await?;
         let mut g = self.lock();
         if g.generation == generation {

@@ -127,6 +127,25 @@ pub struct ServerConfig {
     /// Default 4096.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Where Prometheus metrics are served (`GET /metrics`), on a listener
+    /// of their own, e.g. `127.0.0.1:9464`. Default: off.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// `text` (default) or `json`: one JSON object per log line.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn default_header_timeout() -> Duration {
@@ -158,6 +177,8 @@ impl Default for ServerConfig {
             request_timeout: default_request_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -16,6 +16,8 @@
 //! | `provider-emailpass` | yes | the email and password provider |
 //! | `sqlite` | yes | `[store] url = "sqlite://PATH"` |
 //! | `postgres` | yes | `[store] url = "postgres://…"` |
+//! | `redis` | yes | `[state] url = "redis://…"` or `rediss://…` |
+//! | `provider-google`, `provider-github`, `provider-oidc` | yes | social login |
 //!
 //! An SQLite file belongs to one process: `serve` locks `{database}.lock`,
 //! and a second process on the same file refuses to start.
@@ -30,11 +32,13 @@ use auth_module::{
 use axum::Router;
 
 mod config;
+mod metrics;
 mod providers;
 mod serve;
 mod stores;
 
-pub use config::{AppConfig, ManagementConfig, ServerConfig};
+pub use config::{AppConfig, LogFormat, ManagementConfig, ServerConfig};
+pub use metrics::Metrics;
 pub use stores::{StoreLock, Stores, open_stores};
 
 /// A server ready to listen.
@@ -48,6 +52,11 @@ pub struct App {
     pub router: Router,
     /// The locks of the SQLite files it writes, held until it is dropped.
     pub locks: Vec<StoreLock>,
+    /// The metrics, when `[server] metrics_listen` is set.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Where the metrics listener is bound (`[server] metrics_listen`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    metrics_listener: Option<tokio::net::TcpListener>,
 }
 
 /// The embedded default configuration: SQLite at `./auth.db`, emailpass, 127.0.0.1:9000.
@@ -154,11 +163,30 @@ pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
     if let Some(key) = &config.management.api_key {
         router = router.merge(auth_http::management_router(service.clone(), key));
     }
+    let (mut metrics, mut metrics_addr, mut metrics_listener) = (None, None, None);
+    if let Some(addr) = &config.server.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            ConfigError::new(format!(
+                "server.metrics_listen: cannot listen on {addr}: {e}"
+            ))
+        })?;
+        metrics_addr = listener.local_addr().ok();
+        metrics_listener = Some(listener);
+        let m = metrics::Metrics::new(stores.cache.clone());
+        router = router.layer(axum::middleware::from_fn_with_state(
+            m.clone(),
+            metrics::track,
+        ));
+        metrics = Some(m);
+    }
     Ok(App {
         config,
         service,
         router,
         locks: stores.locks,
+        metrics,
+        metrics_addr,
+        metrics_listener,
     })
 }
 
@@ -175,9 +203,22 @@ pub async fn serve(
         router,
         locks,
         config,
+        metrics,
+        metrics_listener,
         ..
     } = app;
+    let metrics_task = match (metrics, metrics_listener) {
+        (Some(m), Some(l)) => Some(tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, metrics::router(m)).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        })),
+        _ => None,
+    };
     let served = serve::run(listener, router, &config.server, shutdown).await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     drop(locks);
     served
 }

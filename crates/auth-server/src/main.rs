@@ -33,14 +33,29 @@ enum Command {
     },
 }
 
-fn init_logging() {
+/// Logs to stderr at `RUST_LOG`'s levels (default `info`), as text or one
+/// JSON object per line.
+fn init_logging(format: auth_server::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        auth_server::LogFormat::Json => builder.json().with_current_span(false).init(),
+        _ => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// The log format a config file asks for (text if it cannot be read: the
+/// error is reported when the file is loaded for real).
+fn log_format_of(config: Option<&std::path::Path>) -> auth_server::LogFormat {
+    config
+        .and_then(|p| auth_server::AppConfig::from_file(p).ok())
+        .map(|c| c.server.log_format)
+        .unwrap_or_default()
 }
 
 async fn shutdown_signal() {
@@ -82,7 +97,12 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<(), St
         .into_iter()
         .map(|p| p.id)
         .collect();
-    tracing::info!(%addr, providers = ?providers, "auth-server listening");
+    match app.metrics_addr {
+        Some(metrics) => {
+            tracing::info!(%addr, providers = ?providers, %metrics, "auth-server listening");
+        }
+        None => tracing::info!(%addr, providers = ?providers, "auth-server listening"),
+    }
     let events = app.service.events().clone();
     let served = auth_server::serve(listener, app, shutdown_signal())
         .await
@@ -99,7 +119,11 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<(), St
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let format = match &cli.command {
+        Command::Serve { config, .. } => log_format_of(config.as_deref()),
+        _ => auth_server::LogFormat::default(),
+    };
+    init_logging(format);
     let result = match cli.command {
         Command::Providers => {
             for (id, name) in auth_server::linked_providers() {

@@ -136,6 +136,8 @@ pub struct Stores {
     pub state: Arc<dyn StateStore>,
     /// The locks of the SQLite files, held as long as this value.
     pub locks: Vec<StoreLock>,
+    /// The identity cache, if identities are cached (for metrics).
+    pub(crate) cache: Option<crate::metrics::Cache>,
 }
 
 /// Opens the stores of `[store]` and `[state]`. An SQLite file is locked
@@ -166,12 +168,17 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
         }
     }
     let sql = open_sql("store.url", kind, url, store.schema.as_deref()).await?;
+    let mut cache = None;
     let identities: Arc<dyn IdentityStore> = match (&sql, kind) {
         (None, _) => Arc::new(MemoryIdentityStore::new()),
-        (Some(sql), Kind::Sqlite) => Arc::new(CachedIdentityStore::new(
-            sql.clone(),
-            IDENTITY_CACHE_CAPACITY,
-        )),
+        (Some(sql), Kind::Sqlite) => {
+            let cached = Arc::new(CachedIdentityStore::new(
+                sql.clone(),
+                IDENTITY_CACHE_CAPACITY,
+            ));
+            cache = Some(cached.clone());
+            cached
+        }
         (Some(sql), _) => sql.clone(),
     };
     let state: Arc<dyn StateStore> = match (&sql, state_kind) {
@@ -187,6 +194,7 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
         identities,
         state,
         locks,
+        cache,
     })
 }
 
@@ -216,8 +224,12 @@ async fn open_sql(
     schema: Option<&str>,
 ) -> Result<Option<Sql>, ConfigError> {
     let failed = |engine: &str, e: auth_module::Error| {
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
         ConfigError::new(format!(
-            "{key}: cannot open the {engine} store: {}",
+            "{key}: cannot open the {engine} store at {}: {}{cause}",
+            auth_module::store::redact_url(url),
             e.message()
         ))
     };

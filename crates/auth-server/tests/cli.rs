@@ -60,6 +60,13 @@ fn start(dir: &Path, args: &[&str]) -> (Running, Vec<String>) {
             running.addr = plain[i + 5..].split_whitespace().next().unwrap().to_owned();
             return (running, seen);
         }
+        // JSON log lines (`[server] log_format = "json"`).
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&plain)
+            && let Some(addr) = v["fields"]["addr"].as_str()
+        {
+            running.addr = addr.to_owned();
+            return (running, seen);
+        }
     }
 }
 
@@ -346,5 +353,124 @@ async fn a_second_process_on_one_sqlite_file_refuses_to_start() {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{name} is {mode:o}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_and_metrics_on_their_own_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("auth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\njwt_secret = '0123456789abcdef0123456789abcdef'\n\
+             [store]\nurl = 'sqlite://{}/auth.db'\n\
+             [server]\nlisten = '127.0.0.1:0'\nlog_format = 'json'\nmetrics_listen = '127.0.0.1:0'\n\
+             [[providers]]\nresolve = 'emailpass'\nid = 'emailpass'\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (running, seen) = start(dir.path(), &["--config", config.to_str().unwrap()]);
+    // Every line is one JSON object; the listening line names both listeners.
+    let lines: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let listening = lines.last().unwrap();
+    assert_eq!(listening["level"], "INFO");
+    assert_eq!(listening["fields"]["message"], "auth-server listening");
+    let metrics_addr = listening["fields"]["metrics"].as_str().unwrap().to_owned();
+    assert_ne!(metrics_addr, running.addr);
+
+    let base = format!("http://{}", running.addr);
+    let creds = serde_json::json!({"email": "m@example.com", "password": "metrics pw"});
+    let (status, body) = post(
+        &format!("{base}/auth/customer/emailpass/register"),
+        creds.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let (status, _) = post(
+            &format!("{base}/auth/token/refresh"),
+            serde_json::json!({}),
+            Some(&token),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = post(
+        &format!("{base}/auth/customer/emailpass"),
+        serde_json::json!({"email": "m@example.com", "password": "wrong"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    // Not on the auth listener.
+    let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "auth_http_requests_total{method=\"POST\",route=\"/auth/{actor}/{provider}/register\",status=\"200\"} 1",
+        "auth_http_requests_total{method=\"POST\",route=\"/auth/token/refresh\",status=\"200\"} 3",
+        "auth_http_requests_total{method=\"POST\",route=\"/auth/{actor}/{provider}\",status=\"401\"} 1",
+        "auth_http_request_duration_seconds_count{route=\"/auth/token/refresh\"} 3",
+        "auth_hash_queue_depth 0",
+        "auth_hash_refused_total 0",
+        "auth_store_errors_total{store=\"sql\"} 0",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    // Register and login hashed (the wrong password too); refresh hit the cache.
+    assert!(value("auth_hash_runs_total") >= 2.0);
+    assert!(value("auth_identity_cache_hits_total") >= 2.0);
+    assert!(value("auth_identity_cache_misses_total") >= 1.0);
+    drop(running);
+}
+
+#[test]
+fn unreachable_stores_at_start_are_named_without_their_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.toml");
+    let base = "[http]\njwt_secret='0123456789abcdef0123456789abcdef'\n[[providers]]\nresolve='emailpass'\nid='a'\n";
+    let sqlite_and_redis = format!(
+        "[store]\nurl='sqlite://{}/a.db'\n[state]\nurl='redis://:s3cret@127.0.0.1:1/0'\n",
+        dir.path().display()
+    );
+    for (section, shown) in [
+        (
+            "[store]\nurl='postgres://app:s3cret@127.0.0.1:1/auth'\n",
+            "store.url: cannot open the PostgreSQL store at postgres://app:***@127.0.0.1:1/auth",
+        ),
+        (
+            sqlite_and_redis.as_str(),
+            "state.url: cannot reach Redis at redis://:***@127.0.0.1:1/0",
+        ),
+    ] {
+        std::fs::write(&path, format!("{base}{section}")).unwrap();
+        let out = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(shown), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
     }
 }

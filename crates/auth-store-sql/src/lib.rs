@@ -416,11 +416,21 @@ use auth_module::store::{
     provider_identity_not_found as provider_not_found,
 };
 
+/// Backend errors since start, all SQL stores of this process (for metrics).
+static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many backend errors (failed statements, lost connections) the SQL
+/// stores of this process have met since start, for metrics.
+pub fn error_count() -> u64 {
+    ERRORS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Wraps a backend error: `action` says what the store was doing. A lost or
 /// unreachable database is [`auth_module::ErrorKind::Unavailable`] (HTTP 503,
 /// `Service unavailable`): the request may succeed once it is back.
 fn database(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |e| {
+        ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if is_unavailable(&e) {
             Error::unavailable("Service unavailable")
                 .with_source(e)
@@ -429,6 +439,13 @@ fn database(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
             Error::database(format!("auth-store-sql: {action} failed"), e)
         }
     }
+}
+
+/// Wraps an error met while opening a store (at start-up): always a
+/// database error with its cause, never "unavailable", so the start-up
+/// message says what went wrong.
+fn opening(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| Error::database(format!("auth-store-sql: {action} failed"), e)
 }
 
 /// Whether `e` means the database cannot be reached now (rather than that

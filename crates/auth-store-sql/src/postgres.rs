@@ -87,13 +87,13 @@ pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<PgPool> {
         .acquire_timeout(std::time::Duration::from_secs(3))
         .connect_with(options)
         .await
-        .map_err(crate::database("connecting to PostgreSQL"))?;
+        .map_err(crate::opening("connecting to PostgreSQL"))?;
     if let Some(schema) = schema {
         // `schema` is validated: a bare identifier needs no quoting.
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .execute(&pool)
             .await
-            .map_err(crate::database("creating the PostgreSQL schema"))?;
+            .map_err(crate::opening("creating the PostgreSQL schema"))?;
     }
     MIGRATOR.run(&pool).await.map_err(|e| {
         Error::database(

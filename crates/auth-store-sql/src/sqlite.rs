@@ -95,7 +95,7 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool> {
     let pool = pool
         .connect_with(options)
         .await
-        .map_err(crate::database("opening the SQLite database"))?;
+        .map_err(crate::opening("opening the SQLite database"))?;
     MIGRATOR
         .run(&pool)
         .await

@@ -35,6 +35,7 @@ mod hashing;
 mod pool;
 
 pub use hashing::{HashError, HashOptions, PasswordHashing, Verification};
+pub use pool::{HashingStats, hashing_stats};
 
 /// The provider kind's identifier, named by `resolve` in the config.
 pub const IDENTIFIER: &str = "emailpass";

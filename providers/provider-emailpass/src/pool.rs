@@ -13,7 +13,7 @@
 //! away (the client disconnected, the request future was dropped) leaves the
 //! queue without ever running.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,12 +40,52 @@ pub(crate) struct HashPool {
 /// The message of a refusal for a full or slow queue.
 pub(crate) const BUSY: &str = "Server busy, try again later";
 
-/// Counts one waiting job while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// Process-wide counts over every pool (every emailpass instance), for metrics.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+static WAITED: AtomicU64 = AtomicU64::new(0);
+static WAIT_MICROS: AtomicU64 = AtomicU64::new(0);
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+static HASHED: AtomicU64 = AtomicU64::new(0);
+
+/// The password-hashing queue of this process (all emailpass instances), for
+/// metrics: a snapshot of monotonic counters and the current queue depth.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct HashingStats {
+    /// Hashes waiting for a thread now.
+    pub queued: u64,
+    /// Hashes that had to wait for a thread, since start.
+    pub waited: u64,
+    /// Seconds spent waiting by those hashes, in all.
+    pub wait_seconds: f64,
+    /// Hashes refused with 503 (queue full or waited too long), since start.
+    pub refused: u64,
+    /// Hashes run, since start.
+    pub hashed: u64,
+}
+
+/// The current [`HashingStats`].
+pub fn hashing_stats() -> HashingStats {
+    HashingStats {
+        queued: QUEUED.load(Ordering::Relaxed) as u64,
+        waited: WAITED.load(Ordering::Relaxed),
+        wait_seconds: WAIT_MICROS.load(Ordering::Relaxed) as f64 / 1e6,
+        refused: REFUSED.load(Ordering::Relaxed),
+        hashed: HASHED.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts one waiting job while it lives (in its pool and process-wide), and
+/// how long it waited.
+struct Waiting<'a>(&'a AtomicUsize, std::time::Instant);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        QUEUED.fetch_sub(1, Ordering::Relaxed);
+        WAITED.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(self.1.elapsed().as_micros()).unwrap_or(u64::MAX);
+        WAIT_MICROS.fetch_add(micros, Ordering::Relaxed);
     }
 }
 
@@ -121,9 +161,11 @@ impl HashPool {
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    REFUSED.fetch_add(1, Ordering::Relaxed);
                     return Err(Error::unavailable(BUSY));
                 }
-                let _waiting = Waiting(&self.waiting);
+                QUEUED.fetch_add(1, Ordering::Relaxed);
+                let _waiting = Waiting(&self.waiting, std::time::Instant::now());
                 // Dropping this future (the caller went away) leaves the
                 // queue: the job is only sent once a thread is free.
                 match tokio::time::timeout(self.max_wait, self.permits.acquire()).await {
@@ -133,10 +175,14 @@ impl HashPool {
                             Error::unexpected("password hashing is shut down").with_source(e)
                         );
                     }
-                    Err(_) => return Err(Error::unavailable(BUSY)),
+                    Err(_) => {
+                        REFUSED.fetch_add(1, Ordering::Relaxed);
+                        return Err(Error::unavailable(BUSY));
+                    }
                 }
             }
         };
+        HASHED.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let boxed: Job = Box::new(move |h| {
             let _ = tx.send(job(h));

@@ -1,0 +1,228 @@
+//! Prometheus metrics (`[server] metrics_listen`), served on a listener of
+//! their own so they are never exposed with the auth routes.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `auth_http_requests_total` | counter | `method`, `route` (the route template), `status` |
+//! | `auth_http_request_duration_seconds` | histogram | `route` |
+//! | `auth_hash_queue_depth` | gauge | |
+//! | `auth_hash_waits_total`, `auth_hash_wait_seconds_total` | counter | |
+//! | `auth_hash_refused_total`, `auth_hash_runs_total` | counter | |
+//! | `auth_identity_cache_hits_total`, `auth_identity_cache_misses_total` | counter | |
+//! | `auth_store_errors_total` | counter | `store` (`sql`, `redis`) |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use auth_module::CachedIdentityStore;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The cached identity store whose hits and misses are reported.
+pub(crate) type Cache = Arc<CachedIdentityStore<Arc<auth_store_sql::SqlStore>>>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    store: &'static str,
+}
+
+/// The server's metrics: request counters and latencies, and the counts the
+/// stores and the hashing queue keep, read at each scrape.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Reads the process's other counts at scrape time.
+#[derive(Debug)]
+struct Sources {
+    cache: Option<Cache>,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        #[cfg(feature = "provider-emailpass")]
+        {
+            let h = provider_emailpass::hashing_stats();
+            let depth = ConstGauge::new(i64::try_from(h.queued).unwrap_or(i64::MAX));
+            depth.encode(encoder.encode_descriptor(
+                "auth_hash_queue_depth",
+                "Password hashes waiting for a hashing thread",
+                None,
+                depth.metric_type(),
+            )?)?;
+            counter(
+                &mut encoder,
+                "auth_hash_waits",
+                "Password hashes that waited for a thread",
+                h.waited,
+            )?;
+            let wait = ConstCounter::new(h.wait_seconds);
+            wait.encode(encoder.encode_descriptor(
+                "auth_hash_wait_seconds",
+                "Seconds password hashes spent waiting for a thread",
+                None,
+                wait.metric_type(),
+            )?)?;
+            counter(
+                &mut encoder,
+                "auth_hash_refused",
+                "Password hashes refused as busy (503)",
+                h.refused,
+            )?;
+            counter(
+                &mut encoder,
+                "auth_hash_runs",
+                "Password hashes computed",
+                h.hashed,
+            )?;
+        }
+        #[cfg(not(feature = "provider-emailpass"))]
+        let _ = ConstGauge::new(0i64);
+        let (hits, misses) = self.cache.as_ref().map_or((0, 0), |c| c.hits_and_misses());
+        counter(
+            &mut encoder,
+            "auth_identity_cache_hits",
+            "Identity reads answered by the cache",
+            hits,
+        )?;
+        counter(
+            &mut encoder,
+            "auth_identity_cache_misses",
+            "Identity reads that went to the store",
+            misses,
+        )?;
+        let errors = Family::<StoreLabels, Counter>::default();
+        errors
+            .get_or_create(&StoreLabels { store: "sql" })
+            .inc_by(auth_store_sql::error_count());
+        #[cfg(feature = "redis")]
+        errors
+            .get_or_create(&StoreLabels { store: "redis" })
+            .inc_by(auth_store_redis::error_count());
+        errors.encode(encoder.encode_descriptor(
+            "auth_store_errors",
+            "Store operations that failed (lost connections, failed statements)",
+            None,
+            errors.metric_type(),
+        )?)
+    }
+}
+
+impl Metrics {
+    /// Metrics reporting `cache`'s hits and misses, if there is a cache.
+    pub(crate) fn new(cache: Option<Cache>) -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "auth_http_requests",
+            "HTTP requests answered, by route template and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        registry.register(
+            "auth_http_request_duration_seconds",
+            "Time to answer HTTP requests, by route template",
+            latency.clone(),
+        );
+        registry.register_collector(Box::new(Sources { cache }));
+        Arc::new(Metrics {
+            registry,
+            requests,
+            latency,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Counts and times every request of the auth router.
+pub(crate) async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    m.latency
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: res.status().as_u16(),
+        })
+        .inc();
+    res
+}
+
+/// `GET /metrics`.
+async fn render(State(m): State<Arc<Metrics>>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
+    )
+        .into_response()
+}
+
+/// The metrics listener's router.
+pub(crate) fn router(m: Arc<Metrics>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(render))
+        .with_state(m)
+}
