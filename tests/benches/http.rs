@@ -13,14 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::routing::post;
 use provider_emailpass::{HashOptions, PasswordHashing};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Stats, env_u64, gather};
+use common::{client_runtime, drive, env_u64, register, serve_echo, serve_in_background};
 
 fn hashing_bound(secs: u64) -> f64 {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -47,61 +45,6 @@ fn hashing_bound(secs: u64) -> f64 {
         h.join().expect("thread");
     }
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
-
-/// `connections` loops sending `make()` requests for `secs`.
-async fn drive(
-    client: &reqwest::Client,
-    secs: u64,
-    connections: usize,
-    make: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
-) -> Stats {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (client, make) = (client.clone(), make.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                match make(&client).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    gather(tasks, start).await
-}
-
-fn serve_in_background(router: axum::Router) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("server runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr"))
-                .expect("send addr");
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
-        });
-    });
-    rx.recv().expect("server address")
 }
 
 fn main() {
@@ -132,33 +75,15 @@ fn main() {
     // The SQLite file's lock is held for the whole run.
     let _locks = app.locks;
     let auth_addr = serve_in_background(app.router);
-    let echo =
-        axum::Router::new().route("/echo", post(|Json(v): Json<Value>| async move { Json(v) }));
-    let echo_addr = serve_in_background(echo);
+    let echo_addr = serve_echo();
 
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("client runtime");
-    client_rt.block_on(async move {
+    client_runtime().block_on(async move {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(connections)
             .build()
             .expect("client");
         let creds = json!({"email": "bench@example.com", "password": "bench-password"});
-        let r = client
-            .post(format!(
-                "http://{auth_addr}/auth/customer/emailpass/register"
-            ))
-            .json(&creds)
-            .send()
-            .await
-            .expect("register");
-        let token = r.json::<Value>().await.expect("json")["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
+        let token = register(&client, auth_addr, &creds).await;
 
         let login_url = format!("http://{auth_addr}/auth/customer/emailpass");
         let login = drive(

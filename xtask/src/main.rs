@@ -96,6 +96,11 @@ fn bench() -> Result<(), String> {
         "cargo",
         &["bench", "-p", "auth-tests", "--bench", "social"],
         &[],
+    )?;
+    run(
+        "cargo",
+        &["bench", "-p", "auth-tests", "--bench", "replicas"],
+        &[],
     )
 }
 

@@ -474,3 +474,226 @@ fn unreachable_stores_at_start_are_named_without_their_passwords() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+// ----- two server processes on one PostgreSQL schema, state in Redis -------
+
+const ADMIN_KEY: &str = "replica-admin-key-0123456789";
+
+/// The two replicas' environment, or `None` (after saying why) outside CI.
+fn replica_services() -> Option<(String, String)> {
+    let pg = std::env::var("AUTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let redis = std::env::var("AUTH_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let up = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    if up(5432) && up(6379) {
+        return Some((pg, redis));
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "PostgreSQL and Redis are required under CI"
+    );
+    eprintln!("skipping the two-process replica test: PostgreSQL or Redis is not running");
+    None
+}
+
+/// Starts replica `name` (its own events file) on schema `schema`.
+fn replica(dir: &Path, name: &str, pg: &str, redis: &str, schema: &str) -> Running {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\njwt_secret = '0123456789abcdef0123456789abcdef'\n\
+             [store]\nurl = '{pg}'\nschema = '{schema}'\n\
+             [state]\nurl = '{redis}'\nkey_prefix = 'auth-test:{schema}:'\n\
+             [server]\nlisten = '127.0.0.1:0'\n\
+             [events]\nfile = '{}'\n\
+             [management]\napi_key = '{ADMIN_KEY}'\n\
+             [[providers]]\nresolve = 'emailpass'\nid = 'emailpass'\n",
+            dir.join(format!("{name}-events.jsonl")).display()
+        ),
+    )
+    .unwrap();
+    start(dir, &["--config", config.to_str().unwrap()]).0
+}
+
+async fn admin(method: reqwest::Method, url: &str, body: Option<serde_json::Value>) -> u16 {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .header("x-api-key", ADMIN_KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.expect("admin request").status().as_u16()
+}
+
+async fn refresh(base: &str, token: &str) -> (u16, serde_json::Value) {
+    post(
+        &format!("{base}/auth/token/refresh"),
+        serde_json::json!({}),
+        Some(token),
+    )
+    .await
+}
+
+async fn login(base: &str, password: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({"email": "two@example.com", "password": password});
+    post(&format!("{base}/auth/customer/emailpass"), body, None).await
+}
+
+async fn with_cookie(url: &str, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replica_processes_never_answer_stale() {
+    let Some((pg, redis)) = replica_services() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!(
+        "auth_proc_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let a = replica(dir.path(), "a", &pg, &redis, &schema);
+    let b = replica(dir.path(), "b", &pg, &redis, &schema);
+    let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+    let creds = serde_json::json!({"email": "two@example.com", "password": "first password"});
+    let (status, body) = post(
+        &format!("{ua}/auth/customer/emailpass/register"),
+        creds.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let claims = |t: &str| -> serde_json::Value {
+        use base64::Engine;
+        let part = t.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = |i: usize| {
+        let url = format!("{ua}/admin/auth-identities/{id}/actors/customer");
+        async move {
+            admin(
+                reqwest::Method::POST,
+                &url,
+                Some(serde_json::json!({"actor_id": format!("cus_{i}")})),
+            )
+            .await
+        }
+    };
+
+    // A link on A shows in a refresh on B at once; 1,000 alternating writes
+    // on A and reads on B give no stale answer.
+    let mut stale = 0;
+    for i in 0..1000 {
+        assert_eq!(link(i).await, 200);
+        let (status, body) = refresh(&ub, &token).await;
+        assert_eq!(status, 200, "{body}");
+        if claims(body["token"].as_str().unwrap())["actor_id"] != format!("cus_{i}") {
+            stale += 1;
+        }
+    }
+    assert_eq!(stale, 0, "stale answers out of 1000");
+
+    // A password change on A: B refuses the old password, tokens and sessions at once.
+    let (_, body) = login(&ub, "first password").await;
+    let linked = body["token"].as_str().unwrap().to_owned();
+    let session = reqwest::Client::new()
+        .post(format!("{ub}/auth/session"))
+        .header("authorization", format!("Bearer {linked}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status().as_u16(), 200);
+    let cookie = session
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        with_cookie(&format!("{ub}/auth/token/refresh"), &cookie).await,
+        200
+    );
+    let (status, _) = post(
+        &format!("{ua}/auth/customer/emailpass/reset-password"),
+        serde_json::json!({"identifier": "two@example.com"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let events = dir.path().join("a-events.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let reset = loop {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        if let Some(t) = text.lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["name"] == "auth.password_reset")
+                .then(|| v["data"]["token"].as_str().map(str::to_owned))?
+        }) {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reset event in {}",
+            events.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (status, body) = post(
+        &format!("{ua}/auth/customer/emailpass/update"),
+        serde_json::json!({"password": "second password"}),
+        Some(&reset),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(login(&ub, "first password").await.0, 401);
+    assert_eq!(refresh(&ub, &linked).await.0, 401);
+    assert_eq!(
+        with_cookie(&format!("{ub}/auth/token/refresh"), &cookie).await,
+        401
+    );
+    let (status, body) = login(&ub, "second password").await;
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["token"].as_str().unwrap().to_owned();
+
+    // A deletion on A: B refuses at once.
+    assert_eq!(
+        admin(
+            reqwest::Method::DELETE,
+            &format!("{ua}/admin/auth-identities/{id}"),
+            None
+        )
+        .await,
+        200
+    );
+    assert_eq!(refresh(&ub, &fresh).await.0, 401);
+    assert_eq!(login(&ub, "second password").await.0, 401);
+    drop((a, b));
+}

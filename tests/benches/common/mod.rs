@@ -1,6 +1,11 @@
-//! What the loopback benches share: settings from the environment and the
-//! summary of a timed run.
+//! What the loopback benches share: settings from the environment, serving a
+//! router on its own runtime, and driving and summarising a timed run.
 
+// Each bench uses part of this module.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `name` from the environment as a number, else `default`.
@@ -44,4 +49,98 @@ pub(crate) async fn gather(
         p99_ms: pct(0.99),
         errors,
     }
+}
+
+/// `connections` loops sending `make()` requests for `secs`.
+pub(crate) async fn drive(
+    client: &reqwest::Client,
+    secs: u64,
+    connections: usize,
+    make: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
+) -> Stats {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, make) = (client.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match make(&client).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    gather(tasks, start).await
+}
+
+pub(crate) fn serve_in_background(router: axum::Router) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
+        });
+    });
+    rx.recv().expect("server address")
+}
+
+/// A bare axum JSON echo route (`POST /echo`), served as the auth routes are:
+/// the reference the auth routes are compared with.
+pub(crate) fn serve_echo() -> SocketAddr {
+    use axum::Json;
+    use serde_json::Value;
+    serve_in_background(axum::Router::new().route(
+        "/echo",
+        axum::routing::post(|Json(v): Json<Value>| async move { Json(v) }),
+    ))
+}
+
+/// The load generator's runtime: one worker thread.
+pub(crate) fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime")
+}
+
+/// Registers `creds` with emailpass at `addr`; the token.
+pub(crate) async fn register(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    creds: &serde_json::Value,
+) -> String {
+    let r = client
+        .post(format!("http://{addr}/auth/customer/emailpass/register"))
+        .json(creds)
+        .send()
+        .await
+        .expect("register");
+    let answer = r.json::<serde_json::Value>().await.expect("json");
+    answer["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("registration failed: {answer}"))
+        .to_owned()
 }
