@@ -1,7 +1,7 @@
 //! Token refresh through two replicas on PostgreSQL and Redis, summed over
 //! both, beside a bare axum JSON echo route served the same way, in one run.
-//! The refresh reads the identity and its credential version from
-//! PostgreSQL each time (no in-process cache on a shared database).
+//! Each replica caches identities and proves every hit current with one
+//! Redis read (`auth_module::SharedIdentityCache`).
 //!
 //! `cargo bench -p auth-tests --bench replicas` (or `cargo xtask bench`).
 //! Needs PostgreSQL (`AUTH_TEST_POSTGRES_URL`, default the local `test`

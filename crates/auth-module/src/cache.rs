@@ -7,7 +7,8 @@
 //! (link, unlink, password change, deletion), after the backend has committed.
 //! A generation counter stops a read that raced with a write from putting the
 //! old value back. Use it only where this process is the only writer (the
-//! embedded SQLite server); replicas sharing a database must not use it.
+//! embedded SQLite server); replicas sharing a database use
+//! [`crate::SharedIdentityCache`] instead.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -180,6 +181,10 @@ impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
         // The owner is unknown here; deletions are rare, so forget everything.
         self.invalidate(None);
         r
+    }
+
+    async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
+        self.inner.provider_identity_owner(id).await
     }
 }
 

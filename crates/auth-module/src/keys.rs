@@ -11,6 +11,7 @@
 //! | `limit:{name}:{sha256(identifier) and/or address}` | a fixed-window counter | [`crate::flows::Limits`] |
 //! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::flows::PasswordReset`] |
 //! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::flows::PasswordReset`] |
+//! | `identity-version:{auth_identity_id}` | a random token replaced by every write | [`crate::SharedIdentityCache`] |
 //! | `ready-probe` | never written; read by readiness checks | [`crate::AuthModule::check_ready`] |
 
 pub(crate) fn provider_state(provider: &str, key: &str) -> String {
@@ -52,4 +53,9 @@ pub(crate) fn reset_latest(provider: &str, entity_id: &str) -> String {
 /// The key readiness checks read (never written).
 pub(crate) fn readiness_probe() -> String {
     "ready-probe".to_owned()
+}
+
+/// The token a shared identity cache proves its entries current with.
+pub(crate) fn identity_version(auth_identity_id: &str) -> String {
+    format!("identity-version:{auth_identity_id}")
 }

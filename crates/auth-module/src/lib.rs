@@ -12,6 +12,7 @@ mod module;
 mod provider;
 mod random;
 mod registry;
+mod shared_cache;
 pub mod store;
 mod stores;
 mod token;
@@ -35,6 +36,7 @@ pub use provider::{
     ProviderKind, ValidateOptions,
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
+pub use shared_cache::SharedIdentityCache;
 pub use stores::{IdentityStore, NewAuthIdentity, StateStore};
 pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Tokens};
 

@@ -279,6 +279,14 @@ impl IdentityStore for MemoryIdentityStore {
         g.by_entity.remove(&(p.provider, p.entity_id));
         Ok(())
     }
+
+    async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .lock()
+            .providers
+            .get(id)
+            .map(|p| p.auth_identity_id.clone()))
+    }
 }
 
 /// A [`StateStore`] in process memory. Expired entries are dropped when read

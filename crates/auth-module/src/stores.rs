@@ -197,6 +197,15 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes provider identity `id`; its auth identity stays.
     async fn delete_provider_identity(&self, id: &str) -> Result<()>;
+
+    /// The auth identity that provider identity `id` belongs to, if it
+    /// exists. Caches use it to know whose entry a provider-identity deletion
+    /// changes. Default: `Ok(None)` ("cannot tell"); a store shared by
+    /// replicas behind a shared cache must implement it.
+    async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 /// Short-lived keyed JSON values with a time to live: OAuth state, sessions,
@@ -307,6 +316,10 @@ impl<T: IdentityStore + ?Sized> IdentityStore for std::sync::Arc<T> {
 
     async fn delete_provider_identity(&self, id: &str) -> Result<()> {
         (**self).delete_provider_identity(id).await
+    }
+
+    async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
+        (**self).provider_identity_owner(id).await
     }
 }
 

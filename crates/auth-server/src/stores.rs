@@ -14,12 +14,16 @@ use std::sync::Arc;
 
 use auth_module::{
     CachedIdentityStore, ConfigError, IdentityStore, MemoryIdentityStore, MemoryStateStore,
-    StateConfig, StateStore, StoreConfig,
+    SharedIdentityCache, StateConfig, StateStore, StoreConfig,
 };
 use auth_store_sql::SqlStore;
 
-/// How many identities the embedded server keeps cached for token refresh.
+/// How many identities a server keeps cached for token refresh.
 const IDENTITY_CACHE_CAPACITY: usize = 100_000;
+
+/// The longest a replica uses a cached identity, even when its token says it
+/// is current: the bound on a lag should the shared state lose a token.
+const SHARED_CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a store URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,19 +172,6 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
         }
     }
     let sql = open_sql("store.url", kind, url, store.schema.as_deref()).await?;
-    let mut cache = None;
-    let identities: Arc<dyn IdentityStore> = match (&sql, kind) {
-        (None, _) => Arc::new(MemoryIdentityStore::new()),
-        (Some(sql), Kind::Sqlite) => {
-            let cached = Arc::new(CachedIdentityStore::new(
-                sql.clone(),
-                IDENTITY_CACHE_CAPACITY,
-            ));
-            cache = Some(cached.clone());
-            cached
-        }
-        (Some(sql), _) => sql.clone(),
-    };
     let state: Arc<dyn StateStore> = match (&sql, state_kind) {
         (_, Kind::Memory) => Arc::new(MemoryStateStore::new()),
         (_, Kind::Redis) => open_redis(state_url, &state.key_prefix).await?,
@@ -189,6 +180,38 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
             Some(sql) => sql,
             None => Arc::new(MemoryStateStore::new()),
         },
+    };
+    // SQLite: this process is the only writer, so writes invalidate its cache.
+    // PostgreSQL with Redis state: replicas share a database, so each hit is
+    // proved current against a token in Redis. Otherwise: no cache.
+    let mut cache: Option<crate::metrics::Cache> = None;
+    let identities: Arc<dyn IdentityStore> = match (&sql, kind, state_kind) {
+        (None, _, _) => Arc::new(MemoryIdentityStore::new()),
+        (Some(sql), Kind::Sqlite, _) => {
+            let cached = Arc::new(CachedIdentityStore::new(
+                sql.clone(),
+                IDENTITY_CACHE_CAPACITY,
+            ));
+            let counts = cached.clone();
+            cache = Some(crate::metrics::Cache(Arc::new(move || {
+                counts.hits_and_misses()
+            })));
+            cached
+        }
+        (Some(sql), Kind::Postgres, Kind::Redis) => {
+            let cached = Arc::new(SharedIdentityCache::new(
+                sql.clone(),
+                state.clone(),
+                IDENTITY_CACHE_CAPACITY,
+                SHARED_CACHE_MAX_AGE,
+            ));
+            let counts = cached.clone();
+            cache = Some(crate::metrics::Cache(Arc::new(move || {
+                counts.hits_and_misses()
+            })));
+            cached
+        }
+        (Some(sql), _, _) => sql.clone(),
     };
     Ok(Stores {
         identities,

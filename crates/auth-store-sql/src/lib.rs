@@ -277,6 +277,13 @@ impl IdentityStore for SqlStore {
         }
         dispatch!(self, delete_provider_identity(id))
     }
+
+    async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
+        if has_nul(id) {
+            return Ok(None);
+        }
+        dispatch!(self, provider_identity_owner(id))
+    }
 }
 
 // NUL characters: PostgreSQL `text` and `jsonb` cannot hold U+0000 and answer

@@ -417,6 +417,14 @@ pub(crate) async fn delete_provider_identity(pool: &Pool<Db>, id: &str) -> Resul
     Ok(())
 }
 
+pub(crate) async fn provider_identity_owner(pool: &Pool<Db>, id: &str) -> Result<Option<String>> {
+    sqlx::query_scalar("SELECT auth_identity_id FROM provider_identity WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database("reading a provider identity's owner"))
+}
+
 // ----- state: keyed values with a time to live (milliseconds since the epoch)
 
 pub(crate) async fn state_set(

@@ -1,0 +1,386 @@
+//! A read-through identity cache that replicas can share a database behind:
+//! every hit is proved current against a per-identity token in a shared
+//! [`StateStore`] (one small read, e.g. one Redis `GET`, instead of loading
+//! the identity and its provider identities).
+//!
+//! The protocol:
+//! - a write through any replica commits to the identity store, then sets
+//!   the identity's token to a fresh random value;
+//! - a read takes the token first (creating one if there is none), then uses
+//!   a cached entry only if it was loaded under that same token; otherwise it
+//!   loads the identity and caches it under the token read before the load.
+//!
+//! A read that starts after a write was acknowledged sees the new token, so it
+//! never answers from before that write. A load that raced with a write is
+//! cached under the old token, which the write has replaced, so it is never
+//! used again. When the state store cannot answer, reads go to the identity
+//! store uncached; a write whose token cannot be replaced answers
+//! [`crate::ErrorKind::Unavailable`] (its change is committed: retrying it is
+//! safe), and entries are never used past `max_age`, which bounds how long a
+//! replica could lag if the state store lost a token it had acknowledged.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
+};
+use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
+
+/// How long a token lives in the state store without writes (a missing token
+/// is recreated, which only costs one load).
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+struct Entry {
+    token: String,
+    identity: AuthIdentity,
+    loaded: Instant,
+}
+
+/// An [`IdentityStore`] wrapper caching `retrieve_auth_identity` behind
+/// per-identity tokens kept in a shared [`StateStore`] (see the module docs).
+pub struct SharedIdentityCache<S> {
+    inner: S,
+    state: Arc<dyn StateStore>,
+    entries: Mutex<HashMap<String, Entry>>,
+    capacity: usize,
+    max_age: Duration,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for SharedIdentityCache<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedIdentityCache")
+            .field("inner", &self.inner)
+            .field("capacity", &self.capacity)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: IdentityStore> SharedIdentityCache<S> {
+    /// Caches up to `capacity` identities of `inner`, proved current against
+    /// tokens in `state` (which every replica must share), none older than
+    /// `max_age`.
+    pub fn new(inner: S, state: Arc<dyn StateStore>, capacity: usize, max_age: Duration) -> Self {
+        SharedIdentityCache {
+            inner,
+            state,
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            max_age,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// `(hits, misses)` of `retrieve_auth_identity` since the cache was built.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The identity's current token, creating one if it has none; `None`
+    /// when the state store cannot say (then nothing is cached).
+    async fn token(&self, id: &str) -> Option<String> {
+        let key = crate::keys::identity_version(id);
+        match self.state.get(&key).await {
+            Ok(Some(Value::String(t))) => return Some(t),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "identity cache: token unreadable, reading uncached");
+                return None;
+            }
+        }
+        let fresh = crate::random::token_hex(16);
+        match self
+            .state
+            .compare_and_swap(&key, None, Some(Value::String(fresh.clone())), TOKEN_TTL)
+            .await
+        {
+            Ok(true) => Some(fresh),
+            // Another reader or a writer set one first: use theirs.
+            Ok(false) => match self.state.get(&key).await {
+                Ok(Some(Value::String(t))) => Some(t),
+                _ => None,
+            },
+            Err(_) => None,
+        }
+    }
+
+    /// After a committed write to identity `id`: a new token, so no replica
+    /// uses what it cached before.
+    async fn changed(&self, id: &str) -> Result<()> {
+        self.lock().remove(id);
+        let token = Value::String(crate::random::token_hex(16));
+        self.state
+            .set(&crate::keys::identity_version(id), token, TOKEN_TTL)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, identity = id, "identity cache: the change is committed but its token could not be replaced");
+                Error::unavailable("Service unavailable")
+            })
+    }
+
+    /// `r`, after marking `id` changed if `r` succeeded.
+    async fn after<T>(&self, id: &str, r: Result<T>) -> Result<T> {
+        let value = r?;
+        self.changed(id).await?;
+        Ok(value)
+    }
+}
+
+#[async_trait]
+impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S> {
+    async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+        // A new id: nobody can have cached it.
+        self.inner.create_auth_identity(new).await
+    }
+
+    async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
+        let Some(token) = self.token(id).await else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return self.inner.retrieve_auth_identity(id).await;
+        };
+        {
+            let g = self.lock();
+            if let Some(e) = g.get(id)
+                && e.token == token
+                && e.loaded.elapsed() < self.max_age
+            {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(e.identity.clone());
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let loaded = Instant::now();
+        let fresh = self.inner.retrieve_auth_identity(id).await?;
+        let mut g = self.lock();
+        if g.len() >= self.capacity && !g.contains_key(id) {
+            g.clear();
+        }
+        g.insert(
+            id.to_owned(),
+            Entry {
+                token,
+                identity: fresh.clone(),
+                loaded,
+            },
+        );
+        Ok(fresh)
+    }
+
+    async fn update_app_metadata(
+        &self,
+        id: &str,
+        app_metadata: Option<Metadata>,
+    ) -> Result<AuthIdentity> {
+        let r = self.inner.update_app_metadata(id, app_metadata).await;
+        self.after(id, r).await
+    }
+
+    async fn patch_app_metadata(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<AuthIdentity> {
+        let r = self.inner.patch_app_metadata(id, key, value).await;
+        self.after(id, r).await
+    }
+
+    async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
+        let r = self.inner.bump_credential_version(id).await;
+        self.after(id, r).await
+    }
+
+    async fn delete_auth_identity(&self, id: &str) -> Result<()> {
+        let r = self.inner.delete_auth_identity(id).await;
+        self.after(id, r).await
+    }
+
+    async fn find_provider_identity(
+        &self,
+        provider: &str,
+        entity_id: &str,
+    ) -> Result<Option<ProviderIdentity>> {
+        self.inner.find_provider_identity(provider, entity_id).await
+    }
+
+    async fn add_provider_identity(
+        &self,
+        auth_identity_id: &str,
+        new: NewProviderIdentity,
+    ) -> Result<ProviderIdentity> {
+        let r = self
+            .inner
+            .add_provider_identity(auth_identity_id, new)
+            .await;
+        self.after(auth_identity_id, r).await
+    }
+
+    async fn update_provider_identity(
+        &self,
+        id: &str,
+        update: ProviderIdentityUpdate,
+    ) -> Result<ProviderIdentity> {
+        let p = self.inner.update_provider_identity(id, update).await?;
+        self.changed(&p.auth_identity_id).await?;
+        Ok(p)
+    }
+
+    async fn delete_provider_identity(&self, id: &str) -> Result<()> {
+        // The owner must be known before the row is gone.
+        let owner = match self.inner.provider_identity_owner(id).await? {
+            Some(owner) => owner,
+            None => {
+                // Missing: let the store answer its not-found error.
+                self.inner.delete_provider_identity(id).await?;
+                return Err(Error::unexpected(
+                    "the identity store cannot name a provider identity's owner, which a \
+                     shared identity cache needs",
+                ));
+            }
+        };
+        let r = self.inner.delete_provider_identity(id).await;
+        self.after(&owner, r).await
+    }
+
+    async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
+        self.inner.provider_identity_owner(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::memory::{MemoryIdentityStore, MemoryStateStore};
+
+    /// Two replicas: two caches over one identity store and one state store.
+    fn replicas() -> (
+        SharedIdentityCache<Arc<MemoryIdentityStore>>,
+        SharedIdentityCache<Arc<MemoryIdentityStore>>,
+    ) {
+        let db = Arc::new(MemoryIdentityStore::new());
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStateStore::new());
+        let a = SharedIdentityCache::new(db.clone(), state.clone(), 100, Duration::from_secs(60));
+        let b = SharedIdentityCache::new(db, state, 100, Duration::from_secs(60));
+        (a, b)
+    }
+
+    async fn identity(store: &impl IdentityStore) -> AuthIdentity {
+        let mut new = NewAuthIdentity::default();
+        new.provider_identities
+            .push(NewProviderIdentity::new("emailpass", "a@b.c"));
+        store.create_auth_identity(new).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_on_one_replica_is_seen_by_the_other_at_once() {
+        let (a, b) = replicas();
+        let id = identity(&a).await.id;
+        for i in 0..200 {
+            let actor = format!("cus_{i}");
+            a.patch_app_metadata(&id, "customer_id", Some(Value::String(actor.clone())))
+                .await
+                .unwrap();
+            // Twice: the second read is a hit, and still current.
+            for _ in 0..2 {
+                let seen = b.retrieve_auth_identity(&id).await.unwrap();
+                assert_eq!(seen.actor_id("customer"), Some(actor.as_str()));
+            }
+        }
+        let (hits, misses) = b.hits_and_misses();
+        assert_eq!((hits, misses), (200, 200));
+        // Every kind of write is seen.
+        a.bump_credential_version(&id).await.unwrap();
+        assert_eq!(
+            b.retrieve_auth_identity(&id)
+                .await
+                .unwrap()
+                .credential_version,
+            1
+        );
+        let p = a
+            .add_provider_identity(&id, NewProviderIdentity::new("google", "g1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            b.retrieve_auth_identity(&id)
+                .await
+                .unwrap()
+                .provider_identities
+                .len(),
+            2
+        );
+        a.update_provider_identity(
+            &p.id,
+            ProviderIdentityUpdate::new()
+                .user_metadata(Metadata::from_iter([("name".to_owned(), Value::from("G"))])),
+        )
+        .await
+        .unwrap();
+        let seen = b.retrieve_auth_identity(&id).await.unwrap();
+        assert!(
+            seen.provider_identity("google")
+                .unwrap()
+                .user_metadata
+                .is_some()
+        );
+        a.delete_provider_identity(&p.id).await.unwrap();
+        assert_eq!(
+            b.retrieve_auth_identity(&id)
+                .await
+                .unwrap()
+                .provider_identities
+                .len(),
+            1
+        );
+        a.delete_auth_identity(&id).await.unwrap();
+        assert_eq!(
+            b.retrieve_auth_identity(&id).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_token_only_costs_a_load() {
+        let db = Arc::new(MemoryIdentityStore::new());
+        let state = Arc::new(MemoryStateStore::new());
+        let a = SharedIdentityCache::new(db, state.clone(), 100, Duration::from_secs(60));
+        let id = identity(&a).await.id;
+        a.retrieve_auth_identity(&id).await.unwrap();
+        a.retrieve_auth_identity(&id).await.unwrap();
+        state
+            .delete(&crate::keys::identity_version(&id))
+            .await
+            .unwrap();
+        a.retrieve_auth_identity(&id).await.unwrap();
+        assert_eq!(a.hits_and_misses(), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn entries_are_never_used_past_their_age() {
+        let db = Arc::new(MemoryIdentityStore::new());
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStateStore::new());
+        let a = SharedIdentityCache::new(db, state, 100, Duration::ZERO);
+        let id = identity(&a).await.id;
+        a.retrieve_auth_identity(&id).await.unwrap();
+        a.retrieve_auth_identity(&id).await.unwrap();
+        assert_eq!(a.hits_and_misses(), (0, 2));
+    }
+}
