@@ -10,42 +10,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use provider_emailpass::{HashOptions, PasswordHashing};
 use serde_json::json;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{client_runtime, drive, env_u64, register, serve_echo, serve_in_background};
-
-fn hashing_bound(secs: u64) -> f64 {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).expect("options"));
-    let stored = Arc::new(hashing.hash("bench-password").expect("hash"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (h, s, stop, count) =
-                (hashing.clone(), stored.clone(), stop.clone(), count.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    assert!(h.verify(&s, "bench-password").matches);
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("thread");
-    }
-    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
+use common::{client_runtime, drive, env_u64, hashing_bound, register, serve_app, serve_echo};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -62,19 +32,11 @@ fn main() {
     println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = auth_server::AppConfig::from_toml_str(&format!(
-        "[http]\njwt_secret = \"bench-secret-0123456789abcdef0123456789\"\n[store]\nurl = \"sqlite://{}/auth.db\"\n[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
-        dir.path().display()
-    ))
-    .expect("config");
-    let setup = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let app = setup.block_on(auth_server::build_app(config)).expect("app");
-    // The SQLite file's lock is held for the whole run.
-    let _locks = app.locks;
-    let auth_addr = serve_in_background(app.router);
+    // The default server's stores: identities and state in one SQLite file.
+    let auth_addr = serve_app(&format!(
+        "[http]\njwt_secret = \"bench-secret-0123456789abcdef0123456789\"\n[store]\nurl = \"sqlite://{db}/auth.db\"\n[state]\nurl = \"sqlite://{db}/auth.db\"\n[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
+        db = dir.path().display()
+    ));
     let echo_addr = serve_echo();
 
     client_runtime().block_on(async move {

@@ -15,7 +15,7 @@ use serde_json::json;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{client_runtime, drive, env_u64, register, serve_echo};
+use common::{client_runtime, drive, env_u64, hashing_bound, register, serve_app, serve_echo};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -42,32 +42,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    // Each replica is built inside the runtime that serves it: its Redis
-    // connection's driver task must run there.
-    let addrs: Vec<_> = (0..2)
-        .map(|_| {
-            let toml = toml.clone();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .expect("replica runtime");
-                rt.block_on(async move {
-                    let config = auth_server::AppConfig::from_toml_str(&toml).expect("config");
-                    let app = auth_server::build_app(config).await.expect("app");
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("bind");
-                    tx.send(listener.local_addr().expect("addr")).expect("send");
-                    auth_server::serve(listener, app, std::future::pending())
-                        .await
-                        .expect("serve");
-                });
-            });
-            rx.recv().expect("replica address")
-        })
-        .collect();
+    let bound = hashing_bound(secs);
+    println!(
+        "hashing bound (argon2id m=19456 t=2 p=1, one thread per core): {bound:.1} verifies/s"
+    );
+    let addrs: Vec<_> = (0..2).map(|_| serve_app(&toml)).collect();
     let echo_addr = serve_echo();
 
     client_runtime().block_on(async move {
@@ -77,6 +56,16 @@ fn main() {
             .expect("client");
         let creds = json!({"email": "bench@example.com", "password": "bench-password"});
         let token = register(&client, addrs[0], &creds).await;
+        // Login through one replica (the other idle), against the bound.
+        let login_url = format!("http://{}/auth/customer/emailpass", addrs[1]);
+        let login_creds = creds.clone();
+        let login = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| c.post(&login_url).json(&login_creds)),
+        )
+        .await;
         let urls: Vec<String> = addrs
             .iter()
             .map(|a| format!("http://{a}/auth/token/refresh"))
@@ -106,13 +95,24 @@ fn main() {
             "{:<22} {:>10} {:>9} {:>9} {:>7}",
             "scenario", "req/s", "p50_ms", "p99_ms", "errors"
         );
-        for (name, s) in [("refresh (2 replicas)", &refresh), ("echo", &echo)] {
+        for (name, s) in [
+            ("login (1 replica)", &login),
+            ("refresh (2 replicas)", &refresh),
+            ("echo", &echo),
+        ] {
             println!(
                 "{name:<22} {:>10.1} {:>9.2} {:>9.2} {:>7}",
                 s.rps, s.p50_ms, s.p99_ms, s.errors
             );
         }
-        println!("refresh / echo: {:.2}", refresh.rps / echo.rps);
+        println!(
+            "login / hashing bound: {:.2} (target >= 0.85)",
+            login.rps / bound
+        );
+        println!(
+            "refresh / echo: {:.2} (target >= 0.25)",
+            refresh.rps / echo.rps
+        );
     });
     // Drop the bench's schema.
     setup.block_on(async {

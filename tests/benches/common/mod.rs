@@ -6,7 +6,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use provider_emailpass::{HashOptions, PasswordHashing};
 
 /// `name` from the environment as a number, else `default`.
 pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
@@ -143,4 +146,60 @@ pub(crate) async fn register(
         .as_str()
         .unwrap_or_else(|| panic!("registration failed: {answer}"))
         .to_owned()
+}
+
+/// Builds the server of config `toml` inside a runtime of its own and serves
+/// it there with `auth_server::serve` (the server's own connection loop, as
+/// the binary runs); the address. Stores' background tasks (a Redis
+/// connection's driver) run on that runtime too.
+pub(crate) fn serve_app(toml: &str) -> SocketAddr {
+    let toml = toml.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let config = auth_server::AppConfig::from_toml_str(&toml).expect("config");
+            let app = auth_server::build_app(config).await.expect("app");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            auth_server::serve(listener, app, std::future::pending())
+                .await
+                .expect("serve");
+        });
+    });
+    rx.recv().expect("server address")
+}
+
+/// argon2id verifies per second with one thread per core at the default
+/// parameters: the bound a login rate is compared with.
+pub(crate) fn hashing_bound(secs: u64) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).expect("options"));
+    let stored = Arc::new(hashing.hash("bench-password").expect("hash"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (h, s, stop, count) =
+                (hashing.clone(), stored.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    assert!(h.verify(&s, "bench-password").matches);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("thread");
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
