@@ -373,6 +373,69 @@ mod tests {
         assert_eq!(a.hits_and_misses(), (1, 2));
     }
 
+    /// A state store that is down: every call fails.
+    #[derive(Debug)]
+    struct Down;
+
+    #[async_trait]
+    impl StateStore for Down {
+        async fn set(&self, _: &str, _: Value, _: Duration) -> Result<()> {
+            Err(Error::unavailable("down"))
+        }
+        async fn get(&self, _: &str) -> Result<Option<Value>> {
+            Err(Error::unavailable("down"))
+        }
+        async fn take(&self, _: &str) -> Result<Option<Value>> {
+            Err(Error::unavailable("down"))
+        }
+        async fn delete(&self, _: &str) -> Result<bool> {
+            Err(Error::unavailable("down"))
+        }
+        async fn increment(&self, _: &str, _: u64, _: Duration) -> Result<u64> {
+            Err(Error::unavailable("down"))
+        }
+        async fn compare_and_swap(
+            &self,
+            _: &str,
+            _: Option<&Value>,
+            _: Option<Value>,
+            _: Duration,
+        ) -> Result<bool> {
+            Err(Error::unavailable("down"))
+        }
+    }
+
+    #[tokio::test]
+    async fn with_the_state_store_down_reads_go_uncached_and_writes_say_so() {
+        let db = Arc::new(MemoryIdentityStore::new());
+        let a = SharedIdentityCache::new(db.clone(), Arc::new(Down), 100, Duration::from_secs(60));
+        let id = identity(&*db).await.id;
+        for _ in 0..3 {
+            a.retrieve_auth_identity(&id).await.unwrap();
+        }
+        assert_eq!(a.hits_and_misses(), (0, 3));
+        // The write is committed, and answered as unavailable (retry is safe).
+        let e = a
+            .patch_app_metadata(&id, "customer_id", Some(Value::from("cus_1")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            db.retrieve_auth_identity(&id)
+                .await
+                .unwrap()
+                .actor_id("customer"),
+            Some("cus_1")
+        );
+        assert_eq!(
+            a.retrieve_auth_identity(&id)
+                .await
+                .unwrap()
+                .actor_id("customer"),
+            Some("cus_1")
+        );
+    }
+
     #[tokio::test]
     async fn entries_are_never_used_past_their_age() {
         let db = Arc::new(MemoryIdentityStore::new());
