@@ -7,6 +7,7 @@ pub mod events;
 pub mod flows;
 mod keys;
 mod memory;
+pub mod mfa;
 mod model;
 mod module;
 mod provider;

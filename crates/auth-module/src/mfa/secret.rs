@@ -1,0 +1,239 @@
+//! Encryption of MFA secrets at rest and the keyed hash of recovery codes.
+//!
+//! A key is any string of at least 32 characters; the AES-256 key is its
+//! SHA-256, as Medusa derives it. Every ciphertext names the key that made
+//! it (`v2:{key id}:{nonce}:{ciphertext and tag}`, base64url), so previous
+//! keys still open what they sealed while a new one is rolled out.
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The shortest accepted encryption key.
+pub const MIN_KEY_CHARS: usize = 32;
+
+struct Key {
+    id: String,
+    cipher: Aes256Gcm,
+    /// The key recovery codes are hashed with (derived, never the AES key).
+    hash_key: [u8; 32],
+}
+
+/// The MFA keys: the current one seals, every one opens.
+pub struct MfaKeys {
+    current: Key,
+    previous: Vec<Key>,
+}
+
+impl std::fmt::Debug for MfaKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaKeys")
+            .field("current", &self.current.id)
+            .field(
+                "previous",
+                &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+fn key(text: &str) -> Result<Key> {
+    if text.chars().count() < MIN_KEY_CHARS {
+        return Err(Error::invalid_data(format!(
+            "an MFA encryption key must be at least {MIN_KEY_CHARS} characters"
+        )));
+    }
+    let aes: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    let id = Sha256::digest(aes)
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut hash_key = Sha256::new();
+    hash_key.update(b"auth-module mfa recovery codes\0");
+    hash_key.update(aes);
+    Ok(Key {
+        id,
+        cipher: Aes256Gcm::new(&aes.into()),
+        hash_key: hash_key.finalize().into(),
+    })
+}
+
+impl MfaKeys {
+    /// Keys from the current `encryption_key` and the `previous` ones
+    /// (still opened during a rotation).
+    pub fn new(current: &str, previous: &[String]) -> Result<Self> {
+        Ok(MfaKeys {
+            current: key(current)?,
+            previous: previous.iter().map(|k| key(k)).collect::<Result<_>>()?,
+        })
+    }
+
+    /// The current key's id (8 hex characters, not secret).
+    pub fn current_id(&self) -> &str {
+        &self.current.id
+    }
+
+    /// `plaintext` sealed with the current key and a fresh random nonce.
+    pub fn seal(&self, plaintext: &[u8]) -> Result<String> {
+        let mut nonce = [0u8; 12];
+        crate::random::fill(&mut nonce);
+        let sealed = self
+            .current
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .map_err(|_| Error::unexpected("MFA secret encryption failed"))?;
+        Ok(format!(
+            "v2:{}:{}:{}",
+            self.current.id,
+            URL_SAFE_NO_PAD.encode(nonce),
+            URL_SAFE_NO_PAD.encode(sealed)
+        ))
+    }
+
+    /// The plaintext of `sealed`, with the key it names; an error if that
+    /// key is not configured or the text was altered.
+    pub fn open(&self, sealed: &str) -> Result<Vec<u8>> {
+        let refused =
+            || Error::unexpected("an MFA secret cannot be decrypted with the configured keys");
+        let mut parts = sealed.split(':');
+        let (Some("v2"), Some(id), Some(nonce), Some(body), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(refused());
+        };
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
+            .ok_or_else(refused)?;
+        let nonce = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| refused())?;
+        let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| refused())?;
+        if nonce.len() != 12 {
+            return Err(refused());
+        }
+        key.cipher
+            .decrypt(Nonce::from_slice(&nonce), body.as_slice())
+            .map_err(|_| refused())
+    }
+
+    /// The keyed hash a recovery code is kept as (HMAC-SHA-256 of its
+    /// normalised form, hex), under the current key and every previous one:
+    /// a stored hash matches one of them.
+    pub fn recovery_code_hashes(&self, code: &str) -> Vec<String> {
+        let normal = normalize_recovery_code(code);
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|k| {
+                // Invariant: HMAC accepts keys of any length.
+                let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&k.hash_key)
+                    .expect("HMAC takes any key length");
+                m.update(normal.as_bytes());
+                m.finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// A recovery code as compared: trimmed and lower-cased.
+pub fn normalize_recovery_code(code: &str) -> String {
+    code.trim().to_ascii_lowercase()
+}
+
+/// A new recovery code: 16 random bytes as lowercase hex in eight
+/// `-`-joined groups of four (`1a2b-3c4d-…`).
+pub fn generate_recovery_code() -> String {
+    let mut bytes = [0u8; 16];
+    crate::random::fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A new TOTP secret: 20 random bytes.
+pub fn generate_totp_secret() -> Vec<u8> {
+    let mut bytes = vec![0u8; 20];
+    crate::random::fill(&mut bytes);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "an encryption key of at least 32 chars";
+    const K2: &str = "the next encryption key, also 32+ chars";
+
+    #[test]
+    fn sealed_secrets_open_with_their_key_only() {
+        let keys = MfaKeys::new(K1, &[]).unwrap();
+        let sealed = keys.seal(b"JBSWY3DPEHPK3PXP").unwrap();
+        assert!(sealed.starts_with(&format!("v2:{}:", keys.current_id())));
+        assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
+        assert_eq!(keys.open(&sealed).unwrap(), b"JBSWY3DPEHPK3PXP");
+        // Two seals differ (fresh nonce).
+        assert_ne!(keys.seal(b"x").unwrap(), keys.seal(b"x").unwrap());
+        // Altered, truncated or foreign texts are refused.
+        let mut altered = sealed.clone();
+        altered.pop();
+        altered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
+        assert!(keys.open(&altered).is_err());
+        assert!(keys.open("v1:a:b:c").is_err());
+        assert!(keys.open("garbage").is_err());
+        let other = MfaKeys::new(K2, &[]).unwrap();
+        assert!(other.open(&sealed).is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_old_secrets_readable() {
+        let old = MfaKeys::new(K1, &[]).unwrap();
+        let sealed_before = old.seal(b"secret").unwrap();
+        let rotated = MfaKeys::new(K2, &[K1.to_owned()]).unwrap();
+        assert_eq!(rotated.open(&sealed_before).unwrap(), b"secret");
+        let sealed_after = rotated.seal(b"secret").unwrap();
+        assert!(sealed_after.starts_with(&format!("v2:{}:", rotated.current_id())));
+        assert!(old.open(&sealed_after).is_err());
+        // Recovery-code hashes made under the old key still match.
+        let stored = old.recovery_code_hashes("abcd-ef01")[0].clone();
+        assert!(
+            rotated
+                .recovery_code_hashes(" ABCD-EF01 ")
+                .contains(&stored)
+        );
+    }
+
+    #[test]
+    fn keys_must_be_long_enough() {
+        assert!(MfaKeys::new("short", &[]).is_err());
+        assert!(MfaKeys::new(K1, &["short".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn recovery_codes_have_the_documented_shape() {
+        let code = generate_recovery_code();
+        let groups: Vec<&str> = code.split('-').collect();
+        assert_eq!(groups.len(), 8);
+        assert!(groups.iter().all(|g| {
+            g.len() == 4
+                && g.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }));
+        assert_ne!(generate_recovery_code(), code);
+        assert_eq!(generate_totp_secret().len(), 20);
+    }
+}
