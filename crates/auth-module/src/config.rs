@@ -255,10 +255,142 @@ pub struct Config {
     pub state: StateConfig,
     /// `[limits]`: rate limits, counted in the state store.
     pub limits: LimitsConfig,
+    /// `[mfa]`: multi-factor authentication; absent, MFA methods are refused
+    /// as Medusa refuses them without an encryption key.
+    pub mfa: Option<MfaConfig>,
 }
 
 /// The sections [`Config`] reads.
-const CORE_SECTIONS: [&str; 5] = ["http", "limits", "providers", "state", "store"];
+const CORE_SECTIONS: [&str; 6] = ["http", "limits", "mfa", "providers", "state", "store"];
+
+/// `[mfa]`, with Medusa's option names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MfaConfig {
+    /// The key MFA secrets are sealed with: any string of at least 32
+    /// characters (the AES-256 key is its SHA-256). Required.
+    pub encryption_key: Secret,
+    /// Keys of earlier rotations: still open what they sealed.
+    #[serde(default)]
+    pub previous_encryption_keys: Vec<Secret>,
+    /// Recovery codes generated at once (default 10, at most 50).
+    #[serde(default = "default_recovery_code_count")]
+    pub recovery_code_count: u32,
+    /// How long a login's MFA challenge lives (default 300 s).
+    #[serde(default = "default_challenge_ttl_seconds")]
+    pub challenge_ttl_seconds: u64,
+    /// Wrong codes before a challenge is refused (default 5).
+    #[serde(default = "default_challenge_max_attempts")]
+    pub challenge_max_attempts: u32,
+    /// What disabling a factor needs: `session` (the caller's session or
+    /// token, default) or `challenge` (also a current code).
+    #[serde(default)]
+    pub disable_policy: MfaDisablePolicy,
+    /// Factor kinds and their settings.
+    #[serde(default)]
+    pub providers: MfaProviders,
+}
+
+/// `[mfa] disable_policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum MfaDisablePolicy {
+    /// The authenticated caller may disable its factor.
+    #[default]
+    Session,
+    /// A current TOTP or recovery code is needed too.
+    Challenge,
+}
+
+/// `[mfa.providers]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MfaProviders {
+    /// `[mfa.providers.totp]`.
+    #[serde(default)]
+    pub totp: TotpConfig,
+}
+
+/// `[mfa.providers.totp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TotpConfig {
+    /// The issuer authenticator apps show (default `Medusa`).
+    pub issuer: String,
+    /// Digits per code: 6, 7 or 8 (default 6).
+    pub digits: u32,
+    /// Seconds per time step (default 30).
+    pub period: u64,
+    /// Time steps accepted either side of now (default 1).
+    pub window: u64,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            issuer: "Medusa".to_owned(),
+            digits: 6,
+            period: 30,
+            window: 1,
+        }
+    }
+}
+
+fn default_recovery_code_count() -> u32 {
+    10
+}
+
+fn default_challenge_ttl_seconds() -> u64 {
+    300
+}
+
+fn default_challenge_max_attempts() -> u32 {
+    5
+}
+
+impl MfaConfig {
+    /// Checks the bounds and builds the keys (so a bad key fails at start).
+    pub fn validate(&self) -> Result<crate::mfa::MfaKeys, ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::new(format!("mfa.{key}: {why}")));
+        if !(1..=50).contains(&self.recovery_code_count) {
+            return bad("recovery_code_count", "must be between 1 and 50");
+        }
+        if !(1..=3600).contains(&self.challenge_ttl_seconds) {
+            return bad("challenge_ttl_seconds", "must be between 1 and 3600");
+        }
+        if !(1..=100).contains(&self.challenge_max_attempts) {
+            return bad("challenge_max_attempts", "must be between 1 and 100");
+        }
+        let totp = &self.providers.totp;
+        if !(6..=8).contains(&totp.digits) {
+            return bad("providers.totp.digits", "must be 6, 7 or 8");
+        }
+        if !(1..=300).contains(&totp.period) {
+            return bad("providers.totp.period", "must be between 1 and 300");
+        }
+        if totp.window > 10 {
+            return bad("providers.totp.window", "must be at most 10");
+        }
+        if totp.issuer.trim().is_empty() {
+            return bad("providers.totp.issuer", "must not be empty");
+        }
+        let previous: Vec<String> = self
+            .previous_encryption_keys
+            .iter()
+            .map(|k| k.expose().to_owned())
+            .collect();
+        crate::mfa::MfaKeys::new(self.encryption_key.expose(), &previous).map_err(|e| {
+            ConfigError::new(format!(
+                "mfa.encryption_key: {} (previous_encryption_keys too)",
+                e.message()
+            ))
+        })
+    }
+}
 
 impl Config {
     /// A configuration with default sections and the given providers.
@@ -270,6 +402,7 @@ impl Config {
             store: StoreConfig::default(),
             state: StateConfig::default(),
             limits: LimitsConfig::default(),
+            mfa: None,
         }
     }
 
@@ -286,7 +419,12 @@ impl Config {
             store: doc.take_or_default("store")?,
             state: doc.take_or_default("state")?,
             limits: doc.take_or_default("limits")?,
+            mfa: doc.take("mfa")?,
         };
+        if let Some(mfa) = &config.mfa {
+            mfa.validate()
+                .map_err(|e| doc.error(e.message().to_owned()))?;
+        }
         config
             .validate()
             .map_err(|e| doc.error(e.message().to_owned()))?;
@@ -727,6 +865,63 @@ fn interpolate_str(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn mfa_section_takes_medusas_names_and_needs_a_key() {
+        let base = "[store]\nurl = 'memory://'\n[[providers]]\nresolve = 'emailpass'\nid = 'e'\n";
+        let c = Config::from_toml_str(base).unwrap();
+        assert!(c.mfa.is_none());
+        let c = Config::from_toml_str(&format!(
+            "{base}[mfa]\nencryption_key = 'an encryption key of at least 32 chars'\n\
+             recovery_code_count = 12\ndisable_policy = 'challenge'\n\
+             [mfa.providers.totp]\nissuer = 'Shop'\ndigits = 8\n"
+        ))
+        .unwrap();
+        let mfa = c.mfa.unwrap();
+        assert_eq!(mfa.recovery_code_count, 12);
+        assert_eq!(mfa.challenge_ttl_seconds, 300);
+        assert_eq!(mfa.challenge_max_attempts, 5);
+        assert_eq!(mfa.disable_policy, MfaDisablePolicy::Challenge);
+        assert_eq!(mfa.providers.totp.issuer, "Shop");
+        assert_eq!(
+            (
+                mfa.providers.totp.digits,
+                mfa.providers.totp.period,
+                mfa.providers.totp.window
+            ),
+            (8, 30, 1)
+        );
+        for (extra, named) in [
+            ("[mfa]\nrecovery_code_count = 3\n", "encryption_key"),
+            ("[mfa]\nencryption_key = 'short'\n", "mfa.encryption_key"),
+            (
+                "[mfa]\nencryption_key = 'an encryption key of at least 32 chars'\nprevious_encryption_keys = ['short']\n",
+                "mfa.encryption_key",
+            ),
+            (
+                "[mfa]\nencryption_key = 'an encryption key of at least 32 chars'\n[mfa.providers.totp]\ndigits = 9\n",
+                "mfa.providers.totp.digits",
+            ),
+            (
+                "[mfa]\nencryption_key = 'an encryption key of at least 32 chars'\nrecovery_code_count = 0\n",
+                "mfa.recovery_code_count",
+            ),
+            (
+                "[mfa]\nencryption_key = 'an encryption key of at least 32 chars'\ndisable_policy = 'never'\n",
+                "disable_policy",
+            ),
+            (
+                "[mfa]\nencryption_key = 'an encryption key of at least 32 chars'\nbogus = 1\n",
+                "bogus",
+            ),
+        ] {
+            let e = Config::from_toml_str(&format!("{base}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(named), "{extra}: {e}");
+            assert!(!e.contains("at least 32 chars'"), "{e}");
+        }
+    }
     use super::*;
 
     fn env(name: &str) -> Option<String> {

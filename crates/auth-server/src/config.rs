@@ -11,10 +11,12 @@ use auth_module::{Config, ConfigDocument, ConfigError, Secret, deserialize_durat
 use serde::Deserialize;
 
 /// Every section a server file may have.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 9] = [
     "events",
     "http",
+    "limits",
     "management",
+    "mfa",
     "providers",
     "server",
     "state",
