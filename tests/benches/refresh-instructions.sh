@@ -8,7 +8,7 @@
 # refreshes over one keep-alive connection, and prints instructions per refresh.
 # Needs valgrind, curl and python3.
 set -euo pipefail
-BIN=$1; PORT=$2; N=$3
+BIN=$(realpath "$1"); PORT=$2; N=$3
 D=$(mktemp -d); cd $D
 valgrind --tool=callgrind --callgrind-out-file=$D/cg.out $BIN serve --listen 127.0.0.1:$PORT > server.log 2>&1 &
 VPID=$!
