@@ -49,6 +49,47 @@ pub fn callback(option: &str, value: &str) -> Result<String, OptionsError> {
     Ok(value.to_owned())
 }
 
+/// Option `option` must be a non-blank string.
+pub fn required(option: &str, value: &str) -> Result<(), OptionsError> {
+    if value.trim().is_empty() {
+        return Err(OptionsError::new(option, "is required"));
+    }
+    Ok(())
+}
+
+/// The callback policy of the configured callback (`option`, required) and
+/// its allow-list (`list_option`), every URL checked with [`callback`].
+pub fn callback_policy(
+    option: &str,
+    url: &str,
+    list_option: &str,
+    list: &[String],
+) -> Result<CallbackPolicy, OptionsError> {
+    required(option, url)?;
+    callback(option, url)?;
+    for (i, u) in list.iter().enumerate() {
+        callback(&format!("{list_option}[{i}]"), u)?;
+    }
+    Ok(CallbackPolicy::new(url, list.to_vec()))
+}
+
+/// A numeric option between 1 and `max`, `default` when absent.
+pub fn within(
+    option: &str,
+    value: Option<u64>,
+    default: u64,
+    max: u64,
+) -> Result<u64, OptionsError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (1..=max).contains(&v) => Ok(v),
+        Some(_) => Err(OptionsError::new(
+            option,
+            format!("must be between 1 and {max}"),
+        )),
+    }
+}
+
 /// Which callback URLs a login may ask for: the configured one, and those
 /// listed. Matching is exact (byte for byte).
 #[derive(Debug, Clone, PartialEq, Eq)]

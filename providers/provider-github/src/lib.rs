@@ -22,9 +22,7 @@ use auth_module::{
     AuthOutcome, AuthProvider, AuthRequest, Metadata, OptionsError, ProviderFlow,
     ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
 };
-use auth_oauth::{
-    CallbackPolicy, ClientAuth, Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, urls,
-};
+use auth_oauth::{ClientAuth, Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, urls};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
@@ -95,26 +93,19 @@ struct Settings {
 }
 
 fn settings(id: &str, o: &GithubOptions) -> std::result::Result<Settings, OptionsError> {
-    if o.client_id.trim().is_empty() {
-        return Err(OptionsError::new("clientId", "is required"));
-    }
+    urls::required("clientId", &o.client_id)?;
     let secret = o
         .client_secret
         .clone()
         .filter(|s| !s.expose().is_empty())
         .ok_or_else(|| OptionsError::new("clientSecret", "is required"))?;
-    if o.callback_url.is_empty() {
-        return Err(OptionsError::new("callbackUrl", "is required"));
-    }
-    urls::callback("callbackUrl", &o.callback_url)?;
-    for (i, u) in o.callback_url_allowlist.iter().enumerate() {
-        urls::callback(&format!("callbackUrlAllowlist[{i}]"), u)?;
-    }
-    let mut s = OAuthSettings::new(
-        id,
-        o.client_id.clone(),
-        CallbackPolicy::new(o.callback_url.clone(), o.callback_url_allowlist.clone()),
-    );
+    let callback = urls::callback_policy(
+        "callbackUrl",
+        &o.callback_url,
+        "callbackUrlAllowlist",
+        &o.callback_url_allowlist,
+    )?;
+    let mut s = OAuthSettings::new(id, o.client_id.clone(), callback);
     s.client_secret = Some(secret);
     s.client_auth = ClientAuth::Post;
     s.authorization_url = Some(urls::endpoint(
@@ -128,15 +119,12 @@ fn settings(id: &str, o: &GithubOptions) -> std::result::Result<Settings, Option
         o.token_url.as_deref().unwrap_or(GITHUB_TOKEN_URL),
     )?);
     s.scopes = vec!["read:user".into(), "user:email".into()];
-    if let Some(ms) = o.http_timeout_ms {
-        if ms == 0 || ms > 300_000 {
-            return Err(OptionsError::new(
-                "httpTimeoutMs",
-                "must be between 1 and 300000",
-            ));
-        }
-        s.http_timeout = std::time::Duration::from_millis(ms);
-    }
+    s.http_timeout = std::time::Duration::from_millis(urls::within(
+        "httpTimeoutMs",
+        o.http_timeout_ms,
+        10_000,
+        300_000,
+    )?);
     let api = o.api_url.as_deref().unwrap_or(GITHUB_API_URL);
     urls::endpoint("apiUrl", api)?;
     let api = api.trim_end_matches('/');

@@ -26,8 +26,7 @@ use auth_module::{
     ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
 };
 use auth_oauth::{
-    CallbackPolicy, ClientAuth, Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError,
-    OAuthSettings, urls,
+    ClientAuth, Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -96,21 +95,18 @@ impl ValidateOptions for GoogleOptions {
 }
 
 fn settings(id: &str, o: &GoogleOptions) -> std::result::Result<OAuthSettings, OptionsError> {
-    if o.client_id.trim().is_empty() {
-        return Err(OptionsError::new("clientId", "is required"));
-    }
+    urls::required("clientId", &o.client_id)?;
     let secret = o
         .client_secret
         .clone()
         .filter(|s| !s.expose().is_empty())
         .ok_or_else(|| OptionsError::new("clientSecret", "is required"))?;
-    if o.callback_url.is_empty() {
-        return Err(OptionsError::new("callbackUrl", "is required"));
-    }
-    urls::callback("callbackUrl", &o.callback_url)?;
-    for (i, u) in o.callback_url_allowlist.iter().enumerate() {
-        urls::callback(&format!("callbackUrlAllowlist[{i}]"), u)?;
-    }
+    let callback = urls::callback_policy(
+        "callbackUrl",
+        &o.callback_url,
+        "callbackUrlAllowlist",
+        &o.callback_url_allowlist,
+    )?;
     let issuer = o.issuer.as_deref().unwrap_or(GOOGLE_ISSUER);
     let default_issuer = issuer.trim_end_matches('/') == GOOGLE_ISSUER;
     let endpoint = |name: &str, given: &Option<String>, google: &str| match given {
@@ -118,11 +114,7 @@ fn settings(id: &str, o: &GoogleOptions) -> std::result::Result<OAuthSettings, O
         None if default_issuer => urls::endpoint(name, google).map(Some),
         None => Ok(None),
     };
-    let mut s = OAuthSettings::new(
-        id,
-        o.client_id.clone(),
-        CallbackPolicy::new(o.callback_url.clone(), o.callback_url_allowlist.clone()),
-    );
+    let mut s = OAuthSettings::new(id, o.client_id.clone(), callback);
     s.client_secret = Some(secret);
     s.client_auth = ClientAuth::Post;
     s.issuer = Some(urls::endpoint("issuer", issuer)?);
@@ -139,15 +131,12 @@ fn settings(id: &str, o: &GoogleOptions) -> std::result::Result<OAuthSettings, O
         issuers.push("accounts.google.com".to_owned());
     }
     s.id_token = Some(IdTokenRules::new(issuers));
-    if let Some(ms) = o.http_timeout_ms {
-        if ms == 0 || ms > 300_000 {
-            return Err(OptionsError::new(
-                "httpTimeoutMs",
-                "must be between 1 and 300000",
-            ));
-        }
-        s.http_timeout = std::time::Duration::from_millis(ms);
-    }
+    s.http_timeout = std::time::Duration::from_millis(urls::within(
+        "httpTimeoutMs",
+        o.http_timeout_ms,
+        10_000,
+        300_000,
+    )?);
     Ok(s)
 }
 

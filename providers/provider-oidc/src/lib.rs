@@ -33,8 +33,7 @@ use auth_module::{
     ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
 };
 use auth_oauth::{
-    CallbackPolicy, ClientAuth, Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError,
-    OAuthSettings, urls,
+    ClientAuth, Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -132,22 +131,6 @@ impl ValidateOptions for OidcOptions {
     }
 }
 
-fn bounded(
-    name: &str,
-    value: Option<u64>,
-    default: u64,
-    max: u64,
-) -> std::result::Result<u64, OptionsError> {
-    match value {
-        None => Ok(default),
-        Some(v) if v >= 1 && v <= max => Ok(v),
-        Some(_) => Err(OptionsError::new(
-            name,
-            format!("must be between 1 and {max}"),
-        )),
-    }
-}
-
 struct Built {
     oauth: OAuthSettings,
     mappings: BTreeMap<String, String>,
@@ -162,24 +145,17 @@ impl Built {
             return Err(OptionsError::new("issuer", "is required"));
         }
         let issuer = urls::endpoint("issuer", &o.issuer)?;
-        if o.client_id.trim().is_empty() {
-            return Err(OptionsError::new("client_id", "is required"));
-        }
-        if o.callback_url.is_empty() {
-            return Err(OptionsError::new("callback_url", "is required"));
-        }
-        urls::callback("callback_url", &o.callback_url)?;
-        for (i, u) in o.allowed_callback_urls.iter().enumerate() {
-            urls::callback(&format!("allowed_callback_urls[{i}]"), u)?;
-        }
+        urls::required("client_id", &o.client_id)?;
+        let callback = urls::callback_policy(
+            "callback_url",
+            &o.callback_url,
+            "allowed_callback_urls",
+            &o.allowed_callback_urls,
+        )?;
         let endpoint = |name: &str, v: &Option<String>| {
             v.as_deref().map(|u| urls::endpoint(name, u)).transpose()
         };
-        let mut s = OAuthSettings::new(
-            id,
-            o.client_id.clone(),
-            CallbackPolicy::new(o.callback_url.clone(), o.allowed_callback_urls.clone()),
-        );
+        let mut s = OAuthSettings::new(id, o.client_id.clone(), callback);
         s.client_secret = o.client_secret.clone().filter(|s| !s.expose().is_empty());
         s.client_auth = ClientAuth::Post;
         s.issuer = Some(issuer);
@@ -212,19 +188,19 @@ impl Built {
             }
         });
         s.id_token = Some(rules);
-        s.state_ttl = Duration::from_secs(bounded(
+        s.state_ttl = Duration::from_secs(urls::within(
             "state_ttl_seconds",
             o.state_ttl_seconds,
             600,
             86_400,
         )?);
-        s.discovery_ttl = Duration::from_millis(bounded(
+        s.discovery_ttl = Duration::from_millis(urls::within(
             "discovery_cache_ttl_ms",
             o.discovery_cache_ttl_ms,
             3_600_000,
             86_400_000 * 7,
         )?);
-        s.http_timeout = Duration::from_millis(bounded(
+        s.http_timeout = Duration::from_millis(urls::within(
             "http_timeout_ms",
             o.http_timeout_ms,
             10_000,
