@@ -1,7 +1,6 @@
 //! [`OAuthClient`]: one provider instance's side of the authorization code
 //! flow.
 
-use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use auth_module::{AuthOutcome, AuthRequest, Metadata, ProviderIdentities, Secret};
@@ -217,6 +216,8 @@ impl std::fmt::Debug for Completed {
 /// instance (it holds the HTTP client, the discovery and the key caches).
 pub struct OAuthClient {
     settings: OAuthSettings,
+    /// The endpoints, when the settings name them all (no discovery).
+    fixed: Option<Endpoints>,
     http: Http,
     discovered: Mutex<Option<(Endpoints, Instant)>>,
     jwks: JwksCache,
@@ -233,14 +234,7 @@ impl std::fmt::Debug for OAuthClient {
 /// The key a started login's state is kept under: a hash of the state, so
 /// the store never holds the value a callback presents.
 fn state_key(state: &str) -> String {
-    format!("oauth:{}", hex_sha256(state.as_bytes()))
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("oauth:{}", hex::encode(Sha256::digest(state.as_bytes())))
 }
 
 /// A parameter as a non-empty string.
@@ -267,11 +261,17 @@ impl OAuthClient {
     /// A client for `settings`. Fails if neither the endpoints nor an issuer
     /// to discover them are set, or if the HTTP client cannot be built.
     pub fn new(settings: OAuthSettings) -> Result<Self, auth_module::OptionsError> {
-        let needs_jwks = settings.id_token.is_some();
-        let complete = settings.authorization_url.is_some()
-            && settings.token_url.is_some()
-            && (!needs_jwks || settings.jwks_url.is_some());
-        if !complete && settings.issuer.is_none() {
+        let fixed = match (&settings.authorization_url, &settings.token_url) {
+            (Some(a), Some(t)) if settings.id_token.is_none() || settings.jwks_url.is_some() => {
+                Some(Endpoints {
+                    authorization: a.clone(),
+                    token: t.clone(),
+                    jwks: settings.jwks_url.clone(),
+                })
+            }
+            _ => None,
+        };
+        if fixed.is_none() && settings.issuer.is_none() {
             return Err(auth_module::OptionsError::new(
                 "issuer",
                 "is required unless every endpoint is set",
@@ -281,6 +281,7 @@ impl OAuthClient {
             .map_err(|e| auth_module::OptionsError::new("httpTimeoutMs", e))?;
         Ok(OAuthClient {
             settings,
+            fixed,
             http,
             discovered: Mutex::new(None),
             jwks: JwksCache::default(),
@@ -296,20 +297,12 @@ impl OAuthClient {
     /// discovery document (fetched on first use and reused for the
     /// discovery TTL).
     async fn endpoints(&self) -> Result<Endpoints, OAuthError> {
-        let s = &self.settings;
-        let needs_jwks = s.id_token.is_some();
-        if let (Some(a), Some(t)) = (&s.authorization_url, &s.token_url)
-            && (!needs_jwks || s.jwks_url.is_some())
-        {
-            return Ok(Endpoints {
-                authorization: a.clone(),
-                token: t.clone(),
-                jwks: s.jwks_url.clone(),
-            });
+        if let Some(fixed) = &self.fixed {
+            return Ok(fixed.clone());
         }
         let mut cached = self.discovered.lock().await;
         if let Some((e, at)) = cached.as_ref()
-            && at.elapsed() < s.discovery_ttl
+            && at.elapsed() < self.settings.discovery_ttl
         {
             return Ok(e.clone());
         }
@@ -462,13 +455,11 @@ impl OAuthClient {
             return Err(OAuthError::NoState);
         }
         let endpoints = self.endpoints().await?;
+        // The client carries the login's own callback URL as redirect_uri.
         let client = self.code_client(&endpoints, &pending.callback_url)?;
-        let redirect = RedirectUrl::new(pending.callback_url.clone())
-            .map_err(|e| OAuthError::failed(format!("callback URL: {e}")))?;
         let answer = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
-            .set_redirect_uri(Cow::Owned(redirect))
             .request_async(&self.http)
             .await
             .map_err(|e| OAuthError::failed(format!("code exchange: {}", exchange_error(&e))))?;

@@ -49,11 +49,7 @@ fn key(text: &str) -> Result<Key> {
         )));
     }
     let aes: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-    let id = Sha256::digest(aes)
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let id = hex::encode(&Sha256::digest(aes)[..4]);
     let mut hash_key = Sha256::new();
     hash_key.update(b"auth-module mfa recovery codes\0");
     hash_key.update(aes);
@@ -137,11 +133,7 @@ impl MfaKeys {
                 let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&k.hash_key)
                     .expect("HMAC takes any key length");
                 m.update(normal.as_bytes());
-                m.finalize()
-                    .into_bytes()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
+                hex::encode(m.finalize().into_bytes())
             })
             .collect()
     }
@@ -155,12 +147,11 @@ pub fn normalize_recovery_code(code: &str) -> String {
 /// A new recovery code: 16 random bytes as lowercase hex in eight
 /// `-`-joined groups of four (`1a2b-3c4d-…`).
 pub fn generate_recovery_code() -> String {
-    let mut bytes = [0u8; 16];
-    crate::random::fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    hex.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
+    let hex = crate::random::token_hex(16);
+    // ASCII hex: every 4-byte chunk is a whole string slice.
+    (0..hex.len())
+        .step_by(4)
+        .map(|i| &hex[i..i + 4])
         .collect::<Vec<_>>()
         .join("-")
 }
