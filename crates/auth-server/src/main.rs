@@ -49,15 +49,6 @@ fn init_logging(format: auth_server::LogFormat) {
     }
 }
 
-/// The log format a config file asks for (text if it cannot be read: the
-/// error is reported when the file is loaded for real).
-fn log_format_of(config: Option<&std::path::Path>) -> auth_server::LogFormat {
-    config
-        .and_then(|p| auth_server::AppConfig::from_file(p).ok())
-        .map(|c| c.server.log_format)
-        .unwrap_or_default()
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -80,8 +71,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<(), String> {
-    let config = auth_server::load_config(config.as_deref()).map_err(|e| e.to_string())?;
+async fn serve(config: auth_server::AppConfig, listen: Option<String>) -> Result<(), String> {
     let listen = listen.unwrap_or_else(|| config.server.listen.clone());
     let app = auth_server::build_app(config)
         .await
@@ -117,30 +107,50 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<(), St
     served
 }
 
+/// Reads the configuration once, starts logging in the format it asks for,
+/// then serves. The default mode logs while it loads (a generated secret),
+/// so its logging (text: it has no file) starts first.
+fn start(config: Option<PathBuf>, listen: Option<String>) -> Result<(), String> {
+    let config = match config {
+        Some(path) => {
+            let loaded = auth_server::load_config(Some(&path));
+            let format = loaded
+                .as_ref()
+                .map(|c| c.server.log_format)
+                .unwrap_or_default();
+            init_logging(format);
+            loaded
+        }
+        None => {
+            init_logging(auth_server::LogFormat::default());
+            auth_server::load_config(None)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(serve(config, listen))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let format = match &cli.command {
-        Command::Serve { config, .. } => log_format_of(config.as_deref()),
-        _ => auth_server::LogFormat::default(),
-    };
-    init_logging(format);
     let result = match cli.command {
         Command::Providers => {
+            init_logging(auth_server::LogFormat::default());
             for (id, name) in auth_server::linked_providers() {
                 println!("{id}\t{name}");
             }
             Ok(())
         }
-        Command::CheckConfig { file } => auth_server::check_config(&file)
-            .map(|msg| println!("{msg}"))
-            .map_err(|e| e.to_string()),
-        Command::Serve { config, listen } => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(serve(config, listen)),
-            Err(e) => Err(format!("cannot start the runtime: {e}")),
-        },
+        Command::CheckConfig { file } => {
+            init_logging(auth_server::LogFormat::default());
+            auth_server::check_config(&file)
+                .map(|msg| println!("{msg}"))
+                .map_err(|e| e.to_string())
+        }
+        Command::Serve { config, listen } => start(config, listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

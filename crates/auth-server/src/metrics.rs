@@ -22,6 +22,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+#[cfg(feature = "provider-emailpass")]
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -121,8 +122,6 @@ impl Collector for Sources {
                 h.hashed,
             )?;
         }
-        #[cfg(not(feature = "provider-emailpass"))]
-        let _ = ConstGauge::new(0i64);
         let (hits, misses) = self.cache.as_ref().map_or((0, 0), |c| (c.0)());
         counter(
             &mut encoder,
