@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{EMAILPASS, SECRET, TestServer};
+use crate::support::{EMAILPASS, SECRET, TestServer, free_port};
 
 /// The newest installed PostgreSQL's `bin` directory.
 fn pg_bin() -> Option<PathBuf> {
@@ -33,13 +33,6 @@ fn pg_bin() -> Option<PathBuf> {
 fn id_of(flag: &str) -> Option<u32> {
     let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
     String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A cluster of the test's own; stopped (immediately) when dropped.

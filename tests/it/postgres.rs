@@ -6,12 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{EMAILPASS, SECRET, TestServer, claims};
-
-fn pg_url() -> String {
-    std::env::var("AUTH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use crate::support::{EMAILPASS, SECRET, TestServer, claims, pg_url};
 
 /// A pool on the test database, or `None` (after saying why) outside CI.
 async fn admin_pool() -> Option<sqlx::PgPool> {

@@ -9,16 +9,7 @@ use std::time::{Duration, Instant};
 use auth_testkit::idp::{FakeIdp, FakeUser};
 use serde_json::json;
 
-use crate::support::{EMAILPASS, Reply, SECRET, TestServer, claims};
-
-fn pg_url() -> String {
-    std::env::var("AUTH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn redis_url() -> String {
-    std::env::var("AUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+use crate::support::{EMAILPASS, Reply, SECRET, TestServer, claims, free_port, pg_url, redis_url};
 
 /// Whether the shared PostgreSQL and Redis answer; outside CI a missing one
 /// skips the test (after saying why), under CI it fails.
@@ -178,14 +169,6 @@ async fn any_replica_finishes_what_another_started() {
     a.stop().await;
     b.stop().await;
     drop_schema(&schema).await;
-}
-
-/// A free TCP port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A throw-away `redis-server` on `port`, without persistence; killed when dropped.

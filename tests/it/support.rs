@@ -253,3 +253,22 @@ pub fn now() -> i64 {
         .expect("clock")
         .as_secs() as i64
 }
+
+/// The shared test PostgreSQL (`AUTH_TEST_POSTGRES_URL`, default the local `test` database).
+pub fn pg_url() -> String {
+    std::env::var("AUTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// The shared test Redis (`AUTH_TEST_REDIS_URL`, default 127.0.0.1:6379).
+pub fn redis_url() -> String {
+    std::env::var("AUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A free TCP port on 127.0.0.1 (for servers a test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
