@@ -85,7 +85,15 @@ pub(crate) async fn drive(
     gather(tasks, start).await
 }
 
-pub(crate) fn serve_in_background(router: axum::Router) -> SocketAddr {
+/// Binds 127.0.0.1:0 and runs `serve` on it inside a multi-threaded runtime
+/// of its own thread (so the server's tasks run there). `serve` calls
+/// `ready` once it accepts requests; the address is answered then, so
+/// servers started one after another are built one after another.
+fn on_own_runtime<F, Fut>(serve: F) -> SocketAddr
+where
+    F: FnOnce(tokio::net::TcpListener, Box<dyn FnOnce() + Send>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -96,17 +104,25 @@ pub(crate) fn serve_in_background(router: axum::Router) -> SocketAddr {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
-            tx.send(listener.local_addr().expect("addr"))
-                .expect("send addr");
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
+            let addr = listener.local_addr().expect("addr");
+            let ready = Box::new(move || tx.send(addr).expect("send addr"));
+            serve(listener, ready).await;
         });
     });
     rx.recv().expect("server address")
+}
+
+/// Serves `router` with `axum::serve` on a runtime of its own; the address.
+pub(crate) fn serve_in_background(router: axum::Router) -> SocketAddr {
+    on_own_runtime(move |listener, ready| async move {
+        ready();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    })
 }
 
 /// A bare axum JSON echo route (`POST /echo`), served as the auth routes are:
@@ -154,25 +170,14 @@ pub(crate) async fn register(
 /// connection's driver) run on that runtime too.
 pub(crate) fn serve_app(toml: &str) -> SocketAddr {
     let toml = toml.to_owned();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("server runtime");
-        rt.block_on(async move {
-            let config = auth_server::AppConfig::from_toml_str(&toml).expect("config");
-            let app = auth_server::build_app(config).await.expect("app");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            auth_server::serve(listener, app, std::future::pending())
-                .await
-                .expect("serve");
-        });
-    });
-    rx.recv().expect("server address")
+    on_own_runtime(move |listener, ready| async move {
+        let config = auth_server::AppConfig::from_toml_str(&toml).expect("config");
+        let app = auth_server::build_app(config).await.expect("app");
+        ready();
+        auth_server::serve(listener, app, std::future::pending())
+            .await
+            .expect("serve");
+    })
 }
 
 /// argon2id verifies per second with one thread per core at the default
