@@ -286,3 +286,20 @@ async fn a_lost_redis_gives_quick_503s_and_the_server_recovers_by_itself() {
     drop(redis);
     drop_schema(&schema).await;
 }
+
+#[tokio::test]
+async fn replicas_starting_at_once_on_a_new_schema_both_start() {
+    if !services_up().await {
+        return;
+    }
+    let schema = unique("auth_race_");
+    let toml = replica_config(&schema, &redis_url(), &unique("auth-test:"), "");
+    let configs = || auth_server::AppConfig::from_toml_str(&toml).expect("config");
+    let (a, b) = tokio::join!(
+        auth_server::build_app(configs()),
+        auth_server::build_app(configs())
+    );
+    a.expect("replica A starts");
+    b.expect("replica B starts");
+    drop_schema(&schema).await;
+}

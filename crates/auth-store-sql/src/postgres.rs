@@ -90,10 +90,19 @@ pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<PgPool> {
         .map_err(crate::opening("connecting to PostgreSQL"))?;
     if let Some(schema) = schema {
         // `schema` is validated: a bare identifier needs no quoting.
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        // Replicas starting at once may race here: PostgreSQL's IF NOT EXISTS
+        // does not lock, so the loser gets a unique violation on the catalog
+        // (23505) or duplicate_schema (42P06); the schema exists either way.
+        // The migrations that follow take an advisory lock of their own.
+        match sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .execute(&pool)
             .await
-            .map_err(crate::opening("creating the PostgreSQL schema"))?;
+        {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(d))
+                if matches!(d.code().as_deref(), Some("23505" | "42P06")) => {}
+            Err(e) => return Err(crate::opening("creating the PostgreSQL schema")(e)),
+        }
     }
     MIGRATOR.run(&pool).await.map_err(|e| {
         Error::database(
