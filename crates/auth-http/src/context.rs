@@ -120,10 +120,11 @@ impl AuthPolicy {
     }
 }
 
-/// A store that failed while credentials were checked: the check could not be
-/// made, so the answer is 503, never a 401 that would log the caller out.
-fn store_down(e: auth_module::Error) -> ApiError {
-    tracing::warn!(error = %e, "a store failed while checking credentials");
+/// A store that failed where an answer needed it (checking credentials,
+/// readiness): 503 `Service unavailable`, never a 401 that would log the
+/// caller out.
+pub(crate) fn store_down(e: auth_module::Error) -> ApiError {
+    tracing::warn!(error = %e, "a store did not answer");
     ApiError::Unavailable("Service unavailable".to_owned())
 }
 

@@ -204,13 +204,11 @@ pub(crate) async fn list_providers(
 /// `GET /ready`: 200 when the identity and state stores answer, else 503
 /// `{"type":"unexpected_state","message":"Service unavailable"}`.
 pub(crate) async fn ready(State(svc): State<AuthService>) -> Result<Json<Value>, ApiError> {
-    match svc.module().check_ready().await {
-        Ok(()) => Ok(Json(json!({ "status": "ready" }))),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            Err(ApiError::Unavailable("Service unavailable".to_owned()))
-        }
-    }
+    svc.module()
+        .check_ready()
+        .await
+        .map_err(crate::context::store_down)?;
+    Ok(Json(json!({ "status": "ready" })))
 }
 
 /// `GET /health`.
