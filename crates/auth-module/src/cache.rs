@@ -14,8 +14,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
-
 use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
@@ -81,8 +79,8 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
     }
 }
 
-#[async_trait]
-impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
+crate::stores::identity_store_impl! {
+[impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S>] via inner;
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id is not cached yet; nothing to invalidate.
         self.inner.create_auth_identity(new).await

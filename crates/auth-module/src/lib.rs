@@ -12,6 +12,7 @@ mod model;
 mod module;
 mod provider;
 mod random;
+mod records;
 mod registry;
 mod shared_cache;
 pub mod store;
@@ -35,6 +36,10 @@ pub use module::{AuthModule, AuthModuleBuilder, LoginOutcome, ProviderInfo};
 pub use provider::{
     AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, ProviderIdentities, ProviderInit,
     ProviderKind, ValidateOptions,
+};
+pub use records::{
+    MFA_FACTOR_PREFIX, MfaFactor, MfaFactorStatus, MfaFactorUpdate, NewMfaFactor, NewVerification,
+    VERIFICATION_PREFIX, Verification,
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use shared_cache::SharedIdentityCache;

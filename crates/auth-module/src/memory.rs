@@ -14,6 +14,7 @@ use crate::model::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity,
     ProviderIdentityUpdate, generate_id,
 };
+use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, Verification};
 use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
 
 #[derive(Debug, Default)]
@@ -22,6 +23,12 @@ struct Identities {
     providers: HashMap<String, ProviderIdentity>,
     /// (provider, entity_id) -> provider identity id
     by_entity: HashMap<(String, String), String>,
+    /// MFA factors by id.
+    factors: HashMap<String, MfaFactor>,
+    /// auth identity id -> recovery-code hashes.
+    recovery: HashMap<String, std::collections::HashSet<String>>,
+    /// Verification rows by id.
+    verifications: HashMap<String, Verification>,
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +214,9 @@ impl IdentityStore for MemoryIdentityStore {
             g.providers.remove(&p.id);
             g.by_entity.remove(&(p.provider, p.entity_id));
         }
+        g.factors.retain(|_, f| f.auth_identity_id != id);
+        g.recovery.remove(id);
+        g.verifications.retain(|_, v| v.auth_identity_id != id);
         Ok(())
     }
 
@@ -286,6 +296,170 @@ impl IdentityStore for MemoryIdentityStore {
             .providers
             .get(id)
             .map(|p| p.auth_identity_id.clone()))
+    }
+
+    async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
+        let mut g = self.lock();
+        if !g.auth.contains_key(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        let factor = new.into_factor(OffsetDateTime::now_utc());
+        if g.factors.values().any(|f| {
+            f.auth_identity_id == factor.auth_identity_id
+                && f.provider == factor.provider
+                && f.status.is_active()
+                && factor.status.is_active()
+        }) {
+            return Err(crate::store::duplicate_mfa_factor(&factor.provider));
+        }
+        if g.factors.contains_key(&factor.id) {
+            return Err(crate::Error::duplicate(format!(
+                "MfaFactor with id: {} already exists",
+                factor.id
+            )));
+        }
+        g.factors.insert(factor.id.clone(), factor.clone());
+        Ok(factor)
+    }
+
+    async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
+        let g = self.lock();
+        let mut out: Vec<MfaFactor> = g
+            .factors
+            .values()
+            .filter(|f| f.auth_identity_id == auth_identity_id)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn update_mfa_factor(
+        &self,
+        id: &str,
+        update: MfaFactorUpdate,
+    ) -> Result<Option<MfaFactor>> {
+        let mut g = self.lock();
+        match g.factors.get_mut(id) {
+            Some(f) if update.applies_to(f) => {
+                update.apply(f, OffsetDateTime::now_utc());
+                Ok(Some(f.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        auth_identity_id: &str,
+        hashes: Vec<String>,
+    ) -> Result<()> {
+        let mut g = self.lock();
+        if !g.auth.contains_key(auth_identity_id) {
+            return Err(auth_not_found(auth_identity_id));
+        }
+        if hashes.is_empty() {
+            g.recovery.remove(auth_identity_id);
+        } else {
+            g.recovery
+                .insert(auth_identity_id.to_owned(), hashes.into_iter().collect());
+        }
+        Ok(())
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        auth_identity_id: &str,
+        candidates: &[String],
+    ) -> Result<bool> {
+        let mut g = self.lock();
+        let Some(codes) = g.recovery.get_mut(auth_identity_id) else {
+            return Ok(false);
+        };
+        Ok(candidates.iter().any(|c| codes.remove(c)))
+    }
+
+    async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
+        Ok(self
+            .lock()
+            .recovery
+            .get(auth_identity_id)
+            .map_or(0, |c| c.len() as u64))
+    }
+
+    async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
+        let mut g = self.lock();
+        if !g.auth.contains_key(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        let now = OffsetDateTime::now_utc();
+        let existing = g.verifications.values_mut().find(|v| {
+            v.auth_identity_id == new.auth_identity_id
+                && v.entity_id == new.entity_id
+                && v.entity_type == new.entity_type
+        });
+        if let Some(v) = existing {
+            if v.verified_at.is_none() {
+                v.code_provider = new.code_provider;
+                v.code_hash = Some(new.code_hash);
+                v.requested_at = Some(new.requested_at);
+                v.expires_at = Some(new.expires_at);
+                v.metadata = new.metadata;
+                v.updated_at = now;
+            }
+            return Ok(v.clone());
+        }
+        let row = new.into_verification(now);
+        g.verifications.insert(row.id.clone(), row.clone());
+        Ok(row)
+    }
+
+    async fn find_verification(
+        &self,
+        auth_identity_id: &str,
+        entity_id: &str,
+        entity_type: &str,
+    ) -> Result<Option<Verification>> {
+        Ok(self
+            .lock()
+            .verifications
+            .values()
+            .find(|v| {
+                v.auth_identity_id == auth_identity_id
+                    && v.entity_id == entity_id
+                    && v.entity_type == entity_type
+            })
+            .cloned())
+    }
+
+    async fn confirm_verification(
+        &self,
+        code_hash: &str,
+        code_provider: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Verification>> {
+        let mut g = self.lock();
+        let found = g.verifications.values_mut().find(|v| {
+            v.code_hash.as_deref() == Some(code_hash)
+                && v.verified_at.is_none()
+                && v.code_provider == code_provider
+                && v.expires_at.is_some_and(|e| e > now)
+        });
+        Ok(found.map(|v| {
+            v.verified_at = Some(now);
+            v.code_hash = None;
+            v.updated_at = now;
+            v.clone()
+        }))
+    }
+
+    async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>> {
+        Ok(self
+            .lock()
+            .verifications
+            .values()
+            .find(|v| v.code_hash.as_deref() == Some(code_hash))
+            .cloned())
     }
 }
 

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -66,6 +65,11 @@ impl<S: std::fmt::Debug> std::fmt::Debug for SharedIdentityCache<S> {
 }
 
 impl<S: IdentityStore> SharedIdentityCache<S> {
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
     /// Caches up to `capacity` identities of `inner`, proved current against
     /// tokens in `state` (which every replica must share), none older than
     /// `max_age`.
@@ -143,8 +147,8 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
     }
 }
 
-#[async_trait]
-impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S> {
+crate::stores::identity_store_impl! {
+[impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S>] via inner;
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id: nobody can have cached it.
         self.inner.create_auth_identity(new).await

@@ -5,8 +5,9 @@
 //! implementation against their contracts.
 
 pub use crate::stores::{
-    auth_identity_not_found, duplicate_provider_identity, invalid_app_metadata_key,
-    provider_identity_not_found, provider_metadata_changed, valid_app_metadata_key,
+    auth_identity_not_found, duplicate_mfa_factor, duplicate_provider_identity,
+    invalid_app_metadata_key, provider_identity_not_found, provider_metadata_changed,
+    valid_app_metadata_key,
 };
 
 /// `url` with its password replaced by `***`, to name a store in errors and

@@ -15,6 +15,97 @@ use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
+use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, Verification};
+
+/// An `#[async_trait]` impl of [`IdentityStore`] with the items given, plus
+/// the MFA and verification methods calling the same methods on
+/// `self.$via()` (wrappers and caches: these records are never cached).
+macro_rules! identity_store_impl {
+    ([$($header:tt)*] via $via:ident; $($body:tt)*) => {
+        #[async_trait::async_trait]
+        $($header)* {
+        $($body)*
+        async fn create_mfa_factor(
+            &self,
+            new: $crate::records::NewMfaFactor,
+        ) -> $crate::Result<$crate::records::MfaFactor> {
+            self.$via().create_mfa_factor(new).await
+        }
+
+        async fn list_mfa_factors(
+            &self,
+            auth_identity_id: &str,
+        ) -> $crate::Result<Vec<$crate::records::MfaFactor>> {
+            self.$via().list_mfa_factors(auth_identity_id).await
+        }
+
+        async fn update_mfa_factor(
+            &self,
+            id: &str,
+            update: $crate::records::MfaFactorUpdate,
+        ) -> $crate::Result<Option<$crate::records::MfaFactor>> {
+            self.$via().update_mfa_factor(id, update).await
+        }
+
+        async fn replace_recovery_codes(
+            &self,
+            auth_identity_id: &str,
+            hashes: Vec<String>,
+        ) -> $crate::Result<()> {
+            self.$via().replace_recovery_codes(auth_identity_id, hashes).await
+        }
+
+        async fn consume_recovery_code(
+            &self,
+            auth_identity_id: &str,
+            candidates: &[String],
+        ) -> $crate::Result<bool> {
+            self.$via().consume_recovery_code(auth_identity_id, candidates).await
+        }
+
+        async fn count_recovery_codes(&self, auth_identity_id: &str) -> $crate::Result<u64> {
+            self.$via().count_recovery_codes(auth_identity_id).await
+        }
+
+        async fn request_verification(
+            &self,
+            new: $crate::records::NewVerification,
+        ) -> $crate::Result<$crate::records::Verification> {
+            self.$via().request_verification(new).await
+        }
+
+        async fn find_verification(
+            &self,
+            auth_identity_id: &str,
+            entity_id: &str,
+            entity_type: &str,
+        ) -> $crate::Result<Option<$crate::records::Verification>> {
+            self.$via()
+                .find_verification(auth_identity_id, entity_id, entity_type)
+                .await
+        }
+
+        async fn confirm_verification(
+            &self,
+            code_hash: &str,
+            code_provider: &str,
+            now: time::OffsetDateTime,
+        ) -> $crate::Result<Option<$crate::records::Verification>> {
+            self.$via()
+                .confirm_verification(code_hash, code_provider, now)
+                .await
+        }
+
+        async fn verification_by_code(
+            &self,
+            code_hash: &str,
+        ) -> $crate::Result<Option<$crate::records::Verification>> {
+            self.$via().verification_by_code(code_hash).await
+        }
+        }
+    };
+}
+pub(crate) use identity_store_impl;
 
 /// The error every store answers when `(entity_id, provider)` is taken, so a
 /// client sees the same text whichever store is configured.
@@ -22,6 +113,14 @@ pub fn duplicate_provider_identity(new: &NewProviderIdentity) -> crate::Error {
     crate::Error::duplicate(format!(
         "Provider identity with entity_id {} and provider {} already exists",
         new.entity_id, new.provider
+    ))
+}
+
+/// The error every store answers when an identity already has an active
+/// (pending or enabled) factor of kind `provider`.
+pub fn duplicate_mfa_factor(provider: &str) -> crate::Error {
+    crate::Error::duplicate(format!(
+        "An active {provider} factor already exists for this auth identity"
     ))
 }
 
@@ -206,6 +305,120 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         let _ = id;
         Ok(None)
     }
+
+    // ----- MFA factors, recovery codes, verifications ----------------------
+    //
+    // Stores that predate MFA keep compiling: these answer
+    // `ErrorKind::NotSupported` unless implemented. Deleting an auth identity
+    // deletes its factors, recovery codes and verifications.
+
+    /// Creates an MFA factor. An identity has at most one active (pending or
+    /// enabled) factor per provider: a second is
+    /// [`crate::ErrorKind::DuplicateError`], decided atomically by the store.
+    /// An unknown auth identity is [`crate::ErrorKind::NotFound`].
+    async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
+        let _ = new;
+        Err(lacks_mfa())
+    }
+
+    /// The MFA factors of `auth_identity_id`, every status, oldest first.
+    async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
+        let _ = auth_identity_id;
+        Err(lacks_mfa())
+    }
+
+    /// Applies `update` to factor `id` in one atomic write if its conditions
+    /// hold ([`MfaFactorUpdate::applies_to`]); `Ok(None)` if they do not or
+    /// the factor does not exist. Of concurrent updates spending the same
+    /// TOTP step, exactly one applies.
+    async fn update_mfa_factor(
+        &self,
+        id: &str,
+        update: MfaFactorUpdate,
+    ) -> Result<Option<MfaFactor>> {
+        let _ = (id, update);
+        Err(lacks_mfa())
+    }
+
+    /// Replaces every recovery-code hash of `auth_identity_id` with `hashes`,
+    /// atomically (empty: deletes them all).
+    async fn replace_recovery_codes(
+        &self,
+        auth_identity_id: &str,
+        hashes: Vec<String>,
+    ) -> Result<()> {
+        let _ = (auth_identity_id, hashes);
+        Err(lacks_mfa())
+    }
+
+    /// Spends the recovery code of `auth_identity_id` whose hash is one of
+    /// `candidates` (the code's hash under each key), atomically: `true` for
+    /// exactly one of concurrent spends of one code.
+    async fn consume_recovery_code(
+        &self,
+        auth_identity_id: &str,
+        candidates: &[String],
+    ) -> Result<bool> {
+        let _ = (auth_identity_id, candidates);
+        Err(lacks_mfa())
+    }
+
+    /// How many unspent recovery codes `auth_identity_id` has.
+    async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
+        let _ = auth_identity_id;
+        Err(lacks_mfa())
+    }
+
+    /// Records a verification code request. One row per (identity,
+    /// `entity_id`, `entity_type`): a pending row takes the new code, times
+    /// and metadata; a verified row is answered unchanged (its `code_hash`
+    /// then differs from `new.code_hash`, which says no code was stored).
+    /// An unknown auth identity is [`crate::ErrorKind::NotFound`].
+    async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
+        let _ = new;
+        Err(lacks_mfa())
+    }
+
+    /// The verification row of (`auth_identity_id`, `entity_id`,
+    /// `entity_type`), if any.
+    async fn find_verification(
+        &self,
+        auth_identity_id: &str,
+        entity_id: &str,
+        entity_type: &str,
+    ) -> Result<Option<Verification>> {
+        let _ = (auth_identity_id, entity_id, entity_type);
+        Err(lacks_mfa())
+    }
+
+    /// Confirms the pending row whose code hash is `code_hash`, in one
+    /// conditional write: only if its `code_provider` is `code_provider` and
+    /// it has not expired at `now`. The row then has `verified_at = now` and
+    /// no code. `Ok(None)` if nothing matched (see
+    /// [`IdentityStore::verification_by_code`] for why).
+    async fn confirm_verification(
+        &self,
+        code_hash: &str,
+        code_provider: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<Verification>> {
+        let _ = (code_hash, code_provider, now);
+        Err(lacks_mfa())
+    }
+
+    /// The row whose pending code hash is `code_hash`, if any.
+    async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>> {
+        let _ = code_hash;
+        Err(lacks_mfa())
+    }
+}
+
+/// What a store that does not keep MFA and verification records answers.
+fn lacks_mfa() -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::NotSupported,
+        "this identity store does not keep MFA factors or verifications",
+    )
 }
 
 /// Short-lived keyed JSON values with a time to live: OAuth state, sessions,
@@ -253,10 +466,10 @@ pub trait StateStore: Send + Sync + fmt::Debug + 'static {
     ) -> Result<bool>;
 }
 
-/// A shared store is a store: lets one instance serve several roles (e.g. a
-/// SQL database as both identity and state store, or behind a cache).
-#[async_trait]
-impl<T: IdentityStore + ?Sized> IdentityStore for std::sync::Arc<T> {
+// A shared store is a store: lets one instance serve several roles (e.g. a
+// SQL database as both identity and state store, or behind a cache).
+identity_store_impl! {
+[impl<T: IdentityStore + ?Sized> IdentityStore for std::sync::Arc<T>] via as_ref;
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         (**self).create_auth_identity(new).await
     }
@@ -321,6 +534,7 @@ impl<T: IdentityStore + ?Sized> IdentityStore for std::sync::Arc<T> {
     async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
         (**self).provider_identity_owner(id).await
     }
+
 }
 
 /// A shared state store is a state store.
