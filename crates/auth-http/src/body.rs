@@ -115,3 +115,92 @@ pub(crate) fn query_of(uri: &axum::http::Uri) -> Metadata {
         .map(|q| parse_pairs(q.as_bytes()))
         .unwrap_or_default()
 }
+
+/// What a field of a strictly validated body must be.
+#[derive(Clone, Copy)]
+pub(crate) enum Expect {
+    String,
+    Object,
+    /// An integer within bounds.
+    Integer {
+        min: i64,
+        max: i64,
+    },
+}
+
+/// One field of a strictly validated body: `(name, what, required)`.
+pub(crate) type Field = (&'static str, Expect, bool);
+
+/// zod's name for a JSON value's type, as Medusa's validator reports it.
+fn received(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Validates `body` strictly against `fields` with Medusa's messages: a
+/// missing required field, a wrong type, an integer out of bounds, and
+/// unrecognized fields, at most three issues joined by `; ` after
+/// `Invalid request: `.
+pub(crate) fn check_fields(body: &Metadata, fields: &[Field]) -> Result<(), ApiError> {
+    let mut issues = Vec::new();
+    for &(name, expect, required) in fields {
+        let Some(value) = body.get(name) else {
+            if required {
+                issues.push(format!("Field '{name}' is required"));
+            }
+            continue;
+        };
+        let wanted = match expect {
+            Expect::String => "string",
+            Expect::Object => "object",
+            Expect::Integer { .. } => "number",
+        };
+        if received(value) != wanted {
+            issues.push(format!(
+                "Expected type: '{wanted}' for field '{name}', got: '{}'",
+                received(value)
+            ));
+            continue;
+        }
+        if let Expect::Integer { min, max } = expect {
+            match value.as_i64() {
+                None if value.as_f64().is_some_and(|f| f.fract() != 0.0) => {
+                    issues.push(format!(
+                        "Expected type: 'integer' for field '{name}', got: 'float'"
+                    ));
+                }
+                Some(n) if n >= min && n <= max => {}
+                n if n.map_or(value.as_f64().is_some_and(|f| f < 0.0), |n| n < min) => {
+                    issues.push(format!(
+                        "Value for field '{name}' too small, expected at least: '{min}'"
+                    ));
+                }
+                _ => issues.push(format!(
+                    "Value for field '{name}' too big, expected at most: '{max}'"
+                )),
+            }
+        }
+    }
+    let unknown: Vec<&str> = body
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !fields.iter().any(|(name, ..)| name == k))
+        .collect();
+    if !unknown.is_empty() {
+        issues.push(format!("Unrecognized fields: '{}'", unknown.join(", ")));
+    }
+    if issues.is_empty() {
+        return Ok(());
+    }
+    issues.truncate(3);
+    Err(ApiError::invalid_data(format!(
+        "Invalid request: {}",
+        issues.join("; ")
+    )))
+}

@@ -66,12 +66,19 @@ pub enum AuthMethod {
 
 /// What a protected route accepts, as Medusa's
 /// `authenticate(actor_types, ["bearer", "session"], { allow_unregistered })`.
+///
+/// The MFA gate is on by default: a caller whose token still owes an MFA
+/// challenge (`mfa_enabled` without `mfa_challenge_completed_at`) gets 401
+/// `MFA verification is required to complete this request`.
+/// [`AuthPolicy::mfa_max_age`] adds a step-up rule.
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
     actor_types: Option<Vec<String>>,
     bearer: bool,
     session: bool,
     allow_unregistered: bool,
+    mfa_gate: bool,
+    mfa_max_age: Option<std::time::Duration>,
 }
 
 impl AuthPolicy {
@@ -82,6 +89,8 @@ impl AuthPolicy {
             bearer: true,
             session: true,
             allow_unregistered: false,
+            mfa_gate: true,
+            mfa_max_age: None,
         }
     }
 
@@ -109,6 +118,37 @@ impl AuthPolicy {
     pub fn allow_unregistered(mut self, yes: bool) -> Self {
         self.allow_unregistered = yes;
         self
+    }
+
+    /// Applies the MFA gate (default true). Turn it off only for routes that
+    /// finish a login (refresh, sessions, challenge verification).
+    pub fn mfa_gate(mut self, yes: bool) -> Self {
+        self.mfa_gate = yes;
+        self
+    }
+
+    /// Step-up: a caller whose MFA challenge was completed more than
+    /// `max_age` ago gets 401 `MFA was verified too long ago to complete this
+    /// request` (callers without MFA are not affected).
+    pub fn mfa_max_age(mut self, max_age: std::time::Duration) -> Self {
+        self.mfa_max_age = Some(max_age);
+        self
+    }
+
+    /// The gate's refusal of `claims`, if any.
+    fn gate(&self, claims: &AuthClaims) -> Option<ApiError> {
+        if !self.mfa_gate {
+            return None;
+        }
+        if claims.mfa_pending() {
+            return Some(ApiError::MfaGate(
+                "MFA verification is required to complete this request",
+            ));
+        }
+        let max_age = self.mfa_max_age?;
+        claims.mfa_older_than(max_age).then_some(ApiError::MfaGate(
+            "MFA was verified too long ago to complete this request",
+        ))
     }
 
     fn admits(&self, claims: &AuthClaims) -> bool {
@@ -144,7 +184,8 @@ impl AuthService {
     /// then the bearer token, as Medusa does. `Ok(None)` means 401. Credentials
     /// issued before the identity's last credential change, or for an identity
     /// that no longer exists, are refused. A store that cannot answer is an
-    /// `Err` (503 `Service unavailable`), never a 401.
+    /// `Err` (503 `Service unavailable`), never a 401; so is the MFA gate's
+    /// refusal (401 with its message).
     pub async fn authenticate_headers(
         &self,
         headers: &HeaderMap,
@@ -170,6 +211,9 @@ impl AuthService {
             && policy.admits(&claims)
             && let Some(current) = self.current(&claims).await?
         {
+            if let Some(refusal) = policy.gate(&claims) {
+                return Err(refusal);
+            }
             return Ok(Some((
                 AuthContext::new(claims, AuthMethod::Session),
                 current,
@@ -180,6 +224,9 @@ impl AuthService {
             && policy.admits(&claims)
             && let Some(current) = self.current(&claims).await?
         {
+            if let Some(refusal) = policy.gate(&claims) {
+                return Err(refusal);
+            }
             return Ok(Some((
                 AuthContext::new(claims, AuthMethod::Bearer),
                 current,

@@ -27,6 +27,8 @@ pub enum ApiError {
     Internal,
     /// 503 `{"type":"unexpected_state","message": ...}` with `Retry-After: 1`.
     Unavailable(String),
+    /// The MFA gate's 401 `{"message": ...}`.
+    MfaGate(&'static str),
     /// 429 `{"type":"not_allowed","message":"Too many attempts, try again later"}`
     /// with `Retry-After` (whole seconds).
     TooManyAttempts(std::time::Duration),
@@ -107,6 +109,11 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 Json(json!({ "message": "Unauthorized" })),
+            )
+                .into_response(),
+            ApiError::MfaGate(message) => (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "message": message })),
             )
                 .into_response(),
             ApiError::TooLarge => (

@@ -118,24 +118,73 @@ pub(crate) async fn run_step(
         Step::Login => module.authenticate(&provider, auth_req).await?,
         Step::Callback => module.validate_callback(&provider, auth_req).await?,
     };
+    if let (Step::Register, LoginOutcome::Authenticated { identity, .. }) = (step, &outcome) {
+        // A registration always answers a token; it says whether MFA is on.
+        let mut claims = svc.tokens().claims_for(identity, &actor, &provider);
+        claims.mfa_enabled = module.mfa().has_enabled_factor(&identity.id).await?;
+        let token = svc.tokens().sign(&claims)?;
+        return Ok(Json(json!({ "token": token })).into_response());
+    }
     match outcome {
-        LoginOutcome::Authenticated {
-            identity, linked, ..
-        } => {
-            // The identity the provider answered is current: no second read.
-            let tokens = svc.tokens();
-            let mut claims = tokens.claims_for(&identity, &actor, &provider);
-            claims.linked = linked;
-            let token = tokens.sign(&claims)?;
-            Ok(Json(json!({ "token": token })).into_response())
-        }
         LoginOutcome::Redirect { location, .. } if matches!(step, Step::Login) => {
             Ok(Json(json!({ "location": location })).into_response())
         }
         LoginOutcome::Failed { message, .. } => Err(ApiError::unauthorized(message)),
         LoginOutcome::Throttled { retry_after, .. } => Err(ApiError::TooManyAttempts(retry_after)),
-        _ => Err(ApiError::unauthorized("Unauthorized")),
+        outcome => token_answer(&svc, outcome, &actor, &provider),
     }
+}
+
+/// The answer of a login step that reached an identity: `{token}`, or the
+/// next step with an actorless token (`verification_required`, then
+/// `mfa_required`).
+fn token_answer(
+    svc: &AuthService,
+    outcome: LoginOutcome,
+    actor: &str,
+    provider: &str,
+) -> Result<Response, ApiError> {
+    let tokens = svc.tokens();
+    let body = match outcome {
+        LoginOutcome::Authenticated {
+            identity, linked, ..
+        } => {
+            // The identity the provider answered is current: no second read.
+            let mut claims = tokens.claims_for(&identity, actor, provider);
+            claims.linked = linked;
+            json!({ "token": tokens.sign(&claims)? })
+        }
+        LoginOutcome::VerificationRequired {
+            identity,
+            verification,
+            ..
+        } => {
+            let claims = tokens
+                .claims_for(&identity, actor, provider)
+                .actorless(false);
+            let mut body = json!({ "verification_required": true, "token": tokens.sign(&claims)? });
+            if let Some(v) = verification {
+                body["verification"] = auth_module::flows::verification_json(&v);
+            }
+            body
+        }
+        LoginOutcome::MfaRequired {
+            identity,
+            challenge,
+            ..
+        } => {
+            let claims = tokens
+                .claims_for(&identity, actor, provider)
+                .actorless(true);
+            json!({
+                "mfa_required": true,
+                "mfa_challenge": challenge,
+                "token": tokens.sign(&claims)?,
+            })
+        }
+        _ => return Err(ApiError::unauthorized("Unauthorized")),
+    };
+    Ok(Json(body).into_response())
 }
 
 pub(crate) async fn register(
@@ -168,14 +217,34 @@ pub(crate) async fn refresh(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (ctx, current) = svc
-        .authenticate_current(&headers, &AuthPolicy::any_actor().allow_unregistered(true))
+        .authenticate_current(
+            &headers,
+            &AuthPolicy::any_actor()
+                .allow_unregistered(true)
+                .mfa_gate(false),
+        )
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let provider = ctx.auth_provider.ok_or_else(|| {
         ApiError::unauthorized("The auth provider is not set while refreshing token")
     })?;
     let (identity, _) = current.ok_or(ApiError::Unauthorized)?;
-    let token = svc.tokens().issue(&identity, &ctx.actor_type, &provider)?;
+    if ctx.actor_id.is_empty() {
+        // An actorless token re-runs the login's steps (a new challenge each
+        // time); once none remain it becomes a token with the current link.
+        let outcome = svc
+            .module()
+            .login_steps(identity, &ctx.actor_type, &provider, false)
+            .await?;
+        return token_answer(&svc, outcome, &ctx.actor_type, &provider);
+    }
+    // A linked token keeps its MFA claims.
+    let mut claims = svc
+        .tokens()
+        .claims_for(&identity, &ctx.actor_type, &provider);
+    claims.mfa_enabled = ctx.claims.mfa_enabled;
+    claims.mfa_challenge_completed_at = ctx.claims.mfa_challenge_completed_at.clone();
+    let token = svc.tokens().sign(&claims)?;
     Ok(Json(json!({ "token": token })).into_response())
 }
 

@@ -13,6 +13,13 @@
 //! | `/auth/token/refresh` | POST |
 //! | `/auth/session` | POST, DELETE |
 //! | `/auth/{actor}/providers` | GET |
+//! | `/auth/mfa/factors` | GET, POST |
+//! | `/auth/mfa/factors/{id}` | DELETE |
+//! | `/auth/mfa/factors/{id}/verify` | POST |
+//! | `/auth/mfa/recovery-codes` | POST |
+//! | `/auth/mfa/challenges/{id}/verify` | POST |
+//! | `/auth/verification/request` | POST |
+//! | `/auth/verification/confirm` | POST |
 //! | `/health` | GET |
 //! | `/ready` | GET |
 //!
@@ -37,7 +44,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
 mod body;
@@ -49,6 +56,7 @@ pub mod events;
 mod extract;
 mod handlers;
 mod management;
+mod mfa;
 mod reset;
 mod service;
 mod session;
@@ -71,6 +79,25 @@ pub fn router(service: AuthService) -> Router {
             post(session::create_session).delete(session::delete_session),
         )
         .route("/auth/{actor}/providers", get(handlers::list_providers))
+        .route(
+            "/auth/mfa/factors",
+            get(mfa::list_factors).post(mfa::create_factor),
+        )
+        .route("/auth/mfa/factors/{id}", delete(mfa::disable_factor))
+        .route("/auth/mfa/factors/{id}/verify", post(mfa::verify_factor))
+        .route("/auth/mfa/recovery-codes", post(mfa::recovery_codes))
+        .route(
+            "/auth/mfa/challenges/{id}/verify",
+            post(mfa::verify_challenge),
+        )
+        .route(
+            "/auth/verification/request",
+            post(mfa::request_verification),
+        )
+        .route(
+            "/auth/verification/confirm",
+            post(mfa::confirm_verification),
+        )
         .route(
             "/auth/{actor}/{provider}",
             get(handlers::login).post(handlers::login),

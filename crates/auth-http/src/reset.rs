@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::AuthService;
-use crate::body::{query_of, read_object};
+use crate::body::{Expect, check_fields, query_of, read_object};
 use crate::context::bearer_token;
 use crate::error::ApiError;
 use crate::extract::Path;
@@ -19,76 +19,32 @@ use crate::extract::Path;
 /// The largest `metadata` a reset request may carry, as JSON (4 KiB).
 const MAX_RESET_METADATA_BYTES: usize = 4096;
 
-/// zod's name for a JSON value's type, as Medusa's validator reports it.
-fn received(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// Validates `{identifier: string, metadata?: object}` strictly, with Medusa's
 /// messages (at most three issues, joined by `; `).
 fn validate_reset_body(body: &Metadata) -> Result<(String, Option<Metadata>), ApiError> {
-    let mut issues = Vec::new();
-    let identifier = match body.get("identifier") {
-        None => {
-            issues.push("Field 'identifier' is required".to_owned());
-            None
-        }
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            issues.push(format!(
-                "Expected type: 'string' for field 'identifier', got: '{}'",
-                received(other)
-            ));
-            None
-        }
-    };
-    let metadata = match body.get("metadata") {
-        None => None,
-        Some(Value::Object(m)) => Some(m.clone()),
-        Some(other) => {
-            issues.push(format!(
-                "Expected type: 'object' for field 'metadata', got: '{}'",
-                received(other)
-            ));
-            None
-        }
-    };
-    let unknown: Vec<&str> = body
-        .keys()
-        .map(String::as_str)
-        .filter(|k| *k != "identifier" && *k != "metadata")
-        .collect();
-    if !unknown.is_empty() {
-        issues.push(format!("Unrecognized fields: '{}'", unknown.join(", ")));
+    check_fields(
+        body,
+        &[
+            ("identifier", Expect::String, true),
+            ("metadata", Expect::Object, false),
+        ],
+    )?;
+    let identifier = body
+        .get("identifier")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let metadata = body.get("metadata").and_then(Value::as_object).cloned();
+    // The metadata travels to every event sink: keep it small.
+    let size = metadata
+        .as_ref()
+        .map_or(0, |m| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len()));
+    if size > MAX_RESET_METADATA_BYTES {
+        return Err(ApiError::invalid_data(format!(
+            "Invalid request: Field 'metadata' must be at most {MAX_RESET_METADATA_BYTES} bytes of JSON"
+        )));
     }
-    match identifier {
-        Some(id) if issues.is_empty() => {
-            // The metadata travels to every event sink: keep it small.
-            let size = metadata
-                .as_ref()
-                .map_or(0, |m| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len()));
-            if size > MAX_RESET_METADATA_BYTES {
-                return Err(ApiError::invalid_data(format!(
-                    "Invalid request: Field 'metadata' must be at most {MAX_RESET_METADATA_BYTES} bytes of JSON"
-                )));
-            }
-            Ok((id, metadata))
-        }
-        _ => {
-            issues.truncate(3);
-            Err(ApiError::invalid_data(format!(
-                "Invalid request: {}",
-                issues.join("; ")
-            )))
-        }
-    }
+    Ok((identifier, metadata))
 }
 
 /// `POST /auth/{actor}/{provider}/reset-password`: always 201 `Created`.

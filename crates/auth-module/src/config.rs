@@ -258,6 +258,32 @@ pub struct Config {
     /// `[mfa]`: multi-factor authentication; absent, MFA methods are refused
     /// as Medusa refuses them without an encryption key.
     pub mfa: Option<MfaConfig>,
+    /// `[http] auth_verifications_per_actor`: actor type -> what logins
+    /// through which provider must have verified first.
+    pub auth_verifications_per_actor: Option<BTreeMap<String, Vec<VerificationRule>>>,
+}
+
+/// One entry of `http.auth_verifications_per_actor.{actor}`: logins through
+/// `auth_provider` answer `verification_required` until the identity has
+/// verified its `entity_id` there as `entity_type`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct VerificationRule {
+    /// The kind of thing verified (`email`, ...).
+    pub entity_type: String,
+    /// The provider instance id whose logins need it.
+    pub auth_provider: String,
+}
+
+impl VerificationRule {
+    /// Logins through `auth_provider` need `entity_type` verified.
+    pub fn new(entity_type: impl Into<String>, auth_provider: impl Into<String>) -> Self {
+        VerificationRule {
+            entity_type: entity_type.into(),
+            auth_provider: auth_provider.into(),
+        }
+    }
 }
 
 /// The sections [`Config`] reads.
@@ -280,9 +306,14 @@ pub struct MfaConfig {
     /// How long a login's MFA challenge lives (default 300 s).
     #[serde(default = "default_challenge_ttl_seconds")]
     pub challenge_ttl_seconds: u64,
-    /// Wrong codes before a challenge is refused (default 5).
+    /// Wrong codes an identity may enter per failure window, across all its
+    /// challenges, before challenges are refused (default 5).
     #[serde(default = "default_challenge_max_attempts")]
     pub challenge_max_attempts: u32,
+    /// The failure window of `challenge_max_attempts` (default 900 s): a
+    /// fixed window, so no account is locked for good; a success resets it.
+    #[serde(default = "default_failure_window_seconds")]
+    pub failure_window_seconds: u64,
     /// What disabling a factor needs: `session` (the caller's session or
     /// token, default) or `challenge` (also a current code).
     #[serde(default)]
@@ -352,6 +383,10 @@ fn default_challenge_max_attempts() -> u32 {
     5
 }
 
+fn default_failure_window_seconds() -> u64 {
+    900
+}
+
 impl MfaConfig {
     /// Checks the bounds and builds the keys (so a bad key fails at start).
     pub fn validate(&self) -> Result<crate::mfa::MfaKeys, ConfigError> {
@@ -364,6 +399,9 @@ impl MfaConfig {
         }
         if !(1..=100).contains(&self.challenge_max_attempts) {
             return bad("challenge_max_attempts", "must be between 1 and 100");
+        }
+        if !(1..=86_400).contains(&self.failure_window_seconds) {
+            return bad("failure_window_seconds", "must be between 1 and 86400");
         }
         let totp = &self.providers.totp;
         if !(6..=8).contains(&totp.digits) {
@@ -403,6 +441,7 @@ impl Config {
             state: StateConfig::default(),
             limits: LimitsConfig::default(),
             mfa: None,
+            auth_verifications_per_actor: None,
         }
     }
 
@@ -410,7 +449,9 @@ impl Config {
     pub fn from_document(doc: &mut ConfigDocument) -> Result<Config, ConfigError> {
         let auth_methods_per_actor = doc.take("http.auth_methods_per_actor")?;
         let actor_types = doc.take("http.actor_types")?;
+        let auth_verifications_per_actor = doc.take("http.auth_verifications_per_actor")?;
         let config = Config {
+            auth_verifications_per_actor,
             actor_types,
             providers: doc.take("providers")?.ok_or_else(|| {
                 doc.error("invalid configuration: missing field `providers`".to_owned())
@@ -506,6 +547,23 @@ impl Config {
                 }
             }
         }
+        for (actor, rules) in self.auth_verifications_per_actor.iter().flatten() {
+            let path = format!("http.auth_verifications_per_actor.{actor}");
+            check_actor_type(actor).map_err(|why| ConfigError::new(format!("{path}: {why}")))?;
+            for rule in rules {
+                if !seen.contains_key(rule.auth_provider.as_str()) {
+                    return Err(ConfigError::new(format!(
+                        "{path}: no provider with id \"{}\" is configured",
+                        rule.auth_provider
+                    )));
+                }
+                if rule.entity_type.is_empty() || rule.entity_type.len() > 64 {
+                    return Err(ConfigError::new(format!(
+                        "{path}: entity_type must be 1 to 64 characters"
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -594,6 +652,8 @@ pub struct LimitsConfig {
     pub register_per_address: Limit,
     /// Failed `update` calls per client address. Default 20 / 15 min.
     pub update_failures_per_address: Limit,
+    /// Verification code requests per identity and `entity_id`. Default 5 / 1 h.
+    pub verification_requests: Limit,
 }
 
 impl Default for LimitsConfig {
@@ -606,6 +666,7 @@ impl Default for LimitsConfig {
             reset_per_address: per_15_minutes(50),
             register_per_address: per_15_minutes(200),
             update_failures_per_address: per_15_minutes(20),
+            verification_requests: Limit::new(5, Duration::from_secs(3600)),
         }
     }
 }
@@ -621,6 +682,7 @@ impl LimitsConfig {
             reset_per_address: Limit::off(),
             register_per_address: Limit::off(),
             update_failures_per_address: Limit::off(),
+            verification_requests: Limit::off(),
         }
     }
 }

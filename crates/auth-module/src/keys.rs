@@ -12,6 +12,8 @@
 //! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::flows::PasswordReset`] |
 //! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::flows::PasswordReset`] |
 //! | `identity-version:{auth_identity_id}` | a random token replaced by every write | [`crate::SharedIdentityCache`] |
+//! | `mfa-challenge:{id}` | a login's MFA challenge | [`crate::flows::Mfa`] |
+//! | `mfa-failures:{auth_identity_id}` | wrong MFA codes in the failure window | [`crate::flows::Mfa`] |
 //! | `ready-probe` | never written; read by readiness checks | [`crate::AuthModule::check_ready`] |
 
 pub(crate) fn provider_state(provider: &str, key: &str) -> String {
@@ -58,4 +60,14 @@ pub(crate) fn readiness_probe() -> String {
 /// The token a shared identity cache proves its entries current with.
 pub(crate) fn identity_version(auth_identity_id: &str) -> String {
     format!("identity-version:{auth_identity_id}")
+}
+
+/// A login's MFA challenge.
+pub(crate) fn mfa_challenge(id: &str) -> String {
+    format!("mfa-challenge:{id}")
+}
+
+/// The identity's wrong MFA codes in the current failure window.
+pub(crate) fn mfa_failures(auth_identity_id: &str) -> String {
+    format!("mfa-failures:{auth_identity_id}")
 }

@@ -24,7 +24,8 @@ pub use async_trait::async_trait;
 pub use cache::CachedIdentityStore;
 pub use config::{
     Config, ConfigDocument, Format, Limit, LimitsConfig, MfaConfig, MfaDisablePolicy, MfaProviders,
-    ProviderConfig, Secret, StateConfig, StoreConfig, TotpConfig, deserialize_duration,
+    ProviderConfig, Secret, StateConfig, StoreConfig, TotpConfig, VerificationRule,
+    deserialize_duration,
 };
 pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
 pub use memory::{MemoryIdentityStore, MemoryStateStore};

@@ -21,8 +21,14 @@ use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
 
 /// What [`AuthModule::authenticate`], [`AuthModule::register`],
 /// [`AuthModule::validate_callback`] and [`AuthModule::update_provider`]
-/// answer. More variants will come (MFA challenges, verification steps), so
-/// match with a wildcard arm; each variant's fields may grow too.
+/// answer. More variants may come, so match with a wildcard arm; each
+/// variant's fields may grow too.
+///
+/// A login (or callback) that authenticated an identity answers
+/// [`LoginOutcome::VerificationRequired`] first, then
+/// [`LoginOutcome::MfaRequired`], while those steps remain
+/// ([`AuthModule::login_steps`]); the token for those is *actorless*
+/// ([`crate::AuthClaims::actorless`]).
 ///
 /// ```
 /// # fn show(outcome: auth_module::LoginOutcome) -> String {
@@ -66,6 +72,25 @@ pub enum LoginOutcome {
     Throttled {
         /// When to try again, at the latest.
         retry_after: std::time::Duration,
+    },
+    /// The credentials are right, but the identity must first verify what
+    /// `http.auth_verifications_per_actor` asks for this provider.
+    #[non_exhaustive]
+    VerificationRequired {
+        /// The identity.
+        identity: AuthIdentity,
+        /// Its pending verification row; `None` if never requested.
+        verification: Option<crate::records::Verification>,
+    },
+    /// The credentials are right and the identity has MFA: the login
+    /// completes by answering `challenge`
+    /// ([`crate::flows::Mfa::verify_challenge`]).
+    #[non_exhaustive]
+    MfaRequired {
+        /// The identity.
+        identity: AuthIdentity,
+        /// The new challenge.
+        challenge: crate::flows::MfaChallenge,
     },
 }
 
@@ -155,6 +180,8 @@ struct Inner {
     auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
     actor_types: Option<Vec<String>>,
     limits: Limits,
+    mfa: crate::flows::Mfa,
+    verifications: crate::flows::Verifications,
 }
 
 /// The auth module: provider instances by id over an identity store and a
@@ -202,6 +229,9 @@ pub struct AuthModuleBuilder {
     state: Option<Arc<dyn StateStore>>,
     registry: Option<Registry>,
     events: Option<EventBus>,
+    mfa: Option<crate::config::MfaConfig>,
+    clock: Option<Arc<dyn crate::mfa::Clock>>,
+    verifications: Option<BTreeMap<String, Vec<crate::config::VerificationRule>>>,
 }
 
 impl AuthModuleBuilder {
@@ -214,6 +244,8 @@ impl AuthModuleBuilder {
         self.auth_methods_per_actor = config.auth_methods_per_actor;
         self.actor_types = config.actor_types;
         self.limits = Some(config.limits);
+        self.mfa = config.mfa;
+        self.verifications = config.auth_verifications_per_actor;
         self.store_url = Some(config.store.url.expose().to_owned());
         self.state_url = Some(config.state.url.expose().to_owned());
         self
@@ -234,6 +266,32 @@ impl AuthModuleBuilder {
                 actor_type.to_owned(),
                 provider_ids.iter().map(|s| (*s).to_owned()).collect(),
             );
+        self
+    }
+
+    /// Turns MFA on with these settings (`[mfa]`).
+    pub fn mfa(mut self, config: crate::config::MfaConfig) -> Self {
+        self.mfa = Some(config);
+        self
+    }
+
+    /// Takes the time from `clock` for MFA codes and challenge and
+    /// verification expiries (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn crate::mfa::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Logins of `actor_type` through each rule's provider need its
+    /// `entity_type` verified first (`http.auth_verifications_per_actor`).
+    pub fn verifications_for_actor(
+        mut self,
+        actor_type: &str,
+        rules: &[crate::config::VerificationRule],
+    ) -> Self {
+        self.verifications
+            .get_or_insert_with(BTreeMap::new)
+            .insert(actor_type.to_owned(), rules.to_vec());
         self
     }
 
@@ -307,7 +365,15 @@ impl AuthModuleBuilder {
         let mut config = Config::new(self.providers);
         config.auth_methods_per_actor = self.auth_methods_per_actor;
         config.actor_types = self.actor_types;
+        config.auth_verifications_per_actor = self.verifications;
         config.validate()?;
+        let mfa_keys = match self.mfa {
+            Some(mfa) => {
+                let keys = mfa.validate()?;
+                Some((mfa, keys))
+            }
+            None => None,
+        };
         let events = self.events.unwrap_or_default();
         let mut instances = BTreeMap::new();
         let mut order = Vec::new();
@@ -341,7 +407,29 @@ impl AuthModuleBuilder {
                 },
             );
         }
-        let limits = Limits::new(state.clone(), self.limits.unwrap_or_default());
+        let limits_config = self.limits.unwrap_or_default();
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(crate::mfa::SystemClock));
+        let mfa = crate::flows::Mfa::new(
+            identities.clone(),
+            state.clone(),
+            events.clone(),
+            clock.clone(),
+            mfa_keys,
+        );
+        let verifications = crate::flows::Verifications::new(
+            identities.clone(),
+            state.clone(),
+            events.clone(),
+            clock,
+            limits_config.verification_requests,
+            config
+                .auth_verifications_per_actor
+                .clone()
+                .unwrap_or_default(),
+        );
+        let limits = Limits::new(state.clone(), limits_config);
         Ok(AuthModule {
             inner: Arc::new(Inner {
                 instances,
@@ -352,6 +440,8 @@ impl AuthModuleBuilder {
                 auth_methods_per_actor: config.auth_methods_per_actor,
                 actor_types: config.actor_types,
                 limits,
+                mfa,
+                verifications,
             }),
         })
     }
@@ -467,6 +557,48 @@ impl AuthModule {
             .map(|_| ())
     }
 
+    /// TOTP MFA: factors, recovery codes, challenges.
+    pub fn mfa(&self) -> &crate::flows::Mfa {
+        &self.inner.mfa
+    }
+
+    /// Verification of entity ids (emails) by code.
+    pub fn verifications(&self) -> &crate::flows::Verifications {
+        &self.inner.verifications
+    }
+
+    /// What stands between an authenticated `identity` and a token for
+    /// `actor_type` through `provider`: a pending verification first, then
+    /// an MFA challenge (created now), else
+    /// [`LoginOutcome::Authenticated`]. Logins and callbacks run it; so does
+    /// a refresh of an actorless token.
+    pub async fn login_steps(
+        &self,
+        identity: AuthIdentity,
+        actor_type: &str,
+        provider: &str,
+        linked: bool,
+    ) -> Result<LoginOutcome> {
+        if let Some(verification) = self
+            .inner
+            .verifications
+            .pending(&identity, actor_type, provider)
+            .await?
+        {
+            return Ok(LoginOutcome::VerificationRequired {
+                identity,
+                verification,
+            });
+        }
+        if let Some(challenge) = self.inner.mfa.challenge(&identity, provider).await? {
+            return Ok(LoginOutcome::MfaRequired {
+                identity,
+                challenge,
+            });
+        }
+        Ok(LoginOutcome::Authenticated { identity, linked })
+    }
+
     /// The event bus the module and its providers emit on.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
@@ -485,6 +617,7 @@ impl AuthModule {
         };
         let p = &instance.provider;
         let ids = &instance.ids;
+        let actor_type = req.actor_type.clone().unwrap_or_default();
         // Rate limits: a refusal is decided by reads alone, before any work.
         let limits = &self.inner.limits;
         let addr = req.client_addr;
@@ -527,7 +660,16 @@ impl AuthModule {
             tracing::warn!(provider = %provider_id, error = %e, "could not count toward a rate limit");
         }
         match result {
-            Ok(outcome) => Ok(LoginOutcome::from_outcome(outcome)),
+            Ok(outcome) => match (method, LoginOutcome::from_outcome(outcome)) {
+                (
+                    Method::Authenticate | Method::Callback,
+                    LoginOutcome::Authenticated { identity, linked },
+                ) => {
+                    self.login_steps(identity, &actor_type, provider_id, linked)
+                        .await
+                }
+                (_, outcome) => Ok(outcome),
+            },
             Err(e) if e.kind() == ErrorKind::NotSupported => {
                 // Medusa's messages; the method is the error's message.
                 Ok(LoginOutcome::failed(match e.message() {

@@ -147,6 +147,50 @@ pub struct AuthClaims {
     pub linked: bool,
 }
 
+impl AuthClaims {
+    /// These claims as the token of an unfinished login step
+    /// (`verification_required`, `mfa_required`): no `actor_id` and no
+    /// `{actor}_id` link even when linked, `mfa_enabled` iff a challenge was
+    /// made, no completed challenge.
+    pub fn actorless(mut self, mfa_challenged: bool) -> Self {
+        self.actor_id.clear();
+        self.app_metadata.clear();
+        self.mfa_enabled = mfa_challenged;
+        self.mfa_challenge_completed_at = None;
+        self
+    }
+
+    /// These claims after an MFA challenge completed at `completed_at` (ISO
+    /// 8601 UTC with milliseconds).
+    pub fn mfa_completed(mut self, completed_at: impl Into<String>) -> Self {
+        self.mfa_enabled = true;
+        self.mfa_challenge_completed_at = Some(completed_at.into());
+        self
+    }
+
+    /// Whether the MFA challenge of these claims was completed more than
+    /// `max_age` ago (or at an unreadable time). `false` without MFA.
+    pub fn mfa_older_than(&self, max_age: Duration) -> bool {
+        let Some(at) = self
+            .mfa_challenge_completed_at
+            .as_deref()
+            .filter(|_| self.mfa_enabled)
+        else {
+            return false;
+        };
+        crate::flows::parse_iso(at).is_none_or(|at| {
+            let age = time::OffsetDateTime::now_utc() - at;
+            age > time::Duration::try_from(max_age).unwrap_or(time::Duration::MAX)
+        })
+    }
+
+    /// Whether these claims still owe an MFA challenge (the gate refuses
+    /// them on protected routes).
+    pub fn mfa_pending(&self) -> bool {
+        self.mfa_enabled && self.mfa_challenge_completed_at.is_none()
+    }
+}
+
 /// The claims of a password reset token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

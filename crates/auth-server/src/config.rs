@@ -56,6 +56,11 @@ impl AppConfig {
     pub fn from_document(mut doc: ConfigDocument) -> Result<Self, ConfigError> {
         // The core first: it takes `http.auth_methods_per_actor` out of `[http]`.
         let module = Config::from_document(&mut doc)?;
+        if !cfg!(feature = "mfa") && module.mfa.is_some() {
+            return Err(ConfigError::new(
+                "[mfa]: this auth-server was built without MFA; enable its `mfa` feature",
+            ));
+        }
         let config = AppConfig {
             module,
             http: HttpConfig::from_document(&mut doc)?,

@@ -1,11 +1,22 @@
 //! The module's flows, as small services over the stores, usable without
-//! HTTP: [`PasswordReset`] and [`Sessions`]. `auth-http` parses requests,
+//! HTTP: [`PasswordReset`], [`Sessions`], [`Mfa`] and [`Verifications`]. `auth-http` parses requests,
 //! calls them and serialises their answers; nothing more.
 
 mod limits;
+mod mfa;
 mod reset;
 mod session;
+mod verification;
 
 pub use limits::{Limits, LoginCheck};
+pub use mfa::{
+    ChallengeCompleted, CreatedFactor, MFA_DISABLED_EVENT, MFA_ENABLED_EVENT,
+    MFA_RECOVERY_CODES_EVENT, Mfa, MfaChallenge, RECOVERY_CODE, TOTP, factor_json, iso_millis,
+    parse_iso,
+};
 pub use reset::{PASSWORD_RESET_EVENT, PasswordReset, ResetOutcome};
 pub use session::{DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionInfo, Sessions};
+pub use verification::{
+    TOKEN_CODE_PROVIDER, VERIFICATION_CODE_TTL, VERIFICATION_REQUESTED_EVENT, VerificationRequest,
+    Verifications, verification_json,
+};

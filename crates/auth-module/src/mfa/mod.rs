@@ -24,6 +24,12 @@ pub use totp::{Totp, TotpAlgorithm, base32_decode, base32_encode};
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Seconds since the Unix epoch.
     fn now_unix(&self) -> u64;
+
+    /// Now, as a time (whole seconds unless the clock knows better).
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(i64::try_from(self.now_unix()).unwrap_or(0))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
 }
 
 /// The system clock.
@@ -35,6 +41,10 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
     }
 }
 

@@ -1,0 +1,290 @@
+//! MFA and verification over HTTP: `/auth/mfa/*` and `/auth/verification/*`
+//! parse strictly, call the core's [`auth_module::flows::Mfa`] and
+//! [`auth_module::flows::Verifications`], and answer.
+
+use auth_module::Metadata;
+use auth_module::flows::{VerificationRequest, factor_json, verification_json};
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::AuthService;
+use crate::body::{Expect, check_fields, read_object};
+use crate::context::{AuthContext, AuthPolicy};
+use crate::error::ApiError;
+use crate::extract::Path;
+
+/// The caller of an MFA or verification route: session or bearer, any actor,
+/// unregistered allowed; `gated` applies the MFA gate.
+async fn caller(
+    svc: &AuthService,
+    headers: &axum::http::HeaderMap,
+    gated: bool,
+) -> Result<AuthContext, ApiError> {
+    let policy = AuthPolicy::any_actor()
+        .allow_unregistered(true)
+        .mfa_gate(gated);
+    svc.authenticate_headers(headers, &policy)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// The caller and its strictly validated body.
+async fn caller_and_body(
+    svc: &AuthService,
+    req: Request,
+    gated: bool,
+    fields: &[crate::body::Field],
+) -> Result<(AuthContext, Metadata), ApiError> {
+    let (parts, body) = req.into_parts();
+    let ctx = caller(svc, &parts.headers, gated).await?;
+    let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
+    check_fields(&body, fields)?;
+    Ok((ctx, body))
+}
+
+fn text<'a>(body: &'a Metadata, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
+/// `GET /auth/mfa/factors`.
+pub(crate) async fn list_factors(
+    State(svc): State<AuthService>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let ctx = caller(&svc, &headers, true).await?;
+    let factors = svc
+        .module()
+        .mfa()
+        .list_factors(&ctx.auth_identity_id)
+        .await?;
+    let factors: Vec<Value> = factors.iter().map(factor_json).collect();
+    Ok(Json(json!({ "mfa_factors": factors })))
+}
+
+/// `POST /auth/mfa/factors`.
+pub(crate) async fn create_factor(
+    State(svc): State<AuthService>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, body) = caller_and_body(
+        &svc,
+        req,
+        true,
+        &[
+            ("provider", Expect::String, true),
+            ("label", Expect::String, false),
+            ("issuer", Expect::String, false),
+            ("metadata", Expect::Object, false),
+        ],
+    )
+    .await?;
+    let created = svc
+        .module()
+        .mfa()
+        .create_factor(
+            &ctx.auth_identity_id,
+            text(&body, "provider").unwrap_or_default(),
+            text(&body, "label"),
+            text(&body, "issuer"),
+            body.get("metadata").and_then(Value::as_object).cloned(),
+        )
+        .await?;
+    Ok(Json(json!({
+        "mfa_factor": factor_json(&created.factor),
+        "secret": created.secret,
+        "otpauth_url": created.otpauth_url,
+    })))
+}
+
+/// `POST /auth/mfa/factors/{id}/verify`.
+pub(crate) async fn verify_factor(
+    State(svc): State<AuthService>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, body) = caller_and_body(&svc, req, true, &[("code", Expect::String, true)]).await?;
+    let factor = svc
+        .module()
+        .mfa()
+        .verify_factor(
+            &ctx.auth_identity_id,
+            &id,
+            text(&body, "code").unwrap_or_default(),
+        )
+        .await?;
+    Ok(Json(json!({ "mfa_factor": factor_json(&factor) })))
+}
+
+/// `DELETE /auth/mfa/factors/{id}`.
+pub(crate) async fn disable_factor(
+    State(svc): State<AuthService>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, body) = caller_and_body(
+        &svc,
+        req,
+        true,
+        &[
+            ("method", Expect::String, false),
+            ("code", Expect::String, false),
+        ],
+    )
+    .await?;
+    let factor = svc
+        .module()
+        .mfa()
+        .disable_factor(
+            &ctx.auth_identity_id,
+            &id,
+            text(&body, "method"),
+            text(&body, "code"),
+        )
+        .await?;
+    Ok(Json(json!({ "mfa_factor": factor_json(&factor) })))
+}
+
+/// `POST /auth/mfa/recovery-codes`.
+pub(crate) async fn recovery_codes(
+    State(svc): State<AuthService>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, body) = caller_and_body(
+        &svc,
+        req,
+        true,
+        &[("count", Expect::Integer { min: 1, max: 50 }, false)],
+    )
+    .await?;
+    let count = body
+        .get("count")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok());
+    let codes = svc
+        .module()
+        .mfa()
+        .generate_recovery_codes(&ctx.auth_identity_id, count)
+        .await?;
+    Ok(Json(json!({ "recovery_codes": codes })))
+}
+
+/// `POST /auth/mfa/challenges/{id}/verify`: not gated (it is how the gate is
+/// passed). Answers a token for the caller's actor type with its current
+/// link and the completed challenge.
+pub(crate) async fn verify_challenge(
+    State(svc): State<AuthService>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, body) = caller_and_body(
+        &svc,
+        req,
+        false,
+        &[
+            ("method", Expect::String, true),
+            ("code", Expect::String, true),
+        ],
+    )
+    .await?;
+    let module = svc.module();
+    let done = module
+        .mfa()
+        .verify_challenge(
+            &ctx.auth_identity_id,
+            &id,
+            text(&body, "method").unwrap_or_default(),
+            text(&body, "code").unwrap_or_default(),
+        )
+        .await?;
+    let provider = done.challenge.auth_provider.clone();
+    let identity = module.retrieve_auth_identity(&ctx.auth_identity_id).await?;
+    let claims = svc
+        .tokens()
+        .claims_for(&identity, &ctx.actor_type, &provider)
+        .mfa_completed(done.completed_at);
+    Ok(Json(json!({ "token": svc.tokens().sign(&claims)? })))
+}
+
+/// `POST /auth/verification/request`: token or session, no gate; 201.
+pub(crate) async fn request_verification(
+    State(svc): State<AuthService>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (ctx, body) = caller_and_body(
+        &svc,
+        req,
+        false,
+        &[
+            ("entity_id", Expect::String, true),
+            ("entity_type", Expect::String, true),
+            ("code_provider", Expect::String, false),
+            ("metadata", Expect::Object, false),
+        ],
+    )
+    .await?;
+    let entity_id = text(&body, "entity_id").unwrap_or_default();
+    let entity_type = text(&body, "entity_type").unwrap_or_default();
+    for (name, value) in [("entity_id", entity_id), ("entity_type", entity_type)] {
+        if value.trim().is_empty() || value.len() > 320 {
+            return Err(ApiError::invalid_data(format!(
+                "Invalid request: Field '{name}' must be 1 to 320 characters"
+            )));
+        }
+    }
+    let outcome = svc
+        .module()
+        .verifications()
+        .request(
+            &ctx.auth_identity_id,
+            entity_id,
+            entity_type,
+            text(&body, "code_provider"),
+            body.get("metadata").and_then(Value::as_object).cloned(),
+        )
+        .await?;
+    match outcome {
+        VerificationRequest::Sent(row) | VerificationRequest::AlreadyVerified(row) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "verification": verification_json(&row) })),
+        )
+            .into_response()),
+        VerificationRequest::Throttled { retry_after } => {
+            Err(ApiError::TooManyAttempts(retry_after))
+        }
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// `POST /auth/verification/confirm`: no authentication (the code is the
+/// proof).
+pub(crate) async fn confirm_verification(
+    State(svc): State<AuthService>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
+    check_fields(
+        &body,
+        &[
+            ("code", Expect::String, true),
+            ("code_provider", Expect::String, false),
+        ],
+    )?;
+    let row = svc
+        .module()
+        .verifications()
+        .confirm(
+            text(&body, "code").unwrap_or_default(),
+            text(&body, "code_provider"),
+        )
+        .await?;
+    Ok(Json(json!({
+        "entity_id": row.entity_id,
+        "entity_type": row.entity_type,
+        "code_provider": row.code_provider,
+        "verified_at": row.verified_at.map(auth_module::flows::iso_millis),
+    })))
+}
