@@ -877,3 +877,175 @@ async fn the_default_google_location_is_built_offline() {
         Some("code")
     );
 }
+
+impl Social {
+    /// A whole login through `kind_id` as an admin user: the token.
+    async fn user_login(&self, kind_id: &str) -> String {
+        let r = Reply::of(
+            self.server
+                .client
+                .post(self.server.url(&format!("/auth/user/{kind_id}")))
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("login"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let q = self
+            .authorize(r.body["location"].as_str().expect("location"))
+            .await;
+        let r = Reply::of(
+            self.server
+                .client
+                .get(
+                    self.server
+                        .url(&format!("/auth/user/{kind_id}/callback?{q}")),
+                )
+                .send()
+                .await
+                .expect("callback"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.token()
+    }
+}
+
+#[tokio::test]
+async fn the_sso_user_route_creates_or_links_by_a_vouched_email_only() {
+    let s = Social::start().await;
+    let mut ada = FakeUser::new("3001", "ada@example.com");
+    ada.given_name = Some("Ada".into());
+    ada.family_name = Some("Lovelace".into());
+    s.idp.set_user(ada);
+    // A first SSO login creates the user from the profile.
+    let token = s.user_login("google").await;
+    let r = s.server.post_bearer("/auth/google/user", &token).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let user = r.body["user"].clone();
+    let user_id = user["id"].as_str().expect("an id").to_owned();
+    assert!(user_id.starts_with("user_"), "{user}");
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["first_name"], "Ada");
+    assert_eq!(user["last_name"], "Lovelace");
+    // The client then refreshes: the token carries the new link.
+    let refreshed = s.server.post_bearer("/auth/token/refresh", &token).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let claims = claims_of(&refreshed.token());
+    assert_eq!(claims["actor_id"], user_id.as_str());
+    assert_eq!(claims["app_metadata"]["user_id"], user_id.as_str());
+    // Registered now: a second call is refused.
+    let again = s
+        .server
+        .post_bearer("/auth/google/user", &refreshed.token())
+        .await;
+    assert_eq!(again.status, 400);
+    assert_eq!(
+        again.body,
+        json!({"type": "invalid_data", "message": "The user is already registered and cannot create a new account."})
+    );
+    // An admin known to emailpass by an address and linked to a user: a
+    // provider that vouches for that address links to the same user...
+    let admin = s.server.register("boss@example.com", "a password").await;
+    let admin_id = claims_of(&admin)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let module = s.server.service.module();
+    module
+        .link_actor(&admin_id, "user", "user_existing")
+        .await
+        .unwrap();
+    s.idp.set_user(FakeUser::new("3002", "boss@example.com"));
+    let token = s.user_login("github").await;
+    let r = s.server.post_bearer("/auth/github/user", &token).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["user"]["id"], "user_existing", "{}", r.body);
+    // ...and one that does not vouch for it gets a new user.
+    let mut unvouched = FakeUser::new("3003", "boss@example.com");
+    unvouched.email_verified = false;
+    s.idp.set_user(unvouched);
+    let token = s.user_login("oidc").await;
+    assert_eq!(
+        claims_of(&token)["user_metadata"]["email"],
+        "boss@example.com"
+    );
+    let r = s.server.post_bearer("/auth/oidc/user", &token).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let new_id = r.body["user"]["id"].as_str().unwrap();
+    assert!(
+        new_id.starts_with("user_") && new_id != "user_existing",
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn the_sso_user_route_refuses_with_medusas_messages() {
+    let s = Social::start_with(FakeIdpOptions::default()).await;
+    let server = &s.server;
+    // No bearer, a cookie only, a customer token: the bare 401.
+    let r = server.post_json("/auth/google/user", json!({})).await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (401, json!({"message": "Unauthorized"}))
+    );
+    let customer = s.full("google", None).await.token();
+    let r = server.post_bearer("/auth/google/user", &customer).await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (401, json!({"message": "Unauthorized"}))
+    );
+    let cookie = server.open_session(&s.user_login("google").await).await;
+    let r = server.post_cookie("/auth/google/user", &cookie).await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (401, json!({"message": "Unauthorized"}))
+    );
+    // A google token on github's route: not solely from github.
+    let google = s.user_login("google").await;
+    let r = server.post_bearer("/auth/github/user", &google).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"type": "unauthorized", "message": "Only github identities can create a user account for this authentication context"})
+    );
+    // emailpass keeps no email in user_metadata.
+    let r = server
+        .post_json(
+            "/auth/user/emailpass/register",
+            json!({"email": "admin@example.com", "password": "a password"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = server.post_bearer("/auth/emailpass/user", &r.token()).await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (
+            400,
+            json!({"type": "invalid_data", "message": "Email is required to create a user account."})
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_sso_user_route_respects_auth_methods_per_actor() {
+    let idp = FakeIdp::start().await;
+    idp.add_client("google-client", Some("google-secret"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = sqlite_config(
+        dir.path(),
+        &format!(
+            "[http.auth_methods_per_actor]\nuser = [\"emailpass\"]\n\n{EMAILPASS}\n{}",
+            providers_toml(&idp)
+        ),
+    );
+    let server = TestServer::start_toml(&toml).await;
+    let r = server.post_json("/auth/google/user", json!({})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"type": "not_allowed", "message": "The actor type user is not allowed to use the auth provider google"})
+    );
+}

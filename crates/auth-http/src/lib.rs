@@ -13,6 +13,7 @@
 //! | `/auth/token/refresh` | POST |
 //! | `/auth/session` | POST, DELETE |
 //! | `/auth/{actor}/providers` | GET |
+//! | `/auth/{provider}/user` | POST |
 //! | `/auth/mfa/factors` | GET, POST |
 //! | `/auth/mfa/factors/{id}` | DELETE |
 //! | `/auth/mfa/factors/{id}/verify` | POST |
@@ -79,6 +80,7 @@ pub fn router(service: AuthService) -> Router {
             post(session::create_session).delete(session::delete_session),
         )
         .route("/auth/{actor}/providers", get(handlers::list_providers))
+        .route("/auth/{actor}/user", post(mfa::sso_user))
         .route(
             "/auth/mfa/factors",
             get(mfa::list_factors).post(mfa::create_factor),

@@ -288,3 +288,41 @@ pub(crate) async fn confirm_verification(
         "verified_at": row.verified_at.map(auth_module::flows::iso_millis),
     })))
 }
+
+/// `POST /auth/{provider}/user`: SSO create-or-link for an admin's first
+/// login. Bearer only, actor `user`, unregistered allowed, gated.
+pub(crate) async fn sso_user(
+    State(svc): State<AuthService>,
+    Path(provider): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let module = svc.module();
+    module.check_actor_allowed("user", &provider)?;
+    let policy = AuthPolicy::actor_types(["user"])
+        .session(false)
+        .allow_unregistered(true);
+    let ctx = svc
+        .authenticate_headers(&headers, &policy)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !ctx.actor_id.is_empty() {
+        return Err(ApiError::invalid_data(
+            "The user is already registered and cannot create a new account.",
+        ));
+    }
+    let profile =
+        auth_module::flows::sso_profile(&ctx.user_metadata, &ctx.auth_identity_id, &provider)?;
+    let identity = module.retrieve_auth_identity(&ctx.auth_identity_id).await?;
+    let solely = ctx.auth_provider.as_deref() == Some(provider.as_str())
+        && identity
+            .provider_identities
+            .iter()
+            .all(|p| p.provider == provider);
+    if !solely {
+        return Err(ApiError::unauthorized(format!(
+            "Only {provider} identities can create a user account for this authentication context"
+        )));
+    }
+    let user = auth_module::flows::link_sso_user(module, svc.users().as_ref(), &profile).await?;
+    Ok(Json(json!({ "user": user.record })))
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_module::events::EventBus;
-use auth_module::flows::{PasswordReset, Sessions};
+use auth_module::flows::{LinkedIdentityUsers, PasswordReset, Sessions, UserDirectory};
 use auth_module::{AuthModule, ConfigError, Tokens};
 
 use crate::HttpConfig;
@@ -37,6 +37,7 @@ struct ServiceInner {
     tokens: Tokens,
     sessions: Sessions,
     resets: PasswordReset,
+    users: Arc<dyn UserDirectory>,
     settings: HttpSettings,
 }
 
@@ -73,6 +74,7 @@ impl AuthService {
                 sessions: Sessions::new(module.state_store().clone(), http.session_ttl)
                     .with_max_per_identity(http.max_sessions_per_identity),
                 resets: PasswordReset::new(module.clone(), tokens.clone()),
+                users: Arc::new(LinkedIdentityUsers::new(module.clone())),
                 module,
                 tokens,
                 settings: HttpSettings {
@@ -97,6 +99,18 @@ impl AuthService {
     pub fn with_public_origin(mut self, origin: PublicOrigin) -> Self {
         Arc::make_mut(&mut self.inner).settings.public_origin = Some(origin);
         self
+    }
+
+    /// Finds and creates users for `POST /auth/{provider}/user` through
+    /// `users` (default: [`LinkedIdentityUsers`], which keeps no user table).
+    pub fn with_user_directory(mut self, users: Arc<dyn UserDirectory>) -> Self {
+        Arc::make_mut(&mut self.inner).users = users;
+        self
+    }
+
+    /// The user directory of the SSO user route.
+    pub fn users(&self) -> &Arc<dyn UserDirectory> {
+        &self.inner.users
     }
 
     /// The client address of a request: the socket peer, or behind trusted

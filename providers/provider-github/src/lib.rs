@@ -191,6 +191,11 @@ fn user_of(
     let mut meta = Metadata::new();
     meta.insert("profile_url".into(), text("html_url"));
     meta.insert("avatar".into(), text("avatar_url"));
+    // GitHub shows only a verified address as the public one, and the
+    // fallback is the primary verified one: either is vouched for.
+    if email.is_some() {
+        meta.insert("email_verified".into(), Value::Bool(true));
+    }
     meta.insert("email".into(), email.map_or(Value::Null, Value::String));
     meta.insert("name".into(), text("name"));
     meta.insert("company".into(), text("company"));

@@ -180,6 +180,11 @@ fn user(done: Completed) -> std::result::Result<(String, Metadata), OAuthError> 
             meta.insert(key.to_owned(), v.clone());
         }
     }
+    if meta.contains_key("email") {
+        // Google vouches for it (an unverified one was refused above): the
+        // SSO user route may link by it.
+        meta.insert("email_verified".to_owned(), Value::Bool(true));
+    }
     Ok((sub.to_owned(), meta))
 }
 

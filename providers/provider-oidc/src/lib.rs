@@ -299,6 +299,11 @@ impl OidcProvider {
                 meta.insert(key.clone(), v.clone());
             }
         }
+        if email.is_some() && claims.get("email_verified") == Some(&Value::Bool(true)) {
+            // The issuer vouches for the address: the SSO user route may
+            // link by it.
+            meta.insert("email_verified".to_owned(), Value::Bool(true));
+        }
         Ok((entity_id, meta))
     }
 }

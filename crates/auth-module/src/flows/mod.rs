@@ -6,6 +6,7 @@ mod limits;
 mod mfa;
 mod reset;
 mod session;
+mod sso;
 mod verification;
 
 pub use limits::{Limits, LoginCheck};
@@ -16,6 +17,9 @@ pub use mfa::{
 };
 pub use reset::{PASSWORD_RESET_EVENT, PasswordReset, ResetOutcome};
 pub use session::{DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionInfo, Sessions};
+pub use sso::{
+    LinkedIdentityUsers, SsoProfile, SsoUser, UserDirectory, link_sso_user, sso_profile,
+};
 pub use verification::{
     TOKEN_CODE_PROVIDER, VERIFICATION_CODE_TTL, VERIFICATION_REQUESTED_EVENT, VerificationRequest,
     Verifications, verification_json,
