@@ -899,3 +899,118 @@ fn library_tokens() -> auth_module::Tokens {
         std::time::Duration::from_secs(600),
     )
 }
+
+/// MFA and verification from the library alone, on a clock the test moves:
+/// no HTTP, and no test waits for a time step.
+#[tokio::test]
+async fn mfa_and_verification_steps_as_a_library_on_a_fixed_clock() {
+    use auth_module::LoginOutcome;
+    use auth_module::mfa::{Clock, FixedClock, Totp, TotpAlgorithm, base32_decode};
+
+    let clock = Arc::new(FixedClock::new(1_800_000_000));
+    let text = format!(
+        "{EMAILPASS}\n[mfa]\nencryption_key = \"{}\"\nchallenge_ttl_seconds = 60\n\
+         [http.auth_verifications_per_actor]\n\
+         admin = [{{ entity_type = \"email\", auth_provider = \"emailpass\" }}]\n",
+        "k".repeat(40)
+    );
+    let module = AuthModule::builder()
+        .config(Config::from_toml_str(&text).unwrap())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut events = module.events().subscribe();
+    let login = |actor: &'static str| {
+        let module = module.clone();
+        async move {
+            module
+                .authenticate(
+                    "emailpass",
+                    creds("ada@example.com", "a password").actor_type(actor),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let reg = module
+        .register("emailpass", creds("ada@example.com", "a password"))
+        .await
+        .unwrap();
+    let id = reg.identity().unwrap().id.clone();
+
+    // Verification comes first, for the actor type that asks for it.
+    match login("admin").await {
+        LoginOutcome::VerificationRequired { verification, .. } => assert!(verification.is_none()),
+        other => panic!("{other:?}"),
+    }
+    assert!(login("customer").await.is_authenticated());
+    module
+        .verifications()
+        .request(&id, "ada@example.com", "email", None, None)
+        .await
+        .unwrap();
+    let event = events.recv().await.unwrap();
+    assert_eq!(event.name, "auth.verification_requested");
+    let code = event.data["code"].as_str().unwrap().to_owned();
+    clock.advance(901);
+    let expired = module.verifications().confirm(&code, None).await.unwrap_err();
+    assert_eq!(expired.message(), "Verification code has expired");
+    module
+        .verifications()
+        .request(&id, "ada@example.com", "email", None, None)
+        .await
+        .unwrap();
+    let code = events.recv().await.unwrap().data["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let row = module.verifications().confirm(&code, None).await.unwrap();
+    assert!(row.verified_at.is_some());
+    assert!(login("admin").await.is_authenticated());
+
+    // MFA: enrol on the clock's time, then every login is challenged.
+    let mfa = module.mfa();
+    let created = mfa
+        .create_factor(&id, "totp", Some("Ada's phone"), None, None)
+        .await
+        .unwrap();
+    let totp = Totp::new(
+        base32_decode(&created.secret).unwrap(),
+        6,
+        30,
+        TotpAlgorithm::Sha1,
+    );
+    let now = clock.now_unix();
+    let step = totp.step(now);
+    mfa.verify_factor(&id, &created.factor.id, &totp.code_for_step(step))
+        .await
+        .unwrap();
+    let challenge = match login("admin").await {
+        LoginOutcome::MfaRequired { challenge, .. } => challenge,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(challenge.methods, ["totp"]);
+    // The step spent by the enrolment is refused; the next one is accepted.
+    let replay = mfa
+        .verify_challenge(&id, &challenge.id, "totp", &totp.code_for_step(step))
+        .await
+        .unwrap_err();
+    assert_eq!(replay.message(), "Invalid MFA challenge code");
+    clock.advance(30);
+    let done = mfa
+        .verify_challenge(&id, &challenge.id, "totp", &totp.code_for_step(step + 1))
+        .await
+        .unwrap();
+    assert!(done.completed_at.ends_with('Z'));
+    // A challenge outlives nothing: past its TTL it has expired.
+    let late = match login("admin").await {
+        LoginOutcome::MfaRequired { challenge, .. } => challenge,
+        other => panic!("{other:?}"),
+    };
+    clock.advance(61);
+    let err = mfa
+        .verify_challenge(&id, &late.id, "totp", &totp.code_at(clock.now_unix()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "MFA challenge has expired");
+}
