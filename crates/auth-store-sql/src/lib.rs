@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_module::{
-    AuthIdentity, Error, IdentityStore, Metadata, NewAuthIdentity, NewProviderIdentity,
-    ProviderIdentity, ProviderIdentityUpdate, Result, StateStore,
+    AuthIdentity, Error, IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, NewAuthIdentity,
+    NewMfaFactor, NewProviderIdentity, NewVerification, ProviderIdentity, ProviderIdentityUpdate,
+    Result, StateStore, Verification,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -283,6 +284,129 @@ impl IdentityStore for SqlStore {
             return Ok(None);
         }
         dispatch!(self, provider_identity_owner(id))
+    }
+
+    async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
+        if has_nul(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        if has_nul(&new.provider) || has_nul(&new.secret) || new.id.as_deref().is_some_and(has_nul)
+        {
+            return Err(Error::invalid_data(
+                "MFA factor ids, providers and secrets must not contain NUL (U+0000) characters",
+            ));
+        }
+        refuse_nul_metadata(new.metadata.as_ref())?;
+        dispatch!(self, create_mfa_factor(new))
+    }
+
+    async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
+        if has_nul(auth_identity_id) {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, list_mfa_factors(auth_identity_id))
+    }
+
+    async fn update_mfa_factor(
+        &self,
+        id: &str,
+        update: MfaFactorUpdate,
+    ) -> Result<Option<MfaFactor>> {
+        if has_nul(id) {
+            return Ok(None);
+        }
+        dispatch!(self, update_mfa_factor(id, update))
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        auth_identity_id: &str,
+        hashes: Vec<String>,
+    ) -> Result<()> {
+        if has_nul(auth_identity_id) {
+            return Err(auth_not_found(auth_identity_id));
+        }
+        if hashes.iter().any(|h| has_nul(h)) {
+            return Err(Error::invalid_data(
+                "recovery-code hashes must not contain NUL (U+0000) characters",
+            ));
+        }
+        dispatch!(self, replace_recovery_codes(auth_identity_id, hashes))
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        auth_identity_id: &str,
+        candidates: &[String],
+    ) -> Result<bool> {
+        if has_nul(auth_identity_id) {
+            return Ok(false);
+        }
+        // No stored hash holds NUL: such a candidate matches nothing.
+        let candidates: Vec<String> = candidates.iter().filter(|c| !has_nul(c)).cloned().collect();
+        dispatch!(self, consume_recovery_code(auth_identity_id, &candidates))
+    }
+
+    async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
+        if has_nul(auth_identity_id) {
+            return Ok(0);
+        }
+        dispatch!(self, count_recovery_codes(auth_identity_id))
+    }
+
+    async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
+        if has_nul(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        if [
+            &new.entity_id,
+            &new.entity_type,
+            &new.code_provider,
+            &new.code_hash,
+        ]
+        .into_iter()
+        .any(|s| has_nul(s))
+        {
+            return Err(Error::invalid_data(
+                "verification entities, providers and codes must not contain NUL (U+0000) characters",
+            ));
+        }
+        refuse_nul_metadata(new.metadata.as_ref())?;
+        dispatch!(self, request_verification(new))
+    }
+
+    async fn find_verification(
+        &self,
+        auth_identity_id: &str,
+        entity_id: &str,
+        entity_type: &str,
+    ) -> Result<Option<Verification>> {
+        if has_nul(auth_identity_id) || has_nul(entity_id) || has_nul(entity_type) {
+            return Ok(None);
+        }
+        dispatch!(
+            self,
+            find_verification(auth_identity_id, entity_id, entity_type)
+        )
+    }
+
+    async fn confirm_verification(
+        &self,
+        code_hash: &str,
+        code_provider: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Verification>> {
+        if has_nul(code_hash) || has_nul(code_provider) {
+            return Ok(None);
+        }
+        dispatch!(self, confirm_verification(code_hash, code_provider, now))
+    }
+
+    async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>> {
+        if has_nul(code_hash) {
+            return Ok(None);
+        }
+        dispatch!(self, verification_by_code(code_hash))
     }
 }
 

@@ -11,12 +11,17 @@
 // where `.bind(&ts)` is what lets one timestamp be bound twice.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
 use auth_module::store::{
-    invalid_app_metadata_key, provider_metadata_changed, valid_app_metadata_key,
+    duplicate_mfa_factor, invalid_app_metadata_key, provider_metadata_changed,
+    valid_app_metadata_key,
 };
 use auth_module::{
-    AUTH_IDENTITY_PREFIX, AuthIdentity, Error, Metadata, NewAuthIdentity, NewProviderIdentity,
-    ProviderIdentity, ProviderIdentityUpdate, Result, generate_id,
+    AUTH_IDENTITY_PREFIX, AuthIdentity, Error, Metadata, MfaFactor, MfaFactorStatus,
+    MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewProviderIdentity, NewVerification,
+    ProviderIdentity, ProviderIdentityUpdate, Result, Verification, generate_id,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -423,6 +428,467 @@ pub(crate) async fn provider_identity_owner(pool: &Pool<Db>, id: &str) -> Result
         .fetch_optional(pool)
         .await
         .map_err(database("reading a provider identity's owner"))
+}
+
+// ----- MFA factors, recovery codes, verifications ---------------------------
+
+/// An MFA factor's columns, in the order [`factor_row`] reads them.
+macro_rules! factor_columns {
+    () => {
+        "id, auth_identity_id, provider, status, secret, metadata, last_used_step, \
+         created_at, updated_at"
+    };
+}
+
+/// A verification row's columns, in the order [`verification_row`] reads them.
+macro_rules! verification_columns {
+    () => {
+        "id, auth_identity_id, entity_id, entity_type, code_provider, code_hash, \
+         expires_at, requested_at, verified_at, metadata, created_at, updated_at"
+    };
+}
+
+/// How many recovery codes one `INSERT` writes at most (both engines' bind
+/// limits are far above it).
+const RECOVERY_CODES_PER_INSERT: usize = 500;
+
+/// A row selected with `factor_columns!()`.
+fn factor_row(row: &DbRow) -> Result<MfaFactor> {
+    const WHAT: &str = "reading an MFA factor";
+    let id: String = get(row, 0, WHAT)?;
+    let auth_identity_id: String = get(row, 1, WHAT)?;
+    let provider: String = get(row, 2, WHAT)?;
+    let status: String = get(row, 3, WHAT)?;
+    let status = MfaFactorStatus::parse(&status).ok_or_else(|| {
+        Error::unexpected(format!(
+            "auth-store-sql: stored MFA factor {id} has an unknown status {status:?}"
+        ))
+    })?;
+    let secret: String = get(row, 4, WHAT)?;
+    let created_at = ts_from_db(get(row, 7, WHAT)?)?;
+    let mut new = NewMfaFactor::new(auth_identity_id, provider, secret)
+        .status(status)
+        .keep(id, created_at);
+    new.metadata = metadata_at(row, 5)?;
+    let mut factor = new.into_factor(created_at);
+    factor.last_used_step = get(row, 6, WHAT)?;
+    factor.updated_at = ts_from_db(get(row, 8, WHAT)?)?;
+    Ok(factor)
+}
+
+/// An optional timestamp column.
+fn optional_ts(row: &DbRow, index: usize, what: &'static str) -> Result<Option<OffsetDateTime>> {
+    let t: Option<Ts> = get(row, index, what)?;
+    t.map(ts_from_db).transpose()
+}
+
+/// A row selected with `verification_columns!()`.
+fn verification_row(row: &DbRow) -> Result<Verification> {
+    const WHAT: &str = "reading a verification";
+    let created_at = ts_from_db(get(row, 10, WHAT)?)?;
+    let requested_at = ts_from_db(get(row, 7, WHAT)?)?;
+    let expires_at = ts_from_db(get(row, 6, WHAT)?)?;
+    let new = NewVerification::new(
+        get::<String>(row, 1, WHAT)?,
+        get::<String>(row, 2, WHAT)?,
+        get::<String>(row, 3, WHAT)?,
+        get::<String>(row, 4, WHAT)?,
+        String::new(),
+        requested_at,
+        expires_at,
+    )
+    .metadata(metadata_at(row, 9)?);
+    let mut v = new.into_verification(created_at);
+    v.id = get(row, 0, WHAT)?;
+    v.code_hash = get(row, 5, WHAT)?;
+    v.verified_at = optional_ts(row, 8, WHAT)?;
+    v.updated_at = ts_from_db(get(row, 11, WHAT)?)?;
+    Ok(v)
+}
+
+/// `$first, $first+1, …` for `n` values: an `IN` list or a row of values.
+fn placeholders(first: usize, n: usize) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        // Invariant: writing to a String cannot fail.
+        let _ = write!(out, "${}", first + i);
+    }
+    out
+}
+
+pub(crate) async fn create_mfa_factor(pool: &Pool<Db>, new: NewMfaFactor) -> Result<MfaFactor> {
+    let mut factor = new.into_factor(crate::now());
+    factor.created_at = crate::truncate(factor.created_at);
+    factor.updated_at = factor.created_at;
+    let created = ts_to_db(factor.created_at)?;
+    // One statement: `INSERT … SELECT` inserts nothing when the auth identity
+    // does not exist, and the partial unique index refuses a second active
+    // factor of the provider, whatever runs concurrently.
+    let inserted = sqlx::query(
+        "INSERT INTO auth_mfa_factor (id, auth_identity_id, provider, status, secret, metadata, \
+         created_at, updated_at) \
+         SELECT $1, id, $3, $4, $5, $6, $7, $7 FROM auth_identity WHERE id = $2",
+    )
+    .bind(&factor.id)
+    .bind(&factor.auth_identity_id)
+    .bind(&factor.provider)
+    .bind(factor.status.as_str())
+    .bind(&factor.secret)
+    .bind(json(factor.metadata.as_ref()))
+    .bind(&created)
+    .execute(pool)
+    .await;
+    match inserted {
+        Ok(done) if done.rows_affected() == 0 => Err(auth_not_found(&factor.auth_identity_id)),
+        Ok(_) => Ok(factor),
+        Err(e) if is_unique_violation(&e) => Err(mfa_factor_duplicate(pool, &factor).await?),
+        // The auth identity was deleted between the SELECT and the INSERT.
+        Err(e) if is_foreign_key_violation(&e) => Err(auth_not_found(&factor.auth_identity_id)),
+        Err(e) => Err(database("creating an MFA factor")(e)),
+    }
+}
+
+/// Which unique key `factor` broke, for the message: the active factor of
+/// its provider (checked first, as in memory) or its given id. Both are
+/// `DuplicateError`; the database already refused the insert.
+async fn mfa_factor_duplicate(pool: &Pool<Db>, factor: &MfaFactor) -> Result<Error> {
+    if factor.status.is_active() {
+        let active = sqlx::query(
+            "SELECT 1 FROM auth_mfa_factor WHERE auth_identity_id = $1 AND provider = $2 \
+             AND status IN ('pending', 'enabled')",
+        )
+        .bind(&factor.auth_identity_id)
+        .bind(&factor.provider)
+        .fetch_optional(pool)
+        .await
+        .map_err(database("reading MFA factors"))?;
+        if active.is_some() {
+            return Ok(duplicate_mfa_factor(&factor.provider));
+        }
+    }
+    Ok(Error::duplicate(format!(
+        "MfaFactor with id: {} already exists",
+        factor.id
+    )))
+}
+
+pub(crate) async fn list_mfa_factors(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+) -> Result<Vec<MfaFactor>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        factor_columns!(),
+        " FROM auth_mfa_factor WHERE auth_identity_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(auth_identity_id)
+    .fetch_all(pool)
+    .await
+    .map_err(database("listing MFA factors"))?;
+    rows.iter().map(factor_row).collect()
+}
+
+pub(crate) async fn update_mfa_factor(
+    pool: &Pool<Db>,
+    id: &str,
+    update: MfaFactorUpdate,
+) -> Result<Option<MfaFactor>> {
+    let ts = ts_to_db(crate::now())?;
+    // `status IN ($6, $7, $8)`: the accepted statuses, the first repeated to
+    // fill the three slots (there are three statuses); `$5` waives the check.
+    let any_status = update.if_status.is_empty();
+    let mut accepted = update.if_status.iter().map(|s| s.as_str());
+    let first = accepted.next().unwrap_or("");
+    let second = accepted.next().unwrap_or(first);
+    let third = accepted.next().unwrap_or(first);
+    // One conditional statement: of concurrent updates spending one TOTP
+    // step, the first to write moves last_used_step, and the others, which
+    // re-check the WHERE clause on the row it wrote, match nothing.
+    let row = sqlx::query(concat!(
+        "UPDATE auth_mfa_factor SET \
+           status = COALESCE($1, status), \
+           last_used_step = COALESCE($2, last_used_step), \
+           updated_at = $3 \
+         WHERE id = $4 \
+           AND ($5 OR status IN ($6, $7, $8)) \
+           AND ($2 IS NULL OR last_used_step IS NULL OR last_used_step < $2) \
+         RETURNING ",
+        factor_columns!()
+    ))
+    .bind(update.status.map(MfaFactorStatus::as_str))
+    .bind(update.use_step)
+    .bind(&ts)
+    .bind(id)
+    .bind(any_status)
+    .bind(first)
+    .bind(second)
+    .bind(third)
+    .fetch_optional(pool)
+    .await;
+    match row {
+        Ok(row) => row.as_ref().map(factor_row).transpose(),
+        // Re-activating a factor while another of its provider is active:
+        // the partial unique index refuses it, as it refuses such a create.
+        Err(e) if is_unique_violation(&e) => {
+            let provider: Option<String> =
+                sqlx::query_scalar("SELECT provider FROM auth_mfa_factor WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(database("reading an MFA factor"))?;
+            Err(duplicate_mfa_factor(provider.as_deref().unwrap_or("MFA")))
+        }
+        Err(e) => Err(database("updating an MFA factor")(e)),
+    }
+}
+
+pub(crate) async fn replace_recovery_codes(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    hashes: Vec<String>,
+) -> Result<()> {
+    // A hash given twice is one code.
+    let hashes: Vec<String> = hashes
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(database("starting a transaction"))?;
+    // The first statement writes, so SQLite takes its write lock before the
+    // read below rather than upgrading a read lock later.
+    sqlx::query("DELETE FROM auth_recovery_code WHERE auth_identity_id = $1")
+        .bind(auth_identity_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(database("deleting recovery codes"))?;
+    let exists = sqlx::query("SELECT 1 FROM auth_identity WHERE id = $1")
+        .bind(auth_identity_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(database("reading an auth identity"))?;
+    if exists.is_none() {
+        // Dropping `tx` rolls back (there was nothing to delete anyway).
+        return Err(auth_not_found(auth_identity_id));
+    }
+    for chunk in hashes.chunks(RECOVERY_CODES_PER_INSERT) {
+        let mut sql =
+            String::from("INSERT INTO auth_recovery_code (auth_identity_id, code_hash) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            // Invariant: writing to a String cannot fail.
+            let _ = write!(sql, "($1, ${})", i + 2);
+        }
+        let mut insert = sqlx::query(&sql).bind(auth_identity_id);
+        for hash in chunk {
+            insert = insert.bind(hash);
+        }
+        match insert.execute(&mut *tx).await {
+            Ok(_) => {}
+            // The auth identity was deleted concurrently (PostgreSQL).
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(auth_not_found(auth_identity_id));
+            }
+            Err(e) => return Err(database("storing recovery codes")(e)),
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(database("committing recovery codes"))
+}
+
+pub(crate) async fn consume_recovery_code(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    candidates: &[String],
+) -> Result<bool> {
+    if candidates.is_empty() {
+        return Ok(false);
+    }
+    // One statement: of concurrent spends of one code, one deletes the row
+    // and the others find it gone.
+    let sql = format!(
+        "DELETE FROM auth_recovery_code WHERE auth_identity_id = $1 AND code_hash IN ({})",
+        placeholders(2, candidates.len())
+    );
+    let mut delete = sqlx::query(&sql).bind(auth_identity_id);
+    for candidate in candidates {
+        delete = delete.bind(candidate);
+    }
+    let done = delete
+        .execute(pool)
+        .await
+        .map_err(database("spending a recovery code"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(crate) async fn count_recovery_codes(pool: &Pool<Db>, auth_identity_id: &str) -> Result<u64> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM auth_recovery_code WHERE auth_identity_id = $1")
+            .bind(auth_identity_id)
+            .fetch_one(pool)
+            .await
+            .map_err(database("counting recovery codes"))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The verification row of (`auth_identity_id`, `entity_id`, `entity_type`).
+async fn select_verification<'e, E>(
+    executor: E,
+    auth_identity_id: &str,
+    entity_id: &str,
+    entity_type: &str,
+) -> Result<Option<Verification>>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        verification_columns!(),
+        " FROM auth_verification \
+         WHERE auth_identity_id = $1 AND entity_id = $2 AND entity_type = $3"
+    ))
+    .bind(auth_identity_id)
+    .bind(entity_id)
+    .bind(entity_type)
+    .fetch_optional(executor)
+    .await
+    .map_err(database("reading a verification"))?;
+    row.as_ref().map(verification_row).transpose()
+}
+
+pub(crate) async fn request_verification(
+    pool: &Pool<Db>,
+    new: NewVerification,
+) -> Result<Verification> {
+    let now = crate::now();
+    let mut row = new.into_verification(now);
+    row.requested_at = row.requested_at.map(crate::truncate);
+    row.expires_at = row.expires_at.map(crate::truncate);
+    let (Some(requested_at), Some(expires_at)) = (row.requested_at, row.expires_at) else {
+        // Invariant: `into_verification` sets both.
+        return Err(Error::unexpected(
+            "auth-store-sql: a new verification lacks its times",
+        ));
+    };
+    let ts = ts_to_db(now)?;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(database("starting a transaction"))?;
+    // One upsert: a new row (only if the auth identity exists), or the
+    // pending row takes the new code, times and metadata; a verified row is
+    // left as it is. The SELECT after it reads whichever it is.
+    let upserted = sqlx::query(
+        "INSERT INTO auth_verification (id, auth_identity_id, entity_id, entity_type, \
+           code_provider, code_hash, expires_at, requested_at, metadata, created_at, updated_at) \
+         SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $10 FROM auth_identity WHERE id = $2 \
+         ON CONFLICT (auth_identity_id, entity_id, entity_type) DO UPDATE SET \
+           code_provider = excluded.code_provider, \
+           code_hash = excluded.code_hash, \
+           expires_at = excluded.expires_at, \
+           requested_at = excluded.requested_at, \
+           metadata = excluded.metadata, \
+           updated_at = excluded.updated_at \
+         WHERE auth_verification.verified_at IS NULL",
+    )
+    .bind(&row.id)
+    .bind(&row.auth_identity_id)
+    .bind(&row.entity_id)
+    .bind(&row.entity_type)
+    .bind(&row.code_provider)
+    .bind(&row.code_hash)
+    .bind(ts_to_db(expires_at)?)
+    .bind(ts_to_db(requested_at)?)
+    .bind(json(row.metadata.as_ref()))
+    .bind(&ts)
+    .execute(&mut *tx)
+    .await;
+    match upserted {
+        Ok(_) => {}
+        // The only other unique key: another row's pending code.
+        Err(e) if is_unique_violation(&e) => {
+            return Err(Error::duplicate(
+                "A pending verification already has this code",
+            ));
+        }
+        Err(e) if is_foreign_key_violation(&e) => {
+            return Err(auth_not_found(&row.auth_identity_id));
+        }
+        Err(e) => return Err(database("requesting a verification")(e)),
+    }
+    let stored = select_verification(
+        &mut *tx,
+        &row.auth_identity_id,
+        &row.entity_id,
+        &row.entity_type,
+    )
+    .await?;
+    let Some(stored) = stored else {
+        // Nothing inserted and nothing to update: no such auth identity.
+        return Err(auth_not_found(&row.auth_identity_id));
+    };
+    tx.commit()
+        .await
+        .map_err(database("committing a verification"))?;
+    Ok(stored)
+}
+
+pub(crate) async fn find_verification(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    entity_id: &str,
+    entity_type: &str,
+) -> Result<Option<Verification>> {
+    select_verification(pool, auth_identity_id, entity_id, entity_type).await
+}
+
+pub(crate) async fn confirm_verification(
+    pool: &Pool<Db>,
+    code_hash: &str,
+    code_provider: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Verification>> {
+    let now = ts_to_db(crate::truncate(now))?;
+    // One conditional statement: of concurrent confirmations of one code,
+    // one clears it and the others match nothing.
+    let row = sqlx::query(concat!(
+        "UPDATE auth_verification SET verified_at = $3, code_hash = NULL, updated_at = $3 \
+         WHERE code_hash = $1 AND verified_at IS NULL AND code_provider = $2 \
+           AND expires_at > $3 \
+         RETURNING ",
+        verification_columns!()
+    ))
+    .bind(code_hash)
+    .bind(code_provider)
+    .bind(&now)
+    .fetch_optional(pool)
+    .await
+    .map_err(database("confirming a verification"))?;
+    row.as_ref().map(verification_row).transpose()
+}
+
+pub(crate) async fn verification_by_code(
+    pool: &Pool<Db>,
+    code_hash: &str,
+) -> Result<Option<Verification>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        verification_columns!(),
+        " FROM auth_verification WHERE code_hash = $1"
+    ))
+    .bind(code_hash)
+    .fetch_optional(pool)
+    .await
+    .map_err(database("reading a verification"))?;
+    row.as_ref().map(verification_row).transpose()
 }
 
 // ----- state: keyed values with a time to live (milliseconds since the epoch)

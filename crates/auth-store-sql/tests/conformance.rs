@@ -14,8 +14,8 @@
 )]
 
 use auth_module::{
-    ErrorKind, IdentityStore, Metadata, NewAuthIdentity, NewProviderIdentity,
-    ProviderIdentityUpdate,
+    ErrorKind, IdentityStore, Metadata, MfaFactorUpdate, NewAuthIdentity, NewMfaFactor,
+    NewProviderIdentity, NewVerification, ProviderIdentityUpdate,
 };
 use auth_store_sql::SqlStore;
 
@@ -88,6 +88,178 @@ async fn check_nul_refusal(store: &dyn IdentityStore) {
         created,
         "refused writes changed nothing"
     );
+
+    // MFA factors, recovery codes, verifications: the same rule.
+    let kind = |e: Option<auth_module::Error>| e.map(|e| e.kind());
+    let factor = |secret: &str| NewMfaFactor::new(&created.id, "totp", secret);
+    assert_eq!(
+        kind(store.create_mfa_factor(factor("s\u{0}")).await.err()),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        kind(
+            store
+                .create_mfa_factor(NewMfaFactor::new(missing, "totp", "s"))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::NotFound)
+    );
+    let mut nul_meta = Metadata::new();
+    nul_meta.insert("label".into(), "a\u{0}".into());
+    assert_eq!(
+        kind(
+            store
+                .create_mfa_factor(factor("s").metadata(nul_meta.clone()))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        store.list_mfa_factors(&created.id).await.expect("list"),
+        Vec::new(),
+        "refused factors were not stored"
+    );
+    assert_eq!(store.list_mfa_factors(missing).await.expect("list"), []);
+    assert_eq!(
+        store
+            .update_mfa_factor("authmfa_\u{0}", MfaFactorUpdate::new().use_step(1))
+            .await
+            .expect("update"),
+        None
+    );
+    assert_eq!(
+        kind(
+            store
+                .replace_recovery_codes(&created.id, vec!["ok".into(), "h\u{0}".into()])
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        kind(
+            store
+                .replace_recovery_codes(missing, vec!["ok".into()])
+                .await
+                .err()
+        ),
+        Some(ErrorKind::NotFound)
+    );
+    store
+        .replace_recovery_codes(&created.id, vec!["ok".into()])
+        .await
+        .expect("replace");
+    assert!(
+        !store
+            .consume_recovery_code(&created.id, &["o\u{0}k".into()])
+            .await
+            .expect("consume")
+    );
+    assert!(
+        store
+            .consume_recovery_code(&created.id, &["x\u{0}".into(), "ok".into()])
+            .await
+            .expect("consume with one NUL candidate")
+    );
+    assert_eq!(store.count_recovery_codes(missing).await.expect("count"), 0);
+    let now = time::OffsetDateTime::now_utc();
+    let request = |entity: &str, hash: &str| {
+        NewVerification::new(
+            &created.id,
+            entity,
+            "email",
+            "token",
+            hash,
+            now,
+            now + time::Duration::hours(1),
+        )
+    };
+    assert_eq!(
+        kind(
+            store
+                .request_verification(request("a\u{0}@example.test", "h1"))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        kind(
+            store
+                .request_verification(request("a@example.test", "h\u{0}"))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        kind(
+            store
+                .request_verification(
+                    request("a@example.test", "h1").metadata(Some(nul_meta.clone()))
+                )
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        store
+            .find_verification(&created.id, "a\u{0}@example.test", "email")
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        store
+            .confirm_verification("h\u{0}", "token", now)
+            .await
+            .expect("confirm"),
+        None
+    );
+    assert_eq!(
+        store.verification_by_code("h\u{0}").await.expect("by code"),
+        None
+    );
+}
+
+/// Enabling a disabled factor while another of its provider is active is
+/// refused by the partial unique index: `DuplicateError`, nothing changes.
+async fn check_reactivation_is_refused(store: &dyn IdentityStore) {
+    use auth_module::MfaFactorStatus;
+    let created = store
+        .create_auth_identity(NewAuthIdentity::new())
+        .await
+        .expect("create");
+    let old = store
+        .create_mfa_factor(
+            NewMfaFactor::new(&created.id, "totp", "s1").status(MfaFactorStatus::Disabled),
+        )
+        .await
+        .expect("a disabled factor");
+    store
+        .create_mfa_factor(NewMfaFactor::new(&created.id, "totp", "s2"))
+        .await
+        .expect("the active factor");
+    let before = store.list_mfa_factors(&created.id).await.expect("list");
+    let err = store
+        .update_mfa_factor(
+            &old.id,
+            MfaFactorUpdate::new().status(MfaFactorStatus::Enabled),
+        )
+        .await
+        .expect_err("a second active factor is refused");
+    assert_eq!(err.kind(), ErrorKind::DuplicateError, "{err}");
+    assert_eq!(
+        err.message(),
+        auth_module::store::duplicate_mfa_factor("totp").message()
+    );
+    assert_eq!(
+        store.list_mfa_factors(&created.id).await.expect("list"),
+        before
+    );
 }
 
 #[cfg(feature = "sqlite")]
@@ -133,9 +305,9 @@ mod sqlite {
     //! The suite in memory and on a file; persistence and migrations.
 
     use auth_module::{
-        AuthIdentity, ErrorKind, IdentityStore, MemoryIdentityStore, Metadata, NewAuthIdentity,
-        NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate, Result, StateStore,
-        async_trait,
+        AuthIdentity, ErrorKind, IdentityStore, MemoryIdentityStore, Metadata, MfaFactor,
+        MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewProviderIdentity, NewVerification,
+        ProviderIdentity, ProviderIdentityUpdate, Result, StateStore, Verification, async_trait,
     };
     use auth_store_sql::SqlStore;
     use std::time::Duration;
@@ -258,6 +430,66 @@ mod sqlite {
         }
         async fn delete_provider_identity(&self, id: &str) -> Result<()> {
             self.store.delete_provider_identity(id).await
+        }
+        async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
+            self.store.create_mfa_factor(new).await
+        }
+        async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
+            self.store.list_mfa_factors(auth_identity_id).await
+        }
+        async fn update_mfa_factor(
+            &self,
+            id: &str,
+            update: MfaFactorUpdate,
+        ) -> Result<Option<MfaFactor>> {
+            self.store.update_mfa_factor(id, update).await
+        }
+        async fn replace_recovery_codes(
+            &self,
+            auth_identity_id: &str,
+            hashes: Vec<String>,
+        ) -> Result<()> {
+            self.store
+                .replace_recovery_codes(auth_identity_id, hashes)
+                .await
+        }
+        async fn consume_recovery_code(
+            &self,
+            auth_identity_id: &str,
+            candidates: &[String],
+        ) -> Result<bool> {
+            self.store
+                .consume_recovery_code(auth_identity_id, candidates)
+                .await
+        }
+        async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
+            self.store.count_recovery_codes(auth_identity_id).await
+        }
+        async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
+            self.store.request_verification(new).await
+        }
+        async fn find_verification(
+            &self,
+            auth_identity_id: &str,
+            entity_id: &str,
+            entity_type: &str,
+        ) -> Result<Option<Verification>> {
+            self.store
+                .find_verification(auth_identity_id, entity_id, entity_type)
+                .await
+        }
+        async fn confirm_verification(
+            &self,
+            code_hash: &str,
+            code_provider: &str,
+            now: time::OffsetDateTime,
+        ) -> Result<Option<Verification>> {
+            self.store
+                .confirm_verification(code_hash, code_provider, now)
+                .await
+        }
+        async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>> {
+            self.store.verification_by_code(code_hash).await
         }
     }
 
@@ -411,6 +643,65 @@ mod sqlite {
         }
         assert!(messages[0].iter().all(Option::is_some));
         assert_eq!(messages[0], messages[1]);
+    }
+
+    /// The same for MFA factors and recovery codes: the duplicate active
+    /// factor, a taken factor id and a missing auth identity.
+    #[tokio::test]
+    async fn mfa_messages_match_the_memory_store() {
+        let sql = SqlStore::sqlite_memory().await.expect("open");
+        let memory = MemoryIdentityStore::new();
+        let stores: [&dyn IdentityStore; 2] = [&sql, &memory];
+        let mut messages = Vec::new();
+        for store in stores {
+            let created = store
+                .create_auth_identity(NewAuthIdentity::new())
+                .await
+                .expect("create");
+            store
+                .create_mfa_factor(
+                    NewMfaFactor::new(&created.id, "totp", "s1")
+                        .keep("authmfa_kept", time::OffsetDateTime::now_utc()),
+                )
+                .await
+                .expect("create a factor");
+            let errors = [
+                store
+                    .create_mfa_factor(NewMfaFactor::new(&created.id, "totp", "s2"))
+                    .await
+                    .err(),
+                store
+                    .create_mfa_factor(
+                        NewMfaFactor::new(&created.id, "other", "s3")
+                            .keep("authmfa_kept", time::OffsetDateTime::now_utc()),
+                    )
+                    .await
+                    .err(),
+                store
+                    .create_mfa_factor(NewMfaFactor::new("authid_missing", "totp", "s"))
+                    .await
+                    .err(),
+                store
+                    .replace_recovery_codes("authid_missing", vec!["h".into()])
+                    .await
+                    .err(),
+            ];
+            messages.push(
+                errors
+                    .map(|e| e.map(|e| (e.kind(), e.message().to_owned())))
+                    .to_vec(),
+            );
+        }
+        assert!(messages[0].iter().all(Option::is_some), "{messages:?}");
+        assert_eq!(messages[0], messages[1]);
+    }
+
+    /// The database keeps one active factor per identity and provider even
+    /// when an update, not a create, would make a second one.
+    #[tokio::test]
+    async fn reactivating_a_second_active_factor_is_a_duplicate() {
+        let store = SqlStore::sqlite_memory().await.expect("open");
+        super::check_reactivation_is_refused(&store).await;
     }
 
     #[tokio::test]
@@ -616,6 +907,16 @@ mod postgres {
             .await
             .err();
         assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidData));
+    }
+
+    #[tokio::test]
+    async fn reactivating_a_second_active_factor_is_a_duplicate() {
+        let Some(store) = store().await else {
+            return;
+        };
+        let store = Arc::new(store);
+        super::check_reactivation_is_refused(&*store).await;
+        drop_schema(store).await;
     }
 
     #[tokio::test]

@@ -8,8 +8,10 @@
 use std::time::Duration;
 
 use auth_module::{
-    AUTH_IDENTITY_PREFIX, AuthIdentity, ErrorKind, IdentityStore, NewAuthIdentity,
-    NewProviderIdentity, PROVIDER_IDENTITY_PREFIX, ProviderIdentityUpdate,
+    AUTH_IDENTITY_PREFIX, AuthIdentity, ErrorKind, IdentityStore, MFA_FACTOR_PREFIX, MfaFactor,
+    MfaFactorStatus, MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewProviderIdentity,
+    NewVerification, PROVIDER_IDENTITY_PREFIX, ProviderIdentityUpdate, VERIFICATION_PREFIX,
+    Verification,
 };
 use serde_json::json;
 
@@ -1108,4 +1110,926 @@ pub async fn given_ids_and_timestamps_are_kept(store: &dyn IdentityStore) {
     );
     assert!(added.id.starts_with("kept-gh-id"));
     assert_eq!(added.created_at, created_at);
+}
+
+// ----- MFA factors, recovery codes, verifications ---------------------------
+
+const TOTP: &str = "totp";
+const WEBAUTHN: &str = "webauthn";
+const EMAIL: &str = "email";
+const TOKEN: &str = "token";
+
+/// Now at whole microseconds, the precision every store keeps, so a time
+/// given to the store compares equal to what it answers.
+fn now_micros() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
+}
+
+async fn new_factor(store: &dyn IdentityStore, new: NewMfaFactor, what: &str) -> MfaFactor {
+    ok(store.create_mfa_factor(new).await, what)
+}
+
+/// A verification request for `entity_id` (kind `email`, code by `token`),
+/// requested now and valid for an hour.
+fn verification_request(auth_identity_id: &str, entity_id: &str, hash: &str) -> NewVerification {
+    let now = now_micros();
+    NewVerification::new(
+        auth_identity_id,
+        entity_id,
+        EMAIL,
+        TOKEN,
+        hash,
+        now,
+        now + time::Duration::hours(1),
+    )
+}
+
+/// Factors are created pending by default with an `authmfa_` id, keep their
+/// secret and metadata, and are listed oldest first, every status; an
+/// unknown auth identity is `NotFound` and lists nothing.
+pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn IdentityStore) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let other = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let sealed = "v1.sealed-secret+/=\"quoted\" ünï";
+    let first = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, TOTP, sealed).metadata(obj(json!({ "label": "phone" }))),
+        "create a pending factor",
+    )
+    .await;
+    assert!(
+        first.id.starts_with(&format!("{MFA_FACTOR_PREFIX}_")),
+        "factor id {:?} lacks its prefix",
+        first.id
+    );
+    assert_eq!(first.auth_identity_id, owner.id);
+    assert_eq!(first.provider, TOTP);
+    assert_eq!(first.status, MfaFactorStatus::Pending, "pending by default");
+    assert_eq!(first.secret, sealed);
+    assert_eq!(first.metadata, Some(obj(json!({ "label": "phone" }))));
+    assert_eq!(first.last_used_step, None);
+    assert_eq!(first.updated_at, first.created_at);
+    tokio::time::sleep(TICK).await;
+    let second = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, WEBAUTHN, "key").status(MfaFactorStatus::Enabled),
+        "create an enabled factor",
+    )
+    .await;
+    assert_eq!(second.status, MfaFactorStatus::Enabled);
+    assert_eq!(second.metadata, None);
+    tokio::time::sleep(TICK).await;
+    let third = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, TOTP, "old").status(MfaFactorStatus::Disabled),
+        "create a disabled factor",
+    )
+    .await;
+    new_factor(
+        store,
+        NewMfaFactor::new(&other.id, TOTP, "theirs"),
+        "another identity's factor",
+    )
+    .await;
+
+    let listed = ok(store.list_mfa_factors(&owner.id).await, "list_mfa_factors");
+    assert_eq!(
+        listed,
+        vec![first.clone(), second, third],
+        "every status, oldest first, as created"
+    );
+    assert_ne!(listed[0].id, listed[1].id);
+    assert_eq!(
+        ok(store.list_mfa_factors(&other.id).await, "list").len(),
+        1,
+        "each identity lists its own"
+    );
+
+    let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
+    expect_kind(
+        store
+            .create_mfa_factor(NewMfaFactor::new(&missing, TOTP, "s"))
+            .await,
+        ErrorKind::NotFound,
+        "a factor of an unknown auth identity",
+    );
+    assert_eq!(
+        ok(
+            store.list_mfa_factors(&missing).await,
+            "list of an unknown identity"
+        ),
+        Vec::new()
+    );
+}
+
+/// An identity has at most one active (pending or enabled) factor per
+/// provider: a second is `DuplicateError` and stores nothing. Other providers
+/// and other identities are free, disabled factors do not count, and once the
+/// active one is disabled a new one may be created.
+pub async fn one_active_mfa_factor_per_identity_and_provider(store: &dyn IdentityStore) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let other = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let pending = new_factor(store, NewMfaFactor::new(&owner.id, TOTP, "s1"), "first").await;
+    for status in [MfaFactorStatus::Pending, MfaFactorStatus::Enabled] {
+        let refused = store
+            .create_mfa_factor(NewMfaFactor::new(&owner.id, TOTP, "s2").status(status))
+            .await;
+        if let Err(e) = &refused {
+            assert_eq!(
+                e.message(),
+                auth_module::store::duplicate_mfa_factor(TOTP).message(),
+                "the shared message"
+            );
+        }
+        expect_kind(
+            refused,
+            ErrorKind::DuplicateError,
+            "a second active factor of the provider",
+        );
+    }
+    new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, TOTP, "kept").status(MfaFactorStatus::Disabled),
+        "a disabled factor beside the active one",
+    )
+    .await;
+    new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, WEBAUTHN, "k"),
+        "another provider",
+    )
+    .await;
+    new_factor(
+        store,
+        NewMfaFactor::new(&other.id, TOTP, "o"),
+        "another identity",
+    )
+    .await;
+    assert_eq!(
+        ok(store.list_mfa_factors(&owner.id).await, "list").len(),
+        3,
+        "the refused factors were not stored"
+    );
+
+    let disabled = ok(
+        store
+            .update_mfa_factor(
+                &pending.id,
+                MfaFactorUpdate::new().status(MfaFactorStatus::Disabled),
+            )
+            .await,
+        "disable the active factor",
+    )
+    .expect("the factor is disabled");
+    assert_eq!(disabled.status, MfaFactorStatus::Disabled);
+    let replacement = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, TOTP, "s3"),
+        "a new factor once the old one is disabled",
+    )
+    .await;
+    assert_eq!(replacement.status, MfaFactorStatus::Pending);
+}
+
+/// Of 20 concurrent creates of an active factor of one provider, exactly one
+/// succeeds and the others are `DuplicateError`.
+pub async fn concurrent_mfa_factor_creates_yield_one(store: &dyn IdentityStore) {
+    const N: usize = 20;
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let attempts = (0..N)
+        .map(|i| store.create_mfa_factor(NewMfaFactor::new(&owner.id, TOTP, format!("s{i}"))))
+        .collect();
+    let mut winners = Vec::new();
+    for result in join_all(attempts).await {
+        match result {
+            Ok(f) => winners.push(f),
+            Err(e) => assert_eq!(
+                e.kind(),
+                ErrorKind::DuplicateError,
+                "a losing create must be a duplicate, got: {e}"
+            ),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of {N} creates succeeds");
+    assert_eq!(ok(store.list_mfa_factors(&owner.id).await, "list"), winners);
+}
+
+/// `update_mfa_factor` applies only when its conditions hold: the status is
+/// one of `if_status`, and a spent TOTP step is above every step spent
+/// before. Otherwise, or for a missing factor, it answers `None` and changes
+/// nothing.
+pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let created = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, TOTP, "s").metadata(obj(json!({ "label": "l" }))),
+        "create",
+    )
+    .await;
+    let id = created.id.clone();
+    let update = |u: MfaFactorUpdate| store.update_mfa_factor(&id, u);
+
+    assert_eq!(
+        ok(
+            update(
+                MfaFactorUpdate::new()
+                    .if_status(&[MfaFactorStatus::Enabled])
+                    .status(MfaFactorStatus::Disabled)
+            )
+            .await,
+            "an update whose status condition fails"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        vec![created.clone()],
+        "a declined update changes nothing"
+    );
+    let enabled = ok(
+        update(
+            MfaFactorUpdate::new()
+                .if_status(&[MfaFactorStatus::Pending, MfaFactorStatus::Disabled])
+                .status(MfaFactorStatus::Enabled)
+                .use_step(100),
+        )
+        .await,
+        "enable with the first code",
+    )
+    .expect("the status condition holds");
+    assert_eq!(enabled.id, created.id);
+    assert_eq!(enabled.status, MfaFactorStatus::Enabled);
+    assert_eq!(enabled.last_used_step, Some(100));
+    assert_eq!(enabled.secret, created.secret, "the secret is kept");
+    assert_eq!(enabled.metadata, created.metadata, "the metadata is kept");
+    assert_eq!(enabled.created_at, created.created_at);
+    assert!(enabled.updated_at >= created.updated_at);
+    assert_eq!(
+        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        vec![enabled.clone()],
+        "what the update answered is what is stored"
+    );
+
+    let spend = |step: i64| {
+        update(
+            MfaFactorUpdate::new()
+                .if_status(&[MfaFactorStatus::Enabled])
+                .use_step(step),
+        )
+    };
+    assert_eq!(ok(spend(100).await, "the same step again"), None);
+    assert_eq!(ok(spend(99).await, "an earlier step"), None);
+    let later = ok(spend(101).await, "a later step").expect("a later step is accepted");
+    assert_eq!(later.last_used_step, Some(101));
+    assert_eq!(later.status, MfaFactorStatus::Enabled, "status unchanged");
+    assert_eq!(ok(spend(101).await, "that step again"), None);
+    // A failed status condition spends no step.
+    assert_eq!(
+        ok(
+            update(
+                MfaFactorUpdate::new()
+                    .if_status(&[MfaFactorStatus::Pending])
+                    .use_step(500)
+            )
+            .await,
+            "a step with a failing status condition"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(spend(102).await, "the next step")
+            .expect("step 500 was not remembered")
+            .last_used_step,
+        Some(102)
+    );
+    // No condition at all: applies to any status.
+    let disabled = ok(
+        update(MfaFactorUpdate::new().status(MfaFactorStatus::Disabled)).await,
+        "an unconditional update",
+    )
+    .expect("it applies");
+    assert_eq!(disabled.status, MfaFactorStatus::Disabled);
+    assert_eq!(disabled.last_used_step, Some(102), "the step is kept");
+    assert_eq!(ok(spend(103).await, "a step of a disabled factor"), None);
+    assert_eq!(
+        ok(
+            store
+                .update_mfa_factor(
+                    &format!("{MFA_FACTOR_PREFIX}_{}", unique("missing")),
+                    MfaFactorUpdate::new().status(MfaFactorStatus::Enabled),
+                )
+                .await,
+            "an update of a missing factor"
+        ),
+        None
+    );
+}
+
+/// Of 20 concurrent updates spending the same TOTP step, exactly one applies.
+pub async fn concurrent_mfa_step_spends_yield_one(store: &dyn IdentityStore) {
+    const N: usize = 20;
+    const STEP: i64 = 58_000_000;
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let factor = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, TOTP, "s").status(MfaFactorStatus::Enabled),
+        "create",
+    )
+    .await;
+    let spends = (0..N)
+        .map(|_| {
+            store.update_mfa_factor(
+                &factor.id,
+                MfaFactorUpdate::new()
+                    .if_status(&[MfaFactorStatus::Enabled])
+                    .use_step(STEP),
+            )
+        })
+        .collect();
+    let applied: Vec<MfaFactor> = join_all(spends)
+        .await
+        .into_iter()
+        .filter_map(|r| ok(r, "a concurrent spend"))
+        .collect();
+    assert_eq!(
+        applied.len(),
+        1,
+        "exactly one of {N} spends of one step applies"
+    );
+    assert_eq!(applied[0].last_used_step, Some(STEP));
+    assert_eq!(ok(store.list_mfa_factors(&owner.id).await, "list"), applied);
+}
+
+/// Recovery codes: a replace sets exactly the given hashes (a hash given
+/// twice is one code; empty deletes them all), each is spent once by any of
+/// its candidate hashes, and only by its own identity. An unknown identity
+/// is `NotFound` for a replace and has no codes.
+pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn IdentityStore) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let other = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let [h1, h2, h3, h4, stranger] = ["h1", "h2", "h3", "h4", "x"].map(unique);
+    let count = |id: String| async move { ok(store.count_recovery_codes(&id).await, "count") };
+    let consume = |id: String, candidates: Vec<String>| async move {
+        ok(
+            store.consume_recovery_code(&id, &candidates).await,
+            "consume_recovery_code",
+        )
+    };
+
+    assert_eq!(count(owner.id.clone()).await, 0, "no codes at first");
+    assert!(!consume(owner.id.clone(), vec![h1.clone()]).await);
+    ok(
+        store
+            .replace_recovery_codes(
+                &owner.id,
+                vec![h1.clone(), h2.clone(), h3.clone(), h2.clone()],
+            )
+            .await,
+        "replace_recovery_codes",
+    );
+    assert_eq!(count(owner.id.clone()).await, 3);
+    ok(
+        store
+            .replace_recovery_codes(&other.id, vec![h1.clone()])
+            .await,
+        "the other identity's codes",
+    );
+    assert!(
+        consume(owner.id.clone(), vec![stranger.clone(), h2.clone()]).await,
+        "one candidate matches"
+    );
+    assert_eq!(count(owner.id.clone()).await, 2);
+    assert!(
+        !consume(owner.id.clone(), vec![h2.clone()]).await,
+        "spent once"
+    );
+    assert!(!consume(owner.id.clone(), vec![]).await, "no candidate");
+    assert!(!consume(owner.id.clone(), vec![stranger.clone()]).await);
+    assert!(
+        !consume(other.id.clone(), vec![h3.clone()]).await,
+        "another identity's code"
+    );
+    assert_eq!(count(other.id.clone()).await, 1);
+
+    ok(
+        store
+            .replace_recovery_codes(&owner.id, vec![h4.clone()])
+            .await,
+        "a new set",
+    );
+    assert_eq!(count(owner.id.clone()).await, 1);
+    assert!(
+        !consume(owner.id.clone(), vec![h1.clone()]).await,
+        "the old set is gone"
+    );
+    assert!(consume(owner.id.clone(), vec![h4.clone()]).await);
+    ok(
+        store.replace_recovery_codes(&other.id, Vec::new()).await,
+        "an empty set",
+    );
+    assert_eq!(count(other.id.clone()).await, 0, "empty deletes them all");
+    assert!(!consume(other.id.clone(), vec![h1.clone()]).await);
+
+    let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
+    expect_kind(
+        store
+            .replace_recovery_codes(&missing, vec![h1.clone()])
+            .await,
+        ErrorKind::NotFound,
+        "codes of an unknown auth identity",
+    );
+    expect_kind(
+        store.replace_recovery_codes(&missing, Vec::new()).await,
+        ErrorKind::NotFound,
+        "no codes for an unknown auth identity",
+    );
+    assert_eq!(count(missing.clone()).await, 0);
+    assert!(!consume(missing, vec![h1]).await);
+}
+
+/// Of 20 concurrent spends of one recovery code, exactly one succeeds.
+pub async fn concurrent_recovery_code_spends_yield_one(store: &dyn IdentityStore) {
+    const N: usize = 20;
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let [code, spare] = ["code", "spare"].map(unique);
+    ok(
+        store
+            .replace_recovery_codes(&owner.id, vec![code.clone(), spare])
+            .await,
+        "replace",
+    );
+    let candidates = [unique("old-key"), code];
+    let spends = (0..N)
+        .map(|_| store.consume_recovery_code(&owner.id, &candidates))
+        .collect();
+    let spent = join_all(spends)
+        .await
+        .into_iter()
+        .filter(|r| match r {
+            Ok(spent) => *spent,
+            Err(e) => panic!("a concurrent spend failed: {e}"),
+        })
+        .count();
+    assert_eq!(spent, 1, "exactly one of {N} spends of one code succeeds");
+    assert_eq!(
+        ok(store.count_recovery_codes(&owner.id).await, "count"),
+        1,
+        "only that code was spent"
+    );
+}
+
+/// A request creates the (identity, entity) row with an `authver_` id and
+/// the code's hash; a second request of a pending row replaces its code,
+/// times and metadata and keeps its id. Rows are per entity kind, and an
+/// unknown auth identity is `NotFound`.
+pub async fn verification_request_creates_then_refreshes_the_pending_row(
+    store: &dyn IdentityStore,
+) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let address = email("verify");
+    let [h1, h2, h3] = ["v1", "v2", "v3"].map(unique);
+    let first_request = verification_request(&owner.id, &address, &h1)
+        .metadata(Some(obj(json!({ "redirect": "/a" }))));
+    let first = ok(
+        store.request_verification(first_request.clone()).await,
+        "request_verification",
+    );
+    assert!(
+        first.id.starts_with(&format!("{VERIFICATION_PREFIX}_")),
+        "verification id {:?} lacks its prefix",
+        first.id
+    );
+    assert_eq!(first.auth_identity_id, owner.id);
+    assert_eq!(first.entity_id, address);
+    assert_eq!(first.entity_type, EMAIL);
+    assert_eq!(first.code_provider, TOKEN);
+    assert_eq!(first.code_hash.as_deref(), Some(h1.as_str()));
+    assert_eq!(first.requested_at, Some(first_request.requested_at));
+    assert_eq!(first.expires_at, Some(first_request.expires_at));
+    assert_eq!(first.verified_at, None);
+    assert_eq!(first.metadata, Some(obj(json!({ "redirect": "/a" }))));
+    assert_eq!(first.updated_at, first.created_at);
+    assert_eq!(
+        ok(
+            store.find_verification(&owner.id, &address, EMAIL).await,
+            "find_verification"
+        ),
+        Some(first.clone())
+    );
+    assert_eq!(
+        ok(
+            store.verification_by_code(&h1).await,
+            "verification_by_code"
+        ),
+        Some(first.clone())
+    );
+
+    tokio::time::sleep(TICK).await;
+    let mut second_request = verification_request(&owner.id, &address, &h2);
+    second_request.code_provider = "link".to_owned();
+    second_request.expires_at = second_request.requested_at + time::Duration::minutes(5);
+    let second = ok(
+        store.request_verification(second_request.clone()).await,
+        "a second request",
+    );
+    assert_eq!(second.id, first.id, "one row per (identity, entity)");
+    assert_eq!(second.code_hash.as_deref(), Some(h2.as_str()));
+    assert_eq!(second.code_provider, "link");
+    assert_eq!(second.requested_at, Some(second_request.requested_at));
+    assert_eq!(second.expires_at, Some(second_request.expires_at));
+    assert_eq!(second.metadata, None, "the new request's metadata");
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at > first.updated_at);
+    assert_eq!(second.verified_at, None);
+    assert_eq!(
+        ok(store.verification_by_code(&h1).await, "the replaced code"),
+        None
+    );
+    assert_eq!(
+        ok(store.verification_by_code(&h2).await, "the new code"),
+        Some(second.clone())
+    );
+    assert_eq!(
+        ok(
+            store.find_verification(&owner.id, &address, EMAIL).await,
+            "find"
+        ),
+        Some(second.clone())
+    );
+
+    let mut phone = verification_request(&owner.id, &address, &h3);
+    phone.entity_type = "phone".to_owned();
+    let phone = ok(store.request_verification(phone).await, "another kind");
+    assert_ne!(phone.id, first.id, "rows are per entity kind");
+    assert_eq!(
+        ok(
+            store.find_verification(&owner.id, &address, "phone").await,
+            "find"
+        ),
+        Some(phone)
+    );
+    assert_eq!(
+        ok(
+            store
+                .find_verification(&owner.id, &email("unknown"), EMAIL)
+                .await,
+            "find of an unknown entity"
+        ),
+        None
+    );
+    let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
+    expect_kind(
+        store
+            .request_verification(verification_request(&missing, &address, &unique("v")))
+            .await,
+        ErrorKind::NotFound,
+        "a request for an unknown auth identity",
+    );
+}
+
+/// Confirming needs the pending code's hash, its provider, and a time before
+/// expiry (strictly); then the row is verified at that time and has no code,
+/// so a second confirmation finds nothing. A request after that answers the
+/// verified row unchanged.
+pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn IdentityStore) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let address = email("confirm");
+    let code = unique("code");
+    let requested = ok(
+        store
+            .request_verification(verification_request(&owner.id, &address, &code))
+            .await,
+        "request",
+    );
+    let expires_at = requested.expires_at.expect("a pending row expires");
+    let confirm = |provider: &'static str, now: time::OffsetDateTime| {
+        let code = code.clone();
+        async move {
+            ok(
+                store.confirm_verification(&code, provider, now).await,
+                "confirm_verification",
+            )
+        }
+    };
+
+    assert_eq!(confirm("sms", now_micros()).await, None, "wrong provider");
+    assert_eq!(
+        confirm(TOKEN, expires_at + time::Duration::seconds(1)).await,
+        None,
+        "after expiry"
+    );
+    assert_eq!(confirm(TOKEN, expires_at).await, None, "at expiry");
+    assert_eq!(
+        ok(store.verification_by_code(&code).await, "by code"),
+        Some(requested.clone()),
+        "refused confirmations change nothing"
+    );
+    assert_eq!(
+        ok(
+            store
+                .confirm_verification(&unique("other-code"), TOKEN, now_micros())
+                .await,
+            "an unknown code"
+        ),
+        None
+    );
+
+    let at = expires_at - time::Duration::microseconds(1);
+    let confirmed = confirm(TOKEN, at).await.expect("the code is confirmed");
+    assert_eq!(confirmed.id, requested.id);
+    assert_eq!(confirmed.verified_at, Some(at));
+    assert_eq!(confirmed.code_hash, None, "the code is used up");
+    assert_eq!(confirmed.updated_at, at);
+    assert_eq!(confirmed.created_at, requested.created_at);
+    assert_eq!(confirmed.requested_at, requested.requested_at);
+    assert_eq!(confirmed.metadata, requested.metadata);
+    assert_eq!(
+        ok(
+            store.find_verification(&owner.id, &address, EMAIL).await,
+            "find"
+        ),
+        Some(confirmed.clone()),
+        "what the confirmation answered is what is stored"
+    );
+    assert_eq!(
+        ok(store.verification_by_code(&code).await, "by the used code"),
+        None
+    );
+    assert_eq!(confirm(TOKEN, at).await, None, "a second confirmation");
+
+    let again_code = unique("again");
+    let again = ok(
+        store
+            .request_verification(verification_request(&owner.id, &address, &again_code))
+            .await,
+        "a request after verification",
+    );
+    assert_eq!(again, confirmed, "a verified row is answered unchanged");
+    assert_ne!(
+        again.code_hash.as_deref(),
+        Some(again_code.as_str()),
+        "which says no code was stored"
+    );
+    assert_eq!(
+        ok(
+            store.verification_by_code(&again_code).await,
+            "by the new code"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.find_verification(&owner.id, &address, EMAIL).await,
+            "find"
+        ),
+        Some(confirmed)
+    );
+}
+
+/// Of 20 concurrent confirmations of one code, exactly one succeeds.
+pub async fn concurrent_verification_confirms_yield_one(store: &dyn IdentityStore) {
+    const N: usize = 20;
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let code = unique("race-code");
+    ok(
+        store
+            .request_verification(verification_request(&owner.id, &email("race"), &code))
+            .await,
+        "request",
+    );
+    let now = now_micros();
+    let confirms = (0..N)
+        .map(|_| store.confirm_verification(&code, TOKEN, now))
+        .collect();
+    let confirmed: Vec<Verification> = join_all(confirms)
+        .await
+        .into_iter()
+        .filter_map(|r| ok(r, "a concurrent confirmation"))
+        .collect();
+    assert_eq!(
+        confirmed.len(),
+        1,
+        "exactly one of {N} confirmations succeeds"
+    );
+    assert_eq!(confirmed[0].verified_at, Some(now));
+}
+
+/// Deleting an auth identity deletes its factors, recovery codes and
+/// verifications, and leaves other identities' alone.
+pub async fn delete_auth_identity_cascades_to_mfa_records(store: &dyn IdentityStore) {
+    let doomed = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let kept = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let address = email("cascade");
+    let mut factors = Vec::new();
+    let mut codes = Vec::new();
+    for owner in [&doomed, &kept] {
+        factors.push(
+            new_factor(
+                store,
+                NewMfaFactor::new(&owner.id, TOTP, "s").status(MfaFactorStatus::Enabled),
+                "create a factor",
+            )
+            .await,
+        );
+        let code = unique("cascade-code");
+        ok(
+            store
+                .replace_recovery_codes(&owner.id, vec![code.clone(), unique("spare")])
+                .await,
+            "replace",
+        );
+        let hash = unique("cascade-verify");
+        ok(
+            store
+                .request_verification(verification_request(&owner.id, &address, &hash))
+                .await,
+            "request",
+        );
+        codes.push((code, hash));
+    }
+    let kept_before = (
+        ok(store.list_mfa_factors(&kept.id).await, "list"),
+        ok(
+            store.find_verification(&kept.id, &address, EMAIL).await,
+            "find",
+        ),
+    );
+
+    ok(store.delete_auth_identity(&doomed.id).await, "delete");
+    assert_eq!(
+        ok(store.list_mfa_factors(&doomed.id).await, "list"),
+        Vec::new(),
+        "factors went with their identity"
+    );
+    assert_eq!(
+        ok(
+            store
+                .update_mfa_factor(&factors[0].id, MfaFactorUpdate::new().use_step(1))
+                .await,
+            "update of a deleted factor"
+        ),
+        None
+    );
+    assert_eq!(ok(store.count_recovery_codes(&doomed.id).await, "count"), 0);
+    assert!(!ok(
+        store
+            .consume_recovery_code(&doomed.id, std::slice::from_ref(&codes[0].0))
+            .await,
+        "consume"
+    ));
+    assert_eq!(
+        ok(
+            store.find_verification(&doomed.id, &address, EMAIL).await,
+            "find"
+        ),
+        None,
+        "verifications went with their identity"
+    );
+    assert_eq!(
+        ok(store.verification_by_code(&codes[0].1).await, "by code"),
+        None
+    );
+    expect_kind(
+        store
+            .create_mfa_factor(NewMfaFactor::new(&doomed.id, TOTP, "s"))
+            .await,
+        ErrorKind::NotFound,
+        "a factor of a deleted identity",
+    );
+    expect_kind(
+        store
+            .request_verification(verification_request(&doomed.id, &address, &unique("v")))
+            .await,
+        ErrorKind::NotFound,
+        "a verification of a deleted identity",
+    );
+
+    assert_eq!(
+        (
+            ok(store.list_mfa_factors(&kept.id).await, "list"),
+            ok(
+                store.find_verification(&kept.id, &address, EMAIL).await,
+                "find"
+            ),
+        ),
+        kept_before,
+        "other identities keep theirs"
+    );
+    assert_eq!(ok(store.count_recovery_codes(&kept.id).await, "count"), 2);
+    assert!(ok(
+        store
+            .consume_recovery_code(&kept.id, std::slice::from_ref(&codes[1].0))
+            .await,
+        "consume"
+    ));
+}
+
+/// A given factor id and creation time are kept exactly (no shape check),
+/// for importers, with the given status; a taken id is `DuplicateError` and
+/// stores nothing.
+pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let id = unique("imported-FACTOR");
+    let created_at = time::macros::datetime!(2024-02-03 04:05:06.123456 UTC);
+    let imported = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, TOTP, "sealed")
+            .status(MfaFactorStatus::Enabled)
+            .keep(&id, created_at),
+        "create with a given id",
+    )
+    .await;
+    assert_eq!(imported.id, id);
+    assert_eq!(imported.created_at, created_at);
+    assert_eq!(imported.updated_at, created_at);
+    assert_eq!(imported.status, MfaFactorStatus::Enabled);
+    assert_eq!(
+        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        vec![imported.clone()]
+    );
+    // Oldest first goes by the kept time, not by insertion.
+    let older = new_factor(
+        store,
+        NewMfaFactor::new(&owner.id, WEBAUTHN, "k").keep(
+            unique("imported-older"),
+            created_at - time::Duration::days(1),
+        ),
+        "an older imported factor",
+    )
+    .await;
+    assert_eq!(
+        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        vec![older, imported.clone()]
+    );
+
+    let other = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    expect_kind(
+        store
+            .create_mfa_factor(NewMfaFactor::new(&other.id, TOTP, "s").keep(&id, created_at))
+            .await,
+        ErrorKind::DuplicateError,
+        "a taken factor id",
+    );
+    assert_eq!(
+        ok(store.list_mfa_factors(&other.id).await, "list"),
+        Vec::new(),
+        "nothing of the refused create is stored"
+    );
+    assert_eq!(
+        ok(store.list_mfa_factors(&owner.id).await, "list")[1],
+        imported,
+        "the factor holding the id is untouched"
+    );
 }

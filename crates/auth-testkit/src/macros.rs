@@ -52,6 +52,18 @@ macro_rules! identity_store_suite {
             conditional_update_is_compare_and_set,
             credential_version_is_bumped_with_the_update,
             given_ids_and_timestamps_are_kept,
+            mfa_factors_are_created_and_listed_oldest_first,
+            one_active_mfa_factor_per_identity_and_provider,
+            concurrent_mfa_factor_creates_yield_one,
+            mfa_factor_update_is_conditional,
+            concurrent_mfa_step_spends_yield_one,
+            recovery_codes_are_replaced_counted_and_spent_once,
+            concurrent_recovery_code_spends_yield_one,
+            verification_request_creates_then_refreshes_the_pending_row,
+            verification_confirm_checks_provider_and_expiry,
+            concurrent_verification_confirms_yield_one,
+            delete_auth_identity_cascades_to_mfa_records,
+            given_mfa_factor_ids_are_kept,
         ]);
     };
 }
