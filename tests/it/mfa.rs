@@ -11,20 +11,16 @@ use auth_module::mfa::{Totp, TotpAlgorithm, base32_decode};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::Receiver;
 
-use crate::support::{EMAILPASS, Reply, SECRET, TestServer, claims, now};
+use crate::support::{EMAILPASS, Reply, TestServer, claims, now, sqlite_config};
 
 const MFA_KEY: &str = "an MFA encryption key of at least 32 characters";
 const PASSWORD: &str = "correct horse battery staple";
 const GATE: &str = "MFA verification is required to complete this request";
 
-/// The server's config: emailpass and `extra`, over the store under test.
-/// In process memory until the SQL store's MFA tables are on main; then
-/// `crate::support::sqlite_config(dir, &providers_and_extra)`.
+/// The server's config: emailpass and `extra`, over SQLite in `dir` (the
+/// default server store, whose MFA tables decide every spend atomically).
 fn config(dir: &Path, extra: &str) -> String {
-    let _ = dir;
-    format!(
-        "[http]\njwt_secret = \"{SECRET}\"\n\n[store]\nurl = \"memory://\"\n\n{EMAILPASS}\n{extra}"
-    )
+    sqlite_config(dir, &format!("{EMAILPASS}\n{extra}"))
 }
 
 /// An `[mfa]` section with the key and `options` (lines of that section).
