@@ -340,6 +340,20 @@ impl IdentityStore for MemoryIdentityStore {
         update: MfaFactorUpdate,
     ) -> Result<Option<MfaFactor>> {
         let mut g = self.lock();
+        if let (Some(f), Some(to)) = (g.factors.get(id), update.status)
+            && to.is_active()
+            && !f.status.is_active()
+            && update.applies_to(f)
+            && g.factors.values().any(|o| {
+                o.id != f.id
+                    && o.auth_identity_id == f.auth_identity_id
+                    && o.provider == f.provider
+                    && o.status.is_active()
+            })
+        {
+            // One active factor per identity and provider, as on creation.
+            return Err(crate::store::duplicate_mfa_factor(&f.provider));
+        }
         match g.factors.get_mut(id) {
             Some(f) if update.applies_to(f) => {
                 update.apply(f, OffsetDateTime::now_utc());

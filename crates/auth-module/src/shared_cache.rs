@@ -273,6 +273,7 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::memory::{MemoryIdentityStore, MemoryStateStore};
+    use async_trait::async_trait;
 
     /// Two replicas: two caches over one identity store and one state store.
     fn replicas() -> (

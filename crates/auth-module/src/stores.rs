@@ -330,7 +330,9 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
     /// Applies `update` to factor `id` in one atomic write if its conditions
     /// hold ([`MfaFactorUpdate::applies_to`]); `Ok(None)` if they do not or
     /// the factor does not exist. Of concurrent updates spending the same
-    /// TOTP step, exactly one applies.
+    /// TOTP step, exactly one applies. Making a factor active again while
+    /// another of its provider is active is
+    /// [`crate::ErrorKind::DuplicateError`], as on creation.
     async fn update_mfa_factor(
         &self,
         id: &str,
