@@ -1243,3 +1243,118 @@ async fn verification_comes_before_mfa() {
         200
     );
 }
+
+/// The host's own routes behind `RequireAuthLayer`: the MFA gate is on by
+/// default, and `mfa_max_age` refuses a challenge completed too long ago.
+#[tokio::test]
+async fn host_routes_apply_the_gate_and_a_step_up_age() {
+    use auth_http::{AuthContext, AuthPolicy, RequireAuthLayer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = auth_server::AppConfig::from_toml_str(&config(dir.path(), &mfa(""))).unwrap();
+    let app = auth_server::build_app(config).await.unwrap();
+    let service = app.service.clone();
+    let me = |ctx: AuthContext| async move { ctx.auth_identity_id };
+    let router = axum::Router::new()
+        .route("/store/me", axum::routing::get(me))
+        .layer(RequireAuthLayer::new(
+            service.clone(),
+            AuthPolicy::any_actor().allow_unregistered(true),
+        ))
+        .merge(
+            axum::Router::new()
+                .route("/store/payout", axum::routing::get(me))
+                .layer(RequireAuthLayer::new(
+                    service.clone(),
+                    AuthPolicy::any_actor()
+                        .allow_unregistered(true)
+                        .mfa_max_age(Duration::from_secs(300)),
+                )),
+        )
+        .merge(
+            axum::Router::new()
+                .route("/store/ungated", axum::routing::get(me))
+                .layer(RequireAuthLayer::new(
+                    service.clone(),
+                    AuthPolicy::any_actor()
+                        .allow_unregistered(true)
+                        .mfa_gate(false),
+                )),
+        )
+        .merge(app.router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = reqwest::Client::new();
+    let call = |path: &'static str, token: String| {
+        let req = client
+            .get(format!("http://{addr}{path}"))
+            .bearer_auth(token);
+        async move { Reply::of(req.send().await.unwrap()).await }
+    };
+    let r = client
+        .post(format!("http://{addr}/auth/customer/emailpass/register"))
+        .json(&json!({"email": "host@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = Reply::of(r).await.token();
+    let base = claims(&token);
+    let with = |enabled: bool, completed: Option<String>| {
+        let mut c = base.clone();
+        c["mfa_enabled"] = json!(enabled);
+        c["mfa_challenge_completed_at"] = json!(completed);
+        crate::support::sign(&c, crate::support::SECRET)
+    };
+    let iso = |secs_ago: i64| {
+        let t = time::OffsetDateTime::now_utc() - time::Duration::seconds(secs_ago);
+        auth_module::flows::iso_millis(t)
+    };
+
+    // Without MFA: every route admits the caller; no step-up applies.
+    for path in ["/store/me", "/store/payout", "/store/ungated"] {
+        assert_eq!(call(path, with(false, None)).await.status, 200, "{path}");
+    }
+    // A login that still owes its challenge: gated, unless the route opts out.
+    for path in ["/store/me", "/store/payout"] {
+        assert_gate(&call(path, with(true, None)).await);
+    }
+    assert_eq!(call("/store/ungated", with(true, None)).await.status, 200);
+    // A recent completion passes everywhere; an old one only where no
+    // step-up age is asked.
+    assert_eq!(
+        call("/store/payout", with(true, Some(iso(10))))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call("/store/me", with(true, Some(iso(3600)))).await.status,
+        200
+    );
+    let r = call("/store/payout", with(true, Some(iso(3600)))).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.body,
+        json!({"message": "MFA was verified too long ago to complete this request"})
+    );
+    server.abort();
+}
+
+/// `1.0` is the integer 1, as JavaScript numbers are.
+#[tokio::test]
+async fn a_whole_float_count_is_an_integer() {
+    let (s, _dir) = server(&mfa("")).await;
+    let (token, _) = user(&s, "float@example.com").await;
+    enable(&s, &token).await;
+    let codes = recovery_codes(&s, &token, json!({"count": 3.0})).await;
+    assert_eq!(codes.len(), 3);
+    let r = post(
+        &s,
+        "/auth/mfa/recovery-codes",
+        &token,
+        json!({"count": 50.0}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -953,7 +953,11 @@ async fn mfa_and_verification_steps_as_a_library_on_a_fixed_clock() {
     assert_eq!(event.name, "auth.verification_requested");
     let code = event.data["code"].as_str().unwrap().to_owned();
     clock.advance(901);
-    let expired = module.verifications().confirm(&code, None).await.unwrap_err();
+    let expired = module
+        .verifications()
+        .confirm(&code, None)
+        .await
+        .unwrap_err();
     assert_eq!(expired.message(), "Verification code has expired");
     module
         .verifications()

@@ -143,6 +143,16 @@ fn received(v: &Value) -> &'static str {
     }
 }
 
+/// A JSON number that is a whole number, as a float (`None` otherwise).
+fn integer(value: &Value) -> Option<f64> {
+    value.as_f64().filter(|f| f.fract() == 0.0)
+}
+
+/// The integer field `name` of a body [`check_fields`] passed, if present.
+pub(crate) fn integer_field(body: &Metadata, name: &str) -> Option<i64> {
+    body.get(name).and_then(integer).map(|f| f as i64)
+}
+
 /// Validates `body` strictly against `fields` with Medusa's messages: a
 /// missing required field, a wrong type, an integer out of bounds, and
 /// unrecognized fields, at most three issues joined by `; ` after
@@ -169,21 +179,18 @@ pub(crate) fn check_fields(body: &Metadata, fields: &[Field]) -> Result<(), ApiE
             continue;
         }
         if let Expect::Integer { min, max } = expect {
-            match value.as_i64() {
-                None if value.as_f64().is_some_and(|f| f.fract() != 0.0) => {
-                    issues.push(format!(
-                        "Expected type: 'integer' for field '{name}', got: 'float'"
-                    ));
-                }
-                Some(n) if n >= min && n <= max => {}
-                n if n.map_or(value.as_f64().is_some_and(|f| f < 0.0), |n| n < min) => {
-                    issues.push(format!(
-                        "Value for field '{name}' too small, expected at least: '{min}'"
-                    ));
-                }
-                _ => issues.push(format!(
+            // `1.0` is the integer 1, as JavaScript numbers are.
+            match integer(value) {
+                None => issues.push(format!(
+                    "Expected type: 'integer' for field '{name}', got: 'float'"
+                )),
+                Some(n) if n < min as f64 => issues.push(format!(
+                    "Value for field '{name}' too small, expected at least: '{min}'"
+                )),
+                Some(n) if n > max as f64 => issues.push(format!(
                     "Value for field '{name}' too big, expected at most: '{max}'"
                 )),
+                Some(_) => {}
             }
         }
     }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::AuthService;
-use crate::body::{Expect, check_fields, read_object};
+use crate::body::{Expect, check_fields, integer_field, read_object};
 use crate::context::{AuthContext, AuthPolicy};
 use crate::error::ApiError;
 use crate::extract::Path;
@@ -159,10 +159,7 @@ pub(crate) async fn recovery_codes(
         &[("count", Expect::Integer { min: 1, max: 50 }, false)],
     )
     .await?;
-    let count = body
-        .get("count")
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok());
+    let count = integer_field(&body, "count").and_then(|n| u32::try_from(n).ok());
     let codes = svc
         .module()
         .mfa()

@@ -480,7 +480,8 @@ impl Mfa {
             .await?
             .as_ref()
             .and_then(Value::as_u64)
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(self.max_attempts());
         let challenge = MfaChallenge {
             id: crate::model::generate_id("authmfachal"),
             auth_identity_id: identity.id.clone(),
