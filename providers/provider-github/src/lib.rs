@@ -293,7 +293,14 @@ mod tests {
         assert_eq!(
             Value::Object(meta),
             json!({"profile_url": "https://github.com/octo", "avatar": "https://a/x.png",
-                   "email": "o@x.y", "name": "Octo", "company": null, "two_factor_authentication": true})
+                   "email": "o@x.y", "email_verified": true, "name": "Octo", "company": null,
+                   "two_factor_authentication": true})
+        );
+        let (_, without) = user_of(&json!({"id": 7}), None).unwrap();
+        assert_eq!(without.get("email"), Some(&Value::Null));
+        assert!(
+            without.get("email_verified").is_none(),
+            "no address, nothing vouched for"
         );
         assert!(user_of(&json!({"id": "42"}), None).is_err());
     }

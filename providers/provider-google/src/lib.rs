@@ -301,7 +301,11 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(sub, "1");
-        assert_eq!(meta.len(), 5);
+        // Google's five profile fields, and the mark that it vouched for the address.
+        assert_eq!(meta.len(), 6);
+        assert_eq!(meta["email_verified"], Value::Bool(true));
+        let (_, no_email) = user(claims(serde_json::json!({"sub": "2"}))).unwrap();
+        assert!(no_email.is_empty(), "{no_email:?}");
         assert!(
             user(claims(
                 serde_json::json!({"sub": "1", "email": "a@b.c", "email_verified": false})

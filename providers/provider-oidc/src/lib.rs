@@ -407,12 +407,20 @@ mod tests {
                 .is_err()
         );
         let lax = provider(json!({}));
-        assert!(
-            lax.user(done(
-                json!({"sub": "1", "email": "a@b.c", "email_verified": false})
+        let (_, unvouched) = lax
+            .user(done(
+                json!({"sub": "1", "email": "a@b.c", "email_verified": false}),
             ))
-            .is_ok()
-        );
+            .unwrap();
+        // Accepted, but never marked as vouched for (the SSO user route
+        // links by email only when it is).
+        assert!(unvouched.get("email_verified").is_none(), "{unvouched:?}");
+        let (_, vouched) = lax
+            .user(done(
+                json!({"sub": "1", "email": "a@b.c", "email_verified": true}),
+            ))
+            .unwrap();
+        assert_eq!(vouched["email_verified"], Value::Bool(true));
     }
 
     #[test]
