@@ -1358,3 +1358,18 @@ async fn a_whole_float_count_is_an_integer() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// `register` always answers `{token}`; a repeated registration of an
+/// identity with an enabled factor says so, and that token owes a challenge.
+#[tokio::test]
+async fn a_repeated_registration_says_mfa_is_on_and_is_gated() {
+    let (s, _dir) = server(&mfa("")).await;
+    let (token, _) = user(&s, "again@example.com").await;
+    assert_eq!(claims(&token)["mfa_enabled"], false);
+    enable(&s, &token).await;
+    let again = s.register("again@example.com", PASSWORD).await;
+    let c = claims(&again);
+    assert_eq!(c["mfa_enabled"], true, "{c}");
+    assert_eq!(c["mfa_challenge_completed_at"], Value::Null);
+    assert_gate(&get(&s, "/auth/mfa/factors", Some(&again)).await);
+}
