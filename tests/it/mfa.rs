@@ -124,7 +124,7 @@ async fn user(s: &TestServer, email: &str) -> (String, String) {
 }
 
 /// A TOTP factor as an authenticator app holds it.
-struct Factor {
+pub(crate) struct Factor {
     id: String,
     totp: Totp,
     /// The time step when it was created: the factor is verified with its
@@ -133,7 +133,7 @@ struct Factor {
 }
 
 impl Factor {
-    fn code(&self, offset: u64) -> String {
+    pub(crate) fn code(&self, offset: u64) -> String {
         self.totp.code_for_step(self.step + offset)
     }
 
@@ -164,7 +164,7 @@ async fn create_factor(s: &TestServer, token: &str) -> Factor {
 }
 
 /// Creates and verifies a factor (with its step's code).
-async fn enable(s: &TestServer, token: &str) -> Factor {
+pub(crate) async fn enable(s: &TestServer, token: &str) -> Factor {
     let f = create_factor(s, token).await;
     let r = post(
         s,

@@ -1049,3 +1049,54 @@ async fn the_sso_user_route_respects_auth_methods_per_actor() {
         json!({"type": "not_allowed", "message": "The actor type user is not allowed to use the auth provider google"})
     );
 }
+
+/// A social login of an identity with MFA: the callback answers the
+/// challenge (with an actorless token), and answering it gives the token.
+#[tokio::test]
+async fn a_callback_answers_the_mfa_challenge() {
+    let idp = FakeIdp::start().await;
+    idp.add_client("google-client", Some("google-secret"));
+    idp.add_client("github-client", Some("github-secret"));
+    idp.add_client("oidc-client", None);
+    idp.set_user(FakeUser::new("4001", "mfa@example.com"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = sqlite_config(
+        dir.path(),
+        &format!(
+            "[mfa]\nencryption_key = \"an MFA key of at least thirty-two characters\"\n\n{EMAILPASS}\n{}",
+            providers_toml(&idp)
+        ),
+    );
+    let s = Social {
+        idp,
+        server: TestServer::start_toml(&toml).await,
+        _dir: dir,
+    };
+    let token = s.full("google", None).await.token();
+    let factor = crate::mfa::enable(&s.server, &token).await;
+    let r = s.full("google", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["mfa_required"], true, "{}", r.body);
+    let pending = r.token();
+    let c = claims_of(&pending);
+    assert_eq!(
+        (c["actor_id"].clone(), c["mfa_enabled"].clone()),
+        (json!(""), json!(true))
+    );
+    let id = r.body["mfa_challenge"]["id"].as_str().unwrap();
+    let done = Reply::of(
+        s.server
+            .client
+            .post(s.server.url(&format!("/auth/mfa/challenges/{id}/verify")))
+            .bearer_auth(&pending)
+            .json(&json!({"method": "totp", "code": factor.code(1)}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let c = claims_of(&done.token());
+    assert_eq!(c["auth_provider"], "google");
+    assert!(c["mfa_challenge_completed_at"].is_string(), "{c}");
+}
