@@ -3,7 +3,9 @@
 //!
 //! - login vs the hashing bound: argon2id verifies per second with one thread
 //!   per core at the same parameters;
-//! - refresh vs a bare axum JSON echo route served the same way.
+//! - refresh vs a bare axum JSON echo route served the same way: of a linked
+//!   token (the common case: it re-signs from the store) and of an actorless
+//!   one (just registered: it re-runs the login's verification and MFA steps).
 //!
 //! `cargo bench -p auth-tests --bench http` (or `cargo xtask bench`).
 //! `BENCH_SECS` (default 5) and `BENCH_CONNECTIONS` (default 32) tune a run.
@@ -45,7 +47,45 @@ fn main() {
             .build()
             .expect("client");
         let creds = json!({"email": "bench@example.com", "password": "bench-password"});
-        let token = register(&client, auth_addr, &creds).await;
+        let unlinked = register(&client, auth_addr, &creds).await;
+        // The host links its customer (as its own route would), then the
+        // client logs in again: a token with an actor.
+        let id = common::claims(&unlinked)["auth_identity_id"]
+            .as_str()
+            .expect("an identity")
+            .to_owned();
+        let store = auth_store_sql::SqlStore::sqlite(&format!(
+            "sqlite://{db}/auth.db",
+            db = dir.path().display()
+        ))
+        .await
+        .expect("open the bench database");
+        auth_module::IdentityStore::patch_app_metadata(
+            &store,
+            &id,
+            "customer_id",
+            Some(json!("cus_bench")),
+        )
+        .await
+        .expect("link the customer");
+        store.close().await;
+        let token = client
+            .post(format!("http://{auth_addr}/auth/customer/emailpass"))
+            .json(&creds)
+            .send()
+            .await
+            .expect("login")
+            .json::<serde_json::Value>()
+            .await
+            .expect("json")["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        assert_ne!(
+            common::claims(&token)["actor_id"],
+            "",
+            "the token is linked"
+        );
 
         let login_url = format!("http://{auth_addr}/auth/customer/emailpass");
         let login = drive(
@@ -66,6 +106,17 @@ fn main() {
             }),
         )
         .await;
+        let refresh_url = format!("http://{auth_addr}/auth/token/refresh");
+        let bearer = format!("Bearer {unlinked}");
+        let refresh_unlinked = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| {
+                c.post(&refresh_url).header("authorization", &bearer)
+            }),
+        )
+        .await;
         let echo_url = format!("http://{echo_addr}/echo");
         let body = json!({"token": token});
         let echo = drive(
@@ -77,12 +128,17 @@ fn main() {
         .await;
 
         println!(
-            "{:<10} {:>10} {:>9} {:>9} {:>7}",
+            "{:<16} {:>10} {:>9} {:>9} {:>7}",
             "scenario", "req/s", "p50_ms", "p99_ms", "errors"
         );
-        for (name, s) in [("login", &login), ("refresh", &refresh), ("echo", &echo)] {
+        for (name, s) in [
+            ("login", &login),
+            ("refresh", &refresh),
+            ("refresh-unlinked", &refresh_unlinked),
+            ("echo", &echo),
+        ] {
             println!(
-                "{name:<10} {:>10.1} {:>9.2} {:>9.2} {:>7}",
+                "{name:<16} {:>10.1} {:>9.2} {:>9.2} {:>7}",
                 s.rps, s.p50_ms, s.p99_ms, s.errors
             );
         }
@@ -90,6 +146,10 @@ fn main() {
         let refresh_ratio = refresh.rps / echo.rps;
         println!("login / hashing bound = {login_ratio:.2} (target >= 0.85)");
         println!("refresh / echo        = {refresh_ratio:.2} (target >= 0.35)");
+        println!(
+            "refresh-unlinked / refresh = {:.2} (the cost of re-running the login steps)",
+            refresh_unlinked.rps / refresh.rps
+        );
         wrk_pair(secs, connections, auth_addr, echo_addr, &token);
     });
 }

@@ -65,6 +65,12 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A factor of `id` was created or changed: its `mfa_enabled` may have.
+    async fn mfa_changed(&self, id: &str) -> Result<()> {
+        self.invalidate(Some(id));
+        Ok(())
+    }
+
     /// Called after a committed write: forget `id` (or everything) and make
     /// reads that started before it unable to repopulate.
     fn invalidate(&self, id: Option<&str>) {
@@ -80,7 +86,7 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
 }
 
 crate::stores::identity_store_impl! {
-[impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S>] via inner;
+[impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S>] via inner then mfa_changed;
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id is not cached yet; nothing to invalidate.
         self.inner.create_auth_identity(new).await

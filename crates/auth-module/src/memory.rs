@@ -54,6 +54,9 @@ impl Identities {
         identity.provider_identities = provider_identities;
         identity.updated_at = row.updated_at;
         identity.credential_version = row.credential_version;
+        identity.mfa_enabled = Some(self.factors.values().any(|f| {
+            f.auth_identity_id == row.id && f.status == crate::records::MfaFactorStatus::Enabled
+        }));
         identity
     }
 

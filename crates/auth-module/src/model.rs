@@ -34,6 +34,12 @@ pub struct AuthIdentity {
     /// accepted once it moves on. Not part of serialized answers.
     #[serde(default, skip_serializing)]
     pub credential_version: u64,
+    /// Whether it has an enabled MFA factor, when the store that read it
+    /// says so (`None`: not known, so MFA checks read the factors). A store
+    /// that sets it keeps it current through its caches: a factor's status
+    /// change invalidates them. Not part of serialized answers.
+    #[serde(default, skip_serializing)]
+    pub mfa_enabled: Option<bool>,
 }
 
 impl AuthIdentity {
@@ -49,6 +55,7 @@ impl AuthIdentity {
             created_at,
             updated_at: created_at,
             credential_version: 0,
+            mfa_enabled: None,
         }
     }
 

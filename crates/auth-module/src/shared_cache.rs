@@ -148,7 +148,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
 }
 
 crate::stores::identity_store_impl! {
-[impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S>] via inner;
+[impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S>] via inner then changed;
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id: nobody can have cached it.
         self.inner.create_auth_identity(new).await

@@ -20,8 +20,11 @@ use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, 
 /// An `#[async_trait]` impl of [`IdentityStore`] with the items given, plus
 /// the MFA and verification methods calling the same methods on
 /// `self.$via()` (wrappers and caches: these records are never cached).
+/// With `then $changed`, a factor created or changed is followed by
+/// `self.$changed(auth_identity_id)` (a cache forgets the identity, whose
+/// [`crate::AuthIdentity::mfa_enabled`] may have changed).
 macro_rules! identity_store_impl {
-    ([$($header:tt)*] via $via:ident; $($body:tt)*) => {
+    ([$($header:tt)*] via $via:ident $(then $changed:ident)?; $($body:tt)*) => {
         #[async_trait::async_trait]
         $($header)* {
         $($body)*
@@ -29,7 +32,9 @@ macro_rules! identity_store_impl {
             &self,
             new: $crate::records::NewMfaFactor,
         ) -> $crate::Result<$crate::records::MfaFactor> {
-            self.$via().create_mfa_factor(new).await
+            let factor = self.$via().create_mfa_factor(new).await?;
+            $(self.$changed(&factor.auth_identity_id).await?;)?
+            Ok(factor)
         }
 
         async fn list_mfa_factors(
@@ -44,7 +49,11 @@ macro_rules! identity_store_impl {
             id: &str,
             update: $crate::records::MfaFactorUpdate,
         ) -> $crate::Result<Option<$crate::records::MfaFactor>> {
-            self.$via().update_mfa_factor(id, update).await
+            let factor = self.$via().update_mfa_factor(id, update).await?;
+            $(if let Some(f) = &factor {
+                self.$changed(&f.auth_identity_id).await?;
+            })?
+            Ok(factor)
         }
 
         async fn replace_recovery_codes(

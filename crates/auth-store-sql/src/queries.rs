@@ -50,10 +50,13 @@ macro_rules! provider_columns {
 
 /// An auth identity and all its provider identities, oldest first, in one
 /// round trip: the hot path of token refresh. Columns 0–4 are the auth
-/// identity, 5–11 the provider identity (all NULL when it has none).
+/// identity, 5–11 the provider identity (all NULL when it has none), 12 whether
+/// the identity has an enabled MFA factor.
 const RETRIEVE: &str = "SELECT a.id, a.app_metadata, a.created_at, a.updated_at, \
        a.credential_version, p.id, p.entity_id, p.provider, p.user_metadata, p.provider_metadata, \
-       p.created_at, p.updated_at \
+       p.created_at, p.updated_at, \
+       EXISTS (SELECT 1 FROM auth_mfa_factor f \
+               WHERE f.auth_identity_id = a.id AND f.status = 'enabled') \
      FROM auth_identity a \
      LEFT JOIN provider_identity p ON p.auth_identity_id = a.id \
      WHERE a.id = $1 \
@@ -146,6 +149,8 @@ pub(crate) async fn create_auth_identity(
     );
     identity.app_metadata = new.app_metadata;
     identity.updated_at = new.updated_at.map_or(created_at, crate::truncate);
+    // A new identity has no factor (they reference it): as a read would say.
+    identity.mfa_enabled = Some(false);
     let mut tx = pool
         .begin()
         .await
@@ -208,6 +213,7 @@ pub(crate) async fn retrieve_auth_identity(pool: &Pool<Db>, id: &str) -> Result<
     identity.updated_at = ts_from_db(get(first, 3, WHAT)?)?;
     let version: i64 = get(first, 4, WHAT)?;
     identity.credential_version = u64::try_from(version).unwrap_or(0);
+    identity.mfa_enabled = Some(get(first, 12, WHAT)?);
     for row in &rows {
         let pid: Option<String> = get(row, 5, "reading a provider identity")?;
         if pid.is_some() {

@@ -2033,3 +2033,63 @@ pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
         "the factor holding the id is untouched"
     );
 }
+
+/// A read identity's [`auth_module::AuthIdentity::mfa_enabled`] is never
+/// wrong: a store (or cache) that says `Some(false)` lets logins skip MFA,
+/// so it must follow every factor change. `None` (not known) is always
+/// allowed.
+pub async fn retrieve_tells_whether_mfa_is_enabled(store: &dyn IdentityStore) {
+    let owner = ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    );
+    let read = || store.retrieve_auth_identity(&owner.id);
+    let said = |v: Option<bool>, want: bool, when: &str| {
+        assert!(v.is_none() || v == Some(want), "{when}: mfa_enabled {v:?}");
+    };
+    said(ok(read().await, "read").mfa_enabled, false, "no factor");
+    // Read once more, so a cache holds the answer before the change.
+    said(
+        ok(read().await, "read").mfa_enabled,
+        false,
+        "no factor, again",
+    );
+    let factor = new_factor(store, NewMfaFactor::new(&owner.id, TOTP, "s"), "create").await;
+    said(
+        ok(read().await, "read").mfa_enabled,
+        false,
+        "a pending factor",
+    );
+    ok(
+        store
+            .update_mfa_factor(
+                &factor.id,
+                MfaFactorUpdate::new()
+                    .if_status(&[MfaFactorStatus::Pending])
+                    .status(MfaFactorStatus::Enabled),
+            )
+            .await,
+        "enable",
+    )
+    .expect("the factor was pending");
+    said(
+        ok(read().await, "read").mfa_enabled,
+        true,
+        "an enabled factor",
+    );
+    ok(
+        store
+            .update_mfa_factor(
+                &factor.id,
+                MfaFactorUpdate::new().status(MfaFactorStatus::Disabled),
+            )
+            .await,
+        "disable",
+    )
+    .expect("any status");
+    said(
+        ok(read().await, "read").mfa_enabled,
+        false,
+        "a disabled factor",
+    );
+}

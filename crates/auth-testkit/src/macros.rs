@@ -64,6 +64,7 @@ macro_rules! identity_store_suite {
             concurrent_verification_confirms_yield_one,
             delete_auth_identity_cascades_to_mfa_records,
             given_mfa_factor_ids_are_kept,
+            retrieve_tells_whether_mfa_is_enabled,
         ]);
     };
 }

@@ -453,6 +453,10 @@ impl Mfa {
         identity: &AuthIdentity,
         auth_provider: &str,
     ) -> Result<Option<MfaChallenge>> {
+        if identity.mfa_enabled == Some(false) {
+            // The store (through its caches) says no factor is enabled.
+            return Ok(None);
+        }
         let factors = self.list_factors(&identity.id).await?;
         let mut methods: Vec<String> = Vec::new();
         for f in factors
