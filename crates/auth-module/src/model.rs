@@ -399,6 +399,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             credential_version: 0,
+            mfa_enabled: None,
         }
     }
 
