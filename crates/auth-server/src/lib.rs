@@ -31,12 +31,14 @@ use auth_module::{
 };
 use axum::Router;
 
+mod cli;
 mod config;
 mod metrics;
 mod providers;
 mod serve;
 mod stores;
 
+pub use cli::{Server, main};
 pub use config::{AppConfig, LogFormat, ManagementConfig, ServerConfig};
 pub use metrics::Metrics;
 pub use stores::{StoreLock, Stores, open_stores};
