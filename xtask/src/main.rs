@@ -1,5 +1,9 @@
 //! `cargo xtask ci` runs exactly what CI runs; `cargo xtask bench` runs the
-//! benchmarks; `cargo xtask new-provider NAME` writes a provider crate.
+//! benchmarks;
+//! `cargo xtask new-provider NAME [--flow credentials|redirect]` writes
+//! `providers/provider-NAME` and adds it to the workspace;
+//! `cargo xtask sync-examples` brings `examples/Cargo.lock` in step with the
+//! root lock file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -12,11 +16,15 @@ fn root() -> PathBuf {
 }
 
 fn run(cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
-    eprintln!("+ {cmd} {}", args.join(" "));
+    run_in(&root(), cmd, args, envs)
+}
+
+fn run_in(dir: &Path, cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    eprintln!("+ (in {}) {cmd} {}", dir.display(), args.join(" "));
     let status = Command::new(cmd)
         .args(args)
         .envs(envs.iter().copied())
-        .current_dir(root())
+        .current_dir(dir)
         .status()
         .map_err(|e| format!("cannot run {cmd}: {e}"))?;
     if status.success() {
@@ -68,11 +76,187 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
+    features()?;
     run(
         "cargo",
         &["test", "--workspace", "--all-features", "--locked"],
         &[],
     )?;
+    examples()?;
+    generated_providers()?;
+    run(
+        "cargo",
+        &[
+            "package",
+            "--workspace",
+            "--no-verify",
+            "--allow-dirty",
+            "--locked",
+            "--exclude",
+            "xtask",
+            "--exclude",
+            "auth-tests",
+        ],
+        &[],
+    )?;
+    Ok(())
+}
+
+/// `(name, version, checksum)` of every `[[package]]` of a lock file.
+fn lock_packages(text: &str) -> Vec<(String, String, Option<String>)> {
+    let field = |block: &str, key: &str| {
+        block.lines().find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|rest| rest.trim().strip_prefix('='))
+                .map(|v| v.trim().trim_matches('"').to_owned())
+        })
+    };
+    text.split("[[package]]")
+        .skip(1)
+        .filter_map(|block| {
+            Some((
+                field(block, "name ")?,
+                field(block, "version ")?,
+                field(block, "checksum "),
+            ))
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Every registry package the examples' lock file pins is pinned the same in
+/// the root one, so the shared target directory serves both.
+fn examples_lock_in_step() -> Result<(), String> {
+    let root_lock = lock_packages(&read(&root().join("Cargo.lock"))?);
+    let examples_lock = lock_packages(&read(&root().join("examples/Cargo.lock"))?);
+    let apart: Vec<String> = examples_lock
+        .iter()
+        .filter(|p| p.2.is_some() && !root_lock.contains(p))
+        .map(|(name, version, _)| format!("{name} {version}"))
+        .collect();
+    if apart.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "examples/Cargo.lock is out of step with Cargo.lock ({}); run `cargo xtask sync-examples`",
+            apart.join(", ")
+        ))
+    }
+}
+
+/// Brings `examples/Cargo.lock` in step: the root lock file, pruned to what
+/// the examples use.
+fn sync_examples() -> Result<(), String> {
+    std::fs::copy(
+        root().join("Cargo.lock"),
+        root().join("examples/Cargo.lock"),
+    )
+    .map_err(|e| format!("cannot copy the lock file: {e}"))?;
+    run_in(
+        &root().join("examples"),
+        "cargo",
+        // Re-resolves the examples' own crates only: every other package
+        // keeps the root's version, and unused ones are pruned.
+        &["update", "--workspace", "--offline", "--quiet"],
+        &[],
+    )
+    .map(|()| eprintln!("examples/Cargo.lock is in step with Cargo.lock"))
+}
+
+/// The out-of-tree workspace under `examples/`: a third party's provider, a
+/// custom server and a host application, built and tested in the root's
+/// target directory.
+fn examples() -> Result<(), String> {
+    examples_lock_in_step()?;
+    let dir = root().join("examples");
+    let target = root().join("target");
+    let target = target.to_string_lossy();
+    let env = [("CARGO_TARGET_DIR", target.as_ref())];
+    run_in(&dir, "cargo", &["fmt", "--all", "--check"], &env)?;
+    run_in(
+        &dir,
+        "cargo",
+        &[
+            "clippy",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &env,
+    )?;
+    run_in(&dir, "cargo", &["test", "--locked"], &env)
+}
+
+/// Each provider feature of auth-server alone builds; a binary with only
+/// emailpass lists only emailpass and refuses a config naming google with
+/// the feature to enable.
+fn features() -> Result<(), String> {
+    for provider in ["emailpass", "google", "github", "oidc"] {
+        run(
+            "cargo",
+            &[
+                "check",
+                "-p",
+                "auth-server",
+                "--no-default-features",
+                "--features",
+                &format!("provider-{provider},sqlite"),
+                "--locked",
+            ],
+            &[],
+        )?;
+    }
+    let features = "provider-emailpass,sqlite";
+    run(
+        "cargo",
+        &[
+            "build",
+            "-p",
+            "auth-server",
+            "--no-default-features",
+            "--features",
+            features,
+            "--locked",
+        ],
+        &[],
+    )?;
+    // A copy: the workspace build that follows replaces target/debug/auth-server.
+    let bin = root().join("target/auth-server-emailpass-only");
+    std::fs::copy(root().join("target/debug/auth-server"), &bin)
+        .map_err(|e| format!("cannot copy the binary: {e}"))?;
+    let output = |args: &[&str]| {
+        Command::new(&bin)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))
+    };
+    let listed = output(&["providers"])?;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    if listed != "emailpass\tEmail/Password Authentication\n" {
+        return Err(format!(
+            "auth-server built with {features} lists {listed:?}, not emailpass alone"
+        ));
+    }
+    let config = root().join("target/google-only.toml");
+    std::fs::write(
+        &config,
+        "[http]\njwt_secret = \"a check-config secret of 32 bytes or more\"\n\
+         [[providers]]\nresolve = \"google\"\nid = \"google\"\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let checked = output(&["check-config", &config.to_string_lossy()])?;
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    if checked.status.success() || !stderr.contains("cargo feature `provider-google`") {
+        return Err(format!(
+            "check-config of a google config in an emailpass-only build: {stderr}"
+        ));
+    }
+    eprintln!("auth-server with {features}: lists emailpass only, names provider-google");
     Ok(())
 }
 
@@ -104,16 +288,62 @@ fn bench() -> Result<(), String> {
     )
 }
 
-fn new_provider(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err("NAME: lower-case letters, digits and '-' only".into());
+/// A provider crate's template files: `(path, text)`, with `{{name}}`,
+/// `{{Type}}`, `{{ident}}` and `{{UPPER}}` to fill in.
+const CREDENTIALS: [(&str, &str); 4] = [
+    (
+        "Cargo.toml",
+        include_str!("../templates/credentials/Cargo.toml"),
+    ),
+    (
+        "README.md",
+        include_str!("../templates/credentials/README.md"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../templates/credentials/src/lib.rs"),
+    ),
+    (
+        "tests/conformance.rs",
+        include_str!("../templates/credentials/tests/conformance.rs"),
+    ),
+];
+
+const REDIRECT: [(&str, &str); 4] = [
+    (
+        "Cargo.toml",
+        include_str!("../templates/redirect/Cargo.toml"),
+    ),
+    ("README.md", include_str!("../templates/redirect/README.md")),
+    (
+        "src/lib.rs",
+        include_str!("../templates/redirect/src/lib.rs"),
+    ),
+    (
+        "tests/conformance.rs",
+        include_str!("../templates/redirect/tests/conformance.rs"),
+    ),
+];
+
+/// Writes `providers/provider-NAME` under `root` from the `flow`'s template
+/// and adds it to the workspace's members.
+fn new_provider(root: &Path, name: &str, flow: &str) -> Result<(), String> {
+    let valid = name.split('-').all(|w| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }) && name.starts_with(|c: char| c.is_ascii_lowercase());
+    if !valid {
+        return Err("NAME: lower-case words of letters and digits joined by '-'".into());
     }
+    let files = match flow {
+        "credentials" => CREDENTIALS,
+        "redirect" => REDIRECT,
+        other => return Err(format!("--flow {other}: credentials or redirect")),
+    };
     let krate = format!("provider-{name}");
-    let dir = root().join("providers").join(&krate);
+    let member = format!("providers/{krate}");
+    let dir = root.join(&member);
     if dir.exists() {
         return Err(format!("{} exists", dir.display()));
     }
@@ -126,39 +356,119 @@ fn new_provider(name: &str) -> Result<(), String> {
                 .unwrap_or_default()
         })
         .collect();
-    std::fs::create_dir_all(dir.join("src")).map_err(|e| e.to_string())?;
-    let manifest = format!(
-        "[package]\nname = \"{krate}\"\nversion.workspace = true\nedition.workspace = true\n\
-         rust-version.workspace = true\nlicense.workspace = true\npublish.workspace = true\n\n\
-         [dependencies]\nauth-module.workspace = true\nserde.workspace = true\n\n\
-         [dev-dependencies]\nauth-testkit.workspace = true\nserde_json.workspace = true\n\n[lints]\nworkspace = true\n"
-    );
-    let lib = format!(
-        "//! The `{name}` provider.\n\n\
-         use auth_module::{{AuthOutcome, AuthProvider, AuthRequest, OptionsError, ProviderFlow, ProviderIdentities, ProviderInit, ProviderKind, Result, ValidateOptions, async_trait}};\n\n\
-         /// The provider kind's identifier.\npub const IDENTIFIER: &str = \"{name}\";\n\n\
-         /// Options of the `{name}` provider.\n#[derive(Debug, Default, serde::Deserialize)]\n#[serde(deny_unknown_fields)]\npub struct {ty}Options {{}}\n\n\
-         impl ValidateOptions for {ty}Options {{}}\n\n\
-         /// The `{name}` provider.\n#[derive(Debug)]\npub struct {ty}Provider;\n\n\
-         impl ProviderKind for {ty}Provider {{\n    const IDENTIFIER: &'static str = IDENTIFIER;\n    const DISPLAY_NAME: &'static str = \"{ty}\";\n    const FLOW: ProviderFlow = ProviderFlow::Credentials;\n    type Options = {ty}Options;\n    fn new(_init: ProviderInit<{ty}Options>) -> std::result::Result<Self, OptionsError> {{\n        Ok({ty}Provider)\n    }}\n}}\n\n\
-         #[async_trait]\nimpl AuthProvider for {ty}Provider {{\n    async fn authenticate(&self, _req: AuthRequest, _ids: &ProviderIdentities) -> Result<AuthOutcome> {{\n        Ok(AuthOutcome::failed(\"Not implemented yet\"))\n    }}\n}}\n\n\
-         auth_module::register_provider!({ty}Provider);\n"
-    );
-    std::fs::write(dir.join("Cargo.toml"), manifest).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("src/lib.rs"), lib).map_err(|e| e.to_string())?;
-    let krate_ident = krate.replace('-', "_");
-    let conformance = format!(
-        "//! The provider conformance suite every provider kind runs.\n\n\
-         use {krate_ident} as _;\n\n\
-         auth_testkit::provider_suite!(conformance, {krate_ident}::{ty}Provider, serde_json::json!({{}}));\n"
-    );
-    std::fs::create_dir_all(dir.join("tests")).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("tests/conformance.rs"), conformance).map_err(|e| e.to_string())?;
+    let ident = name.replace('-', "_");
+    let fill = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{Type}}", &ty)
+            .replace("{{ident}}", &ident)
+            .replace("{{UPPER}}", &ident.to_ascii_uppercase())
+    };
+    for (path, text) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&path, fill(text)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    add_member(root, &member)?;
+    // Formatted for this name's lengths, so `cargo fmt --check` passes at once.
+    let sources: Vec<String> = files
+        .iter()
+        .filter(|(path, _)| path.ends_with(".rs"))
+        .map(|(path, _)| dir.join(path).to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["--edition", "2024"];
+    args.extend(sources.iter().map(String::as_str));
+    if let Err(e) = run_in(root, "rustfmt", &args, &[]) {
+        eprintln!("warning: the new crate is not formatted ({e}); run `cargo fmt`");
+    }
     eprintln!(
-        "wrote {}; add \"providers/{krate}\" to the workspace members, and a `{krate}` feature to auth-server",
+        "wrote {} ({flow} flow) and added it to the workspace members; \
+         `cargo test -p {krate}` runs its tests",
         dir.display()
     );
     Ok(())
+}
+
+/// Adds `member` to the root manifest's `members` and `default-members`,
+/// after their last provider.
+fn add_member(root: &Path, member: &str) -> Result<(), String> {
+    let path = root.join("Cargo.toml");
+    let text = read(&path)?;
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for list in ["members = [", "default-members = ["] {
+        let start = lines
+            .iter()
+            .position(|l| l.trim() == list)
+            .ok_or_else(|| format!("no `{list}` in {}", path.display()))?;
+        let end = start
+            + lines[start..]
+                .iter()
+                .position(|l| l.trim() == "]")
+                .ok_or_else(|| format!("`{list}` is not closed"))?;
+        let after = (start..end)
+            .rev()
+            .find(|&i| lines[i].contains("\"providers/"))
+            .unwrap_or(end - 1);
+        lines.insert(after + 1, format!("    \"{member}\","));
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").map_err(|e| e.to_string())
+}
+
+/// Copies the workspace's sources (no `target`, `.git` or `examples`) to `to`.
+fn copy_sources(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name();
+        if [".git", "target", "examples"].iter().any(|n| name == *n) {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().map_err(|e| e.to_string())?.is_dir() {
+            copy_sources(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Generates one provider of each flow in a scratch copy of the workspace,
+/// checks that each builds, passes its tests and clippy at once, and throws
+/// the copy away.
+fn generated_providers() -> Result<(), String> {
+    let scratch = root().join("target/scratch-workspace");
+    let _ = std::fs::remove_dir_all(&scratch);
+    copy_sources(&root(), &scratch)?;
+    new_provider(&scratch, "sample-login", "credentials")?;
+    new_provider(&scratch, "sample-sso", "redirect")?;
+    // The root's target directory: registry crates are built once for both.
+    let target = root().join("target");
+    let target = target.to_string_lossy();
+    let env = [("CARGO_TARGET_DIR", target.as_ref())];
+    let crates = ["-p", "provider-sample-login", "-p", "provider-sample-sso"];
+    let cargo = |args: &[&str]| {
+        let args: Vec<&str> = args.iter().chain(&crates).copied().collect();
+        run_in(&scratch, "cargo", &args, &env)
+    };
+    let result = cargo(&["fmt", "--check"])
+        .and_then(|()| cargo(&["test"]))
+        .and_then(|()| {
+            run_in(
+                &scratch,
+                "cargo",
+                &[
+                    &["clippy", "--all-targets"][..],
+                    &crates,
+                    &["--", "-D", "warnings"],
+                ]
+                .concat(),
+                &env,
+            )
+        });
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
 }
 
 fn main() -> ExitCode {
@@ -171,8 +481,14 @@ fn main() -> ExitCode {
     {
         ["ci"] => ci(),
         ["bench"] => bench(),
-        ["new-provider", name] => new_provider(name),
-        _ => Err("usage: cargo xtask ci | bench | new-provider NAME".into()),
+        ["new-provider", name] => new_provider(&root(), name, "credentials"),
+        ["new-provider", name, "--flow", flow] => new_provider(&root(), name, flow),
+        ["sync-examples"] => sync_examples(),
+        ["check-generated-providers"] => generated_providers(),
+        _ => Err(
+            "usage: cargo xtask ci | bench | sync-examples | new-provider NAME [--flow credentials|redirect]"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
