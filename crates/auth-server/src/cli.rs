@@ -83,9 +83,7 @@ async fn serve(
     routes: Option<HostRoutes>,
 ) -> Result<(), String> {
     let listen = listen.unwrap_or_else(|| config.server.listen.clone());
-    let mut app = crate::build_app(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut app = crate::build_app(config).await.map_err(|e| e.to_string())?;
     if let Some(routes) = routes {
         let host = routes(app.service.clone()).await?;
         app.router = host.merge(app.router);
@@ -188,10 +186,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A command line named `name` (in `--help` and `--version`).
     pub fn new(name: &'static str) -> Self {
-        Server {
-            name,
-            routes: None,
-        }
+        Server { name, routes: None }
     }
 
     /// Adds the routes `routes` builds from the auth service (once, at
