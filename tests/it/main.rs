@@ -11,6 +11,7 @@ mod bad_input;
 mod http;
 mod limits;
 mod management;
+mod medusa;
 mod mfa;
 mod module;
 mod origin;

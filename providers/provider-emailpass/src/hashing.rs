@@ -1,5 +1,5 @@
 //! Password hashing: argon2id in PHC strings, with the stored format detected
-//! per value so other formats can be verified (and upgraded) later.
+//! per value, so Medusa's scrypt-kdf values verify too (and are upgraded).
 
 use std::fmt;
 
@@ -109,12 +109,16 @@ pub struct Verification {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StoredFormat {
     Argon2,
+    /// Medusa's `scrypt-kdf` values (imported users): verified, then re-hashed.
+    Scrypt,
     Unknown,
 }
 
 fn detect(stored: &str) -> StoredFormat {
     if stored.starts_with("$argon2") {
         StoredFormat::Argon2
+    } else if stored.starts_with(crate::scrypt_kdf::PREFIX) {
+        StoredFormat::Scrypt
     } else {
         StoredFormat::Unknown
     }
@@ -206,6 +210,17 @@ impl PasswordHashing {
                     }
                 }
             }
+            StoredFormat::Scrypt => match crate::scrypt_kdf::verify(stored, password) {
+                // Always weaker than the configured argon2id: upgraded at once.
+                Ok(matches) => Verification {
+                    matches,
+                    needs_rehash: matches,
+                },
+                Err(e) => {
+                    tracing::warn!(error = e, "stored scrypt hash cannot be verified");
+                    NO
+                }
+            },
             StoredFormat::Unknown => {
                 tracing::warn!("stored password hash has an unsupported format");
                 NO

@@ -11,6 +11,15 @@
 //! - Emails are trimmed and compared case-insensitively (stored lower-cased).
 //! - A stored hash weaker than the configured cost is replaced on the next
 //!   successful login.
+//! - Medusa's stored passwords (the `scrypt-kdf` format, base64 of a 96-byte
+//!   header) verify too, on the same hashing threads (32 MiB each at Medusa's
+//!   cost, logN 15, r 8), and are replaced by argon2id on the first
+//!   successful login, with a compare-and-set so a concurrent password change
+//!   wins.
+//! - With `scrypt_timing_floor` (default true) a failed login is answered no
+//!   sooner than a scrypt check at Medusa's cost takes (a timer, no CPU), so
+//!   an imported user's wrong password, an argon2 user's and an unknown email
+//!   take the same time while scrypt hashes remain.
 //!
 //! ```toml
 //! [[providers]]
@@ -33,6 +42,7 @@ use serde_json::Value;
 
 mod hashing;
 mod pool;
+mod scrypt_kdf;
 
 pub use hashing::{HashError, HashOptions, PasswordHashing, Verification};
 pub use pool::{HashingStats, hashing_stats};
@@ -85,6 +95,19 @@ pub struct EmailPassOptions {
         deserialize_with = "auth_module::deserialize_duration"
     )]
     pub release_memory_after: std::time::Duration,
+    /// Answer failed logins (wrong password, unknown email) no sooner than a
+    /// scrypt verification at Medusa's cost takes, so that while imported
+    /// scrypt hashes remain, an imported user's wrong password, an argon2
+    /// user's and an unknown email take the same time. The floor is measured
+    /// once, at the first failed login, and follows the scrypt verifications
+    /// seen since. Successful logins are never delayed. Default true; set it
+    /// to false when no Medusa user was ever imported.
+    #[serde(default = "default_true")]
+    pub scrypt_timing_floor: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_release_memory_after() -> std::time::Duration {
@@ -107,6 +130,7 @@ impl Default for EmailPassOptions {
             max_queue: default_max_queue(),
             max_queue_wait: default_max_queue_wait(),
             release_memory_after: default_release_memory_after(),
+            scrypt_timing_floor: true,
         }
     }
 }
@@ -142,6 +166,43 @@ pub struct EmailPassProvider {
     pool: pool::HashPool,
     /// Verified for unknown emails so they cost what a wrong password costs.
     dummy_hash: Arc<str>,
+    /// The failure floor, when `scrypt_timing_floor` is on.
+    floor: Option<FailureFloor>,
+}
+
+/// The least time a failed login takes: a scrypt verification at Medusa's
+/// cost, measured once and then averaged with the ones seen.
+#[derive(Debug, Default)]
+struct FailureFloor {
+    /// Nanoseconds; 0 until measured.
+    nanos: std::sync::atomic::AtomicU64,
+    measured: tokio::sync::OnceCell<()>,
+}
+
+/// A scrypt-kdf value at Medusa's default cost (logN 15, r 8, p 1) that no
+/// password matches: what the floor is measured on.
+const FLOOR_SCRYPT: &str = "c2NyeXB0AA8AAAAIAAAAAVJ1TAwQaL+Co7u6yFc16rIpo83vr7J6HIF/L87iFBxJHOGx7NzHnOsQu4QbMXB/aZJHRxQwbgK5Qu+F0Mm/ZImr5YXSaAuojo5aNHKoZdpH";
+
+impl FailureFloor {
+    fn get(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.nanos.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Folds one scrypt verification's time in (an exponential average).
+    fn observe(&self, took: std::time::Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self.nanos.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |old| {
+                Some(if old == 0 {
+                    took
+                } else {
+                    old - old / 8 + took / 8
+                })
+            },
+        );
+    }
 }
 
 impl ProviderKind for EmailPassProvider {
@@ -185,6 +246,7 @@ impl ProviderKind for EmailPassProvider {
             id: init.id,
             pool,
             dummy_hash: dummy_hash.into(),
+            floor: init.options.scrypt_timing_floor.then(FailureFloor::default),
         })
     }
 }
@@ -242,9 +304,18 @@ impl EmailPassProvider {
             Some(s) => (Arc::<str>::from(s), true),
             None => (self.dummy_hash.clone(), false),
         };
+        let scrypt = stored.starts_with(scrypt_kdf::PREFIX);
         let v = self
-            .run_blocking(move |h| h.verify(&stored, &password))
+            .run_blocking(move |h| {
+                let started = std::time::Instant::now();
+                let v = h.verify(&stored, &password);
+                (v, started.elapsed())
+            })
             .await?;
+        let (v, took) = v;
+        if let Some(floor) = self.floor.as_ref().filter(|_| scrypt) {
+            floor.observe(took);
+        }
         Ok(if real {
             v
         } else {
@@ -253,6 +324,35 @@ impl EmailPassProvider {
                 needs_rehash: false,
             }
         })
+    }
+
+    /// Waits until `started` is at least the failure floor ago (measuring
+    /// the floor first, once): a wrong password for an imported scrypt user,
+    /// for an argon2 user, and an unknown email then take the same time. The
+    /// wait is a timer, not hashing: it costs no CPU.
+    async fn at_least_the_floor(&self, started: std::time::Instant) -> Result<()> {
+        let Some(floor) = &self.floor else {
+            return Ok(());
+        };
+        floor
+            .measured
+            .get_or_try_init(|| async {
+                let v = self
+                    .run_blocking(|h| {
+                        let started = std::time::Instant::now();
+                        let _ = h.verify(FLOOR_SCRYPT, "");
+                        started.elapsed()
+                    })
+                    .await?;
+                floor.observe(v);
+                Ok::<(), Error>(())
+            })
+            .await?;
+        let wait = floor.get().saturating_sub(started.elapsed());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
     }
 
     fn password_metadata(existing: Option<&Metadata>, hash: String) -> Metadata {
@@ -279,6 +379,7 @@ impl AuthProvider for EmailPassProvider {
         req: AuthRequest,
         ids: &ProviderIdentities,
     ) -> Result<AuthOutcome> {
+        let started = std::time::Instant::now();
         let creds = match credentials(&req.body) {
             Ok(c) => c,
             Err(msg) => return Ok(AuthOutcome::failed(msg)),
@@ -287,6 +388,7 @@ impl AuthProvider for EmailPassProvider {
         let stored = identity.as_ref().and_then(|i| stored_hash(i, &self.id));
         let v = self.verify(stored, creds.password.clone()).await?;
         let Some(identity) = identity.filter(|_| v.matches) else {
+            self.at_least_the_floor(started).await?;
             return Ok(AuthOutcome::wrong_credentials(INVALID_CREDENTIALS));
         };
         if v.needs_rehash {
