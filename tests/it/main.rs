@@ -9,6 +9,7 @@ use provider_emailpass as _;
 mod abuse;
 mod bad_input;
 mod http;
+mod import;
 mod limits;
 mod management;
 mod medusa;

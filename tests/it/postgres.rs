@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::support::{EMAILPASS, SECRET, TestServer, claims, pg_url};
 
 /// A pool on the test database, or `None` (after saying why) outside CI.
-async fn admin_pool() -> Option<sqlx::PgPool> {
+pub(crate) async fn admin_pool() -> Option<sqlx::PgPool> {
     let url = pg_url();
     let connect = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)

@@ -37,6 +37,73 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Import a Medusa 2.x database's auth identities into the configured
+    /// store (ids, timestamps, links and scrypt passwords kept).
+    #[cfg(feature = "postgres")]
+    ImportMedusa {
+        /// The configuration whose `[store]` receives the identities.
+        #[arg(long)]
+        config: PathBuf,
+        /// The Medusa database: `postgres://…`.
+        #[arg(long)]
+        from: String,
+        /// The schema of Medusa's tables.
+        #[arg(long, default_value = "public")]
+        schema: String,
+        /// Report what would be imported; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Medusa provider values to instance ids: `emailpass=ID,google=ID2`
+        /// (default: the same ids).
+        #[arg(long)]
+        provider_map: Option<String>,
+    },
+}
+
+/// `import-medusa`: a progress bar on a terminal, always a summary.
+#[cfg(feature = "postgres")]
+fn import_medusa(
+    config: PathBuf,
+    from: String,
+    schema: String,
+    dry_run: bool,
+    provider_map: Option<String>,
+) -> Result<(), String> {
+    let config = crate::load_config(Some(&config)).map_err(|e| e.to_string())?;
+    let mut options = crate::ImportOptions::new(from);
+    options.schema = schema;
+    options.dry_run = dry_run;
+    if let Some(map) = provider_map {
+        options.provider_map = crate::ImportOptions::parse_provider_map(&map)?;
+    }
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} identities ({per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let summary = rt
+        .block_on(crate::import_medusa(&config, &options, &progress))
+        .map_err(|e| e.to_string())?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let what = if dry_run { "import-medusa (dry run)" } else { "import-medusa" };
+    print!("{what}: {summary}");
+    Ok(())
 }
 
 /// Logs to stderr at `RUST_LOG`'s levels (default `info`), as text or one
@@ -235,6 +302,17 @@ impl Server {
                     .map_err(|e| e.to_string())
             }
             Command::Serve { config, listen } => start(config, listen, self.routes),
+            #[cfg(feature = "postgres")]
+            Command::ImportMedusa {
+                config,
+                from,
+                schema,
+                dry_run,
+                provider_map,
+            } => {
+                init_logging(crate::LogFormat::default());
+                import_medusa(config, from, schema, dry_run, provider_map)
+            }
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -33,12 +33,16 @@ use axum::Router;
 
 mod cli;
 mod config;
+#[cfg(feature = "postgres")]
+mod import;
 mod metrics;
 mod providers;
 mod serve;
 mod stores;
 
 pub use cli::{Server, main};
+#[cfg(feature = "postgres")]
+pub use import::{ImportOptions, ImportSummary};
 pub use config::{AppConfig, LogFormat, ManagementConfig, ServerConfig};
 pub use metrics::Metrics;
 pub use stores::{StoreLock, Stores, open_stores};
@@ -144,17 +148,38 @@ pub fn load_config(path: Option<&Path>) -> Result<AppConfig, ConfigError> {
     }
 }
 
-/// Builds the stores, the module, the service and the router for `config`.
-pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
+/// The module of `config` over its stores (opened and locked as `serve`
+/// does), and the stores' locks and identity cache.
+async fn open_module(config: &AppConfig) -> Result<(AuthModule, Stores), ConfigError> {
     providers::link();
     let stores = open_stores(&config.module.store, &config.module.state).await?;
     let events = auth_http::events::bus_from_config(&config.events)?;
     let module = AuthModule::builder()
         .config(config.module.clone())
-        .identity_store(stores.identities)
-        .state_store(stores.state)
+        .identity_store(stores.identities.clone())
+        .state_store(stores.state.clone())
         .events(events)
         .build()?;
+    Ok((module, stores))
+}
+
+/// Imports a Medusa database into the store `config` names (see
+/// [`ImportOptions`]), taking the same lock as `serve`.
+#[cfg(feature = "postgres")]
+pub async fn import_medusa(
+    config: &AppConfig,
+    options: &ImportOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<ImportSummary, ConfigError> {
+    let (module, stores) = open_module(config).await?;
+    let summary = import::import_medusa(&module, options, progress).await;
+    drop(stores);
+    summary
+}
+
+/// Builds the stores, the module, the service and the router for `config`.
+pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
+    let (module, stores) = open_module(&config).await?;
     let mut service = AuthService::new(module, &config.http)?;
     if let Some(url) = &config.server.public_url {
         let origin = auth_http::PublicOrigin::parse(url)

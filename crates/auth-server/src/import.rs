@@ -1,0 +1,432 @@
+//! `auth-server import-medusa`: copies a Medusa 2.x database's
+//! `auth_identity` and `provider_identity` rows into the configured store.
+//!
+//! - Ids, timestamps, `app_metadata` links and metadata are kept as they are;
+//!   soft-deleted rows are skipped; Medusa's `provider` values map to instance
+//!   ids (by default the same id).
+//! - Entity ids are normalised as the provider does (emailpass: trimmed and
+//!   lower-cased). When two Medusa identities become one under that rule, the
+//!   most recently updated one is imported and the other is reported.
+//! - Each identity is written with its provider identities in one atomic
+//!   create, in batches read by id: a run can stop anywhere and be run again.
+//!   An identity already present is skipped, so a second run imports nothing
+//!   twice. A bad row is reported with its id and skipped.
+//! - Identities with Medusa MFA factors are listed in the summary: their
+//!   factors are not imported (Medusa's `v1:` secret format is not read yet).
+//! - The store is opened as `serve` opens it, lock included.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use auth_module::{
+    AuthModule, ConfigError, ErrorKind, IdentityStore, Metadata, NewAuthIdentity,
+    NewProviderIdentity,
+};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use time::OffsetDateTime;
+
+/// Rows read per batch.
+const BATCH: i64 = 500;
+
+/// What `import-medusa` was asked.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// The Medusa database (`postgres://…`).
+    pub from: String,
+    /// The schema holding Medusa's tables (default `public`).
+    pub schema: String,
+    /// Report what would be imported, writing nothing.
+    pub dry_run: bool,
+    /// Medusa `provider` value -> instance id (absent: the same id).
+    pub provider_map: BTreeMap<String, String>,
+}
+
+impl ImportOptions {
+    /// Import from `from`, schema `public`, providers mapped to themselves.
+    pub fn new(from: impl Into<String>) -> Self {
+        ImportOptions {
+            from: from.into(),
+            schema: "public".to_owned(),
+            dry_run: false,
+            provider_map: BTreeMap::new(),
+        }
+    }
+
+    /// Parses `--provider-map emailpass=ID,google=ID2`.
+    pub fn parse_provider_map(text: &str) -> Result<BTreeMap<String, String>, String> {
+        text.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|pair| {
+                let (from, to) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("--provider-map: `{pair}` is not MEDUSA=ID"))?;
+                let (from, to) = (from.trim(), to.trim());
+                if from.is_empty() || to.is_empty() {
+                    return Err(format!("--provider-map: `{pair}` is not MEDUSA=ID"));
+                }
+                Ok((from.to_owned(), to.to_owned()))
+            })
+            .collect()
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportSummary {
+    /// Live auth identities read.
+    pub read: u64,
+    /// Imported (or, in a dry run, that would be).
+    pub imported: u64,
+    /// Already in the store (an earlier run).
+    pub already_present: u64,
+    /// Skipped, with why: `(auth identity id, reason)`.
+    pub skipped: Vec<(String, String)>,
+    /// Identities with Medusa MFA factors, which were not imported.
+    pub with_mfa: Vec<String>,
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "read {}, imported {}, already present {}, skipped {}",
+            self.read,
+            self.imported,
+            self.already_present,
+            self.skipped.len()
+        )?;
+        for (id, why) in &self.skipped {
+            writeln!(f, "  skipped {id}: {why}")?;
+        }
+        if !self.with_mfa.is_empty() {
+            writeln!(
+                f,
+                "{} identities have Medusa MFA factors, not imported (they must enrol again): {}",
+                self.with_mfa.len(),
+                self.with_mfa.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn error(action: &str) -> impl FnOnce(sqlx::Error) -> ConfigError + '_ {
+    move |e| ConfigError::new(format!("import-medusa: {action}: {e}"))
+}
+
+/// A provider identity read from Medusa.
+struct SourceProvider {
+    id: String,
+    entity_id: String,
+    provider: String,
+    auth_identity_id: String,
+    user_metadata: Option<Value>,
+    provider_metadata: Option<Value>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+fn object(v: Option<Value>, what: &str) -> Result<Option<Metadata>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(format!("{what} is not a JSON object")),
+    }
+}
+
+/// Imports Medusa's identities into `module`'s identity store (see the
+/// module docs). `progress` is called with `(done, total)` after each batch.
+pub(crate) async fn import_medusa(
+    module: &AuthModule,
+    options: &ImportOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<ImportSummary, ConfigError> {
+    let schema = &options.schema;
+    if !schema
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        || schema.is_empty()
+    {
+        return Err(ConfigError::new(format!(
+            "import-medusa: --schema {schema:?}: expected [a-z0-9_]+"
+        )));
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&options.from)
+        .await
+        .map_err(error("connecting to the Medusa database"))?;
+    let instance = |medusa: &str| -> Option<String> {
+        let id = options
+            .provider_map
+            .get(medusa)
+            .cloned()
+            .unwrap_or_else(|| medusa.to_owned());
+        module.provider_info(&id).map(|_| id)
+    };
+    let mut summary = ImportSummary {
+        with_mfa: mfa_identities(&pool, schema).await,
+        ..ImportSummary::default()
+    };
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{schema}\".auth_identity WHERE deleted_at IS NULL"
+    ))
+    .fetch_one(&pool)
+    .await
+    .map_err(error("counting auth identities"))?;
+    let total = u64::try_from(total).unwrap_or(0);
+    let winners = collision_winners(&pool, schema, module, &instance).await?;
+    let store: &Arc<dyn IdentityStore> = module.identity_store();
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(&format!(
+            "SELECT id, app_metadata, created_at, updated_at FROM \"{schema}\".auth_identity \
+             WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(&after)
+        .bind(BATCH)
+        .fetch_all(&pool)
+        .await
+        .map_err(error("reading auth identities"))?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id").map_err(error("reading an id"))?;
+        let ids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("id").ok())
+            .collect();
+        let mut providers: HashMap<String, Vec<SourceProvider>> = HashMap::new();
+        for p in read_providers(&pool, schema, &ids).await? {
+            providers.entry(p.auth_identity_id.clone()).or_default().push(p);
+        }
+        for row in rows {
+            summary.read += 1;
+            let id: String = row.try_get("id").unwrap_or_default();
+            let outcome = import_one(
+                store.as_ref(),
+                module,
+                &row,
+                providers.remove(&id).unwrap_or_default(),
+                &instance,
+                &winners,
+                options.dry_run,
+            )
+            .await;
+            match outcome {
+                Ok(Imported::New) => summary.imported += 1,
+                Ok(Imported::AlreadyPresent) => summary.already_present += 1,
+                Err(why) => summary.skipped.push((id, why)),
+            }
+        }
+        progress(summary.read, total);
+    }
+    pool.close().await;
+    Ok(summary)
+}
+
+enum Imported {
+    New,
+    AlreadyPresent,
+}
+
+async fn import_one(
+    store: &dyn IdentityStore,
+    module: &AuthModule,
+    row: &sqlx::postgres::PgRow,
+    providers: Vec<SourceProvider>,
+    instance: &dyn Fn(&str) -> Option<String>,
+    winners: &HashMap<(String, String), String>,
+    dry_run: bool,
+) -> Result<Imported, String> {
+    let bad = |e: sqlx::Error| format!("unreadable row: {e}");
+    let id: String = row.try_get("id").map_err(bad)?;
+    let app_metadata: Option<sqlx::types::Json<Value>> =
+        row.try_get("app_metadata").map_err(bad)?;
+    let created_at: OffsetDateTime = row.try_get("created_at").map_err(bad)?;
+    let updated_at: OffsetDateTime = row.try_get("updated_at").map_err(bad)?;
+    match store.retrieve_auth_identity(&id).await {
+        Ok(_) => return Ok(Imported::AlreadyPresent),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("the store failed: {e}")),
+    }
+    let mut new = NewAuthIdentity::new()
+        .with_id(&id)
+        .timestamps(created_at, updated_at);
+    if let Some(m) = object(app_metadata.map(|j| j.0), "app_metadata")? {
+        new = new.app_metadata(m);
+    }
+    for p in providers {
+        let Some(target) = instance(&p.provider) else {
+            return Err(format!(
+                "provider identity {} names provider \"{}\", which is not configured \
+                 (map it with --provider-map {}=ID)",
+                p.id, p.provider, p.provider
+            ));
+        };
+        let entity_id = module
+            .normalize_entity_id(&target, &p.entity_id)
+            .unwrap_or_else(|| p.entity_id.clone());
+        if let Some(winner) = winners.get(&(target.clone(), entity_id.clone()))
+            && *winner != id
+        {
+            return Err(format!(
+                "\"{entity_id}\" at {target} is also identity {winner}, updated more \
+                 recently, which is imported instead"
+            ));
+        }
+        let mut np = NewProviderIdentity::new(&target, &entity_id)
+            .with_id(&p.id)
+            .timestamps(p.created_at, p.updated_at);
+        if let Some(m) = object(p.user_metadata, "user_metadata")? {
+            np = np.user_metadata(m);
+        }
+        if let Some(m) = object(p.provider_metadata, "provider_metadata")? {
+            np = np.provider_metadata(m);
+        }
+        new = new.provider_identity(np);
+    }
+    if dry_run {
+        return Ok(Imported::New);
+    }
+    match store.create_auth_identity(new).await {
+        Ok(_) => Ok(Imported::New),
+        Err(e) if e.kind() == ErrorKind::DuplicateError => Err(format!(
+            "already taken in this store by another identity: {}",
+            e.message()
+        )),
+        Err(e) if e.kind().is_internal() || e.kind() == ErrorKind::Unavailable => {
+            Err(format!("the store failed: {e}"))
+        }
+        Err(e) => Err(e.message().to_owned()),
+    }
+}
+
+async fn read_providers(
+    pool: &PgPool,
+    schema: &str,
+    ids: &[String],
+) -> Result<Vec<SourceProvider>, ConfigError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, entity_id, provider, auth_identity_id, user_metadata, provider_metadata, \
+         created_at, updated_at FROM \"{schema}\".provider_identity \
+         WHERE deleted_at IS NULL AND auth_identity_id = ANY($1) ORDER BY created_at, id"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .map_err(error("reading provider identities"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let json = |c: &str| -> Option<Value> {
+            r.try_get::<Option<sqlx::types::Json<Value>>, _>(c)
+                .ok()
+                .flatten()
+                .map(|j| j.0)
+        };
+        let (Ok(id), Ok(entity_id), Ok(provider), Ok(auth_identity_id)) = (
+            r.try_get::<String, _>("id"),
+            r.try_get::<String, _>("entity_id"),
+            r.try_get::<String, _>("provider"),
+            r.try_get::<String, _>("auth_identity_id"),
+        ) else {
+            continue;
+        };
+        let now = OffsetDateTime::now_utc();
+        out.push(SourceProvider {
+            user_metadata: json("user_metadata"),
+            provider_metadata: json("provider_metadata"),
+            created_at: r.try_get("created_at").unwrap_or(now),
+            updated_at: r.try_get("updated_at").unwrap_or(now),
+            id,
+            entity_id,
+            provider,
+            auth_identity_id,
+        });
+    }
+    Ok(out)
+}
+
+/// For every (instance, normalised entity id) that two live Medusa
+/// identities share, the one to import: the most recently updated.
+async fn collision_winners(
+    pool: &PgPool,
+    schema: &str,
+    module: &AuthModule,
+    instance: &dyn Fn(&str) -> Option<String>,
+) -> Result<HashMap<(String, String), String>, ConfigError> {
+    let rows = sqlx::query(&format!(
+        "SELECT p.entity_id, p.provider, a.id, a.updated_at \
+         FROM \"{schema}\".provider_identity p \
+         JOIN \"{schema}\".auth_identity a ON a.id = p.auth_identity_id \
+         WHERE p.deleted_at IS NULL AND a.deleted_at IS NULL"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(error("reading entity ids"))?;
+    let mut best: HashMap<(String, String), (OffsetDateTime, String)> = HashMap::new();
+    let mut seen: HashMap<(String, String), u32> = HashMap::new();
+    for r in rows {
+        let (Ok(entity), Ok(provider), Ok(id), Ok(updated)) = (
+            r.try_get::<String, _>(0),
+            r.try_get::<String, _>(1),
+            r.try_get::<String, _>(2),
+            r.try_get::<OffsetDateTime, _>(3),
+        ) else {
+            continue;
+        };
+        let Some(target) = instance(&provider) else {
+            continue;
+        };
+        let entity = module
+            .normalize_entity_id(&target, &entity)
+            .unwrap_or(entity);
+        let key = (target, entity);
+        *seen.entry(key.clone()).or_default() += 1;
+        let candidate = (updated, id);
+        match best.get(&key) {
+            Some(current) if *current >= candidate => {}
+            _ => {
+                best.insert(key, candidate);
+            }
+        }
+    }
+    Ok(best
+        .into_iter()
+        .filter(|(k, _)| seen.get(k).is_some_and(|n| *n > 1))
+        .map(|(k, (_, id))| (k, id))
+        .collect())
+}
+
+/// The identities with Medusa MFA factors: any table of the schema whose
+/// name mentions `mfa` and `factor` and that has an `auth_identity_id`.
+async fn mfa_identities(pool: &PgPool, schema: &str) -> Vec<String> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT t.table_name::text FROM information_schema.tables t \
+         JOIN information_schema.columns c \
+           ON c.table_schema = t.table_schema AND c.table_name = t.table_name \
+         WHERE t.table_schema = $1 AND t.table_name LIKE '%mfa%factor%' \
+           AND c.column_name = 'auth_identity_id'",
+    )
+    .bind(schema)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    let mut ids = Vec::new();
+    for table in tables {
+        let mut sql = String::new();
+        let _ = write!(
+            sql,
+            "SELECT DISTINCT auth_identity_id::text FROM \"{schema}\".\"{table}\""
+        );
+        if let Ok(found) = sqlx::query_scalar::<_, String>(&sql).fetch_all(pool).await {
+            ids.extend(found);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}

@@ -1,0 +1,147 @@
+//! `auth-server import-medusa` from a PostgreSQL database shaped like Medusa
+//! 2.21's auth tables into the server's SQLite store: ids, timestamps, links
+//! and scrypt passwords kept, soft-deleted rows skipped, email collisions
+//! resolved toward the most recently updated identity, bad rows reported,
+//! MFA listed, a dry run writing nothing, and a second run importing nothing
+//! twice. The imported customer then logs in over HTTP with the old password.
+
+use auth_server::{ImportOptions, import_medusa};
+use serde_json::json;
+
+use crate::support::{EMAILPASS, TestServer, claims, pg_url, sqlite_config};
+
+/// `supersecret` at Medusa's scrypt-kdf cost, made by the npm package.
+const MEDUSA_HASH: &str = "c2NyeXB0AA8AAAAIAAAAAVJ1TAwQaL+Co7u6yFc16rIpo83vr7J6HIF/L87iFBxJHOGx7NzHnOsQu4QbMXB/aZJHRxQwbgK5Qu+F0Mm/ZImr5YXSaAuojo5aNHKoZdpH";
+
+async fn medusa_schema(pool: &sqlx::PgPool, schema: &str) {
+    let statements = [
+        format!("CREATE SCHEMA \"{schema}\""),
+        format!(
+            "CREATE TABLE \"{schema}\".auth_identity (id text PRIMARY KEY, app_metadata jsonb, \
+             created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(), \
+             deleted_at timestamptz)"
+        ),
+        format!(
+            "CREATE TABLE \"{schema}\".provider_identity (id text PRIMARY KEY, entity_id text NOT NULL, \
+             provider text NOT NULL, auth_identity_id text NOT NULL REFERENCES \"{schema}\".auth_identity (id), \
+             user_metadata jsonb, provider_metadata jsonb, \
+             created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(), \
+             deleted_at timestamptz)"
+        ),
+        format!(
+            "CREATE TABLE \"{schema}\".auth_mfa_factor (id text PRIMARY KEY, auth_identity_id text NOT NULL, \
+             provider text NOT NULL, secret text NOT NULL)"
+        ),
+    ];
+    for sql in statements {
+        sqlx::query(&sql).execute(pool).await.expect("schema");
+    }
+    let identity = |id: &str, app: &str, updated: &str, deleted: bool| {
+        format!(
+            "INSERT INTO \"{schema}\".auth_identity (id, app_metadata, created_at, updated_at, deleted_at) \
+             VALUES ('{id}', {app}, '2024-01-02T03:04:05.678Z', '{updated}', {})",
+            if deleted { "now()" } else { "NULL" }
+        )
+    };
+    let provider = |id: &str, entity: &str, kind: &str, owner: &str, secret: &str| {
+        format!(
+            "INSERT INTO \"{schema}\".provider_identity (id, entity_id, provider, auth_identity_id, \
+             user_metadata, provider_metadata, created_at, updated_at) VALUES \
+             ('{id}', '{entity}', '{kind}', '{owner}', '{{\"email\": \"{entity}\"}}', \
+             '{{\"password\": \"{secret}\"}}', '2024-01-02T03:04:05.678Z', '2024-02-01T00:00:00Z')"
+        )
+    };
+    let rows = [
+        // The customer: kept, with its link and its scrypt password.
+        identity("authid_ada", "'{\"customer_id\": \"cus_ada\"}'", "2024-06-01T00:00:00Z", false),
+        provider("provid_ada", "Ada@Example.com", "emailpass", "authid_ada", MEDUSA_HASH),
+        // The same address under our rule, updated earlier: reported.
+        identity("authid_ada_old", "NULL", "2024-03-01T00:00:00Z", false),
+        provider("provid_ada_old", "ada@example.com", "emailpass", "authid_ada_old", MEDUSA_HASH),
+        // Soft-deleted: never read.
+        identity("authid_gone", "NULL", "2024-03-01T00:00:00Z", true),
+        provider("provid_gone", "gone@example.com", "emailpass", "authid_gone", MEDUSA_HASH),
+        // A bad row: app_metadata is not an object.
+        identity("authid_bad", "'5'", "2024-03-01T00:00:00Z", false),
+        provider("provid_bad", "bad@example.com", "emailpass", "authid_bad", MEDUSA_HASH),
+        // Another provider value, mapped with --provider-map.
+        identity("authid_bob", "'{\"user_id\": \"user_bob\"}'", "2024-03-01T00:00:00Z", false),
+        provider("provid_bob", "bob@example.com", "email-legacy", "authid_bob", MEDUSA_HASH),
+        // With an MFA factor: imported, and listed.
+        identity("authid_cy", "NULL", "2024-03-01T00:00:00Z", false),
+        provider("provid_cy", "cy@example.com", "emailpass", "authid_cy", MEDUSA_HASH),
+        format!(
+            "INSERT INTO \"{schema}\".auth_mfa_factor VALUES ('authmfa_1', 'authid_cy', 'totp', 'v1:x:y:z')"
+        ),
+    ];
+    for sql in rows {
+        sqlx::query(&sql).execute(pool).await.expect("row");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_medusa_database_is_imported_and_its_customers_log_in() {
+    let Some(pool) = crate::postgres::admin_pool().await else {
+        return;
+    };
+    let schema = format!(
+        "medusa_{}",
+        auth_module::generate_id("x").to_ascii_lowercase()
+    );
+    medusa_schema(&pool, &schema).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = sqlite_config(dir.path(), EMAILPASS);
+    let config = auth_server::AppConfig::from_toml_str(&toml).unwrap();
+    let mut options = ImportOptions::new(pg_url());
+    options.schema = schema.clone();
+    options.provider_map = ImportOptions::parse_provider_map("email-legacy=emailpass").unwrap();
+
+    // A dry run writes nothing but says what would happen.
+    options.dry_run = true;
+    let dry = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    options.dry_run = false;
+    let run = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    for summary in [&dry, &run] {
+        assert_eq!(summary.read, 5, "{summary}");
+        assert_eq!(summary.imported, 3, "{summary}");
+        let skipped: Vec<&str> = summary.skipped.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(skipped, ["authid_ada_old", "authid_bad"], "{summary}");
+        assert_eq!(summary.with_mfa, ["authid_cy"], "{summary}");
+    }
+    assert_eq!(dry.already_present, 0);
+    let text = run.to_string();
+    assert!(text.contains("authid_ada_old") && text.contains("updated more recently"), "{text}");
+    assert!(text.contains("app_metadata is not a JSON object"), "{text}");
+
+    // Again: nothing twice.
+    let again = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    assert_eq!((again.imported, again.already_present), (0, 3), "{again}");
+
+    // The customer logs in with the Medusa password, keeping its link.
+    let s = TestServer::start_toml(&toml).await;
+    let r = s.login("ada@example.com", "supersecret").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = claims(&r.token());
+    assert_eq!(c["auth_identity_id"], "authid_ada");
+    assert_eq!(c["actor_id"], "cus_ada");
+    assert_eq!(c["app_metadata"], json!({"customer_id": "cus_ada"}));
+    let imported = s
+        .service
+        .module()
+        .retrieve_auth_identity("authid_ada")
+        .await
+        .unwrap();
+    assert_eq!(
+        imported.created_at,
+        time::macros::datetime!(2024-01-02 03:04:05.678 UTC)
+    );
+    assert_eq!(imported.provider_identities[0].id, "provid_ada");
+    assert_eq!(imported.provider_identities[0].entity_id, "ada@example.com");
+    let bob = s.login("bob@example.com", "supersecret").await;
+    assert_eq!(bob.status, 200, "{}", bob.body);
+    s.stop().await;
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
