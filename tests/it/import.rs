@@ -53,23 +53,69 @@ async fn medusa_schema(pool: &sqlx::PgPool, schema: &str) {
     };
     let rows = [
         // The customer: kept, with its link and its scrypt password.
-        identity("authid_ada", "'{\"customer_id\": \"cus_ada\"}'", "2024-06-01T00:00:00Z", false),
-        provider("provid_ada", "Ada@Example.com", "emailpass", "authid_ada", MEDUSA_HASH),
+        identity(
+            "authid_ada",
+            "'{\"customer_id\": \"cus_ada\"}'",
+            "2024-06-01T00:00:00Z",
+            false,
+        ),
+        provider(
+            "provid_ada",
+            "Ada@Example.com",
+            "emailpass",
+            "authid_ada",
+            MEDUSA_HASH,
+        ),
         // The same address under our rule, updated earlier: reported.
         identity("authid_ada_old", "NULL", "2024-03-01T00:00:00Z", false),
-        provider("provid_ada_old", "ada@example.com", "emailpass", "authid_ada_old", MEDUSA_HASH),
+        provider(
+            "provid_ada_old",
+            "ada@example.com",
+            "emailpass",
+            "authid_ada_old",
+            MEDUSA_HASH,
+        ),
         // Soft-deleted: never read.
         identity("authid_gone", "NULL", "2024-03-01T00:00:00Z", true),
-        provider("provid_gone", "gone@example.com", "emailpass", "authid_gone", MEDUSA_HASH),
+        provider(
+            "provid_gone",
+            "gone@example.com",
+            "emailpass",
+            "authid_gone",
+            MEDUSA_HASH,
+        ),
         // A bad row: app_metadata is not an object.
         identity("authid_bad", "'5'", "2024-03-01T00:00:00Z", false),
-        provider("provid_bad", "bad@example.com", "emailpass", "authid_bad", MEDUSA_HASH),
+        provider(
+            "provid_bad",
+            "bad@example.com",
+            "emailpass",
+            "authid_bad",
+            MEDUSA_HASH,
+        ),
         // Another provider value, mapped with --provider-map.
-        identity("authid_bob", "'{\"user_id\": \"user_bob\"}'", "2024-03-01T00:00:00Z", false),
-        provider("provid_bob", "bob@example.com", "email-legacy", "authid_bob", MEDUSA_HASH),
+        identity(
+            "authid_bob",
+            "'{\"user_id\": \"user_bob\"}'",
+            "2024-03-01T00:00:00Z",
+            false,
+        ),
+        provider(
+            "provid_bob",
+            "bob@example.com",
+            "email-legacy",
+            "authid_bob",
+            MEDUSA_HASH,
+        ),
         // With an MFA factor: imported, and listed.
         identity("authid_cy", "NULL", "2024-03-01T00:00:00Z", false),
-        provider("provid_cy", "cy@example.com", "emailpass", "authid_cy", MEDUSA_HASH),
+        provider(
+            "provid_cy",
+            "cy@example.com",
+            "emailpass",
+            "authid_cy",
+            MEDUSA_HASH,
+        ),
         format!(
             "INSERT INTO \"{schema}\".auth_mfa_factor VALUES ('authmfa_1', 'authid_cy', 'totp', 'v1:x:y:z')"
         ),
@@ -110,7 +156,10 @@ async fn a_medusa_database_is_imported_and_its_customers_log_in() {
     }
     assert_eq!(dry.already_present, 0);
     let text = run.to_string();
-    assert!(text.contains("authid_ada_old") && text.contains("updated more recently"), "{text}");
+    assert!(
+        text.contains("authid_ada_old") && text.contains("updated more recently"),
+        "{text}"
+    );
     assert!(text.contains("app_metadata is not a JSON object"), "{text}");
 
     // Again: nothing twice.
@@ -137,6 +186,20 @@ async fn a_medusa_database_is_imported_and_its_customers_log_in() {
     );
     assert_eq!(imported.provider_identities[0].id, "provid_ada");
     assert_eq!(imported.provider_identities[0].entity_id, "ada@example.com");
+    // A token Medusa issued with the same secret keeps working until it
+    // expires: same claims, no credential version (0, as imported).
+    let now = crate::support::now();
+    let medusa_token = crate::support::sign(
+        &json!({
+            "actor_id": "cus_ada", "actor_type": "customer", "auth_identity_id": "authid_ada",
+            "auth_provider": "emailpass", "app_metadata": {"customer_id": "cus_ada"},
+            "user_metadata": {}, "iat": now, "exp": now + 3600
+        }),
+        crate::support::SECRET,
+    );
+    let refreshed = s.post_bearer("/auth/token/refresh", &medusa_token).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(claims(&refreshed.token())["actor_id"], "cus_ada");
     let bob = s.login("bob@example.com", "supersecret").await;
     assert_eq!(bob.status, 200, "{}", bob.body);
     s.stop().await;

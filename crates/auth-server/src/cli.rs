@@ -101,7 +101,11 @@ fn import_medusa(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let what = if dry_run { "import-medusa (dry run)" } else { "import-medusa" };
+    let what = if dry_run {
+        "import-medusa (dry run)"
+    } else {
+        "import-medusa"
+    };
     print!("{what}: {summary}");
     Ok(())
 }

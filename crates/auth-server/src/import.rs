@@ -201,7 +201,10 @@ pub(crate) async fn import_medusa(
             .collect();
         let mut providers: HashMap<String, Vec<SourceProvider>> = HashMap::new();
         for p in read_providers(&pool, schema, &ids).await? {
-            providers.entry(p.auth_identity_id.clone()).or_default().push(p);
+            providers
+                .entry(p.auth_identity_id.clone())
+                .or_default()
+                .push(p);
         }
         for row in rows {
             summary.read += 1;

@@ -41,9 +41,9 @@ mod serve;
 mod stores;
 
 pub use cli::{Server, main};
+pub use config::{AppConfig, LogFormat, ManagementConfig, ServerConfig};
 #[cfg(feature = "postgres")]
 pub use import::{ImportOptions, ImportSummary};
-pub use config::{AppConfig, LogFormat, ManagementConfig, ServerConfig};
 pub use metrics::Metrics;
 pub use stores::{StoreLock, Stores, open_stores};
 
