@@ -10,6 +10,7 @@ mod abuse;
 mod bad_input;
 mod http;
 mod import;
+mod jwks;
 mod limits;
 mod management;
 mod medusa;

@@ -289,6 +289,16 @@ pub(crate) async fn ready(State(svc): State<AuthService>) -> Result<Json<Value>,
     Ok(Json(json!({ "status": "ready" })))
 }
 
+/// `GET /.well-known/jwks.json`: the public keys tokens verify under, with
+/// their `kid`s (`{"keys": []}` under HS256). Cacheable for five minutes.
+pub(crate) async fn jwks(State(svc): State<AuthService>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(svc.tokens().jwks()),
+    )
+        .into_response()
+}
+
 /// `GET /health`.
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))

@@ -21,6 +21,7 @@
 //! | `/auth/mfa/challenges/{id}/verify` | POST |
 //! | `/auth/verification/request` | POST |
 //! | `/auth/verification/confirm` | POST |
+//! | `/.well-known/jwks.json` | GET |
 //! | `/health` | GET |
 //! | `/ready` | GET |
 //!
@@ -117,6 +118,7 @@ pub fn router(service: AuthService) -> Router {
             "/auth/{actor}/{provider}/callback",
             get(handlers::callback).post(handlers::callback),
         )
+        .route("/.well-known/jwks.json", get(handlers::jwks))
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .fallback(handlers::not_found)

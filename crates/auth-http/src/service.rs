@@ -60,15 +60,11 @@ impl fmt::Debug for AuthService {
 
 impl AuthService {
     /// A service over `module` with `[http]` settings. `http.jwt_secret` is
-    /// required: there is no built-in default secret.
+    /// required under HS256 (there is no built-in default secret), and
+    /// `http.jwt_private_key_file` under an asymmetric `jwt_algorithm`.
     pub fn new(module: AuthModule, http: &HttpConfig) -> Result<Self, ConfigError> {
-        let secret = http
-            .jwt_secret
-            .as_ref()
-            .filter(|s| !s.expose().is_empty())
-            .ok_or_else(|| ConfigError::new("http.jwt_secret is required to serve HTTP"))?;
         http.validate()?;
-        let tokens = Tokens::hs256(secret, http.jwt_expires_in);
+        let tokens = http.tokens()?;
         Ok(AuthService {
             inner: Arc::new(ServiceInner {
                 sessions: Sessions::new(module.state_store().clone(), http.session_ttl)

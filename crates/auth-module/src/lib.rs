@@ -5,6 +5,7 @@ mod config;
 mod error;
 pub mod events;
 pub mod flows;
+mod jwt_keys;
 mod keys;
 mod memory;
 pub mod mfa;
@@ -28,6 +29,7 @@ pub use config::{
     deserialize_duration,
 };
 pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
+pub use jwt_keys::{JwtAlgorithm, KeyPairSigner, PublicKeyVerifier};
 pub use memory::{MemoryIdentityStore, MemoryStateStore};
 pub use model::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, PROVIDER_IDENTITY_PREFIX,

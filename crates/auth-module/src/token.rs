@@ -53,6 +53,12 @@ pub trait Signer: Send + Sync + fmt::Debug + 'static {
 
     /// Whether `signature` (base64url) signs `signing_input` under this key.
     fn verify(&self, signing_input: &[u8], signature: &str) -> bool;
+
+    /// The public key as a JWK (with `kid` and `alg`), for
+    /// `/.well-known/jwks.json`; `None` for a shared secret.
+    fn jwk(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// HMAC-SHA256 with one shared secret.
@@ -220,12 +226,17 @@ const LEEWAY_SECS: i64 = 5;
 #[derive(Deserialize)]
 struct Header {
     alg: String,
+    #[serde(default)]
+    kid: Option<String>,
 }
 
-/// Issues and verifies compact JWTs through one [`Signer`]. Cheap to clone.
+/// Issues compact JWTs through one [`Signer`], and verifies them with it and
+/// any earlier keys ([`Tokens::with_verifiers`]). Cheap to clone.
 #[derive(Clone)]
 pub struct Tokens {
     signer: Arc<dyn Signer>,
+    /// Every key a token may verify under: the signer first.
+    verifiers: Arc<[Arc<dyn Signer>]>,
     /// `base64url(header)`, the same for every token.
     header: Arc<str>,
     expires_in: Duration,
@@ -235,6 +246,7 @@ impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
             .field("algorithm", &self.signer.algorithm())
+            .field("verifiers", &self.verifiers.len())
             .field("expires_in", &self.expires_in)
             .finish_non_exhaustive()
     }
@@ -253,6 +265,7 @@ impl Tokens {
         }
         let header = URL_SAFE_NO_PAD.encode(header.to_string());
         Tokens {
+            verifiers: vec![signer.clone()].into(),
             signer,
             header: header.into(),
             expires_in,
@@ -262,6 +275,23 @@ impl Tokens {
     /// HS256 with `secret`.
     pub fn hs256(secret: &Secret, expires_in: Duration) -> Self {
         Self::new(Arc::new(Hs256Signer::new(secret)), expires_in)
+    }
+
+    /// Also verifies tokens signed by `earlier` keys (previous secrets or
+    /// public keys, during a rotation). Each key is pinned to its algorithm,
+    /// and a key with an id only to tokens naming that `kid`.
+    pub fn with_verifiers(mut self, earlier: Vec<Arc<dyn Signer>>) -> Self {
+        let mut all: Vec<Arc<dyn Signer>> = self.verifiers.to_vec();
+        all.extend(earlier);
+        self.verifiers = all.into();
+        self
+    }
+
+    /// The public keys tokens verify under, as a JWK set
+    /// (`{"keys": [...]}`, empty with shared secrets only).
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self.verifiers.iter().filter_map(|v| v.jwk()).collect();
+        serde_json::json!({ "keys": keys })
     }
 
     /// The lifetime of auth tokens.
@@ -289,9 +319,18 @@ impl Tokens {
         let (signing_input, signature) = token.rsplit_once('.')?;
         let (header, payload) = signing_input.split_once('.')?;
         let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-        if header.alg != self.signer.algorithm()
-            || !self.signer.verify(signing_input.as_bytes(), signature)
-        {
+        // The algorithm is pinned per key: a key verifies only tokens naming
+        // its algorithm (and its kid, when it has one).
+        let verified = self.verifiers.iter().any(|v| {
+            v.algorithm() == header.alg
+                && match (v.key_id(), header.kid.as_deref()) {
+                    (Some(kid), Some(named)) => kid == named,
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                }
+                && v.verify(signing_input.as_bytes(), signature)
+        });
+        if !verified {
             return None;
         }
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
