@@ -277,6 +277,11 @@ fn bench() -> Result<(), String> {
         "cargo",
         &["bench", "-p", "auth-tests", "--bench", "replicas"],
         &[],
+    )?;
+    run(
+        "cargo",
+        &["bench", "-p", "auth-tests", "--bench", "medusa"],
+        &[],
     )
 }
 

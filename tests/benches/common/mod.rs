@@ -54,12 +54,24 @@ pub(crate) async fn gather(
     }
 }
 
-/// `connections` loops sending `make()` requests for `secs`.
+/// `connections` loops sending `make()` requests for `secs`; any answer but
+/// a 2xx counts as an error.
 pub(crate) async fn drive(
     client: &reqwest::Client,
     secs: u64,
     connections: usize,
     make: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
+) -> Stats {
+    drive_expecting(client, secs, connections, make, None).await
+}
+
+/// As [`drive`], counting answers of status `expected` (any 2xx if `None`).
+pub(crate) async fn drive_expecting(
+    client: &reqwest::Client,
+    secs: u64,
+    connections: usize,
+    make: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
+    expected: Option<u16>,
 ) -> Stats {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
@@ -72,7 +84,10 @@ pub(crate) async fn drive(
             while Instant::now() < deadline {
                 let t = Instant::now();
                 match make(&client).send().await {
-                    Ok(r) if r.status().is_success() => {
+                    Ok(r)
+                        if expected
+                            .map_or(r.status().is_success(), |s| r.status().as_u16() == s) =>
+                    {
                         let _ = r.bytes().await;
                         lat.push(t.elapsed());
                     }
@@ -183,9 +198,18 @@ pub(crate) fn serve_app(toml: &str) -> SocketAddr {
 /// argon2id verifies per second with one thread per core at the default
 /// parameters: the bound a login rate is compared with.
 pub(crate) fn hashing_bound(secs: u64) -> f64 {
+    verify_bound(secs, None)
+}
+
+/// Verifies per second of `stored` (a hash of `bench-password`; default: an
+/// argon2id one at the default parameters) with one thread per core.
+pub(crate) fn verify_bound(secs: u64, stored: Option<&str>) -> f64 {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).expect("options"));
-    let stored = Arc::new(hashing.hash("bench-password").expect("hash"));
+    let stored = Arc::new(match stored {
+        Some(s) => s.to_owned(),
+        None => hashing.hash("bench-password").expect("hash"),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
