@@ -10,6 +10,12 @@ use serde_json::json;
 
 use crate::support::{EMAILPASS, TestServer, claims, pg_url, sqlite_config};
 
+/// The TOTP secret `JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP` as @medusajs/auth
+/// 2.21.2 seals it with [`MEDUSA_MFA_KEY`].
+const MEDUSA_TOTP: &str =
+    "v1:f0RnJz9pnDfZAFHJ:sQo_ElIJGdkBSfSeotonTQ:uJKkm9BZbcClr3ZW03OUJuNc3lrLKI2YWS5cbdw6acY";
+const MEDUSA_MFA_KEY: &str = "an MFA encryption key of at least 32 characters";
+
 /// `supersecret` at Medusa's scrypt-kdf cost, made by the npm package.
 const MEDUSA_HASH: &str = "c2NyeXB0AA8AAAAIAAAAAVJ1TAwQaL+Co7u6yFc16rIpo83vr7J6HIF/L87iFBxJHOGx7NzHnOsQu4QbMXB/aZJHRxQwbgK5Qu+F0Mm/ZImr5YXSaAuojo5aNHKoZdpH";
 
@@ -28,9 +34,17 @@ async fn medusa_schema(pool: &sqlx::PgPool, schema: &str) {
              created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(), \
              deleted_at timestamptz)"
         ),
+        // As @medusajs/auth 2.21.2's migration creates them.
         format!(
             "CREATE TABLE \"{schema}\".auth_mfa_factor (id text PRIMARY KEY, auth_identity_id text NOT NULL, \
-             provider text NOT NULL, secret text NOT NULL)"
+             provider text NOT NULL, status text NOT NULL, provider_metadata jsonb, metadata jsonb, \
+             created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(), \
+             deleted_at timestamptz)"
+        ),
+        format!(
+            "CREATE TABLE \"{schema}\".auth_mfa_recovery_code (id text PRIMARY KEY, auth_identity_id text NOT NULL, \
+             code_hash text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), \
+             updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)"
         ),
     ];
     for sql in statements {
@@ -117,7 +131,12 @@ async fn medusa_schema(pool: &sqlx::PgPool, schema: &str) {
             MEDUSA_HASH,
         ),
         format!(
-            "INSERT INTO \"{schema}\".auth_mfa_factor VALUES ('authmfa_1', 'authid_cy', 'totp', 'v1:x:y:z')"
+            "INSERT INTO \"{schema}\".auth_mfa_factor (id, auth_identity_id, provider, status, provider_metadata, metadata) \
+             VALUES ('authmfa_1', 'authid_cy', 'totp', 'enabled', '{{\"secret\": \"{MEDUSA_TOTP}\"}}', '{{\"label\": \"phone\"}}')"
+        ),
+        format!(
+            "INSERT INTO \"{schema}\".auth_mfa_recovery_code (id, auth_identity_id, code_hash) \
+             VALUES ('authmfarc_1', 'authid_cy', '{MEDUSA_HASH}')"
         ),
     ];
     for sql in rows {
@@ -153,6 +172,7 @@ async fn a_medusa_database_is_imported_and_its_customers_log_in() {
         let skipped: Vec<&str> = summary.skipped.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(skipped, ["authid_ada_old", "authid_bad"], "{summary}");
         assert_eq!(summary.with_mfa, ["authid_cy"], "{summary}");
+        assert_eq!(summary.recovery_codes_dropped, ["authid_cy"], "{summary}");
     }
     assert_eq!(dry.already_present, 0);
     let text = run.to_string();
@@ -203,6 +223,87 @@ async fn a_medusa_database_is_imported_and_its_customers_log_in() {
     let bob = s.login("bob@example.com", "supersecret").await;
     assert_eq!(bob.status, 200, "{}", bob.body);
     s.stop().await;
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+/// With `[mfa]` holding Medusa's key, factors come along: the imported user
+/// is challenged at login and answers with the authenticator it already has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medusa_mfa_factors_are_imported_with_the_same_key() {
+    let Some(pool) = crate::postgres::admin_pool().await else {
+        return;
+    };
+    let schema = format!(
+        "medusa_{}",
+        auth_module::generate_id("m").to_ascii_lowercase()
+    );
+    medusa_schema(&pool, &schema).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = sqlite_config(
+        dir.path(),
+        &format!("{EMAILPASS}\n[mfa]\nencryption_key = \"{MEDUSA_MFA_KEY}\"\n"),
+    );
+    let config = auth_server::AppConfig::from_toml_str(&toml).unwrap();
+    let mut options = ImportOptions::new(pg_url());
+    options.schema = schema.clone();
+    options.provider_map = ImportOptions::parse_provider_map("email-legacy=emailpass").unwrap();
+    let summary = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    assert_eq!(
+        (summary.imported, summary.mfa_factors_imported),
+        (3, 1),
+        "{summary}"
+    );
+    assert!(summary.with_mfa.is_empty(), "{summary}");
+    assert_eq!(summary.recovery_codes_dropped, ["authid_cy"], "{summary}");
+
+    let s = TestServer::start_toml(&toml).await;
+    let r = s.login("cy@example.com", "supersecret").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["mfa_required"], true, "{}", r.body);
+    assert_eq!(r.body["mfa_challenge"]["methods"], json!(["totp"]));
+    let totp = auth_module::mfa::Totp::new(
+        auth_module::mfa::base32_decode("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap(),
+        6,
+        30,
+        auth_module::mfa::TotpAlgorithm::Sha1,
+    );
+    let code = totp.code_at(crate::support::now() as u64);
+    let id = r.body["mfa_challenge"]["id"].as_str().unwrap();
+    let done = crate::support::Reply::of(
+        s.client
+            .post(s.url(&format!("/auth/mfa/challenges/{id}/verify")))
+            .bearer_auth(r.token())
+            .json(&json!({"method": "totp", "code": code}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    s.stop().await;
+
+    // A wrong key: the identity with a factor is skipped, never imported bare.
+    let dir = tempfile::tempdir().unwrap();
+    let toml = sqlite_config(
+        dir.path(),
+        &format!(
+            "{EMAILPASS}\n[mfa]\nencryption_key = \"{}\"\n",
+            "k".repeat(40)
+        ),
+    );
+    let config = auth_server::AppConfig::from_toml_str(&toml).unwrap();
+    let summary = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    assert_eq!(summary.imported, 2, "{summary}");
+    assert!(
+        summary
+            .skipped
+            .iter()
+            .any(|(id, why)| id == "authid_cy" && why.contains("cannot be decrypted")),
+        "{summary}"
+    );
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .execute(&pool)
         .await

@@ -11,8 +11,14 @@
 //!   create, in batches read by id: a run can stop anywhere and be run again.
 //!   An identity already present is skipped, so a second run imports nothing
 //!   twice. A bad row is reported with its id and skipped.
-//! - Identities with Medusa MFA factors are listed in the summary: their
-//!   factors are not imported (Medusa's `v1:` secret format is not read yet).
+//! - Medusa's MFA factors (`auth_mfa_factor`) are imported with the identity
+//!   when `[mfa]` holds Medusa's `encryption_key`: each `v1:` secret is
+//!   decrypted and sealed again as this module keeps secrets, and a factor
+//!   that cannot be skips its whole identity (reported), so MFA is never
+//!   silently dropped. Without `[mfa]` the identities with factors are
+//!   listed. Medusa's recovery codes are kept only as scrypt hashes of codes
+//!   nobody can read back: the identities that had some are listed, to
+//!   generate new ones.
 //! - The store is opened as `serve` opens it, lock included.
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,8 +92,13 @@ pub struct ImportSummary {
     pub already_present: u64,
     /// Skipped, with why: `(auth identity id, reason)`.
     pub skipped: Vec<(String, String)>,
-    /// Identities with Medusa MFA factors, which were not imported.
+    /// Identities with Medusa MFA factors, which were not imported (no
+    /// `[mfa]` configured).
     pub with_mfa: Vec<String>,
+    /// MFA factors imported.
+    pub mfa_factors_imported: u64,
+    /// Identities whose Medusa recovery codes were not imported.
+    pub recovery_codes_dropped: Vec<String>,
 }
 
 impl std::fmt::Display for ImportSummary {
@@ -102,6 +113,17 @@ impl std::fmt::Display for ImportSummary {
         )?;
         for (id, why) in &self.skipped {
             writeln!(f, "  skipped {id}: {why}")?;
+        }
+        if self.mfa_factors_imported > 0 {
+            writeln!(f, "MFA factors imported: {}", self.mfa_factors_imported)?;
+        }
+        if !self.recovery_codes_dropped.is_empty() {
+            writeln!(
+                f,
+                "{} identities had Medusa recovery codes (kept only as hashes), to generate again: {}",
+                self.recovery_codes_dropped.len(),
+                self.recovery_codes_dropped.join(", ")
+            )?;
         }
         if !self.with_mfa.is_empty() {
             writeln!(
@@ -169,8 +191,15 @@ pub(crate) async fn import_medusa(
             .unwrap_or_else(|| medusa.to_owned());
         module.provider_info(&id).map(|_| id)
     };
+    let import_mfa =
+        module.mfa().is_configured() && has_table(&pool, schema, "auth_mfa_factor").await;
     let mut summary = ImportSummary {
-        with_mfa: mfa_identities(&pool, schema).await,
+        with_mfa: if import_mfa {
+            Vec::new()
+        } else {
+            identities_in(&pool, schema, "auth_mfa_factor").await
+        },
+        recovery_codes_dropped: identities_in(&pool, schema, "auth_mfa_recovery_code").await,
         ..ImportSummary::default()
     };
     let total: i64 = sqlx::query_scalar(&format!(
@@ -206,6 +235,15 @@ pub(crate) async fn import_medusa(
                 .or_default()
                 .push(p);
         }
+        let mut factors: HashMap<String, Vec<SourceFactor>> = HashMap::new();
+        if import_mfa {
+            for f in read_factors(&pool, schema, &ids).await? {
+                factors
+                    .entry(f.auth_identity_id.clone())
+                    .or_default()
+                    .push(f);
+            }
+        }
         for row in rows {
             summary.read += 1;
             let id: String = row.try_get("id").unwrap_or_default();
@@ -214,13 +252,17 @@ pub(crate) async fn import_medusa(
                 module,
                 &row,
                 providers.remove(&id).unwrap_or_default(),
+                factors.remove(&id).unwrap_or_default(),
                 &instance,
                 &winners,
                 options.dry_run,
             )
             .await;
             match outcome {
-                Ok(Imported::New) => summary.imported += 1,
+                Ok(Imported::New(n)) => {
+                    summary.imported += 1;
+                    summary.mfa_factors_imported += n;
+                }
                 Ok(Imported::AlreadyPresent) => summary.already_present += 1,
                 Err(why) => summary.skipped.push((id, why)),
             }
@@ -232,8 +274,20 @@ pub(crate) async fn import_medusa(
 }
 
 enum Imported {
-    New,
+    /// With this many MFA factors.
+    New(u64),
     AlreadyPresent,
+}
+
+/// An MFA factor read from Medusa.
+struct SourceFactor {
+    id: String,
+    auth_identity_id: String,
+    provider: String,
+    status: String,
+    secret: Option<String>,
+    metadata: Option<Value>,
+    created_at: OffsetDateTime,
 }
 
 async fn import_one(
@@ -241,6 +295,7 @@ async fn import_one(
     module: &AuthModule,
     row: &sqlx::postgres::PgRow,
     providers: Vec<SourceProvider>,
+    factors: Vec<SourceFactor>,
     instance: &dyn Fn(&str) -> Option<String>,
     winners: &HashMap<(String, String), String>,
     dry_run: bool,
@@ -292,20 +347,99 @@ async fn import_one(
         }
         new = new.provider_identity(np);
     }
+    // Every factor converts before anything is written: an identity is
+    // imported with all its MFA or not at all.
+    let mut new_factors = Vec::with_capacity(factors.len());
+    for f in factors {
+        let status = auth_module::MfaFactorStatus::parse(&f.status)
+            .ok_or_else(|| format!("MFA factor {} has status \"{}\"", f.id, f.status))?;
+        let secret = f
+            .secret
+            .as_deref()
+            .ok_or_else(|| format!("MFA factor {} has no secret", f.id))
+            .and_then(|s| {
+                module
+                    .mfa()
+                    .reseal_medusa_secret(s)
+                    .map_err(|e| format!("MFA factor {}: {}", f.id, e.message()))
+            })?;
+        let mut nf = auth_module::NewMfaFactor::new(&id, &f.provider, secret)
+            .status(status)
+            .keep(&f.id, f.created_at);
+        if let Some(m) = object(f.metadata, "MFA factor metadata")? {
+            nf = nf.metadata(m);
+        }
+        new_factors.push(nf);
+    }
+    let count = new_factors.len() as u64;
     if dry_run {
-        return Ok(Imported::New);
+        return Ok(Imported::New(count));
     }
     match store.create_auth_identity(new).await {
-        Ok(_) => Ok(Imported::New),
-        Err(e) if e.kind() == ErrorKind::DuplicateError => Err(format!(
-            "already taken in this store by another identity: {}",
-            e.message()
-        )),
-        Err(e) if e.kind().is_internal() || e.kind() == ErrorKind::Unavailable => {
-            Err(format!("the store failed: {e}"))
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::DuplicateError => {
+            return Err(format!(
+                "already taken in this store by another identity: {}",
+                e.message()
+            ));
         }
-        Err(e) => Err(e.message().to_owned()),
+        Err(e) if e.kind().is_internal() || e.kind() == ErrorKind::Unavailable => {
+            return Err(format!("the store failed: {e}"));
+        }
+        Err(e) => return Err(e.message().to_owned()),
     }
+    for nf in new_factors {
+        if let Err(e) = store.create_mfa_factor(nf).await {
+            // Never an identity without its MFA: undo, and report.
+            let undone = store.delete_auth_identity(&id).await.is_ok();
+            return Err(format!(
+                "its MFA factors could not be stored ({e}); the identity was {}",
+                if undone {
+                    "removed again"
+                } else {
+                    "left without them: check it"
+                }
+            ));
+        }
+    }
+    Ok(Imported::New(count))
+}
+
+async fn read_factors(
+    pool: &PgPool,
+    schema: &str,
+    ids: &[String],
+) -> Result<Vec<SourceFactor>, ConfigError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, auth_identity_id, provider, status, provider_metadata, metadata, created_at \
+         FROM \"{schema}\".auth_mfa_factor \
+         WHERE deleted_at IS NULL AND auth_identity_id = ANY($1) ORDER BY created_at, id"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .map_err(error("reading MFA factors"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let json = |c: &str| -> Option<Value> {
+                r.try_get::<Option<sqlx::types::Json<Value>>, _>(c)
+                    .ok()
+                    .flatten()
+                    .map(|j| j.0)
+            };
+            Some(SourceFactor {
+                secret: json("provider_metadata")
+                    .and_then(|m| m.get("secret").and_then(Value::as_str).map(str::to_owned)),
+                metadata: json("metadata"),
+                id: r.try_get("id").ok()?,
+                auth_identity_id: r.try_get("auth_identity_id").ok()?,
+                provider: r.try_get("provider").ok()?,
+                status: r.try_get("status").ok()?,
+                created_at: r.try_get("created_at").ok()?,
+            })
+        })
+        .collect())
 }
 
 async fn read_providers(
@@ -404,32 +538,32 @@ async fn collision_winners(
         .collect())
 }
 
-/// The identities with Medusa MFA factors: any table of the schema whose
-/// name mentions `mfa` and `factor` and that has an `auth_identity_id`.
-async fn mfa_identities(pool: &PgPool, schema: &str) -> Vec<String> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT t.table_name::text FROM information_schema.tables t \
-         JOIN information_schema.columns c \
-           ON c.table_schema = t.table_schema AND c.table_name = t.table_name \
-         WHERE t.table_schema = $1 AND t.table_name LIKE '%mfa%factor%' \
-           AND c.column_name = 'auth_identity_id'",
+/// Whether `schema` has table `table`.
+async fn has_table(pool: &PgPool, schema: &str, table: &str) -> bool {
+    sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_name = $2)",
     )
     .bind(schema)
-    .fetch_all(pool)
+    .bind(table)
+    .fetch_one(pool)
     .await
-    .unwrap_or_default();
-    let mut ids = Vec::new();
-    for table in tables {
-        let mut sql = String::new();
-        let _ = write!(
-            sql,
-            "SELECT DISTINCT auth_identity_id::text FROM \"{schema}\".\"{table}\""
-        );
-        if let Ok(found) = sqlx::query_scalar::<_, String>(&sql).fetch_all(pool).await {
-            ids.extend(found);
-        }
+    .unwrap_or(false)
+}
+
+/// The identities with live rows in Medusa's `table` (if it exists).
+async fn identities_in(pool: &PgPool, schema: &str, table: &str) -> Vec<String> {
+    if !has_table(pool, schema, table).await {
+        return Vec::new();
     }
-    ids.sort();
-    ids.dedup();
-    ids
+    let mut sql = String::new();
+    let _ = write!(
+        sql,
+        "SELECT DISTINCT auth_identity_id::text FROM \"{schema}\".\"{table}\" \
+         WHERE deleted_at IS NULL ORDER BY 1"
+    );
+    sqlx::query_scalar::<_, String>(&sql)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
 }

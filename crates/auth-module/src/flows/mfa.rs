@@ -211,6 +211,20 @@ impl Mfa {
         Ok(Totp::new(secret, t.digits, t.period, TotpAlgorithm::Sha1))
     }
 
+    /// A TOTP secret Medusa sealed (`v1:…`, its base32 text), sealed again
+    /// as this module keeps secrets; needs `[mfa]` with Medusa's
+    /// `encryption_key` (current or previous).
+    pub fn reseal_medusa_secret(&self, medusa: &str) -> Result<String> {
+        let c = self.configured()?;
+        let text = c.keys.open_medusa_v1(medusa)?;
+        let secret = std::str::from_utf8(&text)
+            .ok()
+            .and_then(crate::mfa::base32_decode)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::invalid_data("a Medusa MFA secret is not base32 text"))?;
+        c.keys.seal(&secret)
+    }
+
     /// The MFA factors of `auth_identity_id`, every status, oldest first (a
     /// store without MFA support has none).
     pub async fn list_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {

@@ -92,6 +92,41 @@ impl MfaKeys {
         ))
     }
 
+    /// The plaintext of a secret Medusa sealed (`v1:{iv}:{tag}:{ciphertext}`,
+    /// base64url, a 12-byte IV, key = SHA-256 of its `encryption_key`), with
+    /// the current or a previous key: for importing Medusa's factors.
+    pub fn open_medusa_v1(&self, sealed: &str) -> Result<Vec<u8>> {
+        let refused = || {
+            Error::invalid_data("a Medusa MFA secret cannot be decrypted with the configured keys")
+        };
+        let mut parts = sealed.split(':');
+        let (Some("v1"), Some(iv), Some(tag), Some(body), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(refused());
+        };
+        let decode = |s: &str| URL_SAFE_NO_PAD.decode(s.trim_end_matches('='));
+        let (Ok(iv), Ok(tag), Ok(mut body)) = (decode(iv), decode(tag), decode(body)) else {
+            return Err(refused());
+        };
+        if iv.len() != 12 || tag.len() != 16 {
+            return Err(refused());
+        }
+        body.extend_from_slice(&tag);
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find_map(|k| {
+                k.cipher
+                    .decrypt(Nonce::from_slice(&iv), body.as_slice())
+                    .ok()
+            })
+            .ok_or_else(refused)
+    }
+
     /// The plaintext of `sealed`, with the key it names; an error if that
     /// key is not configured or the text was altered.
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>> {
@@ -226,5 +261,23 @@ mod tests {
         }));
         assert_ne!(generate_recovery_code(), code);
         assert_eq!(generate_totp_secret().len(), 20);
+    }
+
+    #[test]
+    fn opens_what_medusa_sealed() {
+        // Made by @medusajs/auth 2.21.2's encryptSecret with this key.
+        let keys = MfaKeys::new("an MFA encryption key of at least 32 characters", &[]).unwrap();
+        let sealed = "v1:f0RnJz9pnDfZAFHJ:sQo_ElIJGdkBSfSeotonTQ:uJKkm9BZbcClr3ZW03OUJuNc3lrLKI2YWS5cbdw6acY";
+        assert_eq!(
+            keys.open_medusa_v1(sealed).unwrap(),
+            b"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+        );
+        let other = MfaKeys::new(&"x".repeat(32), &[]).unwrap();
+        assert!(other.open_medusa_v1(sealed).is_err());
+        assert!(keys.open_medusa_v1("v1:a:b:c").is_err());
+        assert!(
+            keys.open_medusa_v1(&sealed.replacen("uJ", "uK", 1))
+                .is_err()
+        );
     }
 }
