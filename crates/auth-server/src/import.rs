@@ -211,6 +211,13 @@ pub(crate) async fn import_medusa(
     let total = u64::try_from(total).unwrap_or(0);
     let winners = collision_winners(&pool, schema, module, &instance).await?;
     let store: &Arc<dyn IdentityStore> = module.identity_store();
+    let target = Target {
+        store: store.as_ref(),
+        module,
+        instance: &instance,
+        winners: &winners,
+        dry_run: options.dry_run,
+    };
     let mut after = String::new();
     loop {
         let rows = sqlx::query(&format!(
@@ -248,14 +255,10 @@ pub(crate) async fn import_medusa(
             summary.read += 1;
             let id: String = row.try_get("id").unwrap_or_default();
             let outcome = import_one(
-                store.as_ref(),
-                module,
+                &target,
                 &row,
                 providers.remove(&id).unwrap_or_default(),
                 factors.remove(&id).unwrap_or_default(),
-                &instance,
-                &winners,
-                options.dry_run,
             )
             .await;
             match outcome {
@@ -290,16 +293,28 @@ struct SourceFactor {
     created_at: OffsetDateTime,
 }
 
+/// Where and how identities are written.
+struct Target<'a> {
+    store: &'a dyn IdentityStore,
+    module: &'a AuthModule,
+    instance: &'a dyn Fn(&str) -> Option<String>,
+    winners: &'a HashMap<(String, String), String>,
+    dry_run: bool,
+}
+
 async fn import_one(
-    store: &dyn IdentityStore,
-    module: &AuthModule,
+    target: &Target<'_>,
     row: &sqlx::postgres::PgRow,
     providers: Vec<SourceProvider>,
     factors: Vec<SourceFactor>,
-    instance: &dyn Fn(&str) -> Option<String>,
-    winners: &HashMap<(String, String), String>,
-    dry_run: bool,
 ) -> Result<Imported, String> {
+    let Target {
+        store,
+        module,
+        instance,
+        winners,
+        dry_run,
+    } = *target;
     let bad = |e: sqlx::Error| format!("unreadable row: {e}");
     let id: String = row.try_get("id").map_err(bad)?;
     let app_metadata: Option<sqlx::types::Json<Value>> =
