@@ -157,6 +157,18 @@ fn sync_examples() -> Result<(), String> {
 fn examples() -> Result<(), String> {
     examples_lock_in_step()?;
     let dir = root().join("examples");
+    // A dependency added at the root (reaching the examples through our
+    // crates) must be in their lock file too.
+    run_in(
+        &dir,
+        "cargo",
+        &["metadata", "--format-version", "1", "--locked", "--quiet"],
+        &[],
+    )
+    .map_err(|_| {
+        "examples/Cargo.lock misses what the root's crates now need; run `cargo xtask sync-examples`"
+            .to_owned()
+    })?;
     let target = root().join("target");
     let target = target.to_string_lossy();
     let env = [("CARGO_TARGET_DIR", target.as_ref())];
