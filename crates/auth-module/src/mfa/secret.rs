@@ -42,6 +42,21 @@ impl std::fmt::Debug for MfaKeys {
     }
 }
 
+/// The three fields of `{version}:a:b:c`, if `sealed` has that shape.
+fn fields<'a>(sealed: &'a str, version: &str) -> Option<[&'a str; 3]> {
+    let mut parts = sealed.split(':');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(v), Some(a), Some(b), Some(c), None) if v == version => Some([a, b, c]),
+        _ => None,
+    }
+}
+
 fn key(text: &str) -> Result<Key> {
     if text.chars().count() < MIN_KEY_CHARS {
         return Err(Error::invalid_data(format!(
@@ -99,14 +114,7 @@ impl MfaKeys {
         let refused = || {
             Error::invalid_data("a Medusa MFA secret cannot be decrypted with the configured keys")
         };
-        let mut parts = sealed.split(':');
-        let (Some("v1"), Some(iv), Some(tag), Some(body), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let Some([iv, tag, body]) = fields(sealed, "v1") else {
             return Err(refused());
         };
         let decode = |s: &str| URL_SAFE_NO_PAD.decode(s.trim_end_matches('='));
@@ -132,14 +140,7 @@ impl MfaKeys {
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>> {
         let refused =
             || Error::unexpected("an MFA secret cannot be decrypted with the configured keys");
-        let mut parts = sealed.split(':');
-        let (Some("v2"), Some(id), Some(nonce), Some(body), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let Some([id, nonce, body]) = fields(sealed, "v2") else {
             return Err(refused());
         };
         let key = std::iter::once(&self.current)
