@@ -1,10 +1,13 @@
-//! The rules for URLs in options: identity-provider endpoints must be
-//! `https` (plain `http` only on a loopback host), callback URLs belong to
-//! the client and may be any `http` or `https` URL.
+//! The checks of providers' options. URLs: identity-provider endpoints must
+//! be `https` (plain `http` only on a loopback host), callback URLs belong to
+//! the client and may be any `http` or `https` URL. And the client's other
+//! options: required strings, the client secret, numbers within bounds, the
+//! HTTP timeout. Each check names the option as the provider spells it.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use auth_module::OptionsError;
+use auth_module::{OptionsError, Secret};
 use url::{Host, Url};
 
 /// Whether `url`'s host is a loopback host (`127.0.0.0/8`, `::1`, `localhost`).
@@ -39,6 +42,12 @@ pub fn endpoint(option: &str, value: &str) -> Result<Url, OptionsError> {
     Ok(url)
 }
 
+/// Option `option`'s value as an identity-provider endpoint (see
+/// [`endpoint`]), when it is set.
+pub fn optional_endpoint(option: &str, value: Option<&str>) -> Result<Option<Url>, OptionsError> {
+    value.map(|u| endpoint(option, u)).transpose()
+}
+
 /// Option `option`'s value as a callback URL: any `http` or `https` URL with a host.
 pub fn callback(option: &str, value: &str) -> Result<String, OptionsError> {
     let url = Url::parse(value)
@@ -55,6 +64,16 @@ pub fn required(option: &str, value: &str) -> Result<(), OptionsError> {
         return Err(OptionsError::new(option, "is required"));
     }
     Ok(())
+}
+
+/// The client secret, unless it is absent or empty (a public client).
+pub fn secret(value: Option<&Secret>) -> Option<Secret> {
+    value.filter(|s| !s.expose().is_empty()).cloned()
+}
+
+/// Option `option`'s client secret, which must be set and not empty.
+pub fn required_secret(option: &str, value: Option<&Secret>) -> Result<Secret, OptionsError> {
+    secret(value).ok_or_else(|| OptionsError::new(option, "is required"))
 }
 
 /// The callback policy of the configured callback (`option`, required) and
@@ -88,6 +107,13 @@ pub fn within(
             format!("must be between 1 and {max}"),
         )),
     }
+}
+
+/// Option `option` as the timeout of each call to the identity provider, in
+/// milliseconds: between 1 and 300000, [`crate::DEFAULT_HTTP_TIMEOUT`] when absent.
+pub fn http_timeout(option: &str, millis: Option<u64>) -> Result<Duration, OptionsError> {
+    const DEFAULT_MS: u64 = crate::DEFAULT_HTTP_TIMEOUT.as_millis() as u64;
+    within(option, millis, DEFAULT_MS, 300_000).map(Duration::from_millis)
 }
 
 /// Which callback URLs a login may ask for: the configured one, and those
@@ -168,5 +194,35 @@ mod tests {
         );
         assert_eq!(p.resolve(Some("https://b.example/cb/")), None);
         assert_eq!(p.resolve(Some("https://evil.example/cb")), None);
+    }
+
+    #[test]
+    fn secrets_are_empty_as_absent_and_timeouts_default_to_ten_seconds() {
+        assert!(secret(Some(&Secret::new(""))).is_none());
+        assert_eq!(
+            secret(Some(&Secret::new("s"))).map(|s| s.expose().to_owned()),
+            Some("s".to_owned())
+        );
+        let e = required_secret("clientSecret", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("clientSecret") && e.contains("is required"),
+            "{e}"
+        );
+        assert_eq!(
+            http_timeout("httpTimeoutMs", None).unwrap(),
+            crate::DEFAULT_HTTP_TIMEOUT
+        );
+        assert_eq!(
+            http_timeout("httpTimeoutMs", Some(250)).unwrap(),
+            Duration::from_millis(250)
+        );
+        for bad in [0, 300_001] {
+            let e = http_timeout("http_timeout_ms", Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("http_timeout_ms"), "{bad}: {e}");
+        }
+        assert_eq!(optional_endpoint("jwks_uri", None).unwrap(), None);
+        assert!(optional_endpoint("jwks_uri", Some("http://idp.example/k")).is_err());
     }
 }

@@ -22,7 +22,7 @@ use auth_module::{
     AuthOutcome, AuthProvider, AuthRequest, Metadata, OptionsError, ProviderFlow,
     ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
 };
-use auth_oauth::{ClientAuth, Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, urls};
+use auth_oauth::{Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, urls};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
@@ -40,8 +40,9 @@ pub const NO_REGISTRATION: &str =
 
 const GITHUB_JSON: &str = "application/vnd.github+json";
 
-/// The provider's options (Medusa's names, camelCase).
-#[derive(Deserialize)]
+/// The provider's options (Medusa's names, camelCase). `Debug` shows no
+/// secret: [`Secret`] redacts itself.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct GithubOptions {
@@ -71,15 +72,6 @@ pub struct GithubOptions {
     pub http_timeout_ms: Option<u64>,
 }
 
-impl std::fmt::Debug for GithubOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GithubOptions")
-            .field("client_id", &self.client_id)
-            .field("callback_url", &self.callback_url)
-            .finish_non_exhaustive()
-    }
-}
-
 impl ValidateOptions for GithubOptions {
     fn validate_options(&self) -> std::result::Result<(), OptionsError> {
         settings("github", self).map(|_| ())
@@ -94,11 +86,7 @@ struct Settings {
 
 fn settings(id: &str, o: &GithubOptions) -> std::result::Result<Settings, OptionsError> {
     urls::required("clientId", &o.client_id)?;
-    let secret = o
-        .client_secret
-        .clone()
-        .filter(|s| !s.expose().is_empty())
-        .ok_or_else(|| OptionsError::new("clientSecret", "is required"))?;
+    let secret = urls::required_secret("clientSecret", o.client_secret.as_ref())?;
     let callback = urls::callback_policy(
         "callbackUrl",
         &o.callback_url,
@@ -107,7 +95,6 @@ fn settings(id: &str, o: &GithubOptions) -> std::result::Result<Settings, Option
     )?;
     let mut s = OAuthSettings::new(id, o.client_id.clone(), callback);
     s.client_secret = Some(secret);
-    s.client_auth = ClientAuth::Post;
     s.authorization_url = Some(urls::endpoint(
         "authorizationUrl",
         o.authorization_url
@@ -119,12 +106,7 @@ fn settings(id: &str, o: &GithubOptions) -> std::result::Result<Settings, Option
         o.token_url.as_deref().unwrap_or(GITHUB_TOKEN_URL),
     )?);
     s.scopes = vec!["read:user".into(), "user:email".into()];
-    s.http_timeout = std::time::Duration::from_millis(urls::within(
-        "httpTimeoutMs",
-        o.http_timeout_ms,
-        10_000,
-        300_000,
-    )?);
+    s.http_timeout = urls::http_timeout("httpTimeoutMs", o.http_timeout_ms)?;
     let api = o.api_url.as_deref().unwrap_or(GITHUB_API_URL);
     urls::endpoint("apiUrl", api)?;
     let api = api.trim_end_matches('/');

@@ -26,7 +26,7 @@ use auth_module::{
     ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
 };
 use auth_oauth::{
-    ClientAuth, Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
+    Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -44,8 +44,9 @@ pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 pub const NO_REGISTRATION: &str =
     "Google does not support registration. Use method `authenticate` instead.";
 
-/// The provider's options (Medusa's names, camelCase).
-#[derive(Deserialize)]
+/// The provider's options (Medusa's names, camelCase). `Debug` shows no
+/// secret: [`Secret`] redacts itself.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct GoogleOptions {
@@ -79,15 +80,6 @@ pub struct GoogleOptions {
     pub http_timeout_ms: Option<u64>,
 }
 
-impl std::fmt::Debug for GoogleOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoogleOptions")
-            .field("client_id", &self.client_id)
-            .field("callback_url", &self.callback_url)
-            .finish_non_exhaustive()
-    }
-}
-
 impl ValidateOptions for GoogleOptions {
     fn validate_options(&self) -> std::result::Result<(), OptionsError> {
         settings("google", self).map(|_| ())
@@ -96,11 +88,7 @@ impl ValidateOptions for GoogleOptions {
 
 fn settings(id: &str, o: &GoogleOptions) -> std::result::Result<OAuthSettings, OptionsError> {
     urls::required("clientId", &o.client_id)?;
-    let secret = o
-        .client_secret
-        .clone()
-        .filter(|s| !s.expose().is_empty())
-        .ok_or_else(|| OptionsError::new("clientSecret", "is required"))?;
+    let secret = urls::required_secret("clientSecret", o.client_secret.as_ref())?;
     let callback = urls::callback_policy(
         "callbackUrl",
         &o.callback_url,
@@ -109,14 +97,12 @@ fn settings(id: &str, o: &GoogleOptions) -> std::result::Result<OAuthSettings, O
     )?;
     let issuer = o.issuer.as_deref().unwrap_or(GOOGLE_ISSUER);
     let default_issuer = issuer.trim_end_matches('/') == GOOGLE_ISSUER;
-    let endpoint = |name: &str, given: &Option<String>, google: &str| match given {
-        Some(u) => urls::endpoint(name, u).map(Some),
-        None if default_issuer => urls::endpoint(name, google).map(Some),
-        None => Ok(None),
+    // Unset endpoints are Google's with Google's issuer, else discovered.
+    let endpoint = |name: &str, given: &Option<String>, google: &'static str| {
+        urls::optional_endpoint(name, given.as_deref().or(default_issuer.then_some(google)))
     };
     let mut s = OAuthSettings::new(id, o.client_id.clone(), callback);
     s.client_secret = Some(secret);
-    s.client_auth = ClientAuth::Post;
     s.issuer = Some(urls::endpoint("issuer", issuer)?);
     s.authorization_url = endpoint(
         "authorizationUrl",
@@ -131,12 +117,7 @@ fn settings(id: &str, o: &GoogleOptions) -> std::result::Result<OAuthSettings, O
         issuers.push("accounts.google.com".to_owned());
     }
     s.id_token = Some(IdTokenRules::new(issuers));
-    s.http_timeout = std::time::Duration::from_millis(urls::within(
-        "httpTimeoutMs",
-        o.http_timeout_ms,
-        10_000,
-        300_000,
-    )?);
+    s.http_timeout = urls::http_timeout("httpTimeoutMs", o.http_timeout_ms)?;
     Ok(s)
 }
 

@@ -33,7 +33,7 @@ use auth_module::{
     ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
 };
 use auth_oauth::{
-    ClientAuth, Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
+    Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -54,7 +54,8 @@ pub enum Scopes {
 }
 
 /// The provider's options (`@medusajs/auth-oidc`'s names, snake_case).
-#[derive(Deserialize)]
+/// `Debug` shows no secret: [`Secret`] redacts itself.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OidcOptions {
@@ -115,16 +116,6 @@ pub struct OidcOptions {
     pub http_timeout_ms: Option<u64>,
 }
 
-impl std::fmt::Debug for OidcOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcOptions")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("callback_url", &self.callback_url)
-            .finish_non_exhaustive()
-    }
-}
-
 impl ValidateOptions for OidcOptions {
     fn validate_options(&self) -> std::result::Result<(), OptionsError> {
         Built::new("oidc", self).map(|_| ())
@@ -152,17 +143,16 @@ impl Built {
             "allowed_callback_urls",
             &o.allowed_callback_urls,
         )?;
-        let endpoint = |name: &str, v: &Option<String>| {
-            v.as_deref().map(|u| urls::endpoint(name, u)).transpose()
-        };
         let mut s = OAuthSettings::new(id, o.client_id.clone(), callback);
-        s.client_secret = o.client_secret.clone().filter(|s| !s.expose().is_empty());
-        s.client_auth = ClientAuth::Post;
+        s.client_secret = urls::secret(o.client_secret.as_ref());
         s.issuer = Some(issuer);
-        s.authorization_url = endpoint("authorization_endpoint", &o.authorization_endpoint)?;
-        s.token_url = endpoint("token_endpoint", &o.token_endpoint)?;
-        s.jwks_url = endpoint("jwks_uri", &o.jwks_uri)?;
-        endpoint("end_session_endpoint", &o.end_session_endpoint)?;
+        s.authorization_url = urls::optional_endpoint(
+            "authorization_endpoint",
+            o.authorization_endpoint.as_deref(),
+        )?;
+        s.token_url = urls::optional_endpoint("token_endpoint", o.token_endpoint.as_deref())?;
+        s.jwks_url = urls::optional_endpoint("jwks_uri", o.jwks_uri.as_deref())?;
+        urls::optional_endpoint("end_session_endpoint", o.end_session_endpoint.as_deref())?;
         s.scopes = match &o.scopes {
             None => vec!["openid".into(), "email".into(), "profile".into()],
             Some(Scopes::List(l)) => l.clone(),
@@ -200,12 +190,7 @@ impl Built {
             3_600_000,
             86_400_000 * 7,
         )?);
-        s.http_timeout = Duration::from_millis(urls::within(
-            "http_timeout_ms",
-            o.http_timeout_ms,
-            10_000,
-            300_000,
-        )?);
+        s.http_timeout = urls::http_timeout("http_timeout_ms", o.http_timeout_ms)?;
         let mut mappings: BTreeMap<String, String> =
             [("entity_id", "sub"), ("email", "email"), ("name", "name")]
                 .into_iter()
@@ -331,11 +316,14 @@ impl AuthProvider for OidcProvider {
         req: AuthRequest,
         ids: &ProviderIdentities,
     ) -> Result<AuthOutcome> {
-        let display = self.display_name.clone();
         self.oauth
-            .callback(&req, ids, ErrorStyle::Oidc, &display, |done| async move {
-                self.user(done)
-            })
+            .callback(
+                &req,
+                ids,
+                ErrorStyle::Oidc,
+                &self.display_name,
+                |done| async move { self.user(done) },
+            )
             .await
     }
 }
