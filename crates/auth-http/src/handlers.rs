@@ -113,10 +113,6 @@ pub(crate) async fn run_step(
     let auth_req = auth_request(&svc, &actor, req).await?.link_to(link_to);
     svc.module().check_actor_allowed(&actor, &provider)?;
     let module = svc.module();
-    // Whole microseconds, as stores keep creation times.
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
     let outcome = match step {
         Step::Register => module.register(&provider, auth_req).await?,
         Step::Login => module.authenticate(&provider, auth_req).await?,
@@ -124,13 +120,8 @@ pub(crate) async fn run_step(
     };
     if let (Step::Register, LoginOutcome::Authenticated { identity, .. }) = (step, &outcome) {
         // A registration always answers a token; it says whether MFA is on.
-        // An identity this request created has no factor yet: only a repeated
-        // registration (same password, no actor linked) reads them, so a new
-        // registration costs no extra store round trip.
         let mut claims = svc.tokens().claims_for(identity, &actor, &provider);
-        let created_now = u128::try_from(identity.created_at.unix_timestamp_nanos() / 1_000)
-            .is_ok_and(|created| created >= started);
-        claims.mfa_enabled = !created_now && module.mfa().has_enabled_factor(&identity.id).await?;
+        claims.mfa_enabled = module.mfa().enabled_for(identity).await?;
         let token = svc.tokens().sign(&claims)?;
         return Ok(Json(json!({ "token": token })).into_response());
     }

@@ -375,15 +375,15 @@ fn default_recovery_code_count() -> u32 {
     10
 }
 
-fn default_challenge_ttl_seconds() -> u64 {
+pub(crate) fn default_challenge_ttl_seconds() -> u64 {
     300
 }
 
-fn default_challenge_max_attempts() -> u32 {
+pub(crate) fn default_challenge_max_attempts() -> u32 {
     5
 }
 
-fn default_failure_window_seconds() -> u64 {
+pub(crate) fn default_failure_window_seconds() -> u64 {
     900
 }
 

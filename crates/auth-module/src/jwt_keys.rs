@@ -117,19 +117,18 @@ enum Private {
     Rsa(signature::RsaKeyPair),
 }
 
-/// Signs tokens with a private key; verifies them with its public half.
+/// Signs tokens with a private key; verifies them with its public half
+/// (a [`PublicKeyVerifier`], which answers for everything but signing).
 pub struct KeyPairSigner {
     private: Private,
-    public: Public,
-    kid: String,
+    public: PublicKeyVerifier,
     rng: SystemRandom,
 }
 
 impl fmt::Debug for KeyPairSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyPairSigner")
-            .field("algorithm", &self.public.algorithm())
-            .field("kid", &self.kid)
+            .field("public", &self.public)
             .finish_non_exhaustive()
     }
 }
@@ -185,9 +184,8 @@ impl KeyPairSigner {
             }
         };
         Ok(KeyPairSigner {
-            kid: public.kid(),
             private,
-            public,
+            public: PublicKeyVerifier::new(public),
             rng,
         })
     }
@@ -195,11 +193,11 @@ impl KeyPairSigner {
 
 impl Signer for KeyPairSigner {
     fn algorithm(&self) -> &'static str {
-        self.public.algorithm().as_str()
+        self.public.algorithm()
     }
 
     fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
+        self.public.key_id()
     }
 
     fn sign(&self, signing_input: &[u8]) -> Result<String> {
@@ -231,7 +229,7 @@ impl Signer for KeyPairSigner {
     }
 
     fn jwk(&self) -> Option<Value> {
-        Some(self.public.jwk(&self.kid))
+        self.public.jwk()
     }
 }
 
@@ -330,10 +328,14 @@ impl PublicKeyVerifier {
         let der = pem_der(pem, "PUBLIC KEY")?;
         let public = spki(&der)
             .ok_or_else(|| Error::invalid_data("not a P-256, Ed25519 or RSA public key (SPKI)"))?;
-        Ok(PublicKeyVerifier {
+        Ok(Self::new(public))
+    }
+
+    fn new(public: Public) -> Self {
+        PublicKeyVerifier {
             kid: public.kid(),
             public,
-        })
+        }
     }
 }
 

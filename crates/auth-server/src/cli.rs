@@ -91,10 +91,7 @@ fn import_medusa(
             bar.set_position(done);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = runtime()?;
     let summary = rt
         .block_on(crate::import_medusa(&config, &options, &progress))
         .map_err(|e| e.to_string())?;
@@ -108,6 +105,14 @@ fn import_medusa(
     };
     print!("{what}: {summary}");
     Ok(())
+}
+
+/// The runtime commands run on.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// Logs to stderr at `RUST_LOG`'s levels (default `info`), as text or one
@@ -214,10 +219,7 @@ fn start(
         }
     }
     .map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = runtime()?;
     rt.block_on(serve(config, listen, routes))
 }
 

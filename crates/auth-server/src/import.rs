@@ -321,10 +321,10 @@ async fn import_one(
         row.try_get("app_metadata").map_err(bad)?;
     let created_at: OffsetDateTime = row.try_get("created_at").map_err(bad)?;
     let updated_at: OffsetDateTime = row.try_get("updated_at").map_err(bad)?;
-    match store.retrieve_auth_identity(&id).await {
-        Ok(_) => return Ok(Imported::AlreadyPresent),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("the store failed: {e}")),
+    // A real run finds out from the create itself (no read per row); a dry
+    // run, which creates nothing, has to ask.
+    if dry_run && present(store, &id).await? {
+        return Ok(Imported::AlreadyPresent);
     }
     let mut new = NewAuthIdentity::new()
         .with_id(&id)
@@ -393,6 +393,9 @@ async fn import_one(
     match store.create_auth_identity(new).await {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::DuplicateError => {
+            if present(store, &id).await? {
+                return Ok(Imported::AlreadyPresent);
+            }
             return Err(format!(
                 "already taken in this store by another identity: {}",
                 e.message()
@@ -418,6 +421,15 @@ async fn import_one(
         }
     }
     Ok(Imported::New(count))
+}
+
+/// Whether auth identity `id` is in the store already (an earlier run).
+async fn present(store: &dyn IdentityStore, id: &str) -> Result<bool, String> {
+    match store.retrieve_auth_identity(id).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("the store failed: {e}")),
+    }
 }
 
 async fn read_factors(

@@ -194,14 +194,19 @@ impl Mfa {
     fn max_attempts(&self) -> u64 {
         self.configured
             .as_ref()
-            .map_or(5, |c| u64::from(c.config.challenge_max_attempts))
+            .map_or(crate::config::default_challenge_max_attempts(), |c| {
+                c.config.challenge_max_attempts
+            })
+            .into()
     }
 
     fn failure_window(&self) -> Duration {
         Duration::from_secs(
             self.configured
                 .as_ref()
-                .map_or(900, |c| c.config.failure_window_seconds),
+                .map_or(crate::config::default_failure_window_seconds(), |c| {
+                    c.config.failure_window_seconds
+                }),
         )
     }
 
@@ -231,6 +236,16 @@ impl Mfa {
         match self.identities.list_mfa_factors(auth_identity_id).await {
             Err(e) if e.kind() == ErrorKind::NotSupported => Ok(Vec::new()),
             other => other,
+        }
+    }
+
+    /// Whether `identity` has an enabled factor: what the store that read it
+    /// says ([`AuthIdentity::mfa_enabled`], kept current through the caches),
+    /// else read from its factors.
+    pub async fn enabled_for(&self, identity: &AuthIdentity) -> Result<bool> {
+        match identity.mfa_enabled {
+            Some(known) => Ok(known),
+            None => self.has_enabled_factor(&identity.id).await,
         }
     }
 
@@ -468,7 +483,8 @@ impl Mfa {
         auth_provider: &str,
     ) -> Result<Option<MfaChallenge>> {
         if identity.mfa_enabled == Some(false) {
-            // The store (through its caches) says no factor is enabled.
+            // The store (through its caches) says no factor is enabled: no
+            // read of the factors.
             return Ok(None);
         }
         let factors = self.list_factors(&identity.id).await?;
@@ -490,7 +506,9 @@ impl Mfa {
         let ttl = Duration::from_secs(
             self.configured
                 .as_ref()
-                .map_or(300, |c| c.config.challenge_ttl_seconds),
+                .map_or(crate::config::default_challenge_ttl_seconds(), |c| {
+                    c.config.challenge_ttl_seconds
+                }),
         );
         let attempts = self
             .state
