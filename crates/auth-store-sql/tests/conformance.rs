@@ -305,12 +305,10 @@ mod sqlite {
     //! The suite in memory and on a file; persistence and migrations.
 
     use auth_module::{
-        AuthIdentity, ErrorKind, IdentityStore, MemoryIdentityStore, Metadata, MfaFactor,
-        MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewProviderIdentity, NewVerification,
-        ProviderIdentity, ProviderIdentityUpdate, Result, StateStore, Verification, async_trait,
+        ErrorKind, IdentityStore, MemoryIdentityStore, NewAuthIdentity, NewMfaFactor,
+        NewProviderIdentity, ProviderIdentityUpdate,
     };
     use auth_store_sql::SqlStore;
-    use std::time::Duration;
     use tempfile::TempDir;
 
     use super::{check_nul_refusal, new_identity};
@@ -321,7 +319,7 @@ mod sqlite {
             .expect("an in-memory SQLite store opens")
     });
 
-    auth_testkit::identity_store_suite!(file, FileStore::open);
+    auth_testkit::identity_store_suite!(file, guarded = file_store);
 
     auth_testkit::state_store_suite!(state_memory, || async {
         SqlStore::sqlite_memory()
@@ -329,168 +327,20 @@ mod sqlite {
             .expect("an in-memory SQLite store opens")
     });
 
-    auth_testkit::state_store_suite!(state_file, FileStore::open);
+    auth_testkit::state_store_suite!(state_file, guarded = file_store);
 
     fn sqlite_url(dir: &TempDir) -> String {
         format!("sqlite://{}", dir.path().join("auth.db").display())
     }
 
-    /// A store on a file in a temporary directory that lives as long as the store.
-    #[derive(Debug)]
-    struct FileStore {
-        store: SqlStore,
-        _dir: TempDir,
-    }
-
-    impl FileStore {
-        async fn open() -> FileStore {
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let store = SqlStore::sqlite(&sqlite_url(&dir))
-                .await
-                .expect("a SQLite file store opens");
-            FileStore { store, _dir: dir }
-        }
-    }
-
-    #[async_trait]
-    impl StateStore for FileStore {
-        async fn set(&self, key: &str, value: serde_json::Value, ttl: Duration) -> Result<()> {
-            self.store.set(key, value, ttl).await
-        }
-        async fn get(&self, key: &str) -> Result<Option<serde_json::Value>> {
-            self.store.get(key).await
-        }
-        async fn take(&self, key: &str) -> Result<Option<serde_json::Value>> {
-            self.store.take(key).await
-        }
-        async fn delete(&self, key: &str) -> Result<bool> {
-            self.store.delete(key).await
-        }
-        async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
-            self.store.increment(key, by, ttl).await
-        }
-        async fn compare_and_swap(
-            &self,
-            key: &str,
-            expected: Option<&serde_json::Value>,
-            new: Option<serde_json::Value>,
-            ttl: Duration,
-        ) -> Result<bool> {
-            self.store.compare_and_swap(key, expected, new, ttl).await
-        }
-    }
-
-    #[async_trait]
-    impl IdentityStore for FileStore {
-        async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
-            self.store.create_auth_identity(new).await
-        }
-        async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
-            self.store.retrieve_auth_identity(id).await
-        }
-        async fn update_app_metadata(&self, id: &str, m: Option<Metadata>) -> Result<AuthIdentity> {
-            self.store.update_app_metadata(id, m).await
-        }
-        async fn patch_app_metadata(
-            &self,
-            id: &str,
-            key: &str,
-            value: Option<serde_json::Value>,
-        ) -> Result<AuthIdentity> {
-            self.store.patch_app_metadata(id, key, value).await
-        }
-        async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
-            self.store.bump_credential_version(id).await
-        }
-        async fn delete_auth_identity(&self, id: &str) -> Result<()> {
-            self.store.delete_auth_identity(id).await
-        }
-        async fn find_provider_identity(
-            &self,
-            provider: &str,
-            entity_id: &str,
-        ) -> Result<Option<ProviderIdentity>> {
-            self.store.find_provider_identity(provider, entity_id).await
-        }
-        async fn add_provider_identity(
-            &self,
-            auth_identity_id: &str,
-            new: NewProviderIdentity,
-        ) -> Result<ProviderIdentity> {
-            self.store
-                .add_provider_identity(auth_identity_id, new)
-                .await
-        }
-        async fn update_provider_identity(
-            &self,
-            id: &str,
-            update: ProviderIdentityUpdate,
-        ) -> Result<ProviderIdentity> {
-            self.store.update_provider_identity(id, update).await
-        }
-        async fn delete_provider_identity(&self, id: &str) -> Result<()> {
-            self.store.delete_provider_identity(id).await
-        }
-        async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
-            self.store.create_mfa_factor(new).await
-        }
-        async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
-            self.store.list_mfa_factors(auth_identity_id).await
-        }
-        async fn update_mfa_factor(
-            &self,
-            id: &str,
-            update: MfaFactorUpdate,
-        ) -> Result<Option<MfaFactor>> {
-            self.store.update_mfa_factor(id, update).await
-        }
-        async fn replace_recovery_codes(
-            &self,
-            auth_identity_id: &str,
-            hashes: Vec<String>,
-        ) -> Result<()> {
-            self.store
-                .replace_recovery_codes(auth_identity_id, hashes)
-                .await
-        }
-        async fn consume_recovery_code(
-            &self,
-            auth_identity_id: &str,
-            candidates: &[String],
-        ) -> Result<bool> {
-            self.store
-                .consume_recovery_code(auth_identity_id, candidates)
-                .await
-        }
-        async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
-            self.store.count_recovery_codes(auth_identity_id).await
-        }
-        async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
-            self.store.request_verification(new).await
-        }
-        async fn find_verification(
-            &self,
-            auth_identity_id: &str,
-            entity_id: &str,
-            entity_type: &str,
-        ) -> Result<Option<Verification>> {
-            self.store
-                .find_verification(auth_identity_id, entity_id, entity_type)
-                .await
-        }
-        async fn confirm_verification(
-            &self,
-            code_hash: &str,
-            code_provider: &str,
-            now: time::OffsetDateTime,
-        ) -> Result<Option<Verification>> {
-            self.store
-                .confirm_verification(code_hash, code_provider, now)
-                .await
-        }
-        async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>> {
-            self.store.verification_by_code(code_hash).await
-        }
+    /// A store on a file in a temporary directory, which the suites keep
+    /// (as the guard) until the store is dropped.
+    async fn file_store() -> (SqlStore, TempDir) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqlStore::sqlite(&sqlite_url(&dir))
+            .await
+            .expect("a SQLite file store opens");
+        (store, dir)
     }
 
     #[tokio::test]

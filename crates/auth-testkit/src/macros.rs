@@ -12,6 +12,11 @@
 /// // `teardown =` gets the store back as `Arc<S>` after the case, even a
 /// // failed one, e.g. to drop a test schema.
 /// auth_testkit::identity_store_suite!(postgres, optional = pg_store, teardown = drop_schema);
+///
+/// // A store that needs something kept alive beside it (a temporary
+/// // directory for its file): `guarded =` takes a factory answering
+/// // `(S, G)`; the guard `G` is dropped after the store and the teardown.
+/// auth_testkit::identity_store_suite!(file, guarded = file_store);
 /// ```
 ///
 /// Each test runs on a fresh current-thread tokio runtime with every driver
@@ -21,12 +26,23 @@
 #[macro_export]
 macro_rules! identity_store_suite {
     ($name:ident, optional = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
-        $crate::identity_store_suite!(@cases $name, ($factory)().await, [$($teardown)?]);
+        $crate::identity_store_suite!(
+            @cases $name,
+            ($factory)().await.map(|store| (store, ())),
+            [$($teardown)?]
+        );
+    };
+    ($name:ident, guarded = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+        $crate::identity_store_suite!(
+            @cases $name,
+            ::core::option::Option::Some(($factory)().await),
+            [$($teardown)?]
+        );
     };
     ($name:ident, $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
         $crate::identity_store_suite!(
             @cases $name,
-            ::core::option::Option::Some(($factory)().await),
+            ::core::option::Option::Some((($factory)().await, ())),
             [$($teardown)?]
         );
     };
@@ -76,16 +92,28 @@ macro_rules! identity_store_suite {
 /// ```ignore
 /// auth_testkit::state_store_suite!(memory, || async { MemoryStateStore::new() });
 /// auth_testkit::state_store_suite!(redis, optional = redis_store, teardown = flush);
+/// auth_testkit::state_store_suite!(file, guarded = file_store);
 /// ```
 #[macro_export]
 macro_rules! state_store_suite {
     ($name:ident, optional = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
-        $crate::state_store_suite!(@cases $name, ($factory)().await, [$($teardown)?]);
+        $crate::state_store_suite!(
+            @cases $name,
+            ($factory)().await.map(|store| (store, ())),
+            [$($teardown)?]
+        );
+    };
+    ($name:ident, guarded = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+        $crate::state_store_suite!(
+            @cases $name,
+            ::core::option::Option::Some(($factory)().await),
+            [$($teardown)?]
+        );
     };
     ($name:ident, $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
         $crate::state_store_suite!(
             @cases $name,
-            ::core::option::Option::Some(($factory)().await),
+            ::core::option::Option::Some((($factory)().await, ())),
             [$($teardown)?]
         );
     };
@@ -122,8 +150,10 @@ macro_rules! __suite {
     };
 }
 
-/// One test: build the store, run the case on its own task (so a failing case
-/// still reaches the teardown), tear down, then re-raise the case's panic.
+/// One test: build the store (and its guard, `()` unless `guarded =`), run
+/// the case on its own task (so a failing case still reaches the teardown),
+/// tear down, then re-raise the case's panic. The guard is declared before
+/// the `Arc`, so it is dropped after the store.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __suite_case {
@@ -131,7 +161,7 @@ macro_rules! __suite_case {
         #[test]
         fn $case() {
             $crate::__private::block_on(async {
-                let ::core::option::Option::Some(store) = $setup else {
+                let ::core::option::Option::Some((store, _guard)) = $setup else {
                     return;
                 };
                 let store = ::std::sync::Arc::new(store);
