@@ -252,7 +252,8 @@ async fn open_sql(
             .unwrap_or_default();
         ConfigError::new(format!(
             "{key}: cannot open the {engine} store at {}: {}{cause}",
-            auth_module::store::redact_url(url),
+            // The SQL rule: it also hides `?password=` and a password with `/`.
+            auth_store_sql::redact_url(url),
             e.message()
         ))
     };

@@ -456,6 +456,10 @@ fn unreachable_stores_at_start_are_named_without_their_passwords() {
             "store.url: cannot open the PostgreSQL store at postgres://app:***@127.0.0.1:1/auth",
         ),
         (
+            "[store]\nurl='postgres://app@127.0.0.1:1/auth?password=s3cret'\n",
+            "store.url: cannot open the PostgreSQL store at postgres://app@127.0.0.1:1/auth?password=***",
+        ),
+        (
             sqlite_and_redis.as_str(),
             "state.url: cannot reach Redis at redis://:***@127.0.0.1:1/0",
         ),

@@ -40,6 +40,14 @@ pub struct SqlStore {
     state_writes: AtomicU64,
 }
 
+/// `url` with its password replaced by `***`, as [`SqlStore`]'s `Debug`
+/// shows it, to name a database in messages: the user info's password and
+/// password-like query parameters (`?password=`, `sslpassword=`), even a
+/// password holding an unescaped `/` or `@`.
+pub fn redact_url(url: &str) -> String {
+    url::redact(url)
+}
+
 /// How often (in state writes) expired state rows are deleted.
 const SWEEP_EVERY: u64 = 256;
 
