@@ -184,34 +184,22 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
     // SQLite: this process is the only writer, so writes invalidate its cache.
     // PostgreSQL with Redis state: replicas share a database, so each hit is
     // proved current against a token in Redis. Otherwise: no cache.
-    let mut cache: Option<crate::metrics::Cache> = None;
-    let identities: Arc<dyn IdentityStore> = match (&sql, kind, state_kind) {
-        (None, _, _) => Arc::new(MemoryIdentityStore::new()),
-        (Some(sql), Kind::Sqlite, _) => {
-            let cached = Arc::new(CachedIdentityStore::new(
-                sql.clone(),
-                IDENTITY_CACHE_CAPACITY,
-            ));
-            let counts = cached.clone();
-            cache = Some(crate::metrics::Cache(Arc::new(move || {
-                counts.hits_and_misses()
-            })));
-            cached
-        }
-        (Some(sql), Kind::Postgres, Kind::Redis) => {
-            let cached = Arc::new(SharedIdentityCache::new(
+    let (identities, cache): (Arc<dyn IdentityStore>, _) = match (&sql, kind, state_kind) {
+        (None, _, _) => (Arc::new(MemoryIdentityStore::new()), None),
+        (Some(sql), Kind::Sqlite, _) => counted(
+            CachedIdentityStore::new(sql.clone(), IDENTITY_CACHE_CAPACITY),
+            CachedIdentityStore::hits_and_misses,
+        ),
+        (Some(sql), Kind::Postgres, Kind::Redis) => counted(
+            SharedIdentityCache::new(
                 sql.clone(),
                 state.clone(),
                 IDENTITY_CACHE_CAPACITY,
                 SHARED_CACHE_MAX_AGE,
-            ));
-            let counts = cached.clone();
-            cache = Some(crate::metrics::Cache(Arc::new(move || {
-                counts.hits_and_misses()
-            })));
-            cached
-        }
-        (Some(sql), _, _) => sql.clone(),
+            ),
+            SharedIdentityCache::hits_and_misses,
+        ),
+        (Some(sql), _, _) => (sql.clone(), None),
     };
     Ok(Stores {
         identities,
@@ -219,6 +207,18 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
         locks,
         cache,
     })
+}
+
+/// `cache` as the identity store, and the reader of its hits and misses
+/// (`counts`) for metrics.
+fn counted<C: IdentityStore>(
+    cache: C,
+    counts: fn(&C) -> (u64, u64),
+) -> (Arc<dyn IdentityStore>, Option<crate::metrics::Cache>) {
+    let cache = Arc::new(cache);
+    let read = Arc::clone(&cache);
+    let counts = crate::metrics::Cache(Arc::new(move || counts(&read)));
+    (cache, Some(counts))
 }
 
 /// Opens the Redis state store at `url`.
