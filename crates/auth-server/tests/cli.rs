@@ -70,6 +70,14 @@ fn start(dir: &Path, args: &[&str]) -> (Running, Vec<String>) {
     }
 }
 
+/// Runs `auth-server ARGS… CONFIG` to its end; it must exit with status 1.
+/// Its stderr.
+fn exits_1(args: &[&str], config: &Path) -> String {
+    let out = Command::new(BIN).args(args).arg(config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8(out.stderr).unwrap()
+}
+
 fn strip_ansi(s: &str) -> String {
     let mut out = String::new();
     let mut chars = s.chars();
@@ -102,6 +110,56 @@ async fn post(
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Registers `creds` with emailpass at `base`; the new token.
+async fn register(base: &str, creds: serde_json::Value) -> String {
+    let (status, body) = post(
+        &format!("{base}/auth/customer/emailpass/register"),
+        creds,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn refresh(base: &str, token: &str) -> (u16, serde_json::Value) {
+    post(
+        &format!("{base}/auth/token/refresh"),
+        serde_json::json!({}),
+        Some(token),
+    )
+    .await
+}
+
+/// Opens a session at `base` with `token`: the status, and the session
+/// cookie (`name=value`) when one was set.
+async fn open_session(base: &str, token: &str) -> (u16, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/session"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("request");
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    (r.status().as_u16(), cookie)
+}
+
+async fn with_cookie(url: &str, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn default_mode_keeps_data_and_secret_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,27 +184,8 @@ async fn default_mode_keeps_data_and_secret_across_restarts() {
 
     let base = format!("http://{}", server.addr);
     let creds = serde_json::json!({"email": "cli@example.com", "password": "pw-cli"});
-    let (status, body) = post(
-        &format!("{base}/auth/customer/emailpass/register"),
-        creds.clone(),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
-    let session = reqwest::Client::new()
-        .post(format!("{base}/auth/session"))
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = session.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = register(&base, creds.clone()).await;
+    let cookie = open_session(&base, &token).await.1.unwrap();
     drop(server);
 
     let (server, log) = start(dir.path(), &["--listen", "127.0.0.1:0"]);
@@ -162,24 +201,13 @@ async fn default_mode_keeps_data_and_secret_across_restarts() {
     let base = format!("http://{}", server.addr);
     let (status, _) = post(&format!("{base}/auth/customer/emailpass"), creds, None).await;
     assert_eq!(status, 200);
-    let (status, _) = post(
-        &format!("{base}/auth/token/refresh"),
-        serde_json::json!({}),
-        Some(&token),
-    )
-    .await;
+    let (status, _) = refresh(&base, &token).await;
     assert_eq!(
         status, 200,
         "a token from before the restart is still valid"
     );
-    let r = reqwest::Client::new()
-        .post(format!("{base}/auth/token/refresh"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        r.status(),
+        with_cookie(&format!("{base}/auth/token/refresh"), &cookie).await,
         200,
         "the default server keeps sessions in its database"
     );
@@ -290,13 +318,7 @@ fn check_config_accepts_good_and_explains_bad_files() {
     for (text, expected) in cases {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(BIN)
-            .arg("check-config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        let err = String::from_utf8(out.stderr).unwrap();
+        let err = exits_1(&["check-config"], &path);
         assert!(err.contains(expected), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
@@ -307,14 +329,7 @@ fn serve_with_a_bad_config_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("auth.toml");
     std::fs::write(&path, "[http]\njwt_secret='0123456789abcdef0123456789abcdef'\n[store]\nurl='mysql://x'\n[[providers]]\nresolve='emailpass'\nid='a'\n").unwrap();
-    let out = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = exits_1(&["serve", "--config"], &path);
     assert!(err.contains("store.url: unsupported scheme"), "{err}");
 }
 
@@ -385,21 +400,9 @@ async fn json_logs_and_metrics_on_their_own_listener() {
 
     let base = format!("http://{}", running.addr);
     let creds = serde_json::json!({"email": "m@example.com", "password": "metrics pw"});
-    let (status, body) = post(
-        &format!("{base}/auth/customer/emailpass/register"),
-        creds.clone(),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
+    let token = register(&base, creds).await;
     for _ in 0..3 {
-        let (status, _) = post(
-            &format!("{base}/auth/token/refresh"),
-            serde_json::json!({}),
-            Some(&token),
-        )
-        .await;
+        let (status, _) = refresh(&base, &token).await;
         assert_eq!(status, 200);
     }
     let (status, _) = post(
@@ -465,14 +468,7 @@ fn unreachable_stores_at_start_are_named_without_their_passwords() {
         ),
     ] {
         std::fs::write(&path, format!("{base}{section}")).unwrap();
-        let out = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        let err = String::from_utf8(out.stderr).unwrap();
+        let err = exits_1(&["serve", "--config"], &path);
         assert!(err.contains(shown), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
         assert!(!err.contains("panicked"), "{err}");
@@ -531,29 +527,9 @@ async fn admin(method: reqwest::Method, url: &str, body: Option<serde_json::Valu
     req.send().await.expect("admin request").status().as_u16()
 }
 
-async fn refresh(base: &str, token: &str) -> (u16, serde_json::Value) {
-    post(
-        &format!("{base}/auth/token/refresh"),
-        serde_json::json!({}),
-        Some(token),
-    )
-    .await
-}
-
 async fn login(base: &str, password: &str) -> (u16, serde_json::Value) {
     let body = serde_json::json!({"email": "two@example.com", "password": password});
     post(&format!("{base}/auth/customer/emailpass"), body, None).await
-}
-
-async fn with_cookie(url: &str, cookie: &str) -> u16 {
-    reqwest::Client::new()
-        .post(url)
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request")
-        .status()
-        .as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -574,14 +550,7 @@ async fn two_replica_processes_never_answer_stale() {
     let b = replica(dir.path(), "b", &pg, &redis, &schema);
     let (ua, ub) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
     let creds = serde_json::json!({"email": "two@example.com", "password": "first password"});
-    let (status, body) = post(
-        &format!("{ua}/auth/customer/emailpass/register"),
-        creds.clone(),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
+    let token = register(&ua, creds).await;
     let claims = |t: &str| -> serde_json::Value {
         use base64::Engine;
         let part = t.split('.').nth(1).unwrap();
@@ -624,23 +593,9 @@ async fn two_replica_processes_never_answer_stale() {
     // A password change on A: B refuses the old password, tokens and sessions at once.
     let (_, body) = login(&ub, "first password").await;
     let linked = body["token"].as_str().unwrap().to_owned();
-    let session = reqwest::Client::new()
-        .post(format!("{ub}/auth/session"))
-        .header("authorization", format!("Bearer {linked}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(session.status().as_u16(), 200);
-    let cookie = session
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (status, cookie) = open_session(&ub, &linked).await;
+    assert_eq!(status, 200);
+    let cookie = cookie.unwrap();
     assert_eq!(
         with_cookie(&format!("{ub}/auth/token/refresh"), &cookie).await,
         200
