@@ -1126,6 +1126,14 @@ fn now_micros() -> time::OffsetDateTime {
     t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
 }
 
+/// A new auth identity with no provider identity, to hang MFA records on.
+async fn bare_identity(store: &dyn IdentityStore) -> AuthIdentity {
+    ok(
+        store.create_auth_identity(NewAuthIdentity::new()).await,
+        "create",
+    )
+}
+
 async fn new_factor(store: &dyn IdentityStore, new: NewMfaFactor, what: &str) -> MfaFactor {
     ok(store.create_mfa_factor(new).await, what)
 }
@@ -1149,14 +1157,8 @@ fn verification_request(auth_identity_id: &str, entity_id: &str, hash: &str) -> 
 /// secret and metadata, and are listed oldest first, every status; an
 /// unknown auth identity is `NotFound` and lists nothing.
 pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn IdentityStore) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
-    let other = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
     let sealed = "v1.sealed-secret+/=\"quoted\" ünï";
     let first = new_factor(
         store,
@@ -1234,14 +1236,8 @@ pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn Identit
 /// and other identities are free, disabled factors do not count, and once the
 /// active one is disabled a new one may be created.
 pub async fn one_active_mfa_factor_per_identity_and_provider(store: &dyn IdentityStore) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
-    let other = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
     let pending = new_factor(store, NewMfaFactor::new(&owner.id, TOTP, "s1"), "first").await;
     for status in [MfaFactorStatus::Pending, MfaFactorStatus::Enabled] {
         let refused = store
@@ -1308,10 +1304,7 @@ pub async fn one_active_mfa_factor_per_identity_and_provider(store: &dyn Identit
 /// succeeds and the others are `DuplicateError`.
 pub async fn concurrent_mfa_factor_creates_yield_one(store: &dyn IdentityStore) {
     const N: usize = 20;
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let attempts = (0..N)
         .map(|i| store.create_mfa_factor(NewMfaFactor::new(&owner.id, TOTP, format!("s{i}"))))
         .collect();
@@ -1335,10 +1328,7 @@ pub async fn concurrent_mfa_factor_creates_yield_one(store: &dyn IdentityStore) 
 /// before. Otherwise, or for a missing factor, it answers `None` and changes
 /// nothing.
 pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let created = new_factor(
         store,
         NewMfaFactor::new(&owner.id, TOTP, "s").metadata(obj(json!({ "label": "l" }))),
@@ -1448,10 +1438,7 @@ pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
 pub async fn concurrent_mfa_step_spends_yield_one(store: &dyn IdentityStore) {
     const N: usize = 20;
     const STEP: i64 = 58_000_000;
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let factor = new_factor(
         store,
         NewMfaFactor::new(&owner.id, TOTP, "s").status(MfaFactorStatus::Enabled),
@@ -1487,14 +1474,8 @@ pub async fn concurrent_mfa_step_spends_yield_one(store: &dyn IdentityStore) {
 /// its candidate hashes, and only by its own identity. An unknown identity
 /// is `NotFound` for a replace and has no codes.
 pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn IdentityStore) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
-    let other = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
     let [h1, h2, h3, h4, stranger] = ["h1", "h2", "h3", "h4", "x"].map(unique);
     let count = |id: String| async move { ok(store.count_recovery_codes(&id).await, "count") };
     let consume = |id: String, candidates: Vec<String>| async move {
@@ -1578,10 +1559,7 @@ pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn Iden
 /// Of 20 concurrent spends of one recovery code, exactly one succeeds.
 pub async fn concurrent_recovery_code_spends_yield_one(store: &dyn IdentityStore) {
     const N: usize = 20;
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let [code, spare] = ["code", "spare"].map(unique);
     ok(
         store
@@ -1616,10 +1594,7 @@ pub async fn concurrent_recovery_code_spends_yield_one(store: &dyn IdentityStore
 pub async fn verification_request_creates_then_refreshes_the_pending_row(
     store: &dyn IdentityStore,
 ) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let address = email("verify");
     let [h1, h2, h3] = ["v1", "v2", "v3"].map(unique);
     let first_request = verification_request(&owner.id, &address, &h1)
@@ -1726,10 +1701,7 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
 /// so a second confirmation finds nothing. A request after that answers the
 /// verified row unchanged.
 pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn IdentityStore) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let address = email("confirm");
     let code = unique("code");
     let requested = ok(
@@ -1826,10 +1798,7 @@ pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn Identit
 /// Of 20 concurrent confirmations of one code, exactly one succeeds.
 pub async fn concurrent_verification_confirms_yield_one(store: &dyn IdentityStore) {
     const N: usize = 20;
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let code = unique("race-code");
     ok(
         store
@@ -1857,14 +1826,8 @@ pub async fn concurrent_verification_confirms_yield_one(store: &dyn IdentityStor
 /// Deleting an auth identity deletes its factors, recovery codes and
 /// verifications, and leaves other identities' alone.
 pub async fn delete_auth_identity_cascades_to_mfa_records(store: &dyn IdentityStore) {
-    let doomed = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
-    let kept = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let doomed = bare_identity(store).await;
+    let kept = bare_identity(store).await;
     let address = email("cascade");
     let mut factors = Vec::new();
     let mut codes = Vec::new();
@@ -1974,10 +1937,7 @@ pub async fn delete_auth_identity_cascades_to_mfa_records(store: &dyn IdentitySt
 /// for importers, with the given status; a taken id is `DuplicateError` and
 /// stores nothing.
 pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let id = unique("imported-FACTOR");
     let created_at = time::macros::datetime!(2024-02-03 04:05:06.123456 UTC);
     let imported = new_factor(
@@ -2011,10 +1971,7 @@ pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
         vec![older, imported.clone()]
     );
 
-    let other = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let other = bare_identity(store).await;
     expect_kind(
         store
             .create_mfa_factor(NewMfaFactor::new(&other.id, TOTP, "s").keep(&id, created_at))
@@ -2039,10 +1996,7 @@ pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
 /// so it must follow every factor change. `None` (not known) is always
 /// allowed.
 pub async fn retrieve_tells_whether_mfa_is_enabled(store: &dyn IdentityStore) {
-    let owner = ok(
-        store.create_auth_identity(NewAuthIdentity::new()).await,
-        "create",
-    );
+    let owner = bare_identity(store).await;
     let read = || store.retrieve_auth_identity(&owner.id);
     let said = |v: Option<bool>, want: bool, when: &str| {
         assert!(v.is_none() || v == Some(want), "{when}: mfa_enabled {v:?}");

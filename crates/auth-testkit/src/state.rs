@@ -78,7 +78,7 @@ pub async fn take_is_single_use(store: &dyn StateStore) {
     assert_eq!(ok(store.take(&key("never-set")).await, "take"), None);
 }
 
-/// Of 20 concurrent `take`s of one key, exactly one gets the value.
+/// Of 100 concurrent `take`s of one key, exactly one gets the value.
 pub async fn concurrent_takes_yield_one(store: &dyn StateStore) {
     const N: usize = 100;
     let k = key("race");
@@ -288,7 +288,7 @@ pub async fn compare_and_swap_needs_the_expected_value(store: &dyn StateStore) {
     assert_eq!(ok(store.get(&e).await, "get"), None, "the new TTL holds");
 }
 
-/// Of 20 concurrent swaps from one expected value, exactly one succeeds.
+/// Of 100 concurrent swaps from one expected value, exactly one succeeds.
 pub async fn concurrent_swaps_yield_one(store: &dyn StateStore) {
     const N: usize = 100;
     let k = key("cas-race");

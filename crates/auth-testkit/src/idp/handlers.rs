@@ -78,11 +78,12 @@ async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
 }
 
 async fn not_found(request: Request) -> Response {
-    oauth_error(
+    OAuthError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("the fake IdP has no endpoint {}", request.uri().path()),
     )
+    .respond(Format::Json)
 }
 
 // ---------------------------------------------------------------------------
@@ -547,14 +548,18 @@ fn redeem(
     }
 
     let scope = grant.scope.clone().unwrap_or_default();
+    let access_token = if github {
+        format!("gho_{}", random_hex(18))
+    } else {
+        random_hex(20)
+    };
+    inner.tokens.insert(
+        access_token.clone(),
+        Issued {
+            user: grant.user.clone(),
+        },
+    );
     if github {
-        let access_token = format!("gho_{}", random_hex(18));
-        inner.tokens.insert(
-            access_token.clone(),
-            Issued {
-                user: grant.user.clone(),
-            },
-        );
         let scope: Vec<&str> = scope.split([' ', ',']).filter(|s| !s.is_empty()).collect();
         return Ok(json!({
             "access_token": access_token,
@@ -562,13 +567,6 @@ fn redeem(
             "scope": scope.join(","),
         }));
     }
-    let access_token = random_hex(20);
-    inner.tokens.insert(
-        access_token.clone(),
-        Issued {
-            user: grant.user.clone(),
-        },
-    );
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -714,11 +712,13 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     match user_for(&shared, access_token(&headers, &["Bearer"])) {
         Some(user) => Json(Value::Object(oidc_claims(&user))).into_response(),
         None => {
-            let mut response = oauth_error(
+            let mut response = OAuthError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
-                "a valid Bearer access token is required".into(),
-            );
+                "a valid Bearer access token is required",
+            )
+            .respond(Format::Json);
+            // Replaces the Basic challenge of the token endpoints.
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
@@ -801,14 +801,6 @@ fn github_message(status: StatusCode, message: &str) -> Response {
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: String) -> Response {
-    (
-        status,
-        Json(json!({ "error": error, "error_description": description })),
-    )
-        .into_response()
 }
 
 /// Writes `body` (a flat JSON object) as JSON or, GitHub's default, as a form.
