@@ -556,12 +556,12 @@ use auth_module::store::{
 };
 
 /// Backend errors since start, all SQL stores of this process (for metrics).
-static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// How many backend errors (failed statements, lost connections) the SQL
 /// stores of this process have met since start, for metrics.
 pub fn error_count() -> u64 {
-    ERRORS.load(std::sync::atomic::Ordering::Relaxed)
+    ERRORS.load(Ordering::Relaxed)
 }
 
 /// Wraps a backend error: `action` says what the store was doing. A lost or
@@ -569,7 +569,7 @@ pub fn error_count() -> u64 {
 /// `Service unavailable`): the request may succeed once it is back.
 fn database(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |e| {
-        ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ERRORS.fetch_add(1, Ordering::Relaxed);
         if is_unavailable(&e) {
             Error::unavailable("Service unavailable")
                 .with_source(e)

@@ -12,7 +12,6 @@
 #![allow(clippy::needless_borrows_for_generic_args)]
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 use auth_module::store::{
     duplicate_mfa_factor, invalid_app_metadata_key, provider_metadata_changed,
@@ -512,17 +511,13 @@ fn verification_row(row: &DbRow) -> Result<Verification> {
     Ok(v)
 }
 
-/// `$first, $first+1, …` for `n` values: an `IN` list or a row of values.
-fn placeholders(first: usize, n: usize) -> String {
-    let mut out = String::new();
-    for i in 0..n {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        // Invariant: writing to a String cannot fail.
-        let _ = write!(out, "${}", first + i);
-    }
-    out
+/// `$first, $first+1, …` for `n` values, each written by `item` (e.g.
+/// `|p| p` for an `IN` list, `|p| format!("($1, {p})")` for rows of values).
+fn placeholders(first: usize, n: usize, item: impl Fn(String) -> String) -> String {
+    (first..first + n)
+        .map(|i| item(format!("${i}")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) async fn create_mfa_factor(pool: &Pool<Db>, new: NewMfaFactor) -> Result<MfaFactor> {
@@ -683,15 +678,10 @@ pub(crate) async fn replace_recovery_codes(
         return Err(auth_not_found(auth_identity_id));
     }
     for chunk in hashes.chunks(RECOVERY_CODES_PER_INSERT) {
-        let mut sql =
-            String::from("INSERT INTO auth_recovery_code (auth_identity_id, code_hash) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            // Invariant: writing to a String cannot fail.
-            let _ = write!(sql, "($1, ${})", i + 2);
-        }
+        let sql = format!(
+            "INSERT INTO auth_recovery_code (auth_identity_id, code_hash) VALUES {}",
+            placeholders(2, chunk.len(), |p| format!("($1, {p})"))
+        );
         let mut insert = sqlx::query(&sql).bind(auth_identity_id);
         for hash in chunk {
             insert = insert.bind(hash);
@@ -722,7 +712,7 @@ pub(crate) async fn consume_recovery_code(
     // and the others find it gone.
     let sql = format!(
         "DELETE FROM auth_recovery_code WHERE auth_identity_id = $1 AND code_hash IN ({})",
-        placeholders(2, candidates.len())
+        placeholders(2, candidates.len(), |p| p)
     );
     let mut delete = sqlx::query(&sql).bind(auth_identity_id);
     for candidate in candidates {
