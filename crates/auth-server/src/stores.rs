@@ -252,8 +252,7 @@ async fn open_sql(
             .unwrap_or_default();
         ConfigError::new(format!(
             "{key}: cannot open the {engine} store at {}: {}{cause}",
-            // The SQL rule: it also hides `?password=` and a password with `/`.
-            auth_store_sql::redact_url(url),
+            auth_module::store::redact_url(url),
             e.message()
         ))
     };

@@ -7,7 +7,6 @@
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
-mod url;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,14 +37,6 @@ pub struct SqlStore {
     schema: Option<String>,
     /// State writes so far; every [`SWEEP_EVERY`]th also deletes expired rows.
     state_writes: AtomicU64,
-}
-
-/// `url` with its password replaced by `***`, as [`SqlStore`]'s `Debug`
-/// shows it, to name a database in messages: the user info's password and
-/// password-like query parameters (`?password=`, `sslpassword=`), even a
-/// password holding an unescaped `/` or `@`.
-pub fn redact_url(url: &str) -> String {
-    url::redact(url)
 }
 
 /// How often (in state writes) expired state rows are deleted.
@@ -82,7 +73,7 @@ impl SqlStore {
         }
         Ok(SqlStore {
             backend: Backend::Sqlite(sqlite::connect(url).await?),
-            redacted_url: url::redact(url),
+            redacted_url: auth_module::store::redact_url(url),
             schema: None,
             state_writes: AtomicU64::new(0),
         })
@@ -122,7 +113,7 @@ impl SqlStore {
         }
         Ok(SqlStore {
             backend: Backend::Postgres(postgres::connect(url, schema).await?),
-            redacted_url: url::redact(url),
+            redacted_url: auth_module::store::redact_url(url),
             schema: schema.map(str::to_owned),
             state_writes: AtomicU64::new(0),
         })
