@@ -190,11 +190,14 @@ async fn an_over_full_hashing_queue_answers_503() {
          [providers.options]\nmax_concurrent_hashes = 1\nmax_queue = 2\nmax_queue_wait = \"2s\"\n",
     );
     let s = std::sync::Arc::new(TestServer::start_toml(&toml).await);
-    s.register("queue@example.com", "pw").await;
+    // Twelve accounts: tries of one identifier take turns before the queue.
+    for i in 0..12 {
+        s.register(&format!("queue{i}@example.com"), "pw").await;
+    }
     let logins: Vec<_> = (0..12)
-        .map(|_| {
+        .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.login("queue@example.com", "pw").await })
+            tokio::spawn(async move { s.login(&format!("queue{i}@example.com"), "pw").await })
         })
         .collect();
     let (mut ok, mut busy) = (0, 0);
@@ -216,7 +219,7 @@ async fn an_over_full_hashing_queue_answers_503() {
     assert!(ok >= 3, "the running and the queued ones get through: {ok}");
     assert!(busy >= 1, "the rest are refused at once: {busy}");
     assert_eq!(
-        s.login("queue@example.com", "pw").await.status,
+        s.login("queue0@example.com", "pw").await.status,
         200,
         "and it recovers"
     );

@@ -2,9 +2,11 @@
 //! 2.21's auth tables into the server's SQLite store: ids, timestamps, links
 //! and scrypt passwords kept, soft-deleted rows skipped, email collisions
 //! resolved toward the most recently updated identity, bad rows reported,
-//! MFA listed, a dry run writing nothing, and a second run importing nothing
-//! twice. The imported customer then logs in over HTTP with the old password.
+//! identities with MFA held back without `[mfa]`, a dry run writing nothing,
+//! and a second run importing nothing twice but adding missing MFA factors.
+//! The imported customer then logs in over HTTP with the old password.
 
+use auth_module::{IdentityStore, NewAuthIdentity, NewMfaFactor, NewProviderIdentity};
 use auth_server::{ImportOptions, import_medusa};
 use serde_json::json;
 
@@ -168,9 +170,11 @@ async fn a_medusa_database_is_imported_and_its_customers_log_in() {
     let run = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
     for summary in [&dry, &run] {
         assert_eq!(summary.read, 5, "{summary}");
-        assert_eq!(summary.imported, 3, "{summary}");
+        assert_eq!(summary.imported, 2, "{summary}");
         let skipped: Vec<&str> = summary.skipped.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(skipped, ["authid_ada_old", "authid_bad"], "{summary}");
+        // Without [mfa], the identity with a factor is held back, not
+        // imported without it.
         assert_eq!(summary.with_mfa, ["authid_cy"], "{summary}");
         assert_eq!(summary.recovery_codes_dropped, ["authid_cy"], "{summary}");
     }
@@ -181,10 +185,15 @@ async fn a_medusa_database_is_imported_and_its_customers_log_in() {
         "{text}"
     );
     assert!(text.contains("app_metadata is not a JSON object"), "{text}");
+    assert!(
+        text.contains("held back for MFA 1") && text.contains("[mfa] encryption_key"),
+        "{text}"
+    );
 
-    // Again: nothing twice.
+    // Again: nothing twice, and the identity with MFA is still held back.
     let again = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
-    assert_eq!((again.imported, again.already_present), (0, 3), "{again}");
+    assert_eq!((again.imported, again.already_present), (0, 2), "{again}");
+    assert_eq!(again.with_mfa, ["authid_cy"], "{again}");
 
     // The customer logs in with the Medusa password, keeping its link.
     let s = TestServer::start_toml(&toml).await;
@@ -222,6 +231,17 @@ async fn a_medusa_database_is_imported_and_its_customers_log_in() {
     assert_eq!(claims(&refreshed.token())["actor_id"], "cus_ada");
     let bob = s.login("bob@example.com", "supersecret").await;
     assert_eq!(bob.status, 200, "{}", bob.body);
+    // Held back: not in the store at all, so nobody logs in without MFA.
+    let store = s.service.module().identity_store();
+    assert_eq!(
+        store
+            .retrieve_auth_identity("authid_cy")
+            .await
+            .unwrap_err()
+            .kind(),
+        auth_module::ErrorKind::NotFound
+    );
+    assert_eq!(s.login("cy@example.com", "supersecret").await.status, 401);
     s.stop().await;
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .execute(&pool)
@@ -304,6 +324,204 @@ async fn medusa_mfa_factors_are_imported_with_the_same_key() {
             .any(|(id, why)| id == "authid_cy" && why.contains("cannot be decrypted")),
         "{summary}"
     );
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+/// The config of a SQLite store in `dir` with `[mfa]` holding Medusa's key.
+fn mfa_config(dir: &std::path::Path) -> String {
+    sqlite_config(
+        dir,
+        &format!("{EMAILPASS}\n[mfa]\nencryption_key = \"{MEDUSA_MFA_KEY}\"\n"),
+    )
+}
+
+/// A fresh Medusa-shaped schema and import options for it.
+async fn fixture(pool: &sqlx::PgPool, tag: &str) -> (String, ImportOptions) {
+    let schema = format!(
+        "medusa_{}",
+        auth_module::generate_id(tag).to_ascii_lowercase()
+    );
+    medusa_schema(pool, &schema).await;
+    let mut options = ImportOptions::new(pg_url());
+    options.schema = schema.clone();
+    options.provider_map = ImportOptions::parse_provider_map("email-legacy=emailpass").unwrap();
+    (schema, options)
+}
+
+/// A rerun adds what is missing: an identity imported without its factors
+/// (as a crash of an older version, or a run without `[mfa]`, left it) gets
+/// them from a run with `[mfa]`, once: a further run adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_gives_an_identity_its_missing_mfa_factors() {
+    let Some(pool) = crate::postgres::admin_pool().await else {
+        return;
+    };
+    let (schema, mut options) = fixture(&pool, "r").await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_mfa = mfa_config(dir.path());
+    let without_mfa = sqlite_config(dir.path(), EMAILPASS);
+
+    // What an older version left after a crash between the identity and its
+    // factor: authid_cy, bare.
+    let s = TestServer::start_toml(&with_mfa).await;
+    let mut secret = auth_module::Metadata::new();
+    secret.insert("password".into(), json!(MEDUSA_HASH));
+    s.service
+        .module()
+        .identity_store()
+        .create_auth_identity(
+            NewAuthIdentity::with_provider_identity(
+                NewProviderIdentity::new("emailpass", "cy@example.com")
+                    .with_id("provid_cy")
+                    .provider_metadata(secret),
+            )
+            .with_id("authid_cy"),
+        )
+        .await
+        .unwrap();
+    s.stop().await;
+
+    // Without [mfa]: it cannot be completed, and says so.
+    let config = auth_server::AppConfig::from_toml_str(&without_mfa).unwrap();
+    let summary = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    assert_eq!(
+        (summary.imported, summary.already_present),
+        (2, 0),
+        "{summary}"
+    );
+    assert_eq!(summary.with_mfa, ["authid_cy"], "{summary}");
+    assert!(summary.mfa_completed.is_empty(), "{summary}");
+
+    // With [mfa]: a dry run says what it would add, and adds nothing.
+    let config = auth_server::AppConfig::from_toml_str(&with_mfa).unwrap();
+    options.dry_run = true;
+    let dry = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    options.dry_run = false;
+    let run = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    for summary in [&dry, &run] {
+        assert_eq!(
+            (summary.imported, summary.already_present),
+            (0, 3),
+            "{summary}"
+        );
+        assert_eq!(summary.mfa_completed, ["authid_cy"], "{summary}");
+        assert_eq!(summary.mfa_factors_imported, 1, "{summary}");
+        assert!(summary.with_mfa.is_empty(), "{summary}");
+    }
+    assert!(
+        run.to_string().contains("given their missing MFA factors"),
+        "{run}"
+    );
+
+    // Once: another run adds nothing.
+    let again = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    assert_eq!(
+        (
+            again.imported,
+            again.already_present,
+            again.mfa_factors_imported
+        ),
+        (0, 3, 0),
+        "{again}"
+    );
+    assert!(again.mfa_completed.is_empty(), "{again}");
+    // Complete now: a run without [mfa] has nothing to hold back.
+    let config = auth_server::AppConfig::from_toml_str(&without_mfa).unwrap();
+    let plain = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    assert_eq!((plain.imported, plain.already_present), (0, 3), "{plain}");
+    assert!(plain.with_mfa.is_empty(), "{plain}");
+
+    let s = TestServer::start_toml(&with_mfa).await;
+    let factors = s
+        .service
+        .module()
+        .identity_store()
+        .list_mfa_factors("authid_cy")
+        .await
+        .unwrap();
+    let ids: Vec<&str> = factors.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["authmfa_1"]);
+    let r = s.login("cy@example.com", "supersecret").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["mfa_required"], true, "{}", r.body);
+    s.stop().await;
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+/// An identity and its factors are one write: when the store refuses a
+/// factor (its id is taken here by another identity's factor), nothing of
+/// the identity is stored, not even for a moment's login, and it is
+/// reported; the other identities are imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_and_its_factors_are_written_together() {
+    let Some(pool) = crate::postgres::admin_pool().await else {
+        return;
+    };
+    let (schema, options) = fixture(&pool, "t").await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = mfa_config(dir.path());
+
+    let s = TestServer::start_toml(&toml).await;
+    let store = s.service.module().identity_store().clone();
+    let other = store
+        .create_auth_identity(NewAuthIdentity::new())
+        .await
+        .unwrap();
+    store
+        .create_mfa_factor(
+            NewMfaFactor::new(&other.id, "totp", "sealed")
+                .keep("authmfa_1", time::OffsetDateTime::now_utc()),
+        )
+        .await
+        .unwrap();
+    s.stop().await;
+
+    let config = auth_server::AppConfig::from_toml_str(&toml).unwrap();
+    let summary = import_medusa(&config, &options, &|_, _| {}).await.unwrap();
+    assert_eq!(
+        (summary.imported, summary.mfa_factors_imported),
+        (2, 0),
+        "{summary}"
+    );
+    assert!(
+        summary
+            .skipped
+            .iter()
+            .any(|(id, why)| id == "authid_cy" && why.contains("authmfa_1")),
+        "{summary}"
+    );
+
+    let s = TestServer::start_toml(&toml).await;
+    let store = s.service.module().identity_store();
+    assert_eq!(
+        store
+            .retrieve_auth_identity("authid_cy")
+            .await
+            .unwrap_err()
+            .kind(),
+        auth_module::ErrorKind::NotFound
+    );
+    assert!(
+        store
+            .find_provider_identity("emailpass", "cy@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .list_mfa_factors("authid_cy")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.stop().await;
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .execute(&pool)
         .await

@@ -127,10 +127,20 @@ async fn keys_are_pinned_and_earlier_keys_and_secrets_keep_verifying() {
         TestServer::start_toml(&config(dir.path(), &format!("jwt_secret = \"{SECRET}\""))).await;
     let hs_token = hs.register("rotate@example.com", "a password").await;
     hs.stop().await;
-    let es = format!(
+    let es_only = format!(
         "jwt_secret = \"{SECRET}\"\njwt_algorithm = \"ES256\"\njwt_private_key_file = \"{}\"",
         key("es256-old.pem")
     );
+    // Under ES256, `jwt_secret` verifies nothing: the HS256 token is refused...
+    let s = TestServer::start_toml(&config(dir.path(), &es_only)).await;
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &hs_token).await.status,
+        401,
+        "jwt_secret alone verifies nothing under ES256"
+    );
+    s.stop().await;
+    // ...unless the secret is listed among the previous ones.
+    let es = format!("{es_only}\njwt_previous_secrets = [\"{SECRET}\"]");
     let s = TestServer::start_toml(&config(dir.path(), &es)).await;
     // The HS256 token from before the switch still verifies; its refresh is ES256.
     let r = s.post_bearer("/auth/token/refresh", &hs_token).await;
@@ -182,7 +192,7 @@ async fn keys_are_pinned_and_earlier_keys_and_secrets_keep_verifying() {
     let r = s.post_bearer("/auth/token/refresh", &es_token).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(header(&r.token())["alg"], "RS256");
-    // Without the secret, the old HS256 token is refused now.
+    // Without the previous secret, the old HS256 token is refused now.
     assert_eq!(
         s.post_bearer("/auth/token/refresh", &hs_token).await.status,
         401
@@ -215,6 +225,109 @@ async fn hs256_secrets_rotate_with_previous_secrets() {
         )
         .is_ok()
     );
+}
+
+/// RFC 3339, `offset` from now.
+fn rfc3339_from_now(offset: time::Duration) -> String {
+    (time::OffsetDateTime::now_utc() + offset)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A token a Medusa server with its template's `jwtSecret = "supersecret"`
+/// issued keeps verifying during a migration with
+/// `weak_previous_secrets_until`, and only until then; without the option
+/// the short secret is refused, and `jwt_secret` itself is never short.
+#[tokio::test]
+async fn medusa_supersecret_tokens_verify_until_weak_previous_secrets_until() {
+    let dir = tempfile::tempdir().unwrap();
+    // The identity, and a token for it as Medusa would have signed it.
+    let s =
+        TestServer::start_toml(&config(dir.path(), &format!("jwt_secret = \"{SECRET}\""))).await;
+    let ours = s.register("medusa-user@example.com", "a password").await;
+    s.stop().await;
+    let medusa = sign(&claims(&ours), "supersecret");
+
+    // Not without the option: the short secret is refused as before...
+    let path = dir.path().join("auth.toml");
+    let weak = format!("jwt_secret = \"{SECRET}\"\njwt_previous_secrets = [\"supersecret\"]");
+    std::fs::write(&path, config(dir.path(), &weak)).unwrap();
+    let err = auth_server::check_config(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("http.jwt_previous_secrets[0]: must be at least 32 bytes"),
+        "{err}"
+    );
+    // ...and a server without it refuses the token.
+    let s =
+        TestServer::start_toml(&config(dir.path(), &format!("jwt_secret = \"{SECRET}\""))).await;
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &medusa).await.status,
+        401
+    );
+    s.stop().await;
+
+    // With it: check-config accepts, and the token refreshes into one
+    // signed with jwt_secret.
+    let until = rfc3339_from_now(time::Duration::days(7));
+    let http = format!("{weak}\nweak_previous_secrets_until = \"{until}\"");
+    std::fs::write(&path, config(dir.path(), &http)).unwrap();
+    auth_server::check_config(&path).unwrap();
+    let s = TestServer::start_toml(&config(dir.path(), &http)).await;
+    let r = s.post_bearer("/auth/token/refresh", &medusa).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let fresh = r.token();
+    let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    assert!(
+        jsonwebtoken::decode::<Value>(
+            &fresh,
+            &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+            &validation
+        )
+        .is_ok(),
+        "new tokens are signed with jwt_secret"
+    );
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &sign(&claims(&ours), "supersecret!"))
+            .await
+            .status,
+        401,
+        "another short secret"
+    );
+    s.stop().await;
+
+    // After the time (already past at start-up: accepted, with a warning),
+    // the weak secret verifies nothing; tokens under jwt_secret still do.
+    let past = rfc3339_from_now(-time::Duration::minutes(1));
+    let http = format!("{weak}\nweak_previous_secrets_until = \"{past}\"");
+    let s = TestServer::start_toml(&config(dir.path(), &http)).await;
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &medusa).await.status,
+        401
+    );
+    assert_eq!(
+        s.post_bearer("/auth/token/refresh", &fresh).await.status,
+        200
+    );
+    s.stop().await;
+
+    // More than 30 days ahead, or a short jwt_secret: refused at start.
+    for (http, named) in [
+        (
+            format!(
+                "{weak}\nweak_previous_secrets_until = \"{}\"",
+                rfc3339_from_now(time::Duration::days(31))
+            ),
+            "http.weak_previous_secrets_until: must be at most 30 days ahead",
+        ),
+        (
+            format!("jwt_secret = \"supersecret\"\nweak_previous_secrets_until = \"{until}\""),
+            "http.jwt_secret: must be at least 32 bytes",
+        ),
+    ] {
+        std::fs::write(&path, config(dir.path(), &http)).unwrap();
+        let err = auth_server::check_config(&path).unwrap_err().to_string();
+        assert!(err.contains(named), "{http}: {err}");
+    }
 }
 
 #[test]

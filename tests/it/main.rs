@@ -7,6 +7,7 @@
 use provider_emailpass as _;
 
 mod abuse;
+mod access;
 mod bad_input;
 mod http;
 mod import;

@@ -323,3 +323,189 @@ async fn revoke_ends_every_token_and_session() {
     .await;
     assert_eq!(r.status, 401, "the key is required");
 }
+
+/// `PATCH …/app-metadata` merges top-level keys (a value replaces the key's
+/// whole value, `null` removes it, other keys and actor links stay), answers
+/// the redacted identity, and refuses actor links, bad keys, non-object
+/// bodies and unknown identities without changing anything.
+#[tokio::test]
+async fn app_metadata_is_merged_key_by_key() {
+    let (s, _dir) = server(true).await;
+    let token = s.register("roles@example.com", "pw").await;
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/admin/auth-identities/{id}/app-metadata");
+    let patch = |body: serde_json::Value| {
+        let (s, path) = (&s, &path);
+        async move { admin(s, reqwest::Method::PATCH, path, Some(KEY), Some(body)).await }
+    };
+    let r = admin(
+        &s,
+        reqwest::Method::POST,
+        &format!("/admin/auth-identities/{id}/actors/user"),
+        Some(KEY),
+        Some(json!({"actor_id": "user_1"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let r = patch(json!({"roles": ["role_admin"], "tier": {"level": 1, "note": null}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["auth_identity"]["app_metadata"],
+        json!({"user_id": "user_1", "roles": ["role_admin"], "tier": {"level": 1, "note": null}})
+    );
+    assert_eq!(r.body["auth_identity"]["id"], id);
+    assert!(
+        !r.text.contains("argon2") && !r.text.contains("provider_metadata"),
+        "{}",
+        r.text
+    );
+
+    let r = patch(json!({"roles": ["role_a", "role_b"], "tier": null, "absent": null})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let want = json!({"user_id": "user_1", "roles": ["role_a", "role_b"]});
+    assert_eq!(r.body["auth_identity"]["app_metadata"], want);
+    let read = admin(
+        &s,
+        reqwest::Method::GET,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(read.body["auth_identity"]["app_metadata"], want);
+    // Tokens issued before stay valid: a merge is not a revocation.
+    let refreshed = s.post_bearer("/auth/token/refresh", &token).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+
+    // Actor links belong to the link routes: the whole body is refused.
+    for body in [
+        json!({"customer_id": "cus_1"}),
+        json!({"roles": [], "user_id": null}),
+    ] {
+        let r = patch(body.clone()).await;
+        let key = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| k.ends_with("_id"))
+            .unwrap()
+            .clone();
+        let actor_type = key.strip_suffix("_id").unwrap();
+        assert_eq!(
+            (r.status, &r.body),
+            (
+                400,
+                &json!({
+                    "type": "invalid_data",
+                    "message": format!(
+                        "Invalid request: Field '{key}' is an actor link; use \
+                         /admin/auth-identities/{{id}}/actors/{actor_type}"
+                    ),
+                })
+            ),
+            "{body}"
+        );
+    }
+    // A bad key, and bodies that are not a JSON object.
+    let r = patch(json!({"roles": [], "a.b": 1})).await;
+    assert_eq!((r.status, &r.body["type"]), (400, &json!("invalid_data")));
+    for body in [json!(["roles"]), json!("roles"), json!(null), json!(1)] {
+        let r = patch(body.clone()).await;
+        assert_eq!(
+            (r.status, &r.body["type"]),
+            (400, &json!("invalid_data")),
+            "{body}"
+        );
+    }
+    let r = Reply::of(
+        s.client
+            .patch(s.url(&path))
+            .header("x-api-key", KEY)
+            .form(&[("roles", "x")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((r.status, &r.body["type"]), (400, &json!("invalid_data")));
+    let read = admin(
+        &s,
+        reqwest::Method::GET,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    assert_eq!(
+        read.body["auth_identity"]["app_metadata"], want,
+        "refused requests change nothing"
+    );
+
+    let r = admin(
+        &s,
+        reqwest::Method::PATCH,
+        "/admin/auth-identities/authid_missing/app-metadata",
+        Some(KEY),
+        Some(json!({"roles": []})),
+    )
+    .await;
+    assert_eq!((r.status, &r.body["type"]), (404, &json!("not_found")));
+    let r = admin(
+        &s,
+        reqwest::Method::PATCH,
+        &path,
+        None,
+        Some(json!({"roles": []})),
+    )
+    .await;
+    assert_eq!(r.status, 401, "the key is required");
+}
+
+/// 20 concurrent merges of 20 different keys into one identity all stay:
+/// each is one atomic write in the store, not a read-modify-write.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_app_metadata_merges_keep_every_key() {
+    let (s, _dir) = server(true).await;
+    let token = s.register("merges@example.com", "pw").await;
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = std::sync::Arc::new(s);
+    let merges: Vec<_> = (0..20)
+        .map(|i| {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move {
+                admin(
+                    &s,
+                    reqwest::Method::PATCH,
+                    &format!("/admin/auth-identities/{id}/app-metadata"),
+                    Some(KEY),
+                    Some(json!({ format!("key{i}"): [i] })),
+                )
+                .await
+            })
+        })
+        .collect();
+    for merge in merges {
+        let r = merge.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = admin(
+        &s,
+        reqwest::Method::GET,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await;
+    let app = r.body["auth_identity"]["app_metadata"].as_object().unwrap();
+    for i in 0..20 {
+        assert_eq!(app[&format!("key{i}")], json!([i]), "{app:?}");
+    }
+    assert_eq!(app.len(), 20);
+}

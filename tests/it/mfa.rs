@@ -438,7 +438,7 @@ async fn full_flow_factor_recovery_codes_challenges_gate_and_disable() {
     assert_eq!(c["mfa_enabled"], true);
     assert_eq!(c["mfa_challenge_completed_at"], Value::Null);
 
-    // The gate, by bearer and by a session opened with that token.
+    // The gate refuses the step token everywhere else.
     assert_gate(&get(&s, "/auth/mfa/factors", Some(&pending)).await);
     assert_gate(&post(&s, "/auth/mfa/recovery-codes", &pending, json!({})).await);
     assert_gate(
@@ -450,17 +450,10 @@ async fn full_flow_factor_recovery_codes_challenges_gate_and_disable() {
         )
         .await,
     );
-    let cookie = s.open_session(&pending).await;
-    let r = Reply::of(
-        s.client
-            .get(s.url("/auth/mfa/factors"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_gate(&r);
+    // A step token holds no session either (the table: MFA step tokens
+    // may only answer their challenge and refresh).
+    assert_gate(&s.post_bearer("/auth/session", &pending).await);
+    assert_eq!(c["step"], "mfa");
 
     // Refresh of an actorless token re-runs the login: a new challenge.
     let r = s.post_bearer("/auth/token/refresh", &pending).await;
@@ -540,8 +533,15 @@ async fn full_flow_factor_recovery_codes_challenges_gate_and_disable() {
 
 #[tokio::test]
 async fn bodies_are_validated_strictly() {
-    let (s, _dir) = server(&mfa("")).await;
+    let (s, _dir) = server(&format!("{}{VERIFY_EMAILS}", mfa(""))).await;
     let (token, _) = user(&s, "strict@example.com").await;
+    // Verification requests take a verification step token, challenges an
+    // MFA step token (this one signed here: the identity has no factor).
+    let step = s.login("strict@example.com", PASSWORD).await.token();
+    let mut owed = claims(&token);
+    owed["step"] = json!("mfa");
+    owed["mfa_enabled"] = json!(true);
+    let mfa_step = crate::support::sign(&owed, crate::support::SECRET);
     let factor = "/auth/mfa/factors/authmfa_x";
     let cases: Vec<(reqwest::Method, &str, Option<Value>, &str)> = vec![
         (
@@ -648,7 +648,14 @@ async fn bodies_are_validated_strictly() {
         ),
     ];
     for (method, path, body, message) in cases {
-        let r = request(&s, method.clone(), path, Some(&token), body.as_ref()).await;
+        let token = if path == "/auth/verification/request" {
+            &step
+        } else if path.starts_with("/auth/mfa/challenges/") {
+            &mfa_step
+        } else {
+            &token
+        };
+        let r = request(&s, method.clone(), path, Some(token), body.as_ref()).await;
         assert_err(
             &r,
             400,
@@ -1276,6 +1283,7 @@ async fn host_routes_apply_the_gate_and_a_step_up_age() {
                 .route("/store/ungated", axum::routing::get(me))
                 .layer(RequireAuthLayer::new(
                     service.clone(),
+                    #[allow(deprecated)]
                     AuthPolicy::any_actor()
                         .allow_unregistered(true)
                         .mfa_gate(false),
@@ -1315,11 +1323,11 @@ async fn host_routes_apply_the_gate_and_a_step_up_age() {
     for path in ["/store/me", "/store/payout", "/store/ungated"] {
         assert_eq!(call(path, with(false, None)).await.status, 200, "{path}");
     }
-    // A login that still owes its challenge: gated, unless the route opts out.
-    for path in ["/store/me", "/store/payout"] {
+    // A login that still owes its challenge: gated everywhere; the old
+    // opt-out no longer lets a step token through.
+    for path in ["/store/me", "/store/payout", "/store/ungated"] {
         assert_gate(&call(path, with(true, None)).await);
     }
-    assert_eq!(call("/store/ungated", with(true, None)).await.status, 200);
     // A recent completion passes everywhere; an old one only where no
     // step-up age is asked.
     assert_eq!(

@@ -92,6 +92,7 @@ id = "oidc2"
 issuer = "{issuer}"
 client_id = "oidc-client"
 callback_url = "{CALLBACK}"
+require_verified_email = false
 "#,
         issuer = idp.issuer(),
         auth = idp.authorization_url(),
@@ -157,17 +158,25 @@ impl Social {
     }
 
     async fn callback(&self, kind_id: &str, query: &str) -> Reply {
-        let r = self
-            .server
-            .client
-            .get(
-                self.server
-                    .url(&format!("/auth/customer/{kind_id}/callback?{query}")),
-            )
-            .send()
-            .await
-            .expect("callback request");
-        Reply::of(r).await
+        self.callback_with(kind_id, query, None).await
+    }
+
+    /// The callback, with `header` (`(name, value)`: the caller's bearer
+    /// token or session cookie) if given.
+    async fn callback_with(
+        &self,
+        kind_id: &str,
+        query: &str,
+        header: Option<(&str, String)>,
+    ) -> Reply {
+        let mut req = self.server.client.get(
+            self.server
+                .url(&format!("/auth/customer/{kind_id}/callback?{query}")),
+        );
+        if let Some((name, value)) = header {
+            req = req.header(name, value);
+        }
+        Reply::of(req.send().await.expect("callback request")).await
     }
 
     /// A login up to the identity provider's redirect back: the callback query.
@@ -178,10 +187,13 @@ impl Social {
         self.authorize(&location).await
     }
 
-    /// A whole login: the callback's reply.
+    /// A whole login: the callback's reply. A `bearer` goes with both the
+    /// login and the callback, as a client linking a provider sends it
+    /// (linking needs proof at both ends).
     async fn full(&self, kind_id: &str, bearer: Option<&str>) -> Reply {
         let q = self.until_callback(kind_id, bearer).await;
-        self.callback(kind_id, &q).await
+        let header = bearer.map(|t| ("authorization", format!("Bearer {t}")));
+        self.callback_with(kind_id, &q, header).await
     }
 
     /// Auth identities in the server's database.
@@ -962,16 +974,22 @@ async fn the_sso_user_route_creates_or_links_by_a_vouched_email_only() {
     let r = s.server.post_bearer("/auth/github/user", &token).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["user"]["id"], "user_existing", "{}", r.body);
-    // ...and one that does not vouch for it gets a new user.
+    // ...and one that does not vouch for it gets a new user (oidc2 accepts
+    // unverified addresses: `require_verified_email = false`).
     let mut unvouched = FakeUser::new("3003", "boss@example.com");
     unvouched.email_verified = false;
     s.idp.set_user(unvouched);
-    let token = s.user_login("oidc").await;
+    let token = s.user_login("oidc2").await;
     assert_eq!(
         claims_of(&token)["user_metadata"]["email"],
         "boss@example.com"
     );
-    let r = s.server.post_bearer("/auth/oidc/user", &token).await;
+    assert!(
+        claims_of(&token)["user_metadata"]
+            .get("email_verified")
+            .is_none()
+    );
+    let r = s.server.post_bearer("/auth/oidc2/user", &token).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let new_id = r.body["user"]["id"].as_str().unwrap();
     assert!(
@@ -1099,4 +1117,166 @@ async fn a_callback_answers_the_mfa_challenge() {
     let c = claims_of(&done.token());
     assert_eq!(c["auth_provider"], "google");
     assert!(c["mfa_challenge_completed_at"].is_string(), "{c}");
+}
+
+#[tokio::test]
+async fn oidc_refuses_an_unverified_email_by_default() {
+    let s = Social::start().await;
+    let mut unverified = FakeUser::new("9001", "unverified@example.com");
+    unverified.email_verified = false;
+    s.idp.set_user(unverified);
+    // `oidc` sets no `require_verified_email`: the default refuses.
+    let r = s.full("oidc", None).await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (
+            401,
+            json!({"type": "unauthorized", "message": "Authentication failed"})
+        )
+    );
+    assert_eq!(s.identity_count().await, 0);
+    // Opting out accepts the login, without vouching for the address.
+    let r = s.full("oidc2", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let meta = claims_of(&r.token())["user_metadata"].clone();
+    assert_eq!(meta["email"], "unverified@example.com");
+    assert!(meta.get("email_verified").is_none(), "{meta}");
+    // A verified address passes the default, and is vouched for.
+    s.idp
+        .set_user(FakeUser::new("9002", "verified@example.com"));
+    let r = s.full("oidc", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        claims_of(&r.token())["user_metadata"]["email_verified"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn a_link_started_by_one_identity_is_refused_at_a_callback_without_its_proof() {
+    let s = Social::start().await;
+    // The attacker starts a Google link with their own token...
+    let attacker = s
+        .server
+        .register("mallory@example.com", "attacker password 1")
+        .await;
+    let attacker_id = claims_of(&attacker)["auth_identity_id"].clone();
+    let victim = s
+        .server
+        .register("victim@example.com", "victim password 1")
+        .await;
+    s.idp.set_user(FakeUser::new("9101", "victim@example.com"));
+    for kind in Kind::ALL {
+        // ...and sends the `location` to the victim, who signs in at the
+        // identity provider; the victim's callback carries no proof of the
+        // attacker's identity: none, or the victim's own token.
+        for header in [None, Some(("authorization", format!("Bearer {victim}")))] {
+            let q = s.until_callback(kind.id(), Some(&attacker)).await;
+            let r = s.callback_with(kind.id(), &q, header.clone()).await;
+            assert_eq!(
+                (r.status, r.body.clone()),
+                (
+                    401,
+                    json!({"type": "unauthorized", "message": "Unauthorized"})
+                ),
+                "{kind:?} {header:?}"
+            );
+            // The state is spent: not even the attacker's token completes it now.
+            let r = s
+                .callback_with(
+                    kind.id(),
+                    &q,
+                    Some(("authorization", format!("Bearer {attacker}"))),
+                )
+                .await;
+            assert_eq!(
+                r.body["message"], "No state provided, or session expired",
+                "{kind:?}"
+            );
+        }
+        let user = FakeUser::new("9101", "victim@example.com");
+        assert!(
+            s.server
+                .service
+                .module()
+                .find_provider_identity(kind.id(), &kind.entity_id(&user))
+                .await
+                .unwrap()
+                .is_none(),
+            "{kind:?}: the victim's account was stored"
+        );
+    }
+    let identity = s
+        .server
+        .service
+        .module()
+        .retrieve_auth_identity(attacker_id.as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(identity.provider_identities.len(), 1, "{identity:?}");
+    // Two emailpass identities, nothing else.
+    assert_eq!(s.identity_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_plain_login_whose_callback_carries_a_token_links_nothing() {
+    let s = Social::start().await;
+    let token = s
+        .server
+        .register("plain@example.com", "plain password 1")
+        .await;
+    let ep_identity = claims_of(&token)["auth_identity_id"].clone();
+    s.idp.set_user(FakeUser::new("9201", "plain@example.com"));
+    for kind in Kind::ALL {
+        let q = s.until_callback(kind.id(), None).await;
+        let r = s
+            .callback_with(
+                kind.id(),
+                &q,
+                Some(("authorization", format!("Bearer {token}"))),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{kind:?}: {}", r.body);
+        let claims = claims_of(&r.token());
+        assert_ne!(claims["auth_identity_id"], ep_identity, "{kind:?}");
+        assert!(claims.get("linked").is_none(), "{kind:?}: {claims}");
+    }
+    let identity = s
+        .server
+        .service
+        .module()
+        .retrieve_auth_identity(ep_identity.as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(identity.provider_identities.len(), 1);
+}
+
+/// Needs the HTTP layer to pass the callback's own credential (bearer or
+/// session cookie) as `AuthRequest::link_to`.
+#[tokio::test]
+async fn a_link_completes_with_a_session_cookie_of_the_same_identity_at_the_callback() {
+    let s = Social::start().await;
+    let token = s
+        .server
+        .register("linker@example.com", "linker password 1")
+        .await;
+    let ep_identity = claims_of(&token)["auth_identity_id"].clone();
+    let cookie = s.server.open_session(&token).await;
+    s.idp.set_user(FakeUser::new("9301", "linker@example.com"));
+    let q = s.until_callback("google", Some(&token)).await;
+    let r = s
+        .callback_with("google", &q, Some(("cookie", cookie.clone())))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let claims = claims_of(&r.token());
+    assert_eq!(claims["auth_identity_id"], ep_identity);
+    assert_eq!(claims["linked"], true);
+    let identity = s
+        .server
+        .service
+        .module()
+        .retrieve_auth_identity(ep_identity.as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(identity.provider_identities.len(), 2);
 }

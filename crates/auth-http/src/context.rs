@@ -1,5 +1,7 @@
-//! Who is calling: bearer JWTs and server-side sessions, the [`AuthContext`]
-//! extractor and the [`RequireAuthLayer`] that protects host routes.
+//! Who is calling: the request's bearer JWT and session cookie, handed to the
+//! core's gate ([`auth_module::gate::Gate::authorize`]), which decides; the
+//! [`AuthContext`] extractor and the [`RequireAuthLayer`] that protects host
+//! routes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -7,7 +9,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use auth_module::{AuthClaims, AuthIdentity, Metadata};
+use auth_module::gate::{Action, Grant, Presented, Refusal};
+use auth_module::{AuthClaims, Metadata};
+
+pub use auth_module::gate::{AuthMethod, AuthPolicy};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -40,7 +45,9 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
-    fn new(claims: AuthClaims, method: AuthMethod) -> Self {
+    /// The context of a credential the gate let through.
+    pub(crate) fn from_grant(grant: Grant) -> Self {
+        let (claims, method) = (grant.claims, grant.method);
         AuthContext {
             actor_id: claims.actor_id.clone(),
             actor_type: claims.actor_type.clone(),
@@ -54,118 +61,27 @@ impl AuthContext {
     }
 }
 
-/// How a request authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// `Authorization: Bearer <jwt>`.
-    Bearer,
-    /// The session cookie.
-    Session,
-}
-
-/// What a protected route accepts, as Medusa's
-/// `authenticate(actor_types, ["bearer", "session"], { allow_unregistered })`.
-///
-/// The MFA gate is on by default: a caller whose token still owes an MFA
-/// challenge (`mfa_enabled` without `mfa_challenge_completed_at`) gets 401
-/// `MFA verification is required to complete this request`.
-/// [`AuthPolicy::mfa_max_age`] adds a step-up rule.
-#[derive(Debug, Clone)]
-pub struct AuthPolicy {
-    actor_types: Option<Vec<String>>,
-    bearer: bool,
-    session: bool,
-    allow_unregistered: bool,
-    mfa_gate: bool,
-    mfa_max_age: Option<std::time::Duration>,
-}
-
-impl AuthPolicy {
-    /// Any actor type (`"*"`), bearer or session, registered actors only.
-    pub fn any_actor() -> Self {
-        AuthPolicy {
-            actor_types: None,
-            bearer: true,
-            session: true,
-            allow_unregistered: false,
-            mfa_gate: true,
-            mfa_max_age: None,
-        }
-    }
-
-    /// Only these actor types.
-    pub fn actor_types<I: IntoIterator<Item = S>, S: Into<String>>(types: I) -> Self {
-        AuthPolicy {
-            actor_types: Some(types.into_iter().map(Into::into).collect()),
-            ..Self::any_actor()
-        }
-    }
-
-    /// Accept bearer tokens (default true).
-    pub fn bearer(mut self, yes: bool) -> Self {
-        self.bearer = yes;
-        self
-    }
-
-    /// Accept the session cookie (default true).
-    pub fn session(mut self, yes: bool) -> Self {
-        self.session = yes;
-        self
-    }
-
-    /// Accept callers with no linked actor yet (`actor_id == ""`).
-    pub fn allow_unregistered(mut self, yes: bool) -> Self {
-        self.allow_unregistered = yes;
-        self
-    }
-
-    /// Applies the MFA gate (default true). Turn it off only for routes that
-    /// finish a login (refresh, sessions, challenge verification).
-    pub fn mfa_gate(mut self, yes: bool) -> Self {
-        self.mfa_gate = yes;
-        self
-    }
-
-    /// Step-up: a caller whose MFA challenge was completed more than
-    /// `max_age` ago gets 401 `MFA was verified too long ago to complete this
-    /// request` (callers without MFA are not affected).
-    pub fn mfa_max_age(mut self, max_age: std::time::Duration) -> Self {
-        self.mfa_max_age = Some(max_age);
-        self
-    }
-
-    /// The gate's refusal of `claims`, if any.
-    fn gate(&self, claims: &AuthClaims) -> Option<ApiError> {
-        if !self.mfa_gate {
-            return None;
-        }
-        if claims.mfa_pending() {
-            return Some(ApiError::MfaGate(
-                "MFA verification is required to complete this request",
-            ));
-        }
-        let max_age = self.mfa_max_age?;
-        claims.mfa_older_than(max_age).then_some(ApiError::MfaGate(
-            "MFA was verified too long ago to complete this request",
-        ))
-    }
-
-    fn admits(&self, claims: &AuthClaims) -> bool {
-        let actor_ok = match &self.actor_types {
-            None => true,
-            Some(types) => types.iter().any(|t| t == "*" || *t == claims.actor_type),
-        };
-        actor_ok && (self.allow_unregistered || !claims.actor_id.is_empty())
-    }
-}
-
 /// A store that failed where an answer needed it (checking credentials,
 /// readiness): 503 `Service unavailable`, never a 401 that would log the
 /// caller out.
 pub(crate) fn store_down(e: auth_module::Error) -> ApiError {
     tracing::warn!(error = %e, "a store did not answer");
     ApiError::Unavailable("Service unavailable".to_owned())
+}
+
+/// The HTTP answer of a refusal of the gate.
+pub(crate) fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::MfaRequired | Refusal::MfaTooOld => ApiError::MfaGate(refusal.message()),
+        Refusal::NoProvider => ApiError::unauthorized(refusal.message()),
+        Refusal::Failed(e)
+            if e.kind().is_internal() || e.kind() == auth_module::ErrorKind::Unavailable =>
+        {
+            store_down(e)
+        }
+        Refusal::Failed(e) => e.into(),
+        _ => ApiError::Unauthorized,
+    }
 }
 
 /// The bearer token of `headers`, `Bearer` matched case-insensitively.
@@ -180,89 +96,47 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl AuthService {
-    /// Authenticates a request's headers under `policy`: the session first,
-    /// then the bearer token, as Medusa does. `Ok(None)` means 401. Credentials
-    /// issued before the identity's last credential change, or for an identity
-    /// that no longer exists, are refused. A store that cannot answer is an
-    /// `Err` (503 `Service unavailable`), never a 401; so is the MFA gate's
-    /// refusal (401 with its message).
+    /// The credentials a request's headers present: its bearer token and
+    /// session cookie.
+    pub(crate) fn presented<'a>(&self, headers: &'a HeaderMap) -> Presented<'a> {
+        Presented {
+            bearer: bearer_token(headers),
+            session: self.session_id(headers),
+        }
+    }
+
+    /// Asks the gate whether the request's credentials may do `action`.
+    pub(crate) async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        action: Action<'_>,
+    ) -> Result<Grant, ApiError> {
+        self.gate()
+            .authorize(&self.presented(headers), action)
+            .await
+            .map_err(refused)
+    }
+
+    /// Authenticates a request's headers under `policy` (a host route): the
+    /// session first, then the bearer token, as Medusa does. `Ok(None)`
+    /// means 401. Step tokens, credentials issued before the identity's last
+    /// credential change, and those of an identity that no longer exists are
+    /// refused. A store that cannot answer is an `Err` (503 `Service
+    /// unavailable`), never a 401; so is the MFA gate's refusal (401 with its
+    /// message).
     pub async fn authenticate_headers(
         &self,
         headers: &HeaderMap,
         policy: &AuthPolicy,
     ) -> Result<Option<AuthContext>, ApiError> {
-        // A token that names no provider cannot be checked against the
-        // store, so it is never enough for a protected route.
-        Ok(match self.authenticate_current(headers, policy).await? {
-            Some((ctx, Some(_))) => Some(ctx),
-            _ => None,
-        })
-    }
-
-    /// As [`AuthService::authenticate_headers`], with the identity as stored now
-    /// and its credential version (`None` when the credentials name no provider).
-    pub(crate) async fn authenticate_current(
-        &self,
-        headers: &HeaderMap,
-        policy: &AuthPolicy,
-    ) -> Result<Option<(AuthContext, Option<(AuthIdentity, u64)>)>, ApiError> {
-        if policy.session
-            && let Some(claims) = self.session_claims(headers).await.map_err(store_down)?
-            && policy.admits(&claims)
-            && let Some(current) = self.current(&claims).await?
-        {
-            if let Some(refusal) = policy.gate(&claims) {
-                return Err(refusal);
-            }
-            return Ok(Some((
-                AuthContext::new(claims, AuthMethod::Session),
-                current,
-            )));
-        }
-        if policy.bearer
-            && let Some(claims) = bearer_token(headers).and_then(|t| self.tokens().verify(t))
-            && policy.admits(&claims)
-            && let Some(current) = self.current(&claims).await?
-        {
-            if let Some(refusal) = policy.gate(&claims) {
-                return Err(refusal);
-            }
-            return Ok(Some((
-                AuthContext::new(claims, AuthMethod::Bearer),
-                current,
-            )));
-        }
-        Ok(None)
-    }
-
-    /// `Some` if `claims` are still current: `Some(None)` when they name no
-    /// provider (nothing to check: only refresh lets those through, to answer
-    /// Medusa's message), `Some(Some(..))` with the stored identity. Claims
-    /// from before the identity's last credential change, or whose non-empty
-    /// `actor_id` is no longer the identity's link for their actor type, are
-    /// refused.
-    async fn current(
-        &self,
-        claims: &AuthClaims,
-    ) -> Result<Option<Option<(AuthIdentity, u64)>>, ApiError> {
-        let Some(provider) = &claims.auth_provider else {
-            return Ok(Some(None));
-        };
         match self
-            .module()
-            .identity_with_credential_version(&claims.auth_identity_id, provider)
+            .gate()
+            .authorize(&self.presented(headers), Action::Host(policy))
             .await
         {
-            Ok(Some((identity, version)))
-                if version == claims.cv
-                    && (claims.actor_id.is_empty()
-                        || identity.actor_id(&claims.actor_type)
-                            == Some(claims.actor_id.as_str())) =>
-            {
-                Ok(Some(Some((identity, version))))
-            }
-            Ok(_) => Ok(None),
-            Err(e) => Err(store_down(e)),
+            Ok(grant) => Ok(Some(AuthContext::from_grant(grant))),
+            Err(Refusal::Unauthorized) => Ok(None),
+            Err(refusal) => Err(refused(refusal)),
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use auth_module::{AuthRequest, LoginOutcome};
+use auth_module::AuthRequest;
+use auth_module::gate::{Answer, LoginStep};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,16 +12,8 @@ use serde_json::{Value, json};
 
 use crate::AuthService;
 use crate::body::{query_of, read_object};
-use crate::context::AuthPolicy;
 use crate::error::ApiError;
 use crate::extract::Path;
-
-#[derive(Clone, Copy)]
-pub(crate) enum Step {
-    Register,
-    Login,
-    Callback,
-}
 
 /// Builds the provider's view of the request: path, query, body, headers.
 async fn auth_request(
@@ -73,115 +66,49 @@ async fn auth_request(
         .actor_type(actor))
 }
 
-/// The auth identity a login to a redirect provider links to: the one whose
-/// valid, current bearer token came with the request (linking with proof).
-/// A missing or invalid token links nothing, so a stale token kept by a
-/// client never blocks a login; only a token that verifies proves anything.
-async fn linking_identity(
-    svc: &AuthService,
-    provider: &str,
-    headers: &HeaderMap,
-) -> Option<String> {
-    let redirect = svc
-        .module()
-        .provider_info(provider)
-        .is_some_and(|p| p.flow == auth_module::ProviderFlow::Redirect);
-    if !redirect || !headers.contains_key(header::AUTHORIZATION) {
-        return None;
-    }
-    let policy = AuthPolicy::any_actor()
-        .session(false)
-        .allow_unregistered(true);
-    match svc.authenticate_current(headers, &policy).await {
-        Ok(Some((ctx, Some(_)))) => Some(ctx.auth_identity_id),
-        _ => None,
-    }
-}
-
 pub(crate) async fn run_step(
     svc: AuthService,
-    step: Step,
+    step: LoginStep,
     actor: String,
     provider: String,
     req: Request,
 ) -> Result<Response, ApiError> {
     svc.module().check_actor_type(&actor)?;
-    let link_to = match step {
-        Step::Login => linking_identity(&svc, &provider, req.headers()).await,
-        _ => None,
-    };
-    let auth_req = auth_request(&svc, &actor, req).await?.link_to(link_to);
+    let headers = req.headers().clone();
+    let auth_req = auth_request(&svc, &actor, req).await?;
     svc.module().check_actor_allowed(&actor, &provider)?;
-    let module = svc.module();
-    let outcome = match step {
-        Step::Register => module.register(&provider, auth_req).await?,
-        Step::Login => module.authenticate(&provider, auth_req).await?,
-        Step::Callback => module.validate_callback(&provider, auth_req).await?,
-    };
-    if let (Step::Register, LoginOutcome::Authenticated { identity, .. }) = (step, &outcome) {
-        // A registration always answers a token; it says whether MFA is on.
-        let mut claims = svc.tokens().claims_for(identity, &actor, &provider);
-        claims.mfa_enabled = module.mfa().enabled_for(identity).await?;
-        let token = svc.tokens().sign(&claims)?;
-        return Ok(Json(json!({ "token": token })).into_response());
-    }
-    match outcome {
-        LoginOutcome::Redirect { location, .. } if matches!(step, Step::Login) => {
-            Ok(Json(json!({ "location": location })).into_response())
-        }
-        LoginOutcome::Failed { message, .. } => Err(ApiError::unauthorized(message)),
-        LoginOutcome::Throttled { retry_after, .. } => Err(ApiError::TooManyAttempts(retry_after)),
-        outcome => token_answer(&svc, outcome, &actor, &provider),
-    }
+    let presented = svc.presented(&headers);
+    let answer = svc
+        .gate()
+        .login(step, &provider, auth_req, &presented)
+        .await?;
+    answer_response(answer)
 }
 
-/// The answer of a login step that reached an identity: `{token}`, or the
-/// next step with an actorless token (`verification_required`, then
-/// `mfa_required`).
-fn token_answer(
-    svc: &AuthService,
-    outcome: LoginOutcome,
-    actor: &str,
-    provider: &str,
-) -> Result<Response, ApiError> {
-    let tokens = svc.tokens();
-    let body = match outcome {
-        LoginOutcome::Authenticated {
-            identity, linked, ..
-        } => {
-            // The identity the provider answered is current: no second read.
-            let mut claims = tokens.claims_for(&identity, actor, provider);
-            claims.linked = linked;
-            json!({ "token": tokens.sign(&claims)? })
-        }
-        LoginOutcome::VerificationRequired {
-            identity,
+/// The JSON answer of a login step, a refresh or an MFA completion:
+/// `{token}`, `{location}`, or the next step with its step token
+/// (`verification_required`, then `mfa_required`).
+pub(crate) fn answer_response(answer: Answer) -> Result<Response, ApiError> {
+    let body = match answer {
+        Answer::Token { token } => json!({ "token": token }),
+        Answer::Redirect { location } => json!({ "location": location }),
+        Answer::VerificationRequired {
+            token,
             verification,
-            ..
         } => {
-            let claims = tokens
-                .claims_for(&identity, actor, provider)
-                .actorless(false);
-            let mut body = json!({ "verification_required": true, "token": tokens.sign(&claims)? });
+            let mut body = json!({ "verification_required": true, "token": token });
             if let Some(v) = verification {
                 body["verification"] = auth_module::flows::verification_json(&v);
             }
             body
         }
-        LoginOutcome::MfaRequired {
-            identity,
-            challenge,
-            ..
-        } => {
-            let claims = tokens
-                .claims_for(&identity, actor, provider)
-                .actorless(true);
-            json!({
-                "mfa_required": true,
-                "mfa_challenge": challenge,
-                "token": tokens.sign(&claims)?,
-            })
-        }
+        Answer::MfaRequired { token, challenge } => json!({
+            "mfa_required": true,
+            "mfa_challenge": challenge,
+            "token": token,
+        }),
+        Answer::Failed { message } => return Err(ApiError::unauthorized(message)),
+        Answer::Throttled { retry_after } => return Err(ApiError::TooManyAttempts(retry_after)),
         _ => return Err(ApiError::unauthorized("Unauthorized")),
     };
     Ok(Json(body).into_response())
@@ -192,7 +119,7 @@ pub(crate) async fn register(
     Path((actor, provider)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    run_step(svc, Step::Register, actor, provider, req).await
+    run_step(svc, LoginStep::Register, actor, provider, req).await
 }
 
 pub(crate) async fn login(
@@ -200,7 +127,7 @@ pub(crate) async fn login(
     Path((actor, provider)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    run_step(svc, Step::Login, actor, provider, req).await
+    run_step(svc, LoginStep::Authenticate, actor, provider, req).await
 }
 
 pub(crate) async fn callback(
@@ -208,44 +135,21 @@ pub(crate) async fn callback(
     Path((actor, provider)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    run_step(svc, Step::Callback, actor, provider, req).await
+    run_step(svc, LoginStep::Callback, actor, provider, req).await
 }
 
-/// `POST /auth/token/refresh`: a new token re-read from the store.
+/// `POST /auth/token/refresh`: a new token re-read from the store (the
+/// gate decides what it is: [`auth_module::gate::Gate::refresh`]).
 pub(crate) async fn refresh(
     State(svc): State<AuthService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (ctx, current) = svc
-        .authenticate_current(
-            &headers,
-            &AuthPolicy::any_actor()
-                .allow_unregistered(true)
-                .mfa_gate(false),
-        )
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let provider = ctx.auth_provider.ok_or_else(|| {
-        ApiError::unauthorized("The auth provider is not set while refreshing token")
-    })?;
-    let (identity, _) = current.ok_or(ApiError::Unauthorized)?;
-    if ctx.actor_id.is_empty() {
-        // An actorless token re-runs the login's steps (a new challenge each
-        // time); once none remain it becomes a token with the current link.
-        let outcome = svc
-            .module()
-            .login_steps(identity, &ctx.actor_type, &provider, false)
-            .await?;
-        return token_answer(&svc, outcome, &ctx.actor_type, &provider);
-    }
-    // A linked token keeps its MFA claims.
-    let mut claims = svc
-        .tokens()
-        .claims_for(&identity, &ctx.actor_type, &provider);
-    claims.mfa_enabled = ctx.claims.mfa_enabled;
-    claims.mfa_challenge_completed_at = ctx.claims.mfa_challenge_completed_at.clone();
-    let token = svc.tokens().sign(&claims)?;
-    Ok(Json(json!({ "token": token })).into_response())
+    let answer = svc
+        .gate()
+        .refresh(&svc.presented(&headers))
+        .await
+        .map_err(crate::context::refused)?;
+    answer_response(answer)
 }
 
 /// `GET /auth/{actor}/providers`.

@@ -43,10 +43,11 @@
 
 use axum::Router;
 use axum::extract::Request;
+use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use tower_http::trace::TraceLayer;
 
 mod body;
@@ -63,6 +64,7 @@ mod reset;
 mod service;
 mod session;
 
+pub use auth_module::gate::ClaimsHook;
 pub use config::HttpConfig;
 pub use context::{AuthContext, AuthMethod, AuthPolicy, RequireAuth, RequireAuthLayer};
 pub use error::ApiError;
@@ -71,56 +73,100 @@ pub use service::{AuthService, HttpSettings, PublicOrigin};
 
 pub(crate) use service::valid_host;
 
+/// One route of [`router`]: a method, a path and its handler.
+struct Entry {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<AuthService>,
+}
+
+fn entry<H, T>(method: Method, path: &'static str, handler: H) -> Entry
+where
+    H: Handler<T, AuthService>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    Entry {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route, once: [`router`] is built from it and [`routes`] lists it,
+/// so a route cannot be served without being listed (the access table's
+/// test checks every listed route against every kind of credential).
+fn table() -> Vec<Entry> {
+    use Method as M;
+    vec![
+        entry(M::POST, "/auth/token/refresh", handlers::refresh),
+        entry(M::POST, "/auth/session", session::create_session),
+        entry(M::DELETE, "/auth/session", session::delete_session),
+        entry(M::GET, "/auth/{actor}/providers", handlers::list_providers),
+        entry(M::POST, "/auth/{actor}/user", mfa::sso_user),
+        entry(M::GET, "/auth/mfa/factors", mfa::list_factors),
+        entry(M::POST, "/auth/mfa/factors", mfa::create_factor),
+        entry(M::DELETE, "/auth/mfa/factors/{id}", mfa::disable_factor),
+        entry(M::POST, "/auth/mfa/factors/{id}/verify", mfa::verify_factor),
+        entry(M::POST, "/auth/mfa/recovery-codes", mfa::recovery_codes),
+        entry(
+            M::POST,
+            "/auth/mfa/challenges/{id}/verify",
+            mfa::verify_challenge,
+        ),
+        entry(
+            M::POST,
+            "/auth/verification/request",
+            mfa::request_verification,
+        ),
+        entry(
+            M::POST,
+            "/auth/verification/confirm",
+            mfa::confirm_verification,
+        ),
+        entry(M::GET, "/auth/{actor}/{provider}", handlers::login),
+        entry(M::POST, "/auth/{actor}/{provider}", handlers::login),
+        entry(
+            M::POST,
+            "/auth/{actor}/{provider}/register",
+            handlers::register,
+        ),
+        entry(
+            M::POST,
+            "/auth/{actor}/{provider}/reset-password",
+            reset::reset_password,
+        ),
+        entry(M::POST, "/auth/{actor}/{provider}/update", reset::update),
+        entry(
+            M::GET,
+            "/auth/{actor}/{provider}/callback",
+            handlers::callback,
+        ),
+        entry(
+            M::POST,
+            "/auth/{actor}/{provider}/callback",
+            handlers::callback,
+        ),
+        entry(M::GET, "/.well-known/jwks.json", handlers::jwks),
+        entry(M::GET, "/health", handlers::health),
+        entry(M::GET, "/ready", handlers::ready),
+    ]
+}
+
+/// Every route [`router`] serves, as `(method, path)` in its path syntax
+/// (`{actor}` for a segment).
+pub fn routes() -> Vec<(Method, &'static str)> {
+    table().into_iter().map(|e| (e.method, e.path)).collect()
+}
+
 /// The auth routes (and `/health`, `/ready`), with CORS, body-size and tracing layers,
 /// JSON 404 and 405 answers.
 pub fn router(service: AuthService) -> Router {
-    Router::new()
-        .route("/auth/token/refresh", post(handlers::refresh))
-        .route(
-            "/auth/session",
-            post(session::create_session).delete(session::delete_session),
-        )
-        .route("/auth/{actor}/providers", get(handlers::list_providers))
-        .route("/auth/{actor}/user", post(mfa::sso_user))
-        .route(
-            "/auth/mfa/factors",
-            get(mfa::list_factors).post(mfa::create_factor),
-        )
-        .route("/auth/mfa/factors/{id}", delete(mfa::disable_factor))
-        .route("/auth/mfa/factors/{id}/verify", post(mfa::verify_factor))
-        .route("/auth/mfa/recovery-codes", post(mfa::recovery_codes))
-        .route(
-            "/auth/mfa/challenges/{id}/verify",
-            post(mfa::verify_challenge),
-        )
-        .route(
-            "/auth/verification/request",
-            post(mfa::request_verification),
-        )
-        .route(
-            "/auth/verification/confirm",
-            post(mfa::confirm_verification),
-        )
-        .route(
-            "/auth/{actor}/{provider}",
-            get(handlers::login).post(handlers::login),
-        )
-        .route(
-            "/auth/{actor}/{provider}/register",
-            post(handlers::register),
-        )
-        .route(
-            "/auth/{actor}/{provider}/reset-password",
-            post(reset::reset_password),
-        )
-        .route("/auth/{actor}/{provider}/update", post(reset::update))
-        .route(
-            "/auth/{actor}/{provider}/callback",
-            get(handlers::callback).post(handlers::callback),
-        )
-        .route("/.well-known/jwks.json", get(handlers::jwks))
-        .route("/health", get(handlers::health))
-        .route("/ready", get(handlers::ready))
+    let mut router = Router::new();
+    for e in table() {
+        router = router.route(e.path, e.handler);
+    }
+    router
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(service.clone(), guard))

@@ -10,9 +10,20 @@
 //! | `/admin/auth-identities/{id}` | DELETE | `{"id", "object": "auth_identity", "deleted": true}` |
 //! | `/admin/auth-identities/{id}/actors/{actor_type}` | POST `{"actor_id"}` | `{"auth_identity"}` |
 //! | `/admin/auth-identities/{id}/actors/{actor_type}` | DELETE | `{"auth_identity"}` |
+//! | `/admin/auth-identities/{id}/app-metadata` | PATCH `{"key": value, …}` | `{"auth_identity"}`: merges top-level keys into `app_metadata` (`null` removes a key) |
 //! | `/admin/auth-identities/{id}/revoke` | POST | `{"auth_identity", "sessions_ended"}`: every token and session issued before ends |
 //!
 //! Identities never carry `provider_metadata` (password hashes, tokens).
+//!
+//! The `app-metadata` merge is one atomic write in the store
+//! ([`auth_module::IdentityStore::merge_app_metadata`]): each key of the body
+//! replaces the stored key whole, `null` removes it, other keys stay, and
+//! concurrent merges and links of other keys all stay. It is how a host that
+//! does not embed the library keeps its own data there, e.g. `roles` (Medusa's
+//! rbac role ids). Keys are 1 to 128 letters, digits, `_` or `-`. Actor links
+//! (`{actor_type}_id`: any key ending in `_id`) are refused: they belong to
+//! the `actors` routes. A refused key refuses the whole body (400
+//! `invalid_data`), and so does a body that is not a JSON object.
 
 use std::sync::Arc;
 
@@ -21,7 +32,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -78,6 +89,10 @@ pub fn management_router(service: AuthService, api_key: &Secret) -> Router {
         .route(
             "/admin/auth-identities/{id}/actors/{actor_type}",
             post(link).delete(unlink),
+        )
+        .route(
+            "/admin/auth-identities/{id}/app-metadata",
+            patch(merge_app_metadata),
         )
         .route("/admin/auth-identities/{id}/revoke", post(revoke))
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_key))
@@ -176,6 +191,47 @@ async fn unlink(
             .unlink_actor(&id, &actor_type)
             .await?,
     ))
+}
+
+/// Whether the body is declared JSON (`application/json` or `…+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|e| {
+            e == "application/json" || (e.starts_with("application/") && e.ends_with("+json"))
+        })
+}
+
+/// Merges the body's top-level keys into the identity's `app_metadata` (see
+/// the module docs).
+async fn merge_app_metadata(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (parts, body) = req.into_parts();
+    if !is_json(&parts.headers) {
+        return Err(ApiError::invalid_data(
+            "Invalid request body: expected a JSON object",
+        ));
+    }
+    let patch = read_object(&parts.headers, body, admin.service.settings().body_limit).await?;
+    if let Some(key) = patch.keys().find(|k| k.ends_with("_id")) {
+        let actor_type = key.strip_suffix("_id").unwrap_or_default();
+        return Err(ApiError::invalid_data(format!(
+            "Invalid request: Field '{key}' is an actor link; use \
+             /admin/auth-identities/{{id}}/actors/{actor_type}"
+        )));
+    }
+    let identity = admin
+        .service
+        .module()
+        .merge_app_metadata(&id, &patch)
+        .await?;
+    Ok(identity_body(identity))
 }
 
 /// Signs the identity out everywhere: its credential version moves on (every

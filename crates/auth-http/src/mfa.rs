@@ -12,37 +12,23 @@ use serde_json::{Value, json};
 
 use crate::AuthService;
 use crate::body::{Expect, check_fields, integer_field, read_object};
-use crate::context::{AuthContext, AuthPolicy};
 use crate::error::ApiError;
 use crate::extract::Path;
+use auth_module::gate::{Action, Grant};
 
-/// The caller of an MFA or verification route: session or bearer, any actor,
-/// unregistered allowed; `gated` applies the MFA gate.
-async fn caller(
-    svc: &AuthService,
-    headers: &axum::http::HeaderMap,
-    gated: bool,
-) -> Result<AuthContext, ApiError> {
-    let policy = AuthPolicy::any_actor()
-        .allow_unregistered(true)
-        .mfa_gate(gated);
-    svc.authenticate_headers(headers, &policy)
-        .await?
-        .ok_or(ApiError::Unauthorized)
-}
-
-/// The caller and its strictly validated body.
+/// The caller, if the gate lets it do `action`, and its strictly validated
+/// body.
 async fn caller_and_body(
     svc: &AuthService,
     req: Request,
-    gated: bool,
+    action: Action<'_>,
     fields: &[crate::body::Field],
-) -> Result<(AuthContext, Metadata), ApiError> {
+) -> Result<(Grant, Metadata), ApiError> {
     let (parts, body) = req.into_parts();
-    let ctx = caller(svc, &parts.headers, gated).await?;
+    let grant = svc.authorize(&parts.headers, action).await?;
     let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
     check_fields(&body, fields)?;
-    Ok((ctx, body))
+    Ok((grant, body))
 }
 
 fn text<'a>(body: &'a Metadata, name: &str) -> Option<&'a str> {
@@ -54,12 +40,8 @@ pub(crate) async fn list_factors(
     State(svc): State<AuthService>,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let ctx = caller(&svc, &headers, true).await?;
-    let factors = svc
-        .module()
-        .mfa()
-        .list_factors(&ctx.auth_identity_id)
-        .await?;
+    let grant = svc.authorize(&headers, Action::ListFactors).await?;
+    let factors = svc.module().mfa().list_factors(&grant.identity.id).await?;
     let factors: Vec<Value> = factors.iter().map(factor_json).collect();
     Ok(Json(json!({ "mfa_factors": factors })))
 }
@@ -69,10 +51,10 @@ pub(crate) async fn create_factor(
     State(svc): State<AuthService>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, body) = caller_and_body(
+    let (grant, body) = caller_and_body(
         &svc,
         req,
-        true,
+        Action::EnrolFactor,
         &[
             ("provider", Expect::String, true),
             ("label", Expect::String, false),
@@ -85,7 +67,7 @@ pub(crate) async fn create_factor(
         .module()
         .mfa()
         .create_factor(
-            &ctx.auth_identity_id,
+            &grant.identity.id,
             text(&body, "provider").unwrap_or_default(),
             text(&body, "label"),
             text(&body, "issuer"),
@@ -105,12 +87,18 @@ pub(crate) async fn verify_factor(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, body) = caller_and_body(&svc, req, true, &[("code", Expect::String, true)]).await?;
+    let (grant, body) = caller_and_body(
+        &svc,
+        req,
+        Action::VerifyFactor,
+        &[("code", Expect::String, true)],
+    )
+    .await?;
     let factor = svc
         .module()
         .mfa()
         .verify_factor(
-            &ctx.auth_identity_id,
+            &grant.identity.id,
             &id,
             text(&body, "code").unwrap_or_default(),
         )
@@ -124,10 +112,10 @@ pub(crate) async fn disable_factor(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, body) = caller_and_body(
+    let (grant, body) = caller_and_body(
         &svc,
         req,
-        true,
+        Action::DisableFactor,
         &[
             ("method", Expect::String, false),
             ("code", Expect::String, false),
@@ -138,7 +126,7 @@ pub(crate) async fn disable_factor(
         .module()
         .mfa()
         .disable_factor(
-            &ctx.auth_identity_id,
+            &grant.identity.id,
             &id,
             text(&body, "method"),
             text(&body, "code"),
@@ -152,10 +140,10 @@ pub(crate) async fn recovery_codes(
     State(svc): State<AuthService>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, body) = caller_and_body(
+    let (grant, body) = caller_and_body(
         &svc,
         req,
-        true,
+        Action::RecoveryCodes,
         &[("count", Expect::Integer { min: 1, max: 50 }, false)],
     )
     .await?;
@@ -163,57 +151,51 @@ pub(crate) async fn recovery_codes(
     let codes = svc
         .module()
         .mfa()
-        .generate_recovery_codes(&ctx.auth_identity_id, count)
+        .generate_recovery_codes(&grant.identity.id, count)
         .await?;
     Ok(Json(json!({ "recovery_codes": codes })))
 }
 
-/// `POST /auth/mfa/challenges/{id}/verify`: not gated (it is how the gate is
-/// passed). Answers a token for the caller's actor type with its current
-/// link and the completed challenge.
+/// `POST /auth/mfa/challenges/{id}/verify`: how an MFA step token finishes
+/// its login. Answers a token for the caller's actor type with its current
+/// link and the completed challenge (issued by the gate).
 pub(crate) async fn verify_challenge(
     State(svc): State<AuthService>,
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, body) = caller_and_body(
+    let (grant, body) = caller_and_body(
         &svc,
         req,
-        false,
+        Action::VerifyChallenge,
         &[
             ("method", Expect::String, true),
             ("code", Expect::String, true),
         ],
     )
     .await?;
-    let module = svc.module();
-    let done = module
-        .mfa()
-        .verify_challenge(
-            &ctx.auth_identity_id,
+    let token = svc
+        .gate()
+        .complete_challenge(
+            &grant,
             &id,
             text(&body, "method").unwrap_or_default(),
             text(&body, "code").unwrap_or_default(),
         )
         .await?;
-    let provider = done.challenge.auth_provider.clone();
-    let identity = module.retrieve_auth_identity(&ctx.auth_identity_id).await?;
-    let claims = svc
-        .tokens()
-        .claims_for(&identity, &ctx.actor_type, &provider)
-        .mfa_completed(done.completed_at);
-    Ok(Json(json!({ "token": svc.tokens().sign(&claims)? })))
+    Ok(Json(json!({ "token": token })))
 }
 
-/// `POST /auth/verification/request`: token or session, no gate; 201.
+/// `POST /auth/verification/request`: a verification step token (or a full
+/// credential); 201.
 pub(crate) async fn request_verification(
     State(svc): State<AuthService>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (ctx, body) = caller_and_body(
+    let (grant, body) = caller_and_body(
         &svc,
         req,
-        false,
+        Action::RequestVerification,
         &[
             ("entity_id", Expect::String, true),
             ("entity_type", Expect::String, true),
@@ -235,7 +217,7 @@ pub(crate) async fn request_verification(
         .module()
         .verifications()
         .request(
-            &ctx.auth_identity_id,
+            &grant.identity.id,
             entity_id,
             entity_type,
             text(&body, "code_provider"),
@@ -287,7 +269,7 @@ pub(crate) async fn confirm_verification(
 }
 
 /// `POST /auth/{provider}/user`: SSO create-or-link for an admin's first
-/// login. Bearer only, actor `user`, unregistered allowed, gated.
+/// login. Bearer only, actor `user`, unregistered allowed, no step owed.
 pub(crate) async fn sso_user(
     State(svc): State<AuthService>,
     Path(provider): Path<String>,
@@ -295,23 +277,19 @@ pub(crate) async fn sso_user(
 ) -> Result<Json<Value>, ApiError> {
     let module = svc.module();
     module.check_actor_allowed("user", &provider)?;
-    let policy = AuthPolicy::actor_types(["user"])
-        .session(false)
-        .allow_unregistered(true);
-    let ctx = svc
-        .authenticate_headers(&headers, &policy)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    if !ctx.actor_id.is_empty() {
+    let grant = svc.authorize(&headers, Action::SsoUser).await?;
+    let claims = &grant.claims;
+    if !claims.actor_id.is_empty() {
         return Err(ApiError::invalid_data(
             "The user is already registered and cannot create a new account.",
         ));
     }
     let profile =
-        auth_module::flows::sso_profile(&ctx.user_metadata, &ctx.auth_identity_id, &provider)?;
-    let identity = module.retrieve_auth_identity(&ctx.auth_identity_id).await?;
-    let solely = ctx.auth_provider.as_deref() == Some(provider.as_str())
-        && identity
+        auth_module::flows::sso_profile(&claims.user_metadata, &grant.identity.id, &provider)?;
+    // The gate read the identity as stored now.
+    let solely = claims.auth_provider.as_deref() == Some(provider.as_str())
+        && grant
+            .identity
             .provider_identities
             .iter()
             .all(|p| p.provider == provider);

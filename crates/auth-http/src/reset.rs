@@ -3,7 +3,7 @@
 //! [`auth_module::flows::PasswordReset`] and answer.
 
 use auth_module::Metadata;
-use auth_module::flows::ResetOutcome;
+use auth_module::flows::{ResetOutcome, UpdateAttempt};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -91,31 +91,28 @@ pub(crate) async fn update(
     svc.module().check_actor_allowed(&actor, &provider)?;
     let (parts, body) = req.into_parts();
     let client = svc.client_addr(&parts);
-    let limits = svc.module().limits();
-    if let Some(retry_after) = limits.update_refused(client).await? {
-        return Err(ApiError::TooManyAttempts(retry_after));
-    }
     // A token shown on another route is refused and stays usable; one in the
     // query is refused outright.
-    let claims = bearer_token(&parts.headers)
+    let token = bearer_token(&parts.headers)
         .filter(|_| !query_of(&parts.uri).contains_key("token"))
-        .and_then(|t| svc.resets().verify(&actor, &provider, t));
-    // The body is read before any answer, so a client still sending it (even
-    // byte by byte) gets the answer instead of a closed connection.
-    let body = read_object(&parts.headers, body, svc.settings().body_limit).await;
-    let outcome = match claims {
-        None => ResetOutcome::InvalidToken,
-        Some(claims) => svc.resets().redeem(&claims, body?).await?,
-    };
-    if outcome != ResetOutcome::Done
-        && let Err(e) = limits.update_failed(client).await
-    {
-        tracing::warn!(error = %e, "could not count a failed update");
+        .unwrap_or_default();
+    // The core takes the update slot, then checks the token.
+    let attempt = svc.resets().begin(&actor, &provider, token, client).await?;
+    if let UpdateAttempt::Throttled { retry_after } = attempt {
+        return Err(ApiError::TooManyAttempts(retry_after));
     }
+    // The body is read before any other answer, so a client still sending
+    // it (even byte by byte) gets the answer instead of a closed connection.
+    let body = read_object(&parts.headers, body, svc.settings().body_limit).await;
+    let outcome = match attempt {
+        UpdateAttempt::Ready(pending) => svc.resets().finish(pending, body?).await?,
+        _ => ResetOutcome::InvalidToken,
+    };
     match outcome {
         ResetOutcome::Done => Ok(Json(json!({ "success": true })).into_response()),
         ResetOutcome::InvalidToken => Err(invalid_token()),
         ResetOutcome::Failed { message } => Err(ApiError::unauthorized(message)),
+        ResetOutcome::Throttled { retry_after } => Err(ApiError::TooManyAttempts(retry_after)),
         _ => Err(ApiError::unauthorized("Unauthorized")),
     }
 }

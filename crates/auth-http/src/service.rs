@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use auth_module::events::EventBus;
 use auth_module::flows::{LinkedIdentityUsers, PasswordReset, Sessions, UserDirectory};
+use auth_module::gate::{ClaimsHook, Gate};
 use auth_module::{AuthModule, ConfigError, Tokens};
 
 use crate::HttpConfig;
@@ -33,16 +34,14 @@ pub struct HttpSettings {
 
 #[derive(Clone)]
 struct ServiceInner {
-    module: AuthModule,
-    tokens: Tokens,
-    sessions: Sessions,
-    resets: PasswordReset,
+    gate: Gate,
     users: Arc<dyn UserDirectory>,
     settings: HttpSettings,
 }
 
-/// The module, its token signer and flows, and the HTTP settings: the state
-/// of the router and of [`crate::RequireAuthLayer`]. Cheap to clone.
+/// The core's [`Gate`] (the module, its token signer, sessions and resets),
+/// the SSO user directory and the HTTP settings: the state of the router
+/// and of [`crate::RequireAuthLayer`]. Cheap to clone.
 #[derive(Clone)]
 pub struct AuthService {
     inner: Arc<ServiceInner>,
@@ -51,8 +50,7 @@ pub struct AuthService {
 impl fmt::Debug for AuthService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
-            .field("module", &self.inner.module)
-            .field("tokens", &self.inner.tokens)
+            .field("gate", &self.inner.gate)
             .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
@@ -65,14 +63,12 @@ impl AuthService {
     pub fn new(module: AuthModule, http: &HttpConfig) -> Result<Self, ConfigError> {
         http.validate()?;
         let tokens = http.tokens()?;
+        let sessions = Sessions::new(module.state_store().clone(), http.session_ttl)
+            .with_max_per_identity(http.max_sessions_per_identity);
         Ok(AuthService {
             inner: Arc::new(ServiceInner {
-                sessions: Sessions::new(module.state_store().clone(), http.session_ttl)
-                    .with_max_per_identity(http.max_sessions_per_identity),
-                resets: PasswordReset::new(module.clone(), tokens.clone()),
                 users: Arc::new(LinkedIdentityUsers::new(module.clone())),
-                module,
-                tokens,
+                gate: Gate::new(module, tokens, sessions),
                 settings: HttpSettings {
                     session_cookie_name: http.session_cookie_name.clone(),
                     session_cookie_secure: http.session_cookie_secure,
@@ -104,6 +100,15 @@ impl AuthService {
         self
     }
 
+    /// Adds claims to every token the service issues through `hook`
+    /// (default: [`auth_module::gate::StoredRoles`], the identity's
+    /// `app_metadata.roles`).
+    pub fn with_claims_hook(mut self, hook: Arc<dyn ClaimsHook>) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.gate = inner.gate.clone().with_claims_hook(hook);
+        self
+    }
+
     /// The user directory of the SSO user route.
     pub fn users(&self) -> &Arc<dyn UserDirectory> {
         &self.inner.users
@@ -122,27 +127,32 @@ impl AuthService {
     /// `auth.password_reset` (set the bus with
     /// [`auth_module::AuthModuleBuilder::events`]).
     pub fn events(&self) -> &EventBus {
-        self.inner.module.events()
+        self.module().events()
+    }
+
+    /// The gate: issues and checks every credential.
+    pub fn gate(&self) -> &Gate {
+        &self.inner.gate
     }
 
     /// The sessions flow.
     pub fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
+        self.inner.gate.sessions()
     }
 
     /// The password reset flow.
     pub fn resets(&self) -> &PasswordReset {
-        &self.inner.resets
+        self.inner.gate.resets()
     }
 
     /// The auth module.
     pub fn module(&self) -> &AuthModule {
-        &self.inner.module
+        self.inner.gate.module()
     }
 
     /// The token signer.
     pub fn tokens(&self) -> &Tokens {
-        &self.inner.tokens
+        self.inner.gate.tokens()
     }
 
     /// The HTTP settings.

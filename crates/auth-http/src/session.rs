@@ -1,7 +1,6 @@
 //! Server-side sessions over HTTP: the cookie, `POST /auth/session` and
 //! `DELETE /auth/session`, over the core's [`auth_module::flows::Sessions`].
 
-use auth_module::AuthClaims;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -9,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AuthService;
-use crate::context::AuthPolicy;
 use crate::error::ApiError;
 
 /// The value of cookie `name` in `headers`.
@@ -26,18 +24,6 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 }
 
 impl AuthService {
-    /// The claims of the session named by the request's cookie, if live; an
-    /// `Err` if the state store could not say.
-    pub(crate) async fn session_claims(
-        &self,
-        headers: &HeaderMap,
-    ) -> auth_module::Result<Option<AuthClaims>> {
-        match self.session_id(headers) {
-            Some(sid) => self.sessions().get(sid).await,
-            None => Ok(None),
-        }
-    }
-
     /// The session id the request's cookie carries, if any.
     pub(crate) fn session_id<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
         cookie(headers, &self.settings().session_cookie_name)
@@ -66,24 +52,19 @@ impl AuthService {
     }
 }
 
-/// `POST /auth/session`: bearer only; stores the token's claims server-side.
+/// `POST /auth/session`: bearer only; stores the token's claims server-side
+/// (the gate: [`auth_module::gate::Gate::create_session`]).
 pub(crate) async fn create_session(
     State(svc): State<AuthService>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // Bearer only, and still current (not from before a password change).
-    let policy = AuthPolicy::any_actor()
-        .session(false)
-        .allow_unregistered(true)
-        .mfa_gate(false);
-    let (ctx, current) = svc
-        .authenticate_current(&headers, &policy)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    // A token that names no provider cannot be checked later: no session.
-    current.ok_or(ApiError::Unauthorized)?;
-    let sid = svc.sessions().create(&ctx.claims).await?;
-    let value = serde_json::to_value(&ctx.claims).map_err(|_| ApiError::Internal)?;
+    // Bearer only, current, and a credential that may hold a session.
+    let (sid, claims) = svc
+        .gate()
+        .create_session(&svc.presented(&headers))
+        .await
+        .map_err(crate::context::refused)?;
+    let value = serde_json::to_value(&claims).map_err(|_| ApiError::Internal)?;
     Ok(with_cookie(
         Json(json!({ "user": value })).into_response(),
         &svc.session_cookie(Some(&sid)),

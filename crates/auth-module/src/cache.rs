@@ -134,6 +134,12 @@ crate::stores::identity_store_impl! {
         r
     }
 
+    async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
+        let r = self.inner.merge_app_metadata(id, patch).await;
+        self.invalidate(Some(id));
+        r
+    }
+
     async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
         let r = self.inner.bump_credential_version(id).await;
         self.invalidate(Some(id));
@@ -241,6 +247,20 @@ mod tests {
         assert_eq!(
             again.provider_identities[0].user_metadata,
             json!({"n": 1}).as_object().cloned()
+        );
+        store
+            .merge_app_metadata(
+                &id,
+                json!({"roles": ["role_1"], "customer_id": null})
+                    .as_object()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let merged = store.retrieve_auth_identity(&id).await.unwrap();
+        assert_eq!(
+            merged.app_metadata,
+            json!({"roles": ["role_1"]}).as_object().cloned()
         );
         store.delete_auth_identity(&id).await.unwrap();
         assert!(store.retrieve_auth_identity(&id).await.is_err());

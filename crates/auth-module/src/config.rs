@@ -654,6 +654,9 @@ pub struct LimitsConfig {
     pub update_failures_per_address: Limit,
     /// Verification code requests per identity and `entity_id`. Default 5 / 1 h.
     pub verification_requests: Limit,
+    /// Redirect-login starts (`POST /auth/{actor}/{redirect provider}`, each of
+    /// which writes OAuth state) per client address. Default 60 / 15 min.
+    pub redirect_starts_per_address: Limit,
 }
 
 impl Default for LimitsConfig {
@@ -667,6 +670,7 @@ impl Default for LimitsConfig {
             register_per_address: per_15_minutes(200),
             update_failures_per_address: per_15_minutes(20),
             verification_requests: Limit::new(5, Duration::from_secs(3600)),
+            redirect_starts_per_address: per_15_minutes(60),
         }
     }
 }
@@ -683,6 +687,7 @@ impl LimitsConfig {
             register_per_address: Limit::off(),
             update_failures_per_address: Limit::off(),
             verification_requests: Limit::off(),
+            redirect_starts_per_address: Limit::off(),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Asymmetric token keys: a [`KeyPairSigner`] signs with a PKCS#8 private key
 //! (ES256 on P-256, EdDSA on Ed25519, RS256 on RSA), a [`PublicKeyVerifier`]
 //! checks tokens signed by an earlier key (an SPKI public key), and both
-//! publish themselves as JWKs whose `kid` is the RFC 7638 thumbprint.
+//! publish themselves as JWKs whose `kid` is the RFC 7638 thumbprint. A
+//! [`VerifyUntil`] keeps any key verifying only until a deadline.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -360,5 +362,117 @@ impl Signer for PublicKeyVerifier {
 
     fn jwk(&self) -> Option<Value> {
         Some(self.public.jwk(&self.kid))
+    }
+}
+
+/// Verifies with the key it wraps until a deadline and with nothing after
+/// it; signs nothing. For a key kept only for a while, such as a short
+/// secret an earlier server signed with (`[http] weak_previous_secrets_until`
+/// of `auth-http`): the clock is read at each verification, so a token that
+/// verifies only under this key is refused from the deadline on, without a
+/// restart. Its JWK, if the key has one, is published until then too.
+#[derive(Debug)]
+pub struct VerifyUntil<S> {
+    inner: S,
+    deadline: SystemTime,
+}
+
+impl<S: Signer> VerifyUntil<S> {
+    /// `inner`, verify-only, until `deadline`.
+    pub fn new(inner: S, deadline: SystemTime) -> Self {
+        VerifyUntil { inner, deadline }
+    }
+
+    /// When it stops verifying.
+    pub fn deadline(&self) -> SystemTime {
+        self.deadline
+    }
+
+    fn live(&self) -> bool {
+        SystemTime::now() < self.deadline
+    }
+}
+
+impl<S: Signer> Signer for VerifyUntil<S> {
+    fn algorithm(&self) -> &'static str {
+        self.inner.algorithm()
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        self.inner.key_id()
+    }
+
+    fn sign(&self, _signing_input: &[u8]) -> Result<String> {
+        Err(Error::unexpected(
+            "a key kept until a deadline verifies tokens; it cannot sign",
+        ))
+    }
+
+    fn verify(&self, signing_input: &[u8], signature: &str) -> bool {
+        self.live() && self.inner.verify(signing_input, signature)
+    }
+
+    fn jwk(&self) -> Option<Value> {
+        self.inner.jwk().filter(|_| self.live())
+    }
+}
+
+#[cfg(test)]
+mod verify_until_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Secret;
+    use crate::token::Hs256Signer;
+
+    const INPUT: &[u8] = b"header.payload";
+
+    #[test]
+    fn verifies_until_the_deadline_and_never_signs() {
+        let secret = Hs256Signer::new(&Secret::new("supersecret"));
+        let signature = secret.sign(INPUT).unwrap();
+        let kept = VerifyUntil::new(
+            secret.clone(),
+            SystemTime::now() + Duration::from_secs(3600),
+        );
+        assert_eq!(kept.algorithm(), "HS256");
+        assert!(kept.verify(INPUT, &signature));
+        assert!(!kept.verify(b"header.other", &signature), "another input");
+        let other = Hs256Signer::new(&Secret::new("another"))
+            .sign(INPUT)
+            .unwrap();
+        assert!(!kept.verify(INPUT, &other), "another secret");
+        assert!(kept.sign(INPUT).is_err(), "verify-only");
+        assert_eq!(kept.jwk(), None);
+
+        let past = VerifyUntil::new(secret, SystemTime::now() - Duration::from_secs(1));
+        assert!(!past.verify(INPUT, &signature), "past its deadline");
+        assert!(past.sign(INPUT).is_err());
+    }
+
+    /// The clock is read at each verification, not when the wrapper is made.
+    #[test]
+    fn stops_verifying_when_the_deadline_passes() {
+        let secret = Hs256Signer::new(&Secret::new("supersecret"));
+        let signature = secret.sign(INPUT).unwrap();
+        let kept = VerifyUntil::new(secret, SystemTime::now() + Duration::from_millis(300));
+        assert!(kept.verify(INPUT, &signature));
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(!kept.verify(INPUT, &signature));
+    }
+
+    #[test]
+    fn a_public_key_is_published_until_its_deadline() {
+        let pem = "-----BEGIN PUBLIC KEY-----\n\
+            MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n\
+            -----END PUBLIC KEY-----\n";
+        let key = PublicKeyVerifier::from_spki_pem(pem).unwrap();
+        let kid = key.key_id().map(str::to_owned);
+        let live = VerifyUntil::new(key.clone(), SystemTime::now() + Duration::from_secs(60));
+        assert_eq!(live.key_id().map(str::to_owned), kid);
+        assert_eq!(live.algorithm(), "EdDSA");
+        assert!(live.jwk().is_some());
+        let past = VerifyUntil::new(key, SystemTime::now() - Duration::from_secs(1));
+        assert_eq!(past.jwk(), None);
     }
 }

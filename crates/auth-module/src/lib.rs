@@ -5,6 +5,7 @@ mod config;
 mod error;
 pub mod events;
 pub mod flows;
+pub mod gate;
 mod jwt_keys;
 mod keys;
 mod memory;
@@ -29,7 +30,8 @@ pub use config::{
     deserialize_duration,
 };
 pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
-pub use jwt_keys::{JwtAlgorithm, KeyPairSigner, PublicKeyVerifier};
+pub use gate::{AuthMethod, AuthPolicy, Gate};
+pub use jwt_keys::{JwtAlgorithm, KeyPairSigner, PublicKeyVerifier, VerifyUntil};
 pub use memory::{MemoryIdentityStore, MemoryStateStore};
 pub use model::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, PROVIDER_IDENTITY_PREFIX,
@@ -47,7 +49,7 @@ pub use records::{
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use shared_cache::SharedIdentityCache;
 pub use stores::{IdentityStore, NewAuthIdentity, StateStore};
-pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Tokens};
+pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Step, Tokens};
 
 #[doc(hidden)]
 pub mod __private {

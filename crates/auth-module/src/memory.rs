@@ -1,5 +1,9 @@
 //! In-memory stores: for tests, quick trials and single-process embedding.
 //! Nothing survives the process.
+//!
+//! The state store removes expired entries as it writes: each writing call
+//! first clears a bounded batch of them, soonest expiry first (see
+//! [`MemoryStateStore`] for why no background sweep).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -117,6 +121,14 @@ impl MemoryIdentityStore {
 #[async_trait]
 impl IdentityStore for MemoryIdentityStore {
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+        self.create_auth_identity_with_mfa(new, Vec::new()).await
+    }
+
+    async fn create_auth_identity_with_mfa(
+        &self,
+        new: NewAuthIdentity,
+        factors: Vec<NewMfaFactor>,
+    ) -> Result<AuthIdentity> {
         let mut g = self.lock();
         let (mut seen, mut seen_ids) = Default::default();
         for p in &new.provider_identities {
@@ -138,9 +150,33 @@ impl IdentityStore for MemoryIdentityStore {
             updated_at: new.updated_at.unwrap_or(created_at),
             credential_version: 0,
         };
+        // Every factor is checked before anything is stored: all or nothing.
+        let mut built_factors: Vec<MfaFactor> = Vec::with_capacity(factors.len());
+        for mut f in factors {
+            f.auth_identity_id = row.id.clone();
+            let factor = f.into_factor(now);
+            if factor.status.is_active()
+                && built_factors
+                    .iter()
+                    .any(|o| o.provider == factor.provider && o.status.is_active())
+            {
+                return Err(crate::store::duplicate_mfa_factor(&factor.provider));
+            }
+            if g.factors.contains_key(&factor.id) || built_factors.iter().any(|o| o.id == factor.id)
+            {
+                return Err(crate::Error::duplicate(format!(
+                    "MfaFactor with id: {} already exists",
+                    factor.id
+                )));
+            }
+            built_factors.push(factor);
+        }
         for p in new.provider_identities {
             let built = p.into_provider_identity(&row.id, now);
             g.insert_provider(built);
+        }
+        for factor in built_factors {
+            g.factors.insert(factor.id.clone(), factor);
         }
         g.auth.insert(row.id.clone(), row.clone());
         Ok(g.assemble(&row))
@@ -186,6 +222,29 @@ impl IdentityStore for MemoryIdentityStore {
                 if let Some(m) = row.app_metadata.as_mut() {
                     m.remove(key);
                 }
+            }
+        }
+        row.updated_at = OffsetDateTime::now_utc();
+        let row = row.clone();
+        Ok(g.assemble(&row))
+    }
+
+    async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
+        if let Some(bad) = patch.keys().find(|k| !valid_app_metadata_key(k)) {
+            return Err(invalid_app_metadata_key(bad));
+        }
+        // Under the one lock: the merge is one atomic write.
+        let mut g = self.lock();
+        let row = g.auth.get_mut(id).ok_or_else(|| auth_not_found(id))?;
+        for (key, value) in patch {
+            if value.is_null() {
+                if let Some(m) = row.app_metadata.as_mut() {
+                    m.remove(key);
+                }
+            } else {
+                row.app_metadata
+                    .get_or_insert_with(Metadata::new)
+                    .insert(key.clone(), value.clone());
             }
         }
         row.updated_at = OffsetDateTime::now_utc();
@@ -480,23 +539,69 @@ impl IdentityStore for MemoryIdentityStore {
     }
 }
 
-/// A [`StateStore`] in process memory. Expired entries are dropped when read
-/// and swept periodically as the map grows.
+/// A [`StateStore`] in process memory.
+///
+/// Expired entries are dropped when read, and every writing call (`set`,
+/// `take`, `delete`, `increment`, `compare_and_swap`) first removes up to 64
+/// expired entries, soonest expiry first, found through an index ordered by
+/// expiry. A write adds at most one entry and clears up to 64 dead ones, so
+/// whatever the mix of calls (a flood of counters, or of redirect-login
+/// starts whose state is never read again) dead entries go as fast as they
+/// come, and no call does more than a bounded amount of work. There is no
+/// background task: the store needs no runtime and nothing to stop, and
+/// without writes nothing grows.
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     inner: Mutex<StateMap>,
 }
 
+/// The most expired entries one writing call removes.
+const SWEEP_BATCH: usize = 64;
+
 #[derive(Debug, Default)]
 struct StateMap {
     entries: HashMap<String, (Value, Instant)>,
-    next_sweep_at: usize,
+    /// `(expiry, key)` of every entry, soonest first.
+    by_expiry: std::collections::BTreeSet<(Instant, String)>,
 }
 
 impl StateMap {
     /// The value under `key` and its expiry, if it has not expired.
     fn live(&self, key: &str, now: Instant) -> Option<&(Value, Instant)> {
         self.entries.get(key).filter(|(_, exp)| *exp > now)
+    }
+
+    /// Stores `value` under `key` until `expires`.
+    fn put(&mut self, key: &str, value: Value, expires: Instant) {
+        match self.entries.insert(key.to_owned(), (value, expires)) {
+            Some((_, old)) if old == expires => {}
+            Some((_, old)) => {
+                self.by_expiry.remove(&(old, key.to_owned()));
+                self.by_expiry.insert((expires, key.to_owned()));
+            }
+            None => {
+                self.by_expiry.insert((expires, key.to_owned()));
+            }
+        }
+    }
+
+    /// Removes `key`, live or not.
+    fn remove(&mut self, key: &str) -> Option<(Value, Instant)> {
+        let (value, expires) = self.entries.remove(key)?;
+        self.by_expiry.remove(&(expires, key.to_owned()));
+        Some((value, expires))
+    }
+
+    /// Removes up to [`SWEEP_BATCH`] entries expired at `now`.
+    fn sweep(&mut self, now: Instant) {
+        for _ in 0..SWEEP_BATCH {
+            if self.by_expiry.first().is_none_or(|(exp, _)| *exp > now) {
+                break;
+            }
+            if let Some((_, key)) = self.by_expiry.pop_first() {
+                self.entries.remove(&key);
+            }
+        }
     }
 }
 
@@ -506,8 +611,23 @@ impl MemoryStateStore {
         Self::default()
     }
 
+    /// How many entries the store holds, expired ones not yet removed
+    /// included: for tests and monitoring.
+    pub fn entry_count(&self) -> usize {
+        self.lock().entries.len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, StateMap> {
+        // Each mutation keeps the map and its index in step before it can
+        // panic (only on allocation), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lock, after removing some expired entries: every write starts here.
+    fn lock_for_write(&self, now: Instant) -> std::sync::MutexGuard<'_, StateMap> {
+        let mut g = self.lock();
+        g.sweep(now);
+        g
     }
 }
 
@@ -515,12 +635,7 @@ impl MemoryStateStore {
 impl StateStore for MemoryStateStore {
     async fn set(&self, key: &str, value: Value, ttl: Duration) -> Result<()> {
         let now = Instant::now();
-        let mut g = self.lock();
-        if g.entries.len() >= g.next_sweep_at {
-            g.entries.retain(|_, (_, exp)| *exp > now);
-            g.next_sweep_at = (g.entries.len() * 2).max(1024);
-        }
-        g.entries.insert(key.to_owned(), (value, expiry(now, ttl)));
+        self.lock_for_write(now).put(key, value, expiry(now, ttl));
         Ok(())
     }
 
@@ -531,8 +646,8 @@ impl StateStore for MemoryStateStore {
 
     async fn take(&self, key: &str) -> Result<Option<Value>> {
         let now = Instant::now();
-        let mut g = self.lock();
-        Ok(g.entries
+        Ok(self
+            .lock_for_write(now)
             .remove(key)
             .filter(|(_, exp)| *exp > now)
             .map(|(v, _)| v))
@@ -540,13 +655,15 @@ impl StateStore for MemoryStateStore {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let now = Instant::now();
-        let mut g = self.lock();
-        Ok(g.entries.remove(key).is_some_and(|(_, exp)| exp > now))
+        Ok(self
+            .lock_for_write(now)
+            .remove(key)
+            .is_some_and(|(_, exp)| exp > now))
     }
 
     async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
         let now = Instant::now();
-        let mut g = self.lock();
+        let mut g = self.lock_for_write(now);
         let live = g
             .live(key, now)
             .map(|(v, exp)| (v.as_u64().unwrap_or(0), *exp));
@@ -554,8 +671,7 @@ impl StateStore for MemoryStateStore {
             Some((current, exp)) => (current.saturating_add(by), exp),
             None => (by, expiry(now, ttl)),
         };
-        g.entries
-            .insert(key.to_owned(), (Value::from(value), expires));
+        g.put(key, Value::from(value), expires);
         Ok(value)
     }
 
@@ -567,16 +683,14 @@ impl StateStore for MemoryStateStore {
         ttl: Duration,
     ) -> Result<bool> {
         let now = Instant::now();
-        let mut g = self.lock();
+        let mut g = self.lock_for_write(now);
         if g.live(key, now).map(|(v, _)| v) != expected {
             return Ok(false);
         }
         match new {
-            Some(v) => {
-                g.entries.insert(key.to_owned(), (v, expiry(now, ttl)));
-            }
+            Some(v) => g.put(key, v, expiry(now, ttl)),
             None => {
-                g.entries.remove(key);
+                g.remove(key);
             }
         }
         Ok(true)
@@ -587,4 +701,57 @@ impl StateStore for MemoryStateStore {
 fn expiry(now: Instant, ttl: Duration) -> Instant {
     now.checked_add(ttl)
         .unwrap_or(now + Duration::from_secs(86400 * 365))
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    /// The index follows every write: replaced expiries leave no stale
+    /// index entries, and a sweep removes expired entries from both.
+    #[tokio::test]
+    async fn the_expiry_index_follows_the_map() {
+        let store = MemoryStateStore::new();
+        let short = Duration::from_millis(30);
+        store.set("a", Value::from(1), short).await.unwrap();
+        store
+            .set("a", Value::from(2), Duration::from_secs(60))
+            .await
+            .unwrap();
+        store.increment("n", 1, short).await.unwrap();
+        store.increment("n", 1, short).await.unwrap();
+        {
+            let g = store.lock();
+            assert_eq!((g.entries.len(), g.by_expiry.len()), (2, 2));
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!store.delete("missing").await.unwrap());
+        let g = store.lock();
+        assert_eq!((g.entries.len(), g.by_expiry.len()), (1, 1), "n was swept");
+        assert!(g.entries.contains_key("a"));
+    }
+
+    /// One write removes at most a batch; a backlog drains over a few.
+    #[tokio::test]
+    async fn a_write_sweeps_a_bounded_batch() {
+        let store = MemoryStateStore::new();
+        for i in 0..(SWEEP_BATCH * 2 + 1) {
+            store
+                .increment(&format!("k{i}"), 1, Duration::from_millis(20))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(store.take("missing").await.unwrap().is_none());
+        assert_eq!(store.entry_count(), SWEEP_BATCH + 1);
+        store
+            .compare_and_swap("c", None, None, Duration::from_secs(1))
+            .await
+            .unwrap();
+        store
+            .compare_and_swap("c", None, None, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(store.entry_count(), 0);
+    }
 }

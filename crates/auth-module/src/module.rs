@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::config::{Config, LimitsConfig, ProviderConfig};
 use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::events::EventBus;
-use crate::flows::Limits;
+use crate::flows::{Limits, Slot, Taken};
 use crate::memory::{MemoryIdentityStore, MemoryStateStore};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
@@ -27,8 +27,8 @@ use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
 /// A login (or callback) that authenticated an identity answers
 /// [`LoginOutcome::VerificationRequired`] first, then
 /// [`LoginOutcome::MfaRequired`], while those steps remain
-/// ([`AuthModule::login_steps`]); the token for those is *actorless*
-/// ([`crate::AuthClaims::actorless`]).
+/// ([`AuthModule::login_steps`]); the token for those is a *step token*
+/// ([`crate::AuthClaims::for_step`], issued by [`crate::gate::Gate`]).
 ///
 /// ```
 /// # fn show(outcome: auth_module::LoginOutcome) -> String {
@@ -418,18 +418,17 @@ impl AuthModuleBuilder {
             clock.clone(),
             mfa_keys,
         );
+        let limits = Limits::new(state.clone(), limits_config);
         let verifications = crate::flows::Verifications::new(
             identities.clone(),
-            state.clone(),
             events.clone(),
             clock,
-            limits_config.verification_requests,
+            limits.clone(),
             config
                 .auth_verifications_per_actor
                 .clone()
                 .unwrap_or_default(),
         );
-        let limits = Limits::new(state.clone(), limits_config);
         Ok(AuthModule {
             inner: Arc::new(Inner {
                 instances,
@@ -618,24 +617,44 @@ impl AuthModule {
         let p = &instance.provider;
         let ids = &instance.ids;
         let actor_type = req.actor_type.clone().unwrap_or_default();
-        // Rate limits: a refusal is decided by reads alone, before any work.
+        // Rate limits: every slot is taken before any hash or provider call.
         let limits = &self.inner.limits;
         let addr = req.client_addr;
+        let redirect = instance.info.flow == ProviderFlow::Redirect;
         let identifier = match method {
-            Method::Authenticate => p.identifier(&req),
+            Method::Authenticate | Method::Register if !redirect => p.identifier(&req),
             _ => None,
         };
-        let check = match method {
-            Method::Authenticate => limits.check_login(identifier.as_deref(), addr).await?,
-            _ => crate::flows::LoginCheck::default(),
+        let mut login = None;
+        let mut register = None;
+        let taken = match method {
+            Method::Authenticate if redirect => Some(limits.take_redirect_start(addr).await?),
+            Method::Authenticate => Some(limits.take_login(identifier.as_deref(), addr).await?),
+            Method::Register => {
+                // A registration of an existing identity checks its password:
+                // it takes a login slot too.
+                match limits.take_register(addr).await? {
+                    Taken::Go(slot) => {
+                        register = Some(slot);
+                        match identifier {
+                            Some(_) => Some(limits.take_login(identifier.as_deref(), addr).await?),
+                            None => None,
+                        }
+                    }
+                    refused => Some(refused),
+                }
+            }
+            Method::Update | Method::Callback => None,
         };
-        let refused = match method {
-            Method::Authenticate => check.retry_after,
-            Method::Register => limits.register_refused(addr).await?,
-            _ => None,
-        };
-        if let Some(retry_after) = refused {
-            return Ok(LoginOutcome::Throttled { retry_after });
+        match taken {
+            Some(Taken::Refused { retry_after }) => {
+                if let Some(slot) = register {
+                    self.settle(limits.release(slot).await, provider_id);
+                }
+                return Ok(LoginOutcome::Throttled { retry_after });
+            }
+            Some(Taken::Go(slot)) if !redirect => login = Some(slot),
+            _ => {}
         }
         let result = match method {
             Method::Authenticate => p.authenticate(req, ids).await,
@@ -643,21 +662,43 @@ impl AuthModule {
             Method::Update => p.update(req, ids).await,
             Method::Callback => p.validate_callback(req, ids).await,
         };
-        let counted = match (method, &result) {
-            (Method::Authenticate, Ok(AuthOutcome::WrongCredentials(_))) => {
-                limits.login_failed(identifier.as_deref(), addr).await
+        // What the try came to: a wrong password keeps its login slot; a
+        // success gives it back (and clears the failures from that address);
+        // anything else gives every slot back. A new identity keeps its
+        // registration slot.
+        let wrong = matches!(result, Ok(AuthOutcome::WrongCredentials(_)));
+        let success = matches!(
+            result,
+            Ok(AuthOutcome::Authenticated(_) | AuthOutcome::Linked(_))
+        );
+        let mut give_back: Vec<Slot> = Vec::new();
+        if let Some(slot) = login {
+            if success {
+                self.settle(limits.succeeded(slot).await, provider_id);
+            } else if !wrong {
+                give_back.push(slot);
             }
-            (Method::Authenticate, Ok(AuthOutcome::Authenticated(_) | AuthOutcome::Linked(_))) => {
-                limits
-                    .login_succeeded(&check, identifier.as_deref(), addr)
-                    .await
+        }
+        if let Some(slot) = register
+            && !success
+        {
+            give_back.push(slot);
+        }
+        if result.is_err() {
+            // The server failed (often a store that is down): the answer does
+            // not wait for the slots to go back.
+            let (limits, provider) = (limits.clone(), provider_id.to_owned());
+            tokio::spawn(async move {
+                for slot in give_back {
+                    if let Err(e) = limits.release(slot).await {
+                        tracing::warn!(provider = %provider, error = %e, "could not give a rate-limit slot back");
+                    }
+                }
+            });
+        } else {
+            for slot in give_back {
+                self.settle(limits.release(slot).await, provider_id);
             }
-            (Method::Register, Ok(AuthOutcome::Authenticated(_))) => limits.registered(addr).await,
-            _ => Ok(()),
-        };
-        if let Err(e) = counted {
-            // The answer stands; a counter the store could not write is logged.
-            tracing::warn!(provider = %provider_id, error = %e, "could not count toward a rate limit");
         }
         match result {
             Ok(outcome) => match (method, LoginOutcome::from_outcome(outcome)) {
@@ -686,6 +727,13 @@ impl AuthModule {
             // allow-list): the caller answers it as such, not as a failed login.
             Err(e) if e.kind() == ErrorKind::NotAllowed => Err(e),
             Err(e) => Ok(LoginOutcome::failed(e.message())),
+        }
+    }
+
+    /// Logs a counter the store could not write: the answer stands.
+    fn settle(&self, counted: Result<()>, provider_id: &str) {
+        if let Err(e) = counted {
+            tracing::warn!(provider = %provider_id, error = %e, "could not count toward a rate limit");
         }
     }
 
@@ -795,6 +843,18 @@ impl AuthModule {
             .inner
             .identities
             .update_app_metadata(id, app_metadata)
+            .await?
+            .redacted())
+    }
+
+    /// Merges `patch`'s top-level keys into the `app_metadata` of identity
+    /// `id`, atomically in the store: a `null` value removes its key, any
+    /// other replaces it. (Actor links have [`AuthModule::link_actor`].)
+    pub async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
+        Ok(self
+            .inner
+            .identities
+            .merge_app_metadata(id, patch)
             .await?
             .redacted())
     }

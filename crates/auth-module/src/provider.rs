@@ -57,10 +57,19 @@ pub struct AuthRequest {
     pub client_addr: Option<IpAddr>,
     /// The actor type of the route (`customer`, `user`, ...), when there is one.
     pub actor_type: Option<String>,
-    /// The auth identity the caller proved it holds (a valid token sent with
-    /// a login): a redirect provider attaches the provider identity it
-    /// authenticates to this one instead of creating one. Never set from an
-    /// unverified claim.
+    /// The auth identity this request's own credential proves; never set
+    /// from an unverified claim. For a redirect provider:
+    /// - at the **start** of a login (`authenticate`, proven by a valid,
+    ///   current bearer token), the identity to link to: the provider keeps
+    ///   it with the login's state, and the provider identity the login
+    ///   authenticates is attached to it instead of creating one;
+    /// - at the **callback** (`validate_callback`), the identity the callback
+    ///   request itself proves (a valid, current bearer token or session
+    ///   cookie). A login started with a `link_to` is linked only when the
+    ///   callback proves the very same identity; otherwise nothing is linked
+    ///   and the callback fails with `Unauthorized` (the state stays spent).
+    ///   For a login started without one, the callback's `link_to` is
+    ///   ignored: a plain login never becomes a link at its callback.
     pub link_to: Option<String>,
 }
 

@@ -206,6 +206,11 @@ crate::stores::identity_store_impl! {
         self.after(id, r).await
     }
 
+    async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
+        let r = self.inner.merge_app_metadata(id, patch).await;
+        self.after(id, r).await
+    }
+
     async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
         let r = self.inner.bump_credential_version(id).await;
         self.after(id, r).await
@@ -312,6 +317,17 @@ mod tests {
         let (hits, misses) = b.hits_and_misses();
         assert_eq!((hits, misses), (200, 200));
         // Every kind of write is seen.
+        a.merge_app_metadata(
+            &id,
+            &Metadata::from_iter([("roles".to_owned(), Value::from(vec!["role_1"]))]),
+        )
+        .await
+        .unwrap();
+        let seen = b.retrieve_auth_identity(&id).await.unwrap();
+        assert_eq!(
+            seen.app_metadata.as_ref().and_then(|m| m.get("roles")),
+            Some(&Value::from(vec!["role_1"]))
+        );
         a.bump_credential_version(&id).await.unwrap();
         assert_eq!(
             b.retrieve_auth_identity(&id)

@@ -28,6 +28,15 @@ macro_rules! identity_store_impl {
         #[async_trait::async_trait]
         $($header)* {
         $($body)*
+        async fn create_auth_identity_with_mfa(
+            &self,
+            new: $crate::stores::NewAuthIdentity,
+            factors: Vec<$crate::records::NewMfaFactor>,
+        ) -> $crate::Result<$crate::model::AuthIdentity> {
+            // A new identity: nobody can have cached it.
+            self.$via().create_auth_identity_with_mfa(new, factors).await
+        }
+
         async fn create_mfa_factor(
             &self,
             new: $crate::records::NewMfaFactor,
@@ -158,9 +167,9 @@ pub fn invalid_app_metadata_key(key: &str) -> crate::Error {
     ))
 }
 
-/// Whether `key` may be patched with [`IdentityStore::patch_app_metadata`]:
-/// 1 to 128 ASCII letters, digits, `_` or `-`, so every backend can address it
-/// in a JSON path without quoting.
+/// Whether `key` may be patched with [`IdentityStore::patch_app_metadata`]
+/// or [`IdentityStore::merge_app_metadata`]: 1 to 128 ASCII letters, digits,
+/// `_` or `-`, so every backend can address it in a JSON path without quoting.
 pub fn valid_app_metadata_key(key: &str) -> bool {
     (1..=128).contains(&key.len())
         && key
@@ -237,11 +246,13 @@ impl NewAuthIdentity {
 /// - `(entity_id, provider)` is unique: a second insert fails with
 ///   [`crate::ErrorKind::DuplicateError`], and nothing of that call is stored.
 /// - Every change is one atomic write: `patch_app_metadata` changes one key
-///   whatever concurrent patches of other keys do, and an update with a
+///   and `merge_app_metadata` the keys it is given, whatever concurrent
+///   patches and merges of other keys do, and an update with a
 ///   precondition ([`ProviderIdentityUpdate::if_provider_metadata`]) applies
 ///   only if it holds, bumping the credential version in the same write when
 ///   asked. Nothing reads, modifies and writes back in process memory.
-/// - Creating an auth identity with provider identities is atomic.
+/// - Creating an auth identity with provider identities (and, with
+///   `create_auth_identity_with_mfa`, MFA factors) is atomic.
 /// - Deleting an auth identity deletes its provider identities.
 /// - A missing record is [`crate::ErrorKind::NotFound`]; a backend failure is
 ///   [`crate::ErrorKind::DatabaseError`] with the backend error as source.
@@ -271,6 +282,30 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         key: &str,
         value: Option<Value>,
     ) -> Result<AuthIdentity>;
+
+    /// Merges `patch` into the `app_metadata` of auth identity `id`, top-level
+    /// keys only, atomically (one statement or one transaction in the store,
+    /// never a read-modify-write in process memory): a key whose value is
+    /// `null` is removed, any other value replaces the key's value whole (an
+    /// object is not merged into an object, unlike RFC 7396); keys absent from
+    /// `patch` are kept, and concurrent patches and merges of other keys all
+    /// stay. Answers the identity as it is after the merge.
+    ///
+    /// Every key must pass [`valid_app_metadata_key`]
+    /// ([`crate::ErrorKind::InvalidData`] otherwise, and nothing changes); an
+    /// unknown `id` is [`crate::ErrorKind::NotFound`]. Absent `app_metadata`
+    /// stays absent when `patch` sets nothing; removing the last key leaves
+    /// `{}`. `updated_at` moves on, even for an empty `patch`.
+    ///
+    /// Default: [`crate::ErrorKind::NotSupported`], for stores written before
+    /// it; every store of this workspace implements it.
+    async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
+        let _ = (id, patch);
+        Err(crate::Error::new(
+            crate::ErrorKind::NotSupported,
+            "this identity store cannot merge app_metadata",
+        ))
+    }
 
     /// Adds one to the credential version of auth identity `id`, atomically:
     /// every token and session issued before stops being accepted
@@ -320,6 +355,29 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
     // Stores that predate MFA keep compiling: these answer
     // `ErrorKind::NotSupported` unless implemented. Deleting an auth identity
     // deletes its factors, recovery codes and verifications.
+
+    /// Creates an auth identity with its provider identities and the MFA
+    /// factors `factors`, all in one atomic write (one transaction): an
+    /// importer's identity never exists without the factors that protect it,
+    /// and a failure stores nothing. Each factor's `auth_identity_id` is
+    /// replaced by the new identity's id. The errors are those of
+    /// [`IdentityStore::create_auth_identity`] and
+    /// [`IdentityStore::create_mfa_factor`]: a taken factor id, or two active
+    /// factors of one provider among `factors`, is
+    /// [`crate::ErrorKind::DuplicateError`].
+    ///
+    /// Default: `create_auth_identity` when `factors` is empty, else
+    /// [`crate::ErrorKind::NotSupported`].
+    async fn create_auth_identity_with_mfa(
+        &self,
+        new: NewAuthIdentity,
+        factors: Vec<NewMfaFactor>,
+    ) -> Result<AuthIdentity> {
+        if factors.is_empty() {
+            return self.create_auth_identity(new).await;
+        }
+        Err(lacks_mfa())
+    }
 
     /// Creates an MFA factor. An identity has at most one active (pending or
     /// enabled) factor per provider: a second is
@@ -504,6 +562,10 @@ identity_store_impl! {
         value: Option<Value>,
     ) -> Result<AuthIdentity> {
         (**self).patch_app_metadata(id, key, value).await
+    }
+
+    async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
+        (**self).merge_app_metadata(id, patch).await
     }
 
     async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {

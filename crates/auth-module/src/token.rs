@@ -151,24 +151,42 @@ pub struct AuthClaims {
     /// identity to the caller's auth identity (linking with proof).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub linked: bool,
+    /// The login step this token is in (`"verification"` or `"mfa"`); absent
+    /// once no step is owed. Medusa clients ignore it; the gate
+    /// ([`crate::gate`]) reads it to decide what the token may do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Step>,
+}
+
+/// The unfinished login step a token is in: the `step` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Step {
+    /// The identity must verify an entity (e.g. its email) first.
+    Verification,
+    /// The identity must answer an MFA challenge.
+    Mfa,
 }
 
 impl AuthClaims {
-    /// These claims as the token of an unfinished login step
-    /// (`verification_required`, `mfa_required`): no `actor_id` and no
-    /// `{actor}_id` link even when linked, `mfa_enabled` iff a challenge was
-    /// made, no completed challenge.
-    pub fn actorless(mut self, mfa_challenged: bool) -> Self {
+    /// These claims as the token of an unfinished login `step`
+    /// (`verification_required`, `mfa_required`): the `step` claim set, no
+    /// `actor_id` and no `{actor}_id` link even when linked, `mfa_enabled`
+    /// iff the step is an MFA challenge, no completed challenge.
+    pub fn for_step(mut self, step: Step) -> Self {
         self.actor_id.clear();
         self.app_metadata.clear();
-        self.mfa_enabled = mfa_challenged;
+        self.mfa_enabled = step == Step::Mfa;
         self.mfa_challenge_completed_at = None;
+        self.step = Some(step);
         self
     }
 
     /// These claims after an MFA challenge completed at `completed_at` (ISO
     /// 8601 UTC with milliseconds).
     pub fn mfa_completed(mut self, completed_at: impl Into<String>) -> Self {
+        self.step = None;
         self.mfa_enabled = true;
         self.mfa_challenge_completed_at = Some(completed_at.into());
         self
@@ -370,6 +388,7 @@ impl Tokens {
             purpose: None,
             cv: identity.credential_version,
             linked: false,
+            step: None,
         }
     }
 

@@ -89,6 +89,11 @@ pub struct OAuthSettings {
     pub token_url: Option<Url>,
     /// The JWKS endpoint (OpenID Connect).
     pub jwks_url: Option<Url>,
+    /// The end-session (logout) endpoint, when configured: never called
+    /// here (logout at the identity provider is the client's business), but
+    /// it replaces the discovered one, which is otherwise checked like the
+    /// other discovered endpoints.
+    pub end_session_url: Option<Url>,
     /// Requested scopes.
     pub scopes: Vec<String>,
     /// Which callback URLs logins may ask for.
@@ -124,6 +129,7 @@ impl OAuthSettings {
             authorization_url: None,
             token_url: None,
             jwks_url: None,
+            end_session_url: None,
             scopes: Vec::new(),
             callback,
             id_token: None,
@@ -184,7 +190,9 @@ pub struct Completed {
     pub access_token: Secret,
     /// The verified id_token's claims (OpenID Connect).
     pub claims: Option<Metadata>,
-    /// The auth identity the login was started with proof of ([`AuthRequest::link_to`]).
+    /// The auth identity to link to: the one the login was started with
+    /// proof of, which the callback proved again ([`AuthRequest::link_to`]
+    /// at both ends); `None` for a plain login, whatever the callback carried.
     pub link_to: Option<String>,
 }
 
@@ -324,41 +332,7 @@ impl OAuthClient {
             .get_json(&url, None, "application/json")
             .await
             .map_err(|e| OAuthError::failed(format!("discovery: {e}")))?;
-        let announced = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
-        if announced.trim_end_matches('/') != base {
-            return Err(OAuthError::failed(format!(
-                "discovery: the document's issuer {announced:?} is not the configured one"
-            )));
-        }
-        let field = |configured: &Option<Url>, name: &str| -> Result<Option<Url>, OAuthError> {
-            if let Some(u) = configured {
-                return Ok(Some(u.clone()));
-            }
-            let Some(v) = doc.get(name).and_then(Value::as_str) else {
-                return Ok(None);
-            };
-            let u =
-                Url::parse(v).map_err(|e| OAuthError::failed(format!("discovery: {name}: {e}")))?;
-            if !urls::endpoint_allowed(&u) {
-                return Err(OAuthError::failed(format!(
-                    "discovery: {name} is not https (nor http on a loopback host)"
-                )));
-            }
-            Ok(Some(u))
-        };
-        let authorization = field(&s.authorization_url, "authorization_endpoint")?
-            .ok_or_else(|| OAuthError::failed("discovery: no authorization_endpoint"))?;
-        let token = field(&s.token_url, "token_endpoint")?
-            .ok_or_else(|| OAuthError::failed("discovery: no token_endpoint"))?;
-        let jwks = field(&s.jwks_url, "jwks_uri")?;
-        if s.id_token.is_some() && jwks.is_none() {
-            return Err(OAuthError::failed("discovery: no jwks_uri"));
-        }
-        Ok(Endpoints {
-            authorization,
-            token,
-            jwks,
-        })
+        endpoints_from(s, issuer, &doc)
     }
 
     fn code_client(&self, endpoints: &Endpoints, callback: &str) -> Result<CodeClient, OAuthError> {
@@ -382,8 +356,9 @@ impl OAuthClient {
     /// Starts a login: checks the request for an identity-provider `error`
     /// and for its `callback_url` (body) against the policy, keeps a fresh
     /// state (bound to this instance, the route's actor type, the callback
-    /// URL, the PKCE verifier, the nonce and [`AuthRequest::link_to`]) for
-    /// the state TTL, and answers the authorization URL to send the user to.
+    /// URL, the PKCE verifier, the nonce and [`AuthRequest::link_to`], the
+    /// identity to link to, which the callback must prove again) for the
+    /// state TTL, and answers the authorization URL to send the user to.
     pub async fn begin(
         &self,
         req: &AuthRequest,
@@ -434,6 +409,14 @@ impl OAuthClient {
     /// atomically and checked against this instance and the route's actor
     /// type before any call to the identity provider; then the code exchange
     /// and, for OpenID Connect, the id_token checks.
+    ///
+    /// Linking needs proof at both ends: when the login was started with
+    /// [`AuthRequest::link_to`] set, the callback's own `req.link_to` (the
+    /// identity its credential proves) must name the same auth identity,
+    /// else [`OAuthError::LinkNotProven`] before any call to the identity
+    /// provider (the state stays spent, nothing is linked). When the login
+    /// was started without, the callback's `req.link_to` is ignored: a plain
+    /// login never becomes a link at its callback.
     pub async fn finish(
         &self,
         req: &AuthRequest,
@@ -453,6 +436,11 @@ impl OAuthClient {
             serde_json::from_value(stored).map_err(|_| OAuthError::NoState)?;
         if pending.provider != self.settings.provider_id || pending.actor_type != req.actor_type {
             return Err(OAuthError::NoState);
+        }
+        if let Some(target) = &pending.link_to
+            && req.link_to.as_deref() != Some(target.as_str())
+        {
+            return Err(OAuthError::LinkNotProven);
         }
         let endpoints = self.endpoints().await?;
         // The client carries the login's own callback URL as redirect_uri.
@@ -596,8 +584,10 @@ impl OAuthClient {
     /// A redirect provider's `validate_callback`: [`OAuthClient::finish`],
     /// then `user` maps the completed login to the external user's
     /// `(entity_id, user_metadata)` (calling the identity provider's API if
-    /// it needs to), then [`complete_login`]. Failures are answered in `style`;
-    /// `display` names the provider in a linking refusal.
+    /// it needs to), then [`complete_login`] with [`Completed::link_to`] (set
+    /// only when both the start and the callback proved the same auth
+    /// identity; an unproven link is 401 `Unauthorized`). Failures are
+    /// answered in `style`; `display` names the provider in a linking refusal.
     pub async fn callback<F, Fut>(
         &self,
         req: &AuthRequest,
@@ -622,6 +612,53 @@ impl OAuthClient {
         };
         complete_login(ids, &entity_id, user_metadata, link_to.as_deref(), display).await
     }
+}
+
+/// The endpoints of discovery document `doc`, fetched from `issuer`, under
+/// the configured overrides of `s`. The document must announce `issuer`; each
+/// discovered endpoint (authorization, token, JWKS, end-session) must be
+/// `https`, or plain `http` on a loopback host only when the issuer itself is
+/// a loopback `http` URL: a document reached over `https` never points the
+/// client at a plain-`http` endpoint.
+fn endpoints_from(s: &OAuthSettings, issuer: &Url, doc: &Value) -> Result<Endpoints, OAuthError> {
+    let base = issuer.as_str().trim_end_matches('/');
+    let announced = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
+    if announced.trim_end_matches('/') != base {
+        return Err(OAuthError::failed(format!(
+            "discovery: the document's issuer {announced:?} is not the configured one"
+        )));
+    }
+    let field = |configured: &Option<Url>, name: &str| -> Result<Option<Url>, OAuthError> {
+        if let Some(u) = configured {
+            return Ok(Some(u.clone()));
+        }
+        let Some(v) = doc.get(name).and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let u = Url::parse(v).map_err(|e| OAuthError::failed(format!("discovery: {name}: {e}")))?;
+        if !urls::discovered_endpoint_allowed(issuer, &u) {
+            return Err(OAuthError::failed(format!(
+                "discovery: {name} is not https (plain http only on a loopback host, for a loopback http issuer)"
+            )));
+        }
+        Ok(Some(u))
+    };
+    let authorization = field(&s.authorization_url, "authorization_endpoint")?
+        .ok_or_else(|| OAuthError::failed("discovery: no authorization_endpoint"))?;
+    let token = field(&s.token_url, "token_endpoint")?
+        .ok_or_else(|| OAuthError::failed("discovery: no token_endpoint"))?;
+    let jwks = field(&s.jwks_url, "jwks_uri")?;
+    if s.id_token.is_some() && jwks.is_none() {
+        return Err(OAuthError::failed("discovery: no jwks_uri"));
+    }
+    // Not used here, but a document that announces a plain-http logout
+    // endpoint for an https issuer is not trusted for the others either.
+    field(&s.end_session_url, "end_session_endpoint")?;
+    Ok(Endpoints {
+        authorization,
+        token,
+        jwks,
+    })
 }
 
 /// The identity provider's `error` redirect, if the query is one.
@@ -658,6 +695,73 @@ mod tests {
         assert!(k.starts_with("oauth:"));
         assert!(!k.contains("abc"));
         assert_eq!(k.len(), "oauth:".len() + 64);
+    }
+
+    fn oidc_settings(issuer: &str) -> OAuthSettings {
+        let mut s = OAuthSettings::new("sso", "c", CallbackPolicy::new("https://s/cb", vec![]));
+        s.issuer = Some(Url::parse(issuer).unwrap());
+        s.id_token = Some(IdTokenRules::new(vec![issuer.to_owned()]));
+        s
+    }
+
+    fn document(issuer: &str, base: &str) -> Value {
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{base}/auth"),
+            "token_endpoint": format!("{base}/token"),
+            "jwks_uri": format!("{base}/jwks"),
+        })
+    }
+
+    #[test]
+    fn an_https_issuers_document_never_points_at_plain_http() {
+        let issuer = "https://idp.example";
+        let s = oidc_settings(issuer);
+        let at = |d: &Value| endpoints_from(&s, s.issuer.as_ref().unwrap(), d);
+        let good = at(&document(issuer, "https://idp.example")).unwrap();
+        assert_eq!(good.token.as_str(), "https://idp.example/token");
+        for base in [
+            "http://127.0.0.1:9",
+            "http://localhost",
+            "http://idp.example",
+        ] {
+            assert!(at(&document(issuer, base)).is_err(), "{base}");
+        }
+        // One plain endpoint is enough to refuse the document, the
+        // end-session one included.
+        for (name, plain) in [
+            ("authorization_endpoint", "http://127.0.0.1:9/auth"),
+            ("token_endpoint", "http://127.0.0.1:9/token"),
+            ("jwks_uri", "http://[::1]/jwks"),
+            ("end_session_endpoint", "http://localhost/logout"),
+        ] {
+            let mut d = document(issuer, "https://idp.example");
+            d[name] = plain.into();
+            assert!(at(&d).is_err(), "{name}");
+        }
+        let mut d = document(issuer, "https://idp.example");
+        d["end_session_endpoint"] = "https://idp.example/logout".into();
+        assert!(at(&d).is_ok());
+        // A configured endpoint replaces the discovered one unchecked here
+        // (the provider checked it as an option).
+        let mut s = oidc_settings(issuer);
+        s.token_url = Some(Url::parse("https://other.example/token").unwrap());
+        let mut d = document(issuer, "https://idp.example");
+        d["token_endpoint"] = "http://127.0.0.1:9/token".into();
+        let e = endpoints_from(&s, s.issuer.as_ref().unwrap(), &d).unwrap();
+        assert_eq!(e.token.as_str(), "https://other.example/token");
+    }
+
+    #[test]
+    fn a_loopback_http_issuers_document_may_use_loopback_http() {
+        let issuer = "http://127.0.0.1:9";
+        let s = oidc_settings(issuer);
+        let at = |d: &Value| endpoints_from(&s, s.issuer.as_ref().unwrap(), d);
+        assert!(at(&document(issuer, "http://127.0.0.1:9")).is_ok());
+        assert!(at(&document(issuer, "https://idp.example")).is_ok());
+        assert!(at(&document(issuer, "http://idp.example")).is_err());
+        // The document must still announce the configured issuer.
+        assert!(at(&document("http://127.0.0.1:10", "http://127.0.0.1:9")).is_err());
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub const NO_CODE: &str = "No code provided";
 /// The callback's `state` is missing, unknown, used, expired or another
 /// instance's.
 pub const NO_STATE: &str = "No state provided, or session expired";
+/// A linking login's callback did not prove the auth identity the login was
+/// started with (Medusa's middleware message).
+pub const UNAUTHORIZED: &str = "Unauthorized";
 
 /// Why a login or callback did not complete.
 #[derive(Debug)]
@@ -28,6 +31,10 @@ pub enum OAuthError {
     NoState,
     /// The login asked for a callback URL that is not allowed.
     CallbackNotAllowed,
+    /// The login was started to link to an auth identity, and the callback
+    /// request did not prove that same identity ([`auth_module::AuthRequest::link_to`]);
+    /// nothing is linked and the state is spent.
+    LinkNotProven,
     /// Any other failure at the identity provider (network, exchange,
     /// id_token, claims, policy); the detail is for the log only.
     Failed(String),
@@ -85,6 +92,13 @@ impl OAuthError {
                 }
                 ErrorStyle::Oidc => AuthOutcome::failed("The provided callback URL is not allowed"),
             },
+            OAuthError::LinkNotProven => {
+                tracing::warn!(
+                    provider,
+                    "a linking login's callback did not prove the identity it was started for"
+                );
+                AuthOutcome::failed(UNAUTHORIZED)
+            }
             OAuthError::Failed(detail) => {
                 tracing::warn!(provider, detail = %detail, "social login failed");
                 AuthOutcome::failed(AUTHENTICATION_FAILED)

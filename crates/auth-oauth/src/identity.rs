@@ -8,9 +8,13 @@ use auth_module::{
 
 /// The auth identity for the external user `entity_id`, whose
 /// `user_metadata` is replaced by this login's:
-/// - with `link_to` (the auth identity the login was started with proof
-///   of), the provider identity is attached to it, or refused with a
-///   `not_allowed` error if it already belongs to another auth identity;
+/// - with `link_to`, the provider identity is attached to it, or refused
+///   with a `not_allowed` error if it already belongs to another auth
+///   identity. Pass [`crate::Completed::link_to`]: the identity the login was
+///   started with proof of **and** whose proof the callback carried again
+///   ([`crate::OAuthClient::finish`] checks both). Never pass the callback's
+///   own `AuthRequest::link_to` directly: a plain login must not turn into a
+///   link because its callback came with a token;
 /// - without, the returning user's auth identity, or a new one.
 ///
 /// Identity-provider tokens are never stored: `provider_metadata` stays empty.

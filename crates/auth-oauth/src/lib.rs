@@ -8,7 +8,9 @@
 //!   minutes, bound to the provider **instance**, the route's actor type, the
 //!   effective callback URL and the caller's proven identity (for linking).
 //! - [`OAuthClient::finish`]: the state is spent once, atomically, before any
-//!   call to the identity provider; then the code exchange
+//!   call to the identity provider; a login started to link completes only
+//!   when the callback proves the same auth identity again (else 401
+//!   `Unauthorized`, nothing linked); then the code exchange
 //!   (`client_secret_post`, `client_secret_basic`, or a public client with
 //!   PKCE only) and the id_token checks: the algorithm pinned to what the JWKS
 //!   key declares (RS256, ES256), `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` with a
@@ -16,7 +18,8 @@
 //! - Discovery documents and key sets are cached: keys are fetched once, and
 //!   again on an unknown `kid` at most once a minute.
 //! - Every call has a timeout (default 10 s) and follows no redirects;
-//!   endpoints must be `https` (plain `http` only on a loopback host).
+//!   endpoints must be `https` (plain `http` only on a loopback host, and
+//!   discovered ones only when the issuer itself is loopback `http`).
 //! - [`complete_login`]: the returning user, a new one, or linking with proof.
 //!
 //! ```
@@ -45,6 +48,6 @@ pub use client::{
     ClientAuth, Completed, DEFAULT_CLOCK_TOLERANCE, DEFAULT_DISCOVERY_TTL, DEFAULT_HTTP_TIMEOUT,
     DEFAULT_STATE_TTL, IdTokenRules, OAuthClient, OAuthSettings,
 };
-pub use error::{AUTHENTICATION_FAILED, ErrorStyle, NO_CODE, NO_STATE, OAuthError};
+pub use error::{AUTHENTICATION_FAILED, ErrorStyle, NO_CODE, NO_STATE, OAuthError, UNAUTHORIZED};
 pub use identity::complete_login;
 pub use urls::CallbackPolicy;

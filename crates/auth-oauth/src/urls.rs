@@ -1,5 +1,6 @@
 //! The checks of providers' options. URLs: identity-provider endpoints must
-//! be `https` (plain `http` only on a loopback host), callback URLs belong to
+//! be `https` (plain `http` only on a loopback host; for discovered ones, only
+//! when the issuer is loopback `http` too), callback URLs belong to
 //! the client and may be any `http` or `https` URL. And the client's other
 //! options: required strings, the client secret, numbers within bounds, the
 //! HTTP timeout. Each check names the option as the provider spells it.
@@ -26,6 +27,16 @@ pub fn endpoint_allowed(url: &Url) -> bool {
         && url.username().is_empty()
         && url.password().is_none()
         && (url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url)))
+}
+
+/// Whether `url`, announced by the discovery document of `issuer`, may be
+/// called: `https`; plain `http` on a loopback host only when the issuer
+/// itself is a loopback `http` URL (a local test identity provider). An
+/// `https` issuer's document never sends the client to plain `http`, not
+/// even on a loopback host.
+pub fn discovered_endpoint_allowed(issuer: &Url, url: &Url) -> bool {
+    endpoint_allowed(url)
+        && (url.scheme() == "https" || (issuer.scheme() == "http" && is_loopback(issuer)))
 }
 
 /// Option `option`'s value as an identity-provider endpoint: `https`, or
@@ -176,6 +187,50 @@ mod tests {
             let e = endpoint("tokenUrl", bad).unwrap_err();
             assert!(e.to_string().contains("tokenUrl"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn discovered_endpoints_are_plain_http_only_for_a_loopback_http_issuer() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        let local = url("http://127.0.0.1:8080");
+        let remote = url("https://idp.example");
+        // An https issuer: https endpoints only, loopback or not.
+        assert!(discovered_endpoint_allowed(
+            &remote,
+            &url("https://idp.example/token")
+        ));
+        assert!(discovered_endpoint_allowed(
+            &remote,
+            &url("https://localhost/token")
+        ));
+        for bad in [
+            "http://127.0.0.1:8080/token",
+            "http://localhost/token",
+            "http://[::1]/jwks",
+            "http://idp.example/token",
+        ] {
+            assert!(!discovered_endpoint_allowed(&remote, &url(bad)), "{bad}");
+        }
+        // A loopback http issuer (a local test identity provider).
+        for ok in [
+            "http://127.0.0.1:8080/token",
+            "http://localhost:9/jwks",
+            "https://idp.example/token",
+        ] {
+            assert!(discovered_endpoint_allowed(&local, &url(ok)), "{ok}");
+        }
+        for bad in [
+            "http://idp.example/token",
+            "http://10.0.0.1/token",
+            "https://u:p@idp.example/token",
+        ] {
+            assert!(!discovered_endpoint_allowed(&local, &url(bad)), "{bad}");
+        }
+        // An http issuer that is not loopback gets nothing plain.
+        assert!(!discovered_endpoint_allowed(
+            &url("http://idp.example"),
+            &url("http://127.0.0.1/token")
+        ));
     }
 
     #[test]

@@ -4,8 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_module::{AuthRequest, MemoryIdentityStore, MemoryStateStore, ProviderIdentities};
-use auth_oauth::{CallbackPolicy, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls};
+use auth_module::{
+    AuthOutcome, AuthRequest, MemoryIdentityStore, MemoryStateStore, Metadata, NewProviderIdentity,
+    ProviderIdentities,
+};
+use auth_oauth::{
+    CallbackPolicy, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
+};
 use auth_testkit::idp::{FakeIdp, FakeUser};
 
 const CALLBACK: &str = "http://app.test/cb";
@@ -104,4 +109,102 @@ async fn the_state_is_spent_once_and_only_by_its_instance() {
         c.finish(&back, &ids).await,
         Err(OAuthError::NoState)
     ));
+}
+
+/// A login started with proof of `start` (or none), as the fake sends the
+/// user back, with the callback carrying proof of `at_callback`.
+async fn link_flow(
+    c: &OAuthClient,
+    ids: &ProviderIdentities,
+    start: Option<&str>,
+    at_callback: Option<&str>,
+) -> AuthRequest {
+    let begun = AuthRequest::default().link_to(start.map(str::to_owned));
+    let location = c.begin(&begun, ids).await.unwrap();
+    back_from(&location)
+        .await
+        .link_to(at_callback.map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_link_completes_only_when_the_callback_proves_the_same_identity() {
+    let idp = FakeIdp::start().await;
+    idp.add_client("c", None);
+    let c = client(&idp, Duration::from_secs(60));
+    let ids = ids();
+    // The attacker starts a link with their own token; the victim's
+    // callback carries no proof, or proof of someone else.
+    for at_callback in [None, Some("victim")] {
+        let back = link_flow(&c, &ids, Some("attacker"), at_callback).await;
+        assert!(
+            matches!(c.finish(&back, &ids).await, Err(OAuthError::LinkNotProven)),
+            "{at_callback:?}"
+        );
+        // Refused before the identity provider is called, and spent.
+        assert_eq!(idp.requests("/token"), 0);
+        let proven = back.clone().link_to(Some("attacker".to_owned()));
+        assert!(matches!(
+            c.finish(&proven, &ids).await,
+            Err(OAuthError::NoState)
+        ));
+    }
+    // The same identity proven at both ends: the link goes ahead.
+    let back = link_flow(&c, &ids, Some("owner"), Some("owner")).await;
+    let done = c.finish(&back, &ids).await.unwrap();
+    assert_eq!(done.link_to.as_deref(), Some("owner"));
+}
+
+#[tokio::test]
+async fn a_plain_login_ignores_the_callbacks_proof() {
+    let idp = FakeIdp::start().await;
+    idp.add_client("c", None);
+    let c = client(&idp, Duration::from_secs(60));
+    let ids = ids();
+    let back = link_flow(&c, &ids, None, Some("someone")).await;
+    let done = c.finish(&back, &ids).await.unwrap();
+    assert_eq!(done.link_to, None);
+}
+
+#[tokio::test]
+async fn an_unproven_link_is_answered_unauthorized_and_links_nothing() {
+    let idp = FakeIdp::start().await;
+    idp.add_client("c", None);
+    idp.set_user(FakeUser::new("victim-sub", "victim@example.com"));
+    let c = client(&idp, Duration::from_secs(60));
+    let ids = ids();
+    // The attacker's own auth identity.
+    let attacker = ids
+        .create(NewProviderIdentity::new("sso", "attacker-sub"))
+        .await
+        .unwrap();
+    let callback = |req: AuthRequest| {
+        let (c, ids) = (&c, &ids);
+        async move {
+            c.callback(&req, ids, ErrorStyle::Social, "SSO", |done| async move {
+                let sub = done.claims.as_ref().unwrap()["sub"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                Ok((sub, Metadata::new()))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let back = link_flow(&c, &ids, Some(&attacker.id), None).await;
+    match callback(back).await {
+        AuthOutcome::Failed(m) => assert_eq!(m, "Unauthorized"),
+        other => panic!("{other:?}"),
+    }
+    assert!(ids.find("victim-sub").await.unwrap().is_none());
+    // With the same proof at both ends, the provider identity is attached.
+    let back = link_flow(&c, &ids, Some(&attacker.id), Some(&attacker.id)).await;
+    match callback(back).await {
+        AuthOutcome::Linked(identity) => assert_eq!(identity.id, attacker.id),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ids.find("victim-sub").await.unwrap().map(|i| i.id),
+        Some(attacker.id)
+    );
 }

@@ -85,6 +85,16 @@ impl AppConfig {
         })
     }
 
+    /// Logs, as warnings, what a server starting with this configuration
+    /// should be told: `[http]`'s short previous secrets and until when they
+    /// verify (or that they no longer do), a `jwt_secret` that verifies
+    /// nothing under an asymmetric algorithm.
+    pub(crate) fn warn_at_start(&self) {
+        for warning in self.http.startup_warnings() {
+            tracing::warn!("{warning}");
+        }
+    }
+
     /// Parses TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         Self::from_document(ConfigDocument::from_toml_str(text)?)

@@ -7,21 +7,32 @@
 //! - Entity ids are normalised as the provider does (emailpass: trimmed and
 //!   lower-cased). When two Medusa identities become one under that rule, the
 //!   most recently updated one is imported and the other is reported.
-//! - Each identity is written with its provider identities in one atomic
-//!   create, in batches read by id: a run can stop anywhere and be run again.
-//!   An identity already present is skipped, so a second run imports nothing
-//!   twice. A bad row is reported with its id and skipped.
-//! - Medusa's MFA factors (`auth_mfa_factor`) are imported with the identity
-//!   when `[mfa]` holds Medusa's `encryption_key`: each `v1:` secret is
-//!   decrypted and sealed again as this module keeps secrets, and a factor
-//!   that cannot be skips its whole identity (reported), so MFA is never
-//!   silently dropped. Without `[mfa]` the identities with factors are
-//!   listed. Medusa's recovery codes are kept only as scrypt hashes of codes
-//!   nobody can read back: the identities that had some are listed, to
-//!   generate new ones.
+//! - Each identity is written with its provider identities and its MFA
+//!   factors in one atomic create
+//!   ([`IdentityStore::create_auth_identity_with_mfa`]: one transaction on
+//!   SQL), in batches read by id: a run can stop anywhere and be run again.
+//!   An identity already present is not written again, so a second run
+//!   imports nothing twice. A bad row is reported with its id and skipped.
+//! - Medusa's MFA factors (`auth_mfa_factor`, live rows of any status) are
+//!   imported with the identity when `[mfa]` holds Medusa's
+//!   `encryption_key`: each `v1:` secret is decrypted and sealed again as this
+//!   module keeps secrets, and a factor that cannot be skips its whole
+//!   identity (reported), so MFA is never silently dropped. Without `[mfa]`
+//!   an identity with factors is not imported at all: it is held back,
+//!   counted, listed in the summary and logged, and a later run with `[mfa]`
+//!   imports it.
+//! - A rerun adds what is missing: an identity already present whose Medusa
+//!   factors are not all in the store (imported by an older version, or
+//!   without `[mfa]`) gets the missing ones, matched by factor id, so nothing
+//!   already there is duplicated. A factor refused because the identity has
+//!   an active factor of that kind already (enrolled since) is left out and
+//!   logged.
+//! - Medusa's recovery codes are kept only as scrypt hashes of codes nobody
+//!   can read back: the identities that had some are listed, to generate new
+//!   ones.
 //! - The store is opened as `serve` opens it, lock included.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -81,6 +92,9 @@ impl ImportOptions {
 }
 
 /// What an import did.
+///
+/// Every identity read is counted once: `read` = `imported` +
+/// `already_present` + `skipped` + `with_mfa`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ImportSummary {
@@ -92,11 +106,16 @@ pub struct ImportSummary {
     pub already_present: u64,
     /// Skipped, with why: `(auth identity id, reason)`.
     pub skipped: Vec<(String, String)>,
-    /// Identities with Medusa MFA factors, which were not imported (no
-    /// `[mfa]` configured).
+    /// Identities held back because they have Medusa MFA factors and no
+    /// `[mfa]` is configured to import them: not imported (or, if an earlier
+    /// run imported them, left without their factors); a run with `[mfa]`
+    /// completes them.
     pub with_mfa: Vec<String>,
-    /// MFA factors imported.
+    /// MFA factors imported, with new identities and into present ones.
     pub mfa_factors_imported: u64,
+    /// Identities already present that were given their missing Medusa MFA
+    /// factors (or, in a dry run, would be).
+    pub mfa_completed: Vec<String>,
     /// Identities whose Medusa recovery codes were not imported.
     pub recovery_codes_dropped: Vec<String>,
 }
@@ -105,17 +124,26 @@ impl std::fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "read {}, imported {}, already present {}, skipped {}",
+            "read {}, imported {}, already present {}, skipped {}, held back for MFA {}",
             self.read,
             self.imported,
             self.already_present,
-            self.skipped.len()
+            self.skipped.len(),
+            self.with_mfa.len()
         )?;
         for (id, why) in &self.skipped {
             writeln!(f, "  skipped {id}: {why}")?;
         }
         if self.mfa_factors_imported > 0 {
             writeln!(f, "MFA factors imported: {}", self.mfa_factors_imported)?;
+        }
+        if !self.mfa_completed.is_empty() {
+            writeln!(
+                f,
+                "{} identities already present were given their missing MFA factors: {}",
+                self.mfa_completed.len(),
+                self.mfa_completed.join(", ")
+            )?;
         }
         if !self.recovery_codes_dropped.is_empty() {
             writeln!(
@@ -128,7 +156,9 @@ impl std::fmt::Display for ImportSummary {
         if !self.with_mfa.is_empty() {
             writeln!(
                 f,
-                "{} identities have Medusa MFA factors, not imported (they must enrol again): {}",
+                "{} identities have Medusa MFA factors and were held back (not imported, or left \
+                 as an earlier run imported them): set [mfa] encryption_key to Medusa's and run \
+                 again: {}",
                 self.with_mfa.len(),
                 self.with_mfa.join(", ")
             )?;
@@ -191,14 +221,11 @@ pub(crate) async fn import_medusa(
             .unwrap_or_else(|| medusa.to_owned());
         module.provider_info(&id).map(|_| id)
     };
-    let import_mfa =
-        module.mfa().is_configured() && has_table(&pool, schema, "auth_mfa_factor").await;
+    // Factors are read whenever Medusa has them: without `[mfa]` they say
+    // which identities to hold back.
+    let has_factors = has_table(&pool, schema, "auth_mfa_factor").await;
+    let import_mfa = module.mfa().is_configured();
     let mut summary = ImportSummary {
-        with_mfa: if import_mfa {
-            Vec::new()
-        } else {
-            identities_in(&pool, schema, "auth_mfa_factor").await
-        },
         recovery_codes_dropped: identities_in(&pool, schema, "auth_mfa_recovery_code").await,
         ..ImportSummary::default()
     };
@@ -217,6 +244,7 @@ pub(crate) async fn import_medusa(
         instance: &instance,
         winners: &winners,
         dry_run: options.dry_run,
+        import_mfa,
     };
     let mut after = String::new();
     loop {
@@ -243,7 +271,7 @@ pub(crate) async fn import_medusa(
                 .push(p);
         }
         let mut factors: HashMap<String, Vec<SourceFactor>> = HashMap::new();
-        if import_mfa {
+        if has_factors {
             for f in read_factors(&pool, schema, &ids).await? {
                 factors
                     .entry(f.auth_identity_id.clone())
@@ -266,7 +294,23 @@ pub(crate) async fn import_medusa(
                     summary.imported += 1;
                     summary.mfa_factors_imported += n;
                 }
-                Ok(Imported::AlreadyPresent) => summary.already_present += 1,
+                Ok(Imported::AlreadyPresent { factors_added }) => {
+                    summary.already_present += 1;
+                    if factors_added > 0 {
+                        summary.mfa_factors_imported += factors_added;
+                        summary.mfa_completed.push(id);
+                    }
+                }
+                Ok(Imported::HeldBack { present, factors }) => {
+                    tracing::warn!(
+                        auth_identity_id = %id,
+                        mfa_factors = factors,
+                        already_present = present,
+                        "import-medusa: held back: the identity has Medusa MFA factors and \
+                         [mfa] encryption_key is not set; run again with it"
+                    );
+                    summary.with_mfa.push(id);
+                }
                 Err(why) => summary.skipped.push((id, why)),
             }
         }
@@ -279,7 +323,11 @@ pub(crate) async fn import_medusa(
 enum Imported {
     /// With this many MFA factors.
     New(u64),
-    AlreadyPresent,
+    /// In the store already; its missing MFA factors added (this many).
+    AlreadyPresent { factors_added: u64 },
+    /// Not written: it has MFA factors (this many), which cannot be imported
+    /// without `[mfa]`. `present`: an earlier run imported it.
+    HeldBack { present: bool, factors: usize },
 }
 
 /// An MFA factor read from Medusa.
@@ -300,6 +348,8 @@ struct Target<'a> {
     instance: &'a dyn Fn(&str) -> Option<String>,
     winners: &'a HashMap<(String, String), String>,
     dry_run: bool,
+    /// `[mfa]` is configured: factors can be sealed and imported.
+    import_mfa: bool,
 }
 
 async fn import_one(
@@ -314,6 +364,7 @@ async fn import_one(
         instance,
         winners,
         dry_run,
+        import_mfa,
     } = *target;
     let bad = |e: sqlx::Error| format!("unreadable row: {e}");
     let id: String = row.try_get("id").map_err(bad)?;
@@ -323,8 +374,9 @@ async fn import_one(
     let updated_at: OffsetDateTime = row.try_get("updated_at").map_err(bad)?;
     // A real run finds out from the create itself (no read per row); a dry
     // run, which creates nothing, has to ask.
-    if dry_run && present(store, &id).await? {
-        return Ok(Imported::AlreadyPresent);
+    let present_in_dry_run = dry_run && present(store, &id).await?;
+    if present_in_dry_run && factors.is_empty() {
+        return Ok(Imported::AlreadyPresent { factors_added: 0 });
     }
     let mut new = NewAuthIdentity::new()
         .with_id(&id)
@@ -362,6 +414,25 @@ async fn import_one(
         }
         new = new.provider_identity(np);
     }
+    if !factors.is_empty() && !import_mfa {
+        // Never an identity without the MFA that protects it.
+        let present = if dry_run {
+            present_in_dry_run
+        } else {
+            present(store, &id).await?
+        };
+        if present {
+            let stored = stored_factor_ids(store, &id).await?;
+            if factors.iter().all(|f| stored.contains(&f.id)) {
+                // Imported with all its factors by an earlier run.
+                return Ok(Imported::AlreadyPresent { factors_added: 0 });
+            }
+        }
+        return Ok(Imported::HeldBack {
+            present,
+            factors: factors.len(),
+        });
+    }
     // Every factor converts before anything is written: an identity is
     // imported with all its MFA or not at all.
     let mut new_factors = Vec::with_capacity(factors.len());
@@ -387,40 +458,89 @@ async fn import_one(
         new_factors.push(nf);
     }
     let count = new_factors.len() as u64;
+    if present_in_dry_run {
+        let factors_added = add_missing_factors(store, &id, new_factors, true).await?;
+        return Ok(Imported::AlreadyPresent { factors_added });
+    }
     if dry_run {
         return Ok(Imported::New(count));
     }
-    match store.create_auth_identity(new).await {
-        Ok(_) => {}
+    // One atomic write: the identity, its provider identities and its
+    // factors, or nothing.
+    match store
+        .create_auth_identity_with_mfa(new, new_factors.clone())
+        .await
+    {
+        Ok(_) => Ok(Imported::New(count)),
         Err(e) if e.kind() == ErrorKind::DuplicateError => {
             if present(store, &id).await? {
-                return Ok(Imported::AlreadyPresent);
+                let factors_added = add_missing_factors(store, &id, new_factors, false).await?;
+                return Ok(Imported::AlreadyPresent { factors_added });
             }
-            return Err(format!(
-                "already taken in this store by another identity: {}",
-                e.message()
-            ));
+            Err(format!("already taken in this store: {}", e.message()))
         }
         Err(e) if e.kind().is_internal() || e.kind() == ErrorKind::Unavailable => {
-            return Err(format!("the store failed: {e}"));
+            Err(format!("the store failed: {e}"))
         }
-        Err(e) => return Err(e.message().to_owned()),
+        Err(e) => Err(e.message().to_owned()),
     }
-    for nf in new_factors {
-        if let Err(e) = store.create_mfa_factor(nf).await {
-            // Never an identity without its MFA: undo, and report.
-            let undone = store.delete_auth_identity(&id).await.is_ok();
-            return Err(format!(
-                "its MFA factors could not be stored ({e}); the identity was {}",
-                if undone {
-                    "removed again"
-                } else {
-                    "left without them: check it"
-                }
-            ));
+}
+
+/// Gives identity `id`, already in the store, those of `factors` it lacks
+/// (by factor id), one `create_mfa_factor` each; in a dry run only counts
+/// them. A factor the store refuses as a duplicate (the identity has an
+/// active factor of that kind, enrolled since, or a concurrent run added it)
+/// is left out and logged. Answers how many were added.
+async fn add_missing_factors(
+    store: &dyn IdentityStore,
+    id: &str,
+    factors: Vec<auth_module::NewMfaFactor>,
+    dry_run: bool,
+) -> Result<u64, String> {
+    if factors.is_empty() {
+        return Ok(0);
+    }
+    let stored = stored_factor_ids(store, id).await?;
+    let missing = factors
+        .into_iter()
+        .filter(|f| f.id.as_ref().is_some_and(|fid| !stored.contains(fid)));
+    let mut added = 0;
+    for nf in missing {
+        if dry_run {
+            added += 1;
+            continue;
+        }
+        let factor_id = nf.id.clone().unwrap_or_default();
+        match store.create_mfa_factor(nf).await {
+            Ok(_) => added += 1,
+            Err(e) if e.kind() == ErrorKind::DuplicateError => {
+                tracing::warn!(
+                    auth_identity_id = id,
+                    mfa_factor = %factor_id,
+                    "import-medusa: Medusa MFA factor not added: {}",
+                    e.message()
+                );
+            }
+            Err(e) => {
+                return Err(format!(
+                    "already present; adding its missing MFA factor {factor_id} failed ({e}): \
+                     run again"
+                ));
+            }
         }
     }
-    Ok(Imported::New(count))
+    Ok(added)
+}
+
+/// The ids of the MFA factors identity `id` has in the store.
+async fn stored_factor_ids(store: &dyn IdentityStore, id: &str) -> Result<HashSet<String>, String> {
+    Ok(store
+        .list_mfa_factors(id)
+        .await
+        .map_err(|e| format!("the store failed: {e}"))?
+        .into_iter()
+        .map(|f| f.id)
+        .collect())
 }
 
 /// Whether auth identity `id` is in the store already (an earlier run).

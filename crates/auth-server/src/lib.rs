@@ -181,6 +181,7 @@ pub async fn import_medusa(
 
 /// Builds the stores, the module, the service and the router for `config`.
 pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
+    config.warn_at_start();
     let (module, stores) = open_module(&config).await?;
     let mut service = AuthService::new(module, &config.http)?;
     if let Some(url) = &config.server.public_url {

@@ -3,7 +3,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `auth_http_requests_total` | counter | `method`, `route` (the route template), `status` |
+//! | `auth_http_requests_total` | counter | `method` (a standard method, else `other`), `route` (the route template), `status` |
 //! | `auth_http_request_duration_seconds` | histogram | `route` |
 //! | `auth_hash_queue_depth` | gauge | |
 //! | `auth_hash_waits_total`, `auth_hash_wait_seconds_total` | counter | |
@@ -39,7 +39,9 @@ impl std::fmt::Debug for Cache {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    /// One of the standard methods, or `other`: never the raw method, which
+    /// clients choose freely (each made-up one would be a new series).
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -194,7 +196,7 @@ pub(crate) async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Nex
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = Instant::now();
     let res = next.run(req).await;
     m.latency
@@ -210,6 +212,24 @@ pub(crate) async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Nex
         })
         .inc();
     res
+}
+
+/// The `method` label of `method`: its name when it is one of the methods
+/// of RFC 9110 or PATCH, else `other`, so the label has ten values at most.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics`.
@@ -230,4 +250,79 @@ pub(crate) fn router(m: Arc<Metrics>) -> axum::Router {
     axum::Router::new()
         .route("/metrics", axum::routing::get(render))
         .with_state(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Sends `method /path` through `app`; its status.
+    async fn send(app: &axum::Router, method: Method, path: &str) -> StatusCode {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn made_up_methods_share_the_other_label() {
+        let m = Metrics::new(None);
+        let app = axum::Router::new()
+            .route("/thing", axum::routing::any(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(m.clone(), track));
+        for name in ["FOO1", "FOO2", "FOO3", "get", "PROPFIND"] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(send(&app, method, "/thing").await, StatusCode::OK, "{name}");
+        }
+        for method in [Method::GET, Method::PATCH, Method::OPTIONS] {
+            send(&app, method, "/thing").await;
+        }
+        // Scraped as the metrics listener serves it.
+        let res = router(m)
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        for expected in [
+            "auth_http_requests_total{method=\"other\",route=\"/thing\",status=\"200\"} 5",
+            "auth_http_requests_total{method=\"GET\",route=\"/thing\",status=\"200\"} 1",
+            "auth_http_requests_total{method=\"PATCH\",route=\"/thing\",status=\"200\"} 1",
+            "auth_http_requests_total{method=\"OPTIONS\",route=\"/thing\",status=\"200\"} 1",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("auth_http_requests_total{"))
+            .count();
+        assert_eq!(series, 4, "one series per label value:\n{text}");
+        assert!(
+            !text.contains("FOO") && !text.contains("PROPFIND"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_standard_method_is_its_own_label() {
+        for name in [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), name);
+        }
+        assert_eq!(
+            method_label(&Method::from_bytes(b"MKCOL").unwrap()),
+            "other"
+        );
+    }
 }

@@ -324,6 +324,83 @@ fn check_config_accepts_good_and_explains_bad_files() {
     }
 }
 
+/// `now + offset_secs` as RFC 3339 UTC (`2025-07-01T00:00:00Z`).
+fn rfc3339_from_now(offset_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t = now + offset_secs;
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Short previous secrets kept with `weak_previous_secrets_until`:
+/// `check-config` accepts the file, and `serve` warns at start naming the
+/// time and how many there are (or that the time is past).
+#[test]
+fn weak_previous_secrets_are_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("auth.toml");
+    for (offset, expected) in [
+        (
+            2 * 86_400,
+            "2 previous secret(s) shorter than 32 bytes verify tokens until",
+        ),
+        (
+            -60,
+            "is past: the 2 previous secret(s) shorter than 32 bytes verify nothing",
+        ),
+    ] {
+        let until = rfc3339_from_now(offset);
+        std::fs::write(
+            &config,
+            format!(
+                "[http]\njwt_secret = '0123456789abcdef0123456789abcdef'\n\
+                 jwt_previous_secrets = ['supersecret', 'another', 'an old secret of thirty-two bytes!!']\n\
+                 weak_previous_secrets_until = '{until}'\n\
+                 [store]\nurl = 'sqlite://{}/auth.db'\n\
+                 [server]\nlisten = '127.0.0.1:0'\n\
+                 [[providers]]\nresolve = 'emailpass'\nid = 'emailpass'\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (running, seen) = start(dir.path(), &["--config", config.to_str().unwrap()]);
+        assert!(
+            seen.iter()
+                .any(|l| l.contains("WARN") && l.contains(&until) && l.contains(expected)),
+            "no warning naming {until}: {seen:#?}"
+        );
+        drop(running);
+    }
+}
+
 #[test]
 fn serve_with_a_bad_config_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
@@ -412,6 +489,18 @@ async fn json_logs_and_metrics_on_their_own_listener() {
     )
     .await;
     assert_eq!(status, 401);
+    // Made-up methods count under `other`, not as a series each.
+    let client = reqwest::Client::new();
+    for method in ["FOO1", "FOO2"] {
+        client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{base}/auth/customer/emailpass"),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
     // Not on the auth listener.
     let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
@@ -429,9 +518,11 @@ async fn json_logs_and_metrics_on_their_own_listener() {
         "auth_hash_queue_depth 0",
         "auth_hash_refused_total 0",
         "auth_store_errors_total{store=\"sql\"} 0",
+        "auth_http_requests_total{method=\"other\",route=\"/auth/{actor}/{provider}\",status=\"405\"} 2",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
+    assert!(!text.contains("FOO"), "{text}");
     let value = |name: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())

@@ -39,8 +39,12 @@ pub struct SqlStore {
     state_writes: AtomicU64,
 }
 
-/// How often (in state writes) expired state rows are deleted.
-const SWEEP_EVERY: u64 = 256;
+/// How often (in writing state calls of one store) expired state rows are
+/// deleted.
+const SWEEP_EVERY: u64 = 64;
+
+/// The most expired state rows one sweep deletes.
+const SWEEP_BATCH: i64 = 512;
 
 /// The pool of the engine the URL named. Empty (and `SqlStore` impossible to
 /// build) when no engine feature is enabled.
@@ -215,6 +219,18 @@ impl IdentityStore for SqlStore {
         dispatch!(self, patch_app_metadata(id, key, value))
     }
 
+    async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
+        if has_nul(id) {
+            return Err(auth_not_found(id));
+        }
+        if patch.values().any(value_has_nul) {
+            return Err(Error::invalid_data(
+                "metadata must not contain NUL (U+0000) characters",
+            ));
+        }
+        dispatch!(self, merge_app_metadata(id, patch))
+    }
+
     async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
         if has_nul(id) {
             return Err(auth_not_found(id));
@@ -285,17 +301,26 @@ impl IdentityStore for SqlStore {
         dispatch!(self, provider_identity_owner(id))
     }
 
+    async fn create_auth_identity_with_mfa(
+        &self,
+        new: NewAuthIdentity,
+        factors: Vec<NewMfaFactor>,
+    ) -> Result<AuthIdentity> {
+        refuse_nul_metadata(new.app_metadata.as_ref())?;
+        for p in &new.provider_identities {
+            refuse_nul_provider(p)?;
+        }
+        for f in &factors {
+            refuse_nul_factor(f)?;
+        }
+        dispatch!(self, create_auth_identity_with_mfa(new, factors))
+    }
+
     async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
         if has_nul(&new.auth_identity_id) {
             return Err(auth_not_found(&new.auth_identity_id));
         }
-        if has_nul(&new.provider) || has_nul(&new.secret) || new.id.as_deref().is_some_and(has_nul)
-        {
-            return Err(Error::invalid_data(
-                "MFA factor ids, providers and secrets must not contain NUL (U+0000) characters",
-            ));
-        }
-        refuse_nul_metadata(new.metadata.as_ref())?;
+        refuse_nul_factor(&new)?;
         dispatch!(self, create_mfa_factor(new))
     }
 
@@ -419,10 +444,41 @@ fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+impl SqlStore {
+    /// How many rows the state table holds, expired ones not yet deleted
+    /// included: for tests and monitoring.
+    ///
+    /// # Errors
+    /// [`auth_module::ErrorKind::DatabaseError`] when the query fails.
+    pub async fn state_row_count(&self) -> Result<u64> {
+        dispatch!(self, state_count())
+    }
+
+    /// Counts a writing state call; every [`SWEEP_EVERY`]th also deletes up to
+    /// [`SWEEP_BATCH`] expired rows. The caller's write is done by then, so a
+    /// failed sweep is only counted (in [`error_count`]), never reported.
+    async fn after_state_write(&self) {
+        if self.state_writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let _ = dispatch!(self, state_sweep(now_ms(), SWEEP_BATCH));
+        }
+    }
+}
+
 /// The state store on the same database: sessions, reset marks and provider
 /// state survive a restart and are shared by every process using the database.
-/// `take` is one `DELETE … RETURNING`, so it is atomic on both engines;
-/// expired rows are skipped when read and deleted every few hundred writes.
+/// `take` is one `DELETE … RETURNING`, so it is atomic on both engines.
+///
+/// Expired rows are skipped when read, and deleted as the store writes: every
+/// 64th writing call of a store (`set`, `take`, `delete`, `increment`,
+/// `compare_and_swap`, in any mix) then deletes up to 512 expired rows, soonest
+/// expiry first, through the `expires_at` index. So the sweep costs one extra
+/// statement per 64 writes, of bounded work (the calling request never waits on
+/// a table-wide `DELETE`), and it clears dead rows eight times as fast as writes
+/// can add them, whichever calls add them (a flood of counters, or of
+/// redirect-login starts whose state is never read again). There is no
+/// background task: a store embedded in another program starts nothing and needs
+/// nothing stopped, and where nothing is written nothing grows. Each process
+/// sweeps on its own writes; concurrent sweeps only delete dead rows.
 #[async_trait]
 impl StateStore for SqlStore {
     async fn set(&self, key: &str, value: Value, ttl: Duration) -> Result<()> {
@@ -434,10 +490,9 @@ impl StateStore for SqlStore {
         let now = now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
         let expires_at = now.saturating_add(ttl_ms);
-        if self.state_writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            dispatch!(self, state_sweep(now))?;
-        }
-        dispatch!(self, state_set(key, &value, expires_at))
+        dispatch!(self, state_set(key, &value, expires_at))?;
+        self.after_state_write().await;
+        Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Value>> {
@@ -451,14 +506,18 @@ impl StateStore for SqlStore {
         if has_nul(key) {
             return Ok(None);
         }
-        dispatch!(self, state_take(key, now_ms()))
+        let taken = dispatch!(self, state_take(key, now_ms()))?;
+        self.after_state_write().await;
+        Ok(taken)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         if has_nul(key) {
             return Ok(false);
         }
-        dispatch!(self, state_delete(key, now_ms()))
+        let deleted = dispatch!(self, state_delete(key, now_ms()))?;
+        self.after_state_write().await;
+        Ok(deleted)
     }
 
     async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64> {
@@ -471,10 +530,12 @@ impl StateStore for SqlStore {
             .map_err(|_| Error::invalid_data("a counter increment must fit in 63 bits"))?;
         let now = now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        dispatch!(
+        let value = dispatch!(
             self,
             state_increment(key, by, now.saturating_add(ttl_ms), now)
-        )
+        )?;
+        self.after_state_write().await;
+        Ok(value)
     }
 
     async fn compare_and_swap(
@@ -495,10 +556,12 @@ impl StateStore for SqlStore {
         }
         let now = now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        dispatch!(
+        let swapped = dispatch!(
             self,
             state_compare_and_swap(key, expected, new.as_ref(), now.saturating_add(ttl_ms), now)
-        )
+        )?;
+        self.after_state_write().await;
+        Ok(swapped)
     }
 }
 
@@ -526,6 +589,17 @@ fn refuse_nul_metadata(m: Option<&Metadata>) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A new factor's id, provider, secret and metadata (not its auth identity
+/// id, whose NUL means "not found").
+fn refuse_nul_factor(f: &NewMfaFactor) -> Result<()> {
+    if has_nul(&f.provider) || has_nul(&f.secret) || f.id.as_deref().is_some_and(has_nul) {
+        return Err(Error::invalid_data(
+            "MFA factor ids, providers and secrets must not contain NUL (U+0000) characters",
+        ));
+    }
+    refuse_nul_metadata(f.metadata.as_ref())
 }
 
 fn refuse_nul_provider(p: &NewProviderIdentity) -> Result<()> {

@@ -26,6 +26,33 @@ const PATCH_APP_METADATA_SET: &str = "UPDATE auth_identity SET \
 const PATCH_APP_METADATA_REMOVE: &str = "UPDATE auth_identity SET \
      app_metadata = app_metadata - $1::text, updated_at = $2 WHERE id = $3";
 
+/// Merges top-level keys into `app_metadata`: `$1` the keys to set (a JSON
+/// object; `||` replaces each key's whole value), `$2` the keys to remove,
+/// `$3` time, `$4` id. A NULL `app_metadata` stays NULL when nothing is set.
+const MERGE_APP_METADATA: &str = "UPDATE auth_identity SET app_metadata = CASE \
+       WHEN app_metadata IS NULL AND $1::jsonb = '{}'::jsonb THEN NULL \
+       ELSE (COALESCE(app_metadata, '{}'::jsonb) || $1::jsonb) - $2::text[] END, \
+     updated_at = $3 WHERE id = $4";
+
+/// Merges top-level keys into the `app_metadata` of auth identity `id` in one
+/// statement ([`MERGE_APP_METADATA`]). Answers the rows changed.
+async fn merge_app_metadata_statement(
+    pool: &PgPool,
+    id: &str,
+    sets: &auth_module::Metadata,
+    removes: &[String],
+    ts: &Ts,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(MERGE_APP_METADATA)
+        .bind(sqlx::types::Json(sets))
+        .bind(removes)
+        .bind(ts)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
 /// Adds `$5` to counter `$1`, or starts it at `$2` until `$3` when no live
 /// one exists (`$4` is now). The window is fixed: a live counter keeps its
 /// expiry. The upsert locks the row, so concurrent increments serialise.

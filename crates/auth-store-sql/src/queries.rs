@@ -28,8 +28,8 @@ use sqlx::{Pool, Row};
 use time::OffsetDateTime;
 
 use super::{
-    Db, PATCH_APP_METADATA_REMOVE, PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts, ts_from_db,
-    ts_to_db,
+    Db, PATCH_APP_METADATA_REMOVE, PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts,
+    merge_app_metadata_statement, ts_from_db, ts_to_db,
 };
 use crate::{
     auth_not_found, database, duplicate, is_foreign_key_violation, is_unique_violation,
@@ -140,6 +140,15 @@ pub(crate) async fn create_auth_identity(
     pool: &Pool<Db>,
     new: NewAuthIdentity,
 ) -> Result<AuthIdentity> {
+    create_auth_identity_with_mfa(pool, new, Vec::new()).await
+}
+
+/// The identity, its provider identities and `factors` in one transaction.
+pub(crate) async fn create_auth_identity_with_mfa(
+    pool: &Pool<Db>,
+    new: NewAuthIdentity,
+    factors: Vec<NewMfaFactor>,
+) -> Result<AuthIdentity> {
     let now = crate::now();
     let created_at = new.created_at.map_or(now, crate::truncate);
     let mut identity = AuthIdentity::new(
@@ -148,8 +157,9 @@ pub(crate) async fn create_auth_identity(
     );
     identity.app_metadata = new.app_metadata;
     identity.updated_at = new.updated_at.map_or(created_at, crate::truncate);
-    // A new identity has no factor (they reference it): as a read would say.
-    identity.mfa_enabled = Some(false);
+    let factors = new_factors(&identity.id, factors, now)?;
+    // As a read would say: whether one of its factors is enabled.
+    identity.mfa_enabled = Some(factors.iter().any(|f| f.status == MfaFactorStatus::Enabled));
     let mut tx = pool
         .begin()
         .await
@@ -186,6 +196,18 @@ pub(crate) async fn create_auth_identity(
             });
         }
         identity.provider_identities.push(built);
+    }
+    for factor in &factors {
+        if let Err(e) = insert_factor(&mut *tx, factor).await {
+            // Dropping `tx` rolls the whole call back. The identity is new and
+            // `new_factors` checked one active factor per provider, so a
+            // unique key broken here is a factor id taken elsewhere.
+            return Err(if is_unique_violation(&e) {
+                Error::duplicate(format!("MfaFactor with id: {} already exists", factor.id))
+            } else {
+                database("inserting an MFA factor")(e)
+            });
+        }
     }
     tx.commit()
         .await
@@ -276,6 +298,35 @@ pub(crate) async fn patch_app_metadata(
     }
     .map_err(database("patching app_metadata"))?;
     if updated.rows_affected() == 0 {
+        return Err(auth_not_found(id));
+    }
+    retrieve_auth_identity(pool, id).await
+}
+
+pub(crate) async fn merge_app_metadata(
+    pool: &Pool<Db>,
+    id: &str,
+    patch: &Metadata,
+) -> Result<AuthIdentity> {
+    if let Some(bad) = patch.keys().find(|k| !valid_app_metadata_key(k)) {
+        return Err(invalid_app_metadata_key(bad));
+    }
+    let mut sets = Metadata::new();
+    let mut removes = Vec::new();
+    for (key, value) in patch {
+        if value.is_null() {
+            removes.push(key.clone());
+        } else {
+            sets.insert(key.clone(), value.clone());
+        }
+    }
+    let ts: Ts = ts_to_db(crate::now())?;
+    // One statement (the engine's): the database changes the given keys, so
+    // concurrent patches and merges of other keys are all kept.
+    let updated = merge_app_metadata_statement(pool, id, &sets, &removes, &ts)
+        .await
+        .map_err(database("merging app_metadata"))?;
+    if updated == 0 {
         return Err(auth_not_found(id));
     }
     retrieve_auth_identity(pool, id).await
@@ -518,6 +569,63 @@ fn placeholders(first: usize, n: usize, item: impl Fn(String) -> String) -> Stri
         .map(|i| item(format!("${i}")))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The factors of a new identity `auth_identity_id` as they will be stored,
+/// at the engines' precision; `DuplicateError` if two are active for one
+/// provider or share an id (as the database would say, before it is asked).
+fn new_factors(
+    auth_identity_id: &str,
+    factors: Vec<NewMfaFactor>,
+    now: OffsetDateTime,
+) -> Result<Vec<MfaFactor>> {
+    let mut built: Vec<MfaFactor> = Vec::with_capacity(factors.len());
+    for mut new in factors {
+        new.auth_identity_id = auth_identity_id.to_owned();
+        let mut factor = new.into_factor(now);
+        factor.created_at = crate::truncate(factor.created_at);
+        factor.updated_at = factor.created_at;
+        if factor.status.is_active()
+            && built
+                .iter()
+                .any(|o| o.provider == factor.provider && o.status.is_active())
+        {
+            return Err(duplicate_mfa_factor(&factor.provider));
+        }
+        if built.iter().any(|o| o.id == factor.id) {
+            return Err(Error::duplicate(format!(
+                "MfaFactor with id: {} already exists",
+                factor.id
+            )));
+        }
+        built.push(factor);
+    }
+    Ok(built)
+}
+
+/// Inserts `factor` for an auth identity known to exist (in the same
+/// transaction).
+async fn insert_factor<'e, E>(executor: E, factor: &MfaFactor) -> sqlx::Result<u64>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let created = ts_to_db(factor.created_at).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let updated = ts_to_db(factor.updated_at).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    sqlx::query(
+        "INSERT INTO auth_mfa_factor (id, auth_identity_id, provider, status, secret, metadata, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&factor.id)
+    .bind(&factor.auth_identity_id)
+    .bind(&factor.provider)
+    .bind(factor.status.as_str())
+    .bind(&factor.secret)
+    .bind(json(factor.metadata.as_ref()))
+    .bind(&created)
+    .bind(&updated)
+    .execute(executor)
+    .await
+    .map(|done| done.rows_affected())
 }
 
 pub(crate) async fn create_mfa_factor(pool: &Pool<Db>, new: NewMfaFactor) -> Result<MfaFactor> {
@@ -1033,11 +1141,28 @@ pub(crate) async fn state_compare_and_swap(
     Ok(done.rows_affected() == 1)
 }
 
-pub(crate) async fn state_sweep(pool: &Pool<Db>, now: i64) -> Result<()> {
-    sqlx::query("DELETE FROM auth_state WHERE expires_at <= $1")
-        .bind(now)
-        .execute(pool)
-        .await
-        .map_err(database("sweeping expired state"))?;
+/// Deletes up to `batch` rows expired at `now`, soonest expiry first (through
+/// the `expires_at` index), so one sweep's work is bounded however many
+/// rows are dead.
+pub(crate) async fn state_sweep(pool: &Pool<Db>, now: i64, batch: i64) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM auth_state WHERE key IN \
+         (SELECT key FROM auth_state WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
+    )
+    .bind(now)
+    .bind(batch)
+    .execute(pool)
+    .await
+    .map_err(database("sweeping expired state"))?;
     Ok(())
+}
+
+/// The rows of the state table, expired or not.
+pub(crate) async fn state_count(pool: &Pool<Db>) -> Result<u64> {
+    let row = sqlx::query("SELECT COUNT(*) FROM auth_state")
+        .fetch_one(pool)
+        .await
+        .map_err(database("counting state rows"))?;
+    let count: i64 = get(&row, 0, "counting state rows")?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }

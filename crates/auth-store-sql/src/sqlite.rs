@@ -32,6 +32,51 @@ const PATCH_APP_METADATA_REMOVE: &str = "UPDATE auth_identity SET \
      app_metadata = json_remove(app_metadata, '$.\"' || $1 || '\"'), \
      updated_at = $2 WHERE id = $3";
 
+/// Merges top-level keys into the `app_metadata` of auth identity `id` in one
+/// statement: `sets` with one `json_set` (each value replaces the key's whole
+/// value, unlike `json_patch`, which would merge objects and drop their
+/// nulls), then `removes` with one `json_remove`. Keys are validated (letters,
+/// digits, `_`, `-`), so quoting them in the path is enough. A NULL
+/// `app_metadata` stays NULL when nothing is set. Answers the rows changed.
+async fn merge_app_metadata_statement(
+    pool: &SqlitePool,
+    id: &str,
+    sets: &auth_module::Metadata,
+    removes: &[String],
+    ts: &Ts,
+) -> sqlx::Result<u64> {
+    use std::fmt::Write as _;
+    // $1 time, $2 id, then a key and a value per set, then a key per removal.
+    let mut next = 3;
+    let mut value = String::from("app_metadata");
+    if !sets.is_empty() {
+        value = String::from("json_set(COALESCE(app_metadata, '{}')");
+        for _ in sets {
+            let _ = write!(value, ", '$.\"' || ${next} || '\"', json(${})", next + 1);
+            next += 2;
+        }
+        value.push(')');
+    }
+    if !removes.is_empty() {
+        value = format!("json_remove({value}");
+        for _ in removes {
+            let _ = write!(value, ", '$.\"' || ${next} || '\"'");
+            next += 1;
+        }
+        value.push(')');
+    }
+    let sql =
+        format!("UPDATE auth_identity SET app_metadata = {value}, updated_at = $1 WHERE id = $2");
+    let mut query = sqlx::query(&sql).bind(ts).bind(id);
+    for (key, v) in sets {
+        query = query.bind(key).bind(sqlx::types::Json(v));
+    }
+    for key in removes {
+        query = query.bind(key);
+    }
+    Ok(query.execute(pool).await?.rows_affected())
+}
+
 /// Adds `$5` to counter `$1`, or starts it at `$2` until `$3` when no live
 /// one exists (`$4` is now). The window is fixed: a live counter keeps its
 /// expiry. Counters are JSON numbers in the text `value` column.

@@ -27,6 +27,12 @@ fn new_identity(entity_id: &str) -> NewAuthIdentity {
     )
 }
 
+/// The rows of the store's state table, expired ones included: the state
+/// suite's entry counter.
+async fn state_rows(store: std::sync::Arc<SqlStore>) -> u64 {
+    store.state_row_count().await.expect("count the state rows")
+}
+
 /// PostgreSQL text cannot hold U+0000, so the store refuses it on every engine:
 /// writes are `InvalidData`, lookups find nothing.
 async fn check_nul_refusal(store: &dyn IdentityStore) {
@@ -321,13 +327,17 @@ mod sqlite {
 
     auth_testkit::identity_store_suite!(file, guarded = file_store);
 
-    auth_testkit::state_store_suite!(state_memory, || async {
-        SqlStore::sqlite_memory()
-            .await
-            .expect("an in-memory SQLite store opens")
-    });
+    auth_testkit::state_store_suite!(
+        state_memory,
+        || async {
+            SqlStore::sqlite_memory()
+                .await
+                .expect("an in-memory SQLite store opens")
+        },
+        count = crate::state_rows
+    );
 
-    auth_testkit::state_store_suite!(state_file, guarded = file_store);
+    auth_testkit::state_store_suite!(state_file, guarded = file_store, count = crate::state_rows);
 
     fn sqlite_url(dir: &TempDir) -> String {
         format!("sqlite://{}", dir.path().join("auth.db").display())
@@ -574,7 +584,12 @@ mod postgres {
     use sqlx::Connection;
 
     auth_testkit::identity_store_suite!(suite, optional = store, teardown = drop_schema);
-    auth_testkit::state_store_suite!(state, optional = store, teardown = drop_schema);
+    auth_testkit::state_store_suite!(
+        state,
+        optional = store,
+        teardown = drop_schema,
+        count = crate::state_rows
+    );
 
     const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 

@@ -822,6 +822,133 @@ pub async fn patch_app_metadata_changes_one_key(store: &dyn IdentityStore) {
     );
 }
 
+/// `merge_app_metadata` merges top-level keys: `null` removes a key, any
+/// other value replaces the key's whole value (an object is not merged into
+/// the stored one, and its own nulls are kept), other keys stay. A bad key
+/// is `InvalidData` and changes nothing; a missing identity is `NotFound`.
+/// A read after the merge (through any cache) sees it.
+pub async fn merge_app_metadata_sets_and_removes_keys(store: &dyn IdentityStore) {
+    let created = ok(
+        store
+            .create_auth_identity(
+                NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
+                    EMAILPASS,
+                    email("merge"),
+                ))
+                .app_metadata(obj(json!({
+                    "customer_id": "cus_1",
+                    "extra": { "nested": [1, 2], "deep": { "x": 1 } },
+                    "gone": true,
+                }))),
+            )
+            .await,
+        "create_auth_identity",
+    );
+    // Read once, so a cache holds the identity before the merge.
+    ok(store.retrieve_auth_identity(&created.id).await, "retrieve");
+    let merged = ok(
+        store
+            .merge_app_metadata(
+                &created.id,
+                &obj(json!({
+                    "roles": ["role_a", "role_b"],
+                    "extra": { "deep": { "y": 2 }, "keep_null": null },
+                    "gone": null,
+                    "absent": null,
+                })),
+            )
+            .await,
+        "merge",
+    );
+    let want = obj(json!({
+        "customer_id": "cus_1",
+        "extra": { "deep": { "y": 2 }, "keep_null": null },
+        "roles": ["role_a", "role_b"],
+    }));
+    assert_eq!(
+        merged.app_metadata,
+        Some(want.clone()),
+        "the merge's answer"
+    );
+    assert_eq!(merged.provider_identities, created.provider_identities);
+    assert_eq!(merged.credential_version, created.credential_version);
+    assert!(merged.updated_at >= created.updated_at);
+    assert_eq!(
+        ok(store.retrieve_auth_identity(&created.id).await, "retrieve"),
+        merged,
+        "a read after the merge"
+    );
+
+    // A value replaces the last one whole, arrays included.
+    let replaced = ok(
+        store
+            .merge_app_metadata(&created.id, &obj(json!({ "roles": ["role_c"] })))
+            .await,
+        "merge again",
+    );
+    assert_eq!(
+        replaced.app_metadata.as_ref().and_then(|m| m.get("roles")),
+        Some(&json!(["role_c"]))
+    );
+    // An empty patch changes nothing.
+    let same = ok(
+        store.merge_app_metadata(&created.id, &obj(json!({}))).await,
+        "an empty merge",
+    );
+    assert_eq!(same.app_metadata, replaced.app_metadata);
+
+    // A bad key refuses the whole patch.
+    for bad in ["", "a.b", "a\"b", "a b", "$x", "ключ"] {
+        let mut patch = obj(json!({ "fine": 1 }));
+        patch.insert(bad.to_owned(), json!(1));
+        expect_kind(
+            store.merge_app_metadata(&created.id, &patch).await,
+            ErrorKind::InvalidData,
+            "a key that is not letters, digits, '_' or '-'",
+        );
+    }
+    assert_eq!(
+        ok(store.retrieve_auth_identity(&created.id).await, "retrieve").app_metadata,
+        replaced.app_metadata,
+        "a refused merge changes nothing"
+    );
+    expect_kind(
+        store
+            .merge_app_metadata("authid_missing", &obj(json!({ "roles": [] })))
+            .await,
+        ErrorKind::NotFound,
+        "merging into a missing identity",
+    );
+
+    // From no app_metadata at all: removals keep it absent, a set creates
+    // it, removing its last key leaves an empty object.
+    let bare = create_one(store, EMAILPASS, &email("merge-bare")).await;
+    let still = ok(
+        store
+            .merge_app_metadata(&bare.id, &obj(json!({ "x": null })))
+            .await,
+        "removing from nothing",
+    );
+    assert_eq!(still.app_metadata, None);
+    let set = ok(
+        store
+            .merge_app_metadata(&bare.id, &obj(json!({ "roles": [], "tier-1": 0 })))
+            .await,
+        "merge from nothing",
+    );
+    assert_eq!(
+        set.app_metadata,
+        Some(obj(json!({ "roles": [], "tier-1": 0 })))
+    );
+    let emptied = ok(
+        store
+            .merge_app_metadata(&bare.id, &obj(json!({ "roles": null, "tier-1": null })))
+            .await,
+        "removing every key",
+    );
+    assert_eq!(emptied.app_metadata, Some(obj(json!({}))));
+}
+
 /// 20 concurrent patches of 20 different keys of one identity all stay.
 pub async fn concurrent_patches_keep_every_key(store: &dyn IdentityStore) {
     const N: usize = 20;
@@ -840,6 +967,46 @@ pub async fn concurrent_patches_keep_every_key(store: &dyn IdentityStore) {
         assert_eq!(m.get(k), Some(&json!(k)), "{k} was lost");
     }
     assert_eq!(m.len(), N);
+}
+
+/// 20 concurrent merges, each of a different key, into one identity all
+/// stay, with the key every merge removes gone and the untouched key kept.
+pub async fn concurrent_merges_keep_every_key(store: &dyn IdentityStore) {
+    const N: usize = 20;
+    let created = ok(
+        store
+            .create_auth_identity(
+                NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
+                    EMAILPASS,
+                    email("merge-race"),
+                ))
+                .app_metadata(obj(json!({ "kept": true, "doomed": 1 }))),
+            )
+            .await,
+        "create_auth_identity",
+    );
+    let patches: Vec<_> = (0..N)
+        .map(|i| obj(json!({ format!("key{i}"): [i], "doomed": null })))
+        .collect();
+    let merges = patches
+        .iter()
+        .map(|patch| store.merge_app_metadata(&created.id, patch))
+        .collect();
+    for result in join_all(merges).await {
+        ok(result, "concurrent merge");
+    }
+    let read = ok(store.retrieve_auth_identity(&created.id).await, "retrieve");
+    let m = read.app_metadata.unwrap_or_default();
+    for i in 0..N {
+        assert_eq!(
+            m.get(&format!("key{i}")),
+            Some(&json!([i])),
+            "key{i} was lost"
+        );
+    }
+    assert_eq!(m.get("kept"), Some(&json!(true)));
+    assert_eq!(m.get("doomed"), None);
+    assert_eq!(m.len(), N + 1);
 }
 
 /// An update with a precondition applies only while the stored
@@ -1989,6 +2156,162 @@ pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
         imported,
         "the factor holding the id is untouched"
     );
+}
+
+/// `create_auth_identity_with_mfa` stores an identity, its provider
+/// identities and its factors together (each factor hung on the new
+/// identity, ids and times kept), or, when any of them is refused, nothing
+/// at all: not the identity, not its entity id, not one factor.
+pub async fn create_with_mfa_factors_is_all_or_nothing(store: &dyn IdentityStore) {
+    let id = unique("imported-authid");
+    let address = email("with-mfa");
+    let created_at = time::macros::datetime!(2024-02-03 04:05:06.123456 UTC);
+    let (enabled_id, disabled_id) = (unique("imported-f1"), unique("imported-f2"));
+    let created = ok(
+        store
+            .create_auth_identity_with_mfa(
+                NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
+                    EMAILPASS, &address,
+                ))
+                .with_id(&id),
+                vec![
+                    NewMfaFactor::new("replaced", TOTP, "sealed-1")
+                        .status(MfaFactorStatus::Enabled)
+                        .keep(&enabled_id, created_at)
+                        .metadata(obj(json!({ "label": "phone" }))),
+                    NewMfaFactor::new("replaced", TOTP, "sealed-2")
+                        .status(MfaFactorStatus::Disabled)
+                        .keep(&disabled_id, created_at + time::Duration::seconds(1)),
+                ],
+            )
+            .await,
+        "create with factors",
+    );
+    assert_eq!(created.id, id);
+    assert!(
+        created.mfa_enabled != Some(false),
+        "an identity created with an enabled factor has MFA enabled"
+    );
+    let read = ok(store.retrieve_auth_identity(&id).await, "retrieve");
+    assert_eq!(read.provider_identities, created.provider_identities);
+    assert!(read.mfa_enabled != Some(false), "read: MFA is enabled");
+    let factors = ok(store.list_mfa_factors(&id).await, "list");
+    let listed: Vec<(&str, &str, MfaFactorStatus, &str)> = factors
+        .iter()
+        .map(|f| {
+            (
+                f.id.as_str(),
+                f.auth_identity_id.as_str(),
+                f.status,
+                f.secret.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                enabled_id.as_str(),
+                id.as_str(),
+                MfaFactorStatus::Enabled,
+                "sealed-1"
+            ),
+            (
+                disabled_id.as_str(),
+                id.as_str(),
+                MfaFactorStatus::Disabled,
+                "sealed-2"
+            ),
+        ]
+    );
+    assert_eq!(factors[0].created_at, created_at);
+    assert_eq!(factors[0].metadata, Some(obj(json!({ "label": "phone" }))));
+
+    // Refused, with nothing stored: a taken factor id, two active factors of
+    // one provider, a taken identity id.
+    let refused_id = unique("refused-authid");
+    let refused_address = email("with-mfa-refused");
+    let attempt = |factors: Vec<NewMfaFactor>, auth_id: &str| {
+        store.create_auth_identity_with_mfa(
+            NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
+                EMAILPASS,
+                &refused_address,
+            ))
+            .with_id(auth_id),
+            factors,
+        )
+    };
+    expect_kind(
+        attempt(
+            vec![
+                NewMfaFactor::new("x", WEBAUTHN, "k"),
+                NewMfaFactor::new("x", TOTP, "s").keep(&enabled_id, created_at),
+            ],
+            &refused_id,
+        )
+        .await,
+        ErrorKind::DuplicateError,
+        "a taken factor id",
+    );
+    expect_kind(
+        attempt(
+            vec![
+                NewMfaFactor::new("x", TOTP, "s").status(MfaFactorStatus::Enabled),
+                NewMfaFactor::new("x", TOTP, "t"),
+            ],
+            &refused_id,
+        )
+        .await,
+        ErrorKind::DuplicateError,
+        "two active factors of one provider",
+    );
+    for what in ["a taken factor id", "two active factors"] {
+        expect_kind(
+            store.retrieve_auth_identity(&refused_id).await,
+            ErrorKind::NotFound,
+            what,
+        );
+        assert!(
+            ok(
+                store
+                    .find_provider_identity(EMAILPASS, &refused_address)
+                    .await,
+                "find"
+            )
+            .is_none(),
+            "{what}: the entity id stays free"
+        );
+        assert_eq!(
+            ok(store.list_mfa_factors(&refused_id).await, "list"),
+            Vec::new(),
+            "{what}: no factor is stored"
+        );
+    }
+    expect_kind(
+        store
+            .create_auth_identity_with_mfa(
+                NewAuthIdentity::new().with_id(&id),
+                vec![NewMfaFactor::new("x", WEBAUTHN, "k")],
+            )
+            .await,
+        ErrorKind::DuplicateError,
+        "a taken identity id",
+    );
+    assert_eq!(
+        ok(store.list_mfa_factors(&id).await, "list"),
+        factors,
+        "the identity holding the id keeps its factors, and gains none"
+    );
+
+    // No factor: as `create_auth_identity`, with a generated id.
+    let plain = ok(
+        store
+            .create_auth_identity_with_mfa(NewAuthIdentity::new(), Vec::new())
+            .await,
+        "create without factors",
+    );
+    assert!(plain.id.starts_with(&format!("{AUTH_IDENTITY_PREFIX}_")));
+    assert!(plain.mfa_enabled != Some(true));
 }
 
 /// A read identity's [`auth_module::AuthIdentity::mfa_enabled`] is never

@@ -65,6 +65,8 @@ macro_rules! identity_store_suite {
             concurrent_creates_of_same_identity_yield_one,
             patch_app_metadata_changes_one_key,
             concurrent_patches_keep_every_key,
+            merge_app_metadata_sets_and_removes_keys,
+            concurrent_merges_keep_every_key,
             conditional_update_is_compare_and_set,
             credential_version_is_bumped_with_the_update,
             given_ids_and_timestamps_are_kept,
@@ -80,6 +82,7 @@ macro_rules! identity_store_suite {
             concurrent_verification_confirms_yield_one,
             delete_auth_identity_cascades_to_mfa_records,
             given_mfa_factor_ids_are_kept,
+            create_with_mfa_factors_is_all_or_nothing,
             retrieve_tells_whether_mfa_is_enabled,
         ]);
     };
@@ -87,37 +90,49 @@ macro_rules! identity_store_suite {
 
 /// Stamps, inside `mod $name`, one test per [`crate::state`] case, each run
 /// against a fresh store from `factory`. Same forms as
-/// [`identity_store_suite!`]:
+/// [`identity_store_suite!`], plus `count =`: a closure taking the store as
+/// `Arc<S>` and answering a future of how many entries it holds, expired
+/// ones included ([`crate::state::CountEntries`]). The case
+/// [`crate::state::expired_entries_are_removed_by_writes`] needs it and checks
+/// nothing without it (for a store whose backend expires keys itself, as
+/// Redis does).
 ///
 /// ```ignore
-/// auth_testkit::state_store_suite!(memory, || async { MemoryStateStore::new() });
+/// auth_testkit::state_store_suite!(memory, || async { MemoryStateStore::new() },
+///     count = |s| async move { s.entry_count() as u64 });
 /// auth_testkit::state_store_suite!(redis, optional = redis_store, teardown = flush);
-/// auth_testkit::state_store_suite!(file, guarded = file_store);
+/// auth_testkit::state_store_suite!(file, guarded = file_store, count = count_rows);
 /// ```
 #[macro_export]
 macro_rules! state_store_suite {
-    ($name:ident, optional = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+    ($name:ident, optional = $factory:expr
+        $(, teardown = $teardown:expr)? $(, count = $count:expr)? $(,)?) => {
         $crate::state_store_suite!(
             @cases $name,
             ($factory)().await.map(|store| (store, ())),
-            [$($teardown)?]
+            [$($teardown)?],
+            [$($count)?]
         );
     };
-    ($name:ident, guarded = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+    ($name:ident, guarded = $factory:expr
+        $(, teardown = $teardown:expr)? $(, count = $count:expr)? $(,)?) => {
         $crate::state_store_suite!(
             @cases $name,
             ::core::option::Option::Some(($factory)().await),
-            [$($teardown)?]
+            [$($teardown)?],
+            [$($count)?]
         );
     };
-    ($name:ident, $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+    ($name:ident, $factory:expr
+        $(, teardown = $teardown:expr)? $(, count = $count:expr)? $(,)?) => {
         $crate::state_store_suite!(
             @cases $name,
             ::core::option::Option::Some((($factory)().await, ())),
-            [$($teardown)?]
+            [$($teardown)?],
+            [$($count)?]
         );
     };
-    (@cases $name:ident, $setup:expr, $teardown:tt) => {
+    (@cases $name:ident, $setup:expr, $teardown:tt, $count:tt) => {
         $crate::__suite!(state, $name, $setup, $teardown, [
             set_then_get,
             value_expires_after_ttl,
@@ -131,8 +146,27 @@ macro_rules! state_store_suite {
             concurrent_increments_are_atomic,
             compare_and_swap_needs_the_expected_value,
             concurrent_swaps_yield_one,
-        ]);
+        ], counted = $count);
     };
+}
+
+/// Runs [`crate::state::expired_entries_are_removed_by_writes`] on
+/// `$store` (an `Arc<S>`), with the counter built from `count =` if given.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __state_counted_case {
+    ($store:ident, []) => {
+        $crate::state::expired_entries_are_removed_by_writes(&*$store, ::core::option::Option::None)
+            .await
+    };
+    ($store:ident, [$count:expr]) => {{
+        let count = $crate::state::count_entries(::std::sync::Arc::clone(&$store), $count);
+        $crate::state::expired_entries_are_removed_by_writes(
+            &*$store,
+            ::core::option::Option::Some(&*count),
+        )
+        .await
+    }};
 }
 
 /// The module of one suite. `$teardown` is one bracketed token tree, `[]` or
@@ -148,6 +182,19 @@ macro_rules! __suite {
             $( $crate::__suite_case!($kind, $case, $setup, $teardown); )*
         }
     };
+    // The state suite: its cases, and the one that counts entries.
+    ($kind:ident, $name:ident, $setup:expr, $teardown:tt, [$($case:ident),* $(,)?],
+        counted = $count:tt) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $( $crate::__suite_case!($kind, $case, $setup, $teardown); )*
+            $crate::__suite_case!(
+                @counted expired_entries_are_removed_by_writes, $setup, $teardown, $count
+            );
+        }
+    };
 }
 
 /// One test: build the store (and its guard, `()` unless `guarded =`), run
@@ -157,6 +204,25 @@ macro_rules! __suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __suite_case {
+    // The state case that also takes the entry counter.
+    (@counted $case:ident, $setup:expr, [$($teardown:expr)?], $count:tt) => {
+        #[test]
+        fn $case() {
+            $crate::__private::block_on(async {
+                let ::core::option::Option::Some((store, _guard)) = $setup else {
+                    return;
+                };
+                let store = ::std::sync::Arc::new(store);
+                let case_store = ::std::sync::Arc::clone(&store);
+                let outcome = $crate::__private::spawn(async move {
+                    $crate::__state_counted_case!(case_store, $count);
+                })
+                .await;
+                $( ($teardown)(store).await; )?
+                $crate::__private::finish(outcome);
+            });
+        }
+    };
     ($kind:ident, $case:ident, $setup:expr, [$($teardown:expr)?]) => {
         #[test]
         fn $case() {

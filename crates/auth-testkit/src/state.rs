@@ -5,7 +5,14 @@
 //! unique to the run, so cases may share a backend. TTLs are short (200 ms) and
 //! the cases sleep past them, so a store's expiry must be accurate to about
 //! 100 ms. [`crate::state_store_suite!`] stamps one test per case.
+//!
+//! One case, [`expired_entries_are_removed_by_writes`], also looks at what
+//! the store holds, through a [`CountEntries`] hook the suite is given
+//! (`count =`); it is the one case that needs a store of its own.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_module::StateStore;
@@ -307,5 +314,111 @@ pub async fn concurrent_swaps_yield_one(store: &dyn StateStore) {
     assert_eq!(
         ok(store.get(&k).await, "get"),
         Some(json!({ "v": winners[0] }))
+    );
+}
+
+/// Counts the entries a store holds, expired ones not yet removed included
+/// (rows of a SQL table, entries of a map): the hook of
+/// [`expired_entries_are_removed_by_writes`]. [`crate::state_store_suite!`]
+/// builds it from its `count =` closure, which takes the store as `Arc<S>`
+/// and answers a future of the count.
+pub type CountEntries = dyn Fn() -> Pin<Box<dyn Future<Output = u64> + Send>> + Send + Sync;
+
+/// `count` over `store`, as [`CountEntries`]. Used by the suite macro (a
+/// function, so that the closure needs no type annotation).
+#[doc(hidden)]
+pub fn count_entries<S, F, Fut>(store: Arc<S>, count: F) -> Box<CountEntries>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = u64> + Send + 'static,
+{
+    Box::new(move || Box::pin(count(Arc::clone(&store))))
+}
+
+/// The writing calls [`expired_entries_are_removed_by_writes`] makes after
+/// the entries expired.
+const SWEEP_WRITES: u64 = 300;
+
+/// Expired entries are removed from storage, not just hidden, by later
+/// writes of any kind: 60 entries written by `set`, `increment` and
+/// `compare_and_swap` expire, and after at most 300 writing calls that are
+/// not `set` (`increment`, `compare_and_swap`, `take`, `delete`, in turn)
+/// none of them is stored any more; the live entries stay.
+///
+/// `count` counts what the store holds ([`CountEntries`]); the store must be
+/// this case's alone (the suites give each case a fresh one). Without it the
+/// case checks nothing: that is for Redis, whose keys carry their TTL so the
+/// server deletes them itself, and whose suite passes no counter.
+pub async fn expired_entries_are_removed_by_writes(
+    store: &dyn StateStore,
+    count: Option<&CountEntries>,
+) {
+    let Some(count) = count else {
+        return;
+    };
+    let before = count().await;
+    let live = key("sweep-live");
+    ok(store.set(&live, json!("stays"), LONG).await, "set");
+    for i in 0..20 {
+        let set = key(&format!("sweep-set-{i}"));
+        ok(store.set(&set, json!(i), SHORT).await, "set");
+        let counter = key(&format!("sweep-increment-{i}"));
+        ok(store.increment(&counter, 1, SHORT).await, "increment");
+        let swapped = key(&format!("sweep-swap-{i}"));
+        assert!(ok(
+            store
+                .compare_and_swap(&swapped, None, Some(json!(i)), SHORT)
+                .await,
+            "compare_and_swap"
+        ));
+    }
+    let stored = count().await;
+    assert!(
+        stored >= before + 61,
+        "the 61 entries written are stored: {stored} (before: {before})"
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+
+    let (counter, swapped, missing) = (key("sweep-counter"), key("sweep-cas"), key("sweep-none"));
+    let mut current: Option<Value> = None;
+    for i in 0..SWEEP_WRITES {
+        match i % 4 {
+            0 => {
+                ok(store.increment(&counter, 1, LONG).await, "increment");
+            }
+            1 => {
+                let next = if current.is_none() {
+                    Some(json!(i))
+                } else {
+                    None
+                };
+                assert!(ok(
+                    store
+                        .compare_and_swap(&swapped, current.as_ref(), next.clone(), LONG)
+                        .await,
+                    "compare_and_swap"
+                ));
+                current = next;
+            }
+            2 => {
+                ok(store.take(&missing).await, "take");
+            }
+            _ => {
+                ok(store.delete(&missing).await, "delete");
+            }
+        }
+    }
+    let after = count().await;
+    assert!(
+        after <= before + 3,
+        "after {SWEEP_WRITES} writes, {} expired entries are still stored \
+         ({after} entries; {before} before the case, at most 3 of its own live)",
+        after.saturating_sub(before + 3)
+    );
+    assert_eq!(ok(store.get(&live).await, "get"), Some(json!("stays")));
+    assert_eq!(
+        ok(store.get(&counter).await, "get"),
+        Some(json!(SWEEP_WRITES / 4))
     );
 }

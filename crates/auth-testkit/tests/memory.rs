@@ -21,4 +21,8 @@ auth_testkit::identity_store_suite!(shared_cache_memory_identity, || async {
         Duration::from_secs(60),
     )
 });
-auth_testkit::state_store_suite!(memory_state, || async { MemoryStateStore::new() });
+auth_testkit::state_store_suite!(
+    memory_state,
+    || async { MemoryStateStore::new() },
+    count = |s| async move { s.entry_count() as u64 }
+);

@@ -512,7 +512,9 @@ impl EmailPassProvider {
         if v.matches {
             Ok(AuthOutcome::authenticated(existing))
         } else {
-            Ok(AuthOutcome::failed(IDENTITY_EXISTS))
+            // A wrong password for an existing identity: counted as a failed
+            // login, so registration is no unthrottled password oracle.
+            Ok(AuthOutcome::wrong_credentials(IDENTITY_EXISTS))
         }
     }
 }

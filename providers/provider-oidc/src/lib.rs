@@ -23,6 +23,13 @@
 //!   replaced at each login.
 //! - The configured `callback_url` is always allowed; a body `callback_url`
 //!   must be listed in `allowed_callback_urls`.
+//! - `require_verified_email` defaults to true: a login whose
+//!   `email_verified` claim is not boolean `true` is refused (401
+//!   `Authentication failed`). `user_metadata.email_verified = true` only
+//!   when `claim_mappings.email` is the standard `email` claim and the issuer
+//!   says it is verified.
+//! - Discovered endpoints must be `https` (plain `http` on a loopback host
+//!   only when the `issuer` itself is a loopback `http` URL).
 //! - The kind may be configured several times under different ids.
 
 use std::collections::BTreeMap;
@@ -91,10 +98,15 @@ pub struct OidcOptions {
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
     /// Claims by key, merged over `{entity_id: "sub", email: "email", name: "name"}`.
+    /// The key `email_verified` is reserved: `user_metadata.email_verified`
+    /// is set (to `true`) only when `email` maps to the standard `email`
+    /// claim and the issuer's `email_verified` claim is boolean `true`.
     #[serde(default)]
     pub claim_mappings: BTreeMap<String, String>,
-    /// Refuse a login whose `email_verified` is not boolean `true` (default false).
-    #[serde(default)]
+    /// Refuse a login whose `email_verified` claim is not boolean `true`
+    /// (default **true**, as `@medusajs/auth-oidc`: `require_verified_email ?? true`);
+    /// refused logins answer 401 `Authentication failed`, details only logged.
+    #[serde(default = "yes")]
     pub require_verified_email: bool,
     /// Accept only addresses of these domains (exact, case-insensitive).
     #[serde(default)]
@@ -114,6 +126,10 @@ pub struct OidcOptions {
     /// Timeout of each call to the identity provider, in milliseconds (default 10000).
     #[serde(default)]
     pub http_timeout_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ValidateOptions for OidcOptions {
@@ -152,7 +168,8 @@ impl Built {
         )?;
         s.token_url = urls::optional_endpoint("token_endpoint", o.token_endpoint.as_deref())?;
         s.jwks_url = urls::optional_endpoint("jwks_uri", o.jwks_uri.as_deref())?;
-        urls::optional_endpoint("end_session_endpoint", o.end_session_endpoint.as_deref())?;
+        s.end_session_url =
+            urls::optional_endpoint("end_session_endpoint", o.end_session_endpoint.as_deref())?;
         s.scopes = match &o.scopes {
             None => vec!["openid".into(), "email".into(), "profile".into()],
             Some(Scopes::List(l)) => l.clone(),
@@ -279,12 +296,23 @@ impl OidcProvider {
             }
         }
         let mut meta = Metadata::new();
-        for (key, _) in self.mappings.iter().filter(|(k, _)| *k != "entity_id") {
+        // `email_verified` is the issuer's word only, never a mapped claim.
+        for (key, _) in self
+            .mappings
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "entity_id" | "email_verified"))
+        {
             if let Some(v) = claim(key) {
                 meta.insert(key.clone(), v.clone());
             }
         }
-        if email.is_some() && claims.get("email_verified") == Some(&Value::Bool(true)) {
+        // The issuer's `email_verified` speaks about its `email` claim only:
+        // an address mapped from another claim is never marked verified.
+        let standard_email = self.mappings.get("email").map(String::as_str) == Some("email");
+        if standard_email
+            && email.is_some()
+            && claims.get("email_verified") == Some(&Value::Bool(true))
+        {
             // The issuer vouches for the address: the SSO user route may
             // link by it.
             meta.insert("email_verified".to_owned(), Value::Bool(true));
@@ -353,7 +381,10 @@ mod tests {
 
     #[test]
     fn mappings_merge_over_the_defaults() {
-        let p = provider(json!({"claim_mappings": {"entity_id": "oid", "team": "groups"}}));
+        let p = provider(json!({
+            "claim_mappings": {"entity_id": "oid", "team": "groups"},
+            "require_verified_email": false
+        }));
         let (id, meta) = p
             .user(done(
                 json!({"sub": "s", "oid": 7, "email": "a@b.c", "name": "A", "groups": ["x"]}),
@@ -394,7 +425,7 @@ mod tests {
             p.user(done(json!({"sub": "1", "email_verified": true})))
                 .is_err()
         );
-        let lax = provider(json!({}));
+        let lax = provider(json!({"require_verified_email": false}));
         let (_, unvouched) = lax
             .user(done(
                 json!({"sub": "1", "email": "a@b.c", "email_verified": false}),
@@ -409,6 +440,75 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(vouched["email_verified"], Value::Bool(true));
+    }
+
+    #[test]
+    fn verified_emails_are_required_by_default() {
+        let o: OidcOptions = serde_json::from_value(json!({
+            "issuer": "http://127.0.0.1:1", "client_id": "c", "callback_url": "https://s/cb"
+        }))
+        .unwrap();
+        assert!(o.require_verified_email);
+        let p = provider(json!({}));
+        let (_, meta) = p
+            .user(done(
+                json!({"sub": "1", "email": "a@b.c", "email_verified": true}),
+            ))
+            .unwrap();
+        assert_eq!(meta["email_verified"], Value::Bool(true));
+        for refused in [
+            json!({"sub": "1", "email": "a@b.c", "email_verified": false}),
+            json!({"sub": "1", "email": "a@b.c", "email_verified": "true"}),
+            json!({"sub": "1", "email": "a@b.c"}),
+        ] {
+            match p.user(done(refused.clone())) {
+                Err(OAuthError::Failed(_)) => {}
+                other => panic!("{refused}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_issuers_word_on_its_own_email_claim_marks_it_verified() {
+        // `email` mapped from another claim: `email_verified` speaks about
+        // the `email` claim, not this one.
+        let p = provider(json!({"claim_mappings": {"email": "upn"}}));
+        let (_, meta) = p
+            .user(done(json!({
+                "sub": "1", "email": "real@b.c", "upn": "boss@b.c", "email_verified": true
+            })))
+            .unwrap();
+        assert_eq!(meta["email"], "boss@b.c");
+        assert!(meta.get("email_verified").is_none(), "{meta:?}");
+        // A mapping cannot set the mark either.
+        for mapped in ["custom", "email_verified"] {
+            let p = provider(json!({
+                "claim_mappings": {"email": "upn", "email_verified": mapped}
+            }));
+            let (_, meta) = p
+                .user(done(json!({
+                    "sub": "1", "upn": "boss@b.c", "email_verified": true, "custom": true
+                })))
+                .unwrap();
+            assert!(meta.get("email_verified").is_none(), "{mapped}: {meta:?}");
+        }
+        let p = provider(json!({
+            "claim_mappings": {"email_verified": "custom"}, "require_verified_email": false
+        }));
+        let (_, meta) = p
+            .user(done(json!({
+                "sub": "1", "email": "a@b.c", "email_verified": false, "custom": true
+            })))
+            .unwrap();
+        assert!(meta.get("email_verified").is_none(), "{meta:?}");
+        // The standard claim, explicitly mapped, is vouched for.
+        let p = provider(json!({"claim_mappings": {"email": "email"}}));
+        let (_, meta) = p
+            .user(done(
+                json!({"sub": "1", "email": "a@b.c", "email_verified": true}),
+            ))
+            .unwrap();
+        assert_eq!(meta["email_verified"], Value::Bool(true));
     }
 
     #[test]

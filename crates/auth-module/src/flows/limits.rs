@@ -1,9 +1,20 @@
 //! Rate limits: fixed-window counters in the [`StateStore`], so they hold
 //! across replicas, keyed by a SHA-256 of the identifier (no email in a key)
-//! and by client address.
+//! and by client address (an IPv4 address, or the /64 of an IPv6 one: one
+//! host usually holds a whole /64).
 //!
-//! A refused login, registration or update is decided by reads alone, before
-//! any hashing; only failures (and registrations and reset requests) write.
+//! Every limit takes its slot with the store's atomic `increment` **before**
+//! the work it guards (a hash, a provider call, a write): of many concurrent
+//! tries, only as many as the limit allows go on, and the rest are refused at
+//! once. A try that turns out not to count (a successful login, a malformed
+//! request) gives its slot back ([`Limits::release`]); a successful login
+//! also clears its identifier's failures from that address.
+//!
+//! Tries of one identifier wait for one another inside a process: at most
+//! [`IN_FLIGHT_PER_IDENTIFIER`] hold a slot at once. So many concurrent tries
+//! with the right password (one account behind a busy client) never count
+//! as many failures at once, while 60 concurrent wrong ones still meet the
+//! limit after its count of checks.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,59 +28,156 @@ use crate::keys;
 use crate::random::sha256_hex;
 use crate::stores::StateStore;
 
-/// What [`Limits::check_login`] found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LoginCheck {
-    /// `Some(retry_after)`: the login is refused.
-    pub retry_after: Option<Duration>,
-    /// Failures of this identifier from this address are counted (a success
-    /// clears them).
-    failures_here: bool,
-}
+/// Tries of one identifier that hold a slot at once, per process.
+pub const IN_FLIGHT_PER_IDENTIFIER: usize = 2;
+
+/// How often a slot's release is retried when concurrent changes of the same
+/// counter win the compare-and-swap first.
+const RELEASE_ATTEMPTS: usize = 32;
 
 /// Rate limits over a state store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Limits {
     state: Arc<dyn StateStore>,
-    config: LimitsConfig,
+    config: Arc<LimitsConfig>,
+    turns: Arc<Turns>,
 }
 
-/// One counter: which limit, and what it counts for.
-struct Counter<'a> {
-    limit: &'a Limit,
+/// The slots one try took: released if the try does not count.
+#[derive(Debug, Default)]
+#[must_use = "a slot is released, kept or cleared once the work is done"]
+pub struct Slot {
+    taken: Vec<(String, Duration)>,
+    /// The identifier-and-address failure counter, cleared by a success.
+    failures_here: Option<String>,
+    /// The identifier's turn, held until the try is done.
+    _turn: Option<Turn>,
+}
+
+/// In-process turns per identifier (by hash): a semaphore each, dropped
+/// from the map when no try holds or waits for it.
+#[derive(Debug, Default)]
+struct Turns {
+    by_key: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// One try's turn: its permit, and the map entry it keeps alive.
+#[derive(Debug)]
+struct Turn {
+    turns: Arc<Turns>,
     key: String,
+    semaphore: Arc<tokio::sync::Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Turns {
+    async fn wait(self: &Arc<Self>, key: &str) -> Turn {
+        let semaphore = {
+            let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(key.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_IDENTIFIER)))
+                .clone()
+        };
+        let permit = semaphore.clone().acquire_owned().await.ok();
+        Turn {
+            turns: self.clone(),
+            key: key.to_owned(),
+            semaphore,
+            permit,
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.permit.take();
+        let mut map = self.turns.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's reference and this one: nobody else holds or waits.
+        if Arc::strong_count(&self.semaphore) == 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// What taking a slot came to.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Taken {
+    /// Go on; release or keep the slot when done.
+    Go(Slot),
+    /// Over a limit: refuse now, try again after `retry_after`.
+    Refused {
+        /// The longest window among the counters over their limit.
+        retry_after: Duration,
+    },
+}
+
+/// The key part of a client address: an IPv4 address as is (IPv4-mapped
+/// IPv6 addresses too), an IPv6 address by its /64.
+pub(crate) fn address_key(addr: IpAddr) -> String {
+    match addr.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64")
+        }
+    }
 }
 
 impl Limits {
     /// `config`'s limits, counted in `state`.
     pub fn new(state: Arc<dyn StateStore>, config: LimitsConfig) -> Self {
-        Limits { state, config }
+        Limits {
+            state,
+            config: Arc::new(config),
+            turns: Arc::default(),
+        }
     }
 
-    /// The configured limits.
-    pub fn config(&self) -> &LimitsConfig {
-        &self.config
+    fn counter(limit: &Limit, name: &str, parts: &[&str]) -> Option<(String, Limit)> {
+        limit.is_on().then(|| (keys::limit(name, parts), *limit))
     }
 
-    fn counter<'a>(limit: &'a Limit, name: &str, parts: &[&str]) -> Option<Counter<'a>> {
-        limit.is_on().then(|| Counter {
-            limit,
-            key: keys::limit(name, parts),
+    /// Takes one slot of every counter (on limits only). Over any of them:
+    /// [`Taken::Refused`], and the slots of this try are kept (a refused try
+    /// counts, so hammering does not help).
+    async fn take(&self, counters: Vec<(String, Limit)>) -> Result<Taken> {
+        let mut retry = None;
+        let mut taken = Vec::with_capacity(counters.len());
+        for (key, limit) in counters {
+            let n = self.state.increment(&key, 1, limit.window).await?;
+            if n > limit.count {
+                retry = retry.max(Some(limit.window));
+            }
+            taken.push((key, limit.window));
+        }
+        Ok(match retry {
+            Some(retry_after) => Taken::Refused { retry_after },
+            None => Taken::Go(Slot {
+                taken,
+                failures_here: None,
+                _turn: None,
+            }),
         })
     }
 
-    fn login_counters(&self, identifier: Option<&str>, addr: Option<IpAddr>) -> Vec<Counter<'_>> {
+    fn login_counters(
+        &self,
+        identifier: Option<&str>,
+        addr: Option<IpAddr>,
+    ) -> (Vec<(String, Limit)>, Option<String>) {
         let c = &self.config;
         let id = identifier.map(sha256_hex);
-        let addr = addr.map(|a| a.to_string());
+        let addr = addr.map(address_key);
         let mut out = Vec::with_capacity(3);
-        if let (Some(id), Some(addr)) = (&id, &addr) {
-            out.extend(Self::counter(
-                &c.login_per_identifier_and_address,
-                "login-ia",
-                &[id, addr],
-            ));
+        let mut here = None;
+        if let (Some(id), Some(addr)) = (&id, &addr)
+            && let Some(counter) =
+                Self::counter(&c.login_per_identifier_and_address, "login-ia", &[id, addr])
+        {
+            here = Some(counter.0.clone());
+            out.push(counter);
         }
         if let Some(id) = &id {
             out.extend(Self::counter(&c.login_per_identifier, "login-i", &[id]));
@@ -77,107 +185,92 @@ impl Limits {
         if let Some(addr) = &addr {
             out.extend(Self::counter(&c.login_per_address, "login-a", &[addr]));
         }
-        out
+        (out, here)
     }
 
-    /// The longest window among the counters at or over their count, if any
-    /// (the `Retry-After` of a refusal), and whether the first counter exists.
-    async fn over(&self, counters: &[Counter<'_>]) -> Result<(Option<Duration>, bool)> {
-        let mut retry = None;
-        let mut first = false;
-        for (i, c) in counters.iter().enumerate() {
-            let n = self
-                .state
-                .get(&c.key)
-                .await?
-                .as_ref()
-                .and_then(Value::as_u64);
-            first |= i == 0 && n.is_some();
-            if n.is_some_and(|n| n >= c.limit.count) {
-                retry = retry.max(Some(c.limit.window));
-            }
-        }
-        Ok((retry, first))
-    }
-
-    async fn count(&self, counters: &[Counter<'_>]) -> Result<Option<Duration>> {
-        let mut retry = None;
-        for c in counters {
-            let n = self.state.increment(&c.key, 1, c.limit.window).await?;
-            if n > c.limit.count {
-                retry = retry.max(Some(c.limit.window));
-            }
-        }
-        Ok(retry)
-    }
-
-    /// Whether a login by `identifier` from `addr` is refused now, on
-    /// failures counted so far. Reads only.
-    pub async fn check_login(
-        &self,
-        identifier: Option<&str>,
-        addr: Option<IpAddr>,
-    ) -> Result<LoginCheck> {
-        let counters = self.login_counters(identifier, addr);
-        let (retry_after, first) = self.over(&counters).await?;
-        // The first counter is the per identifier-and-address one when both
-        // are known and it is on: only it is cleared by a success.
-        let failures_here = first
-            && identifier.is_some()
-            && addr.is_some()
-            && self.config.login_per_identifier_and_address.is_on();
-        Ok(LoginCheck {
-            retry_after,
-            failures_here,
-        })
-    }
-
-    /// Counts a wrong-credential login.
-    pub async fn login_failed(&self, identifier: Option<&str>, addr: Option<IpAddr>) -> Result<()> {
-        self.count(&self.login_counters(identifier, addr))
-            .await
-            .map(|_| ())
-    }
-
-    /// A successful login clears the identifier's failures from that address
-    /// (no write when `check` saw none).
-    pub async fn login_succeeded(
-        &self,
-        check: &LoginCheck,
-        identifier: Option<&str>,
-        addr: Option<IpAddr>,
-    ) -> Result<()> {
-        if !check.failures_here {
-            return Ok(());
-        }
-        if let (Some(id), Some(addr)) = (identifier, addr) {
-            let key = keys::limit("login-ia", &[&sha256_hex(id), &addr.to_string()]);
-            self.state.delete(&key).await?;
-        }
-        Ok(())
-    }
-
-    fn per_address<'a>(limit: &'a Limit, name: &str, addr: Option<IpAddr>) -> Vec<Counter<'a>> {
-        addr.and_then(|a| Self::counter(limit, name, &[&a.to_string()]))
+    fn per_address(limit: &Limit, name: &str, addr: Option<IpAddr>) -> Vec<(String, Limit)> {
+        addr.and_then(|a| Self::counter(limit, name, &[&address_key(a)]))
             .into_iter()
             .collect()
     }
 
-    /// `Some(retry_after)` if registrations from `addr` are refused now.
-    pub async fn register_refused(&self, addr: Option<IpAddr>) -> Result<Option<Duration>> {
-        let counters = Self::per_address(&self.config.register_per_address, "register-a", addr);
-        Ok(self.over(&counters).await?.0)
+    /// A login (or a registration of an existing identity, which checks its
+    /// password too) by `identifier` from `addr`, counted as a failure until
+    /// [`Limits::succeeded`] says otherwise.
+    pub async fn take_login(
+        &self,
+        identifier: Option<&str>,
+        addr: Option<IpAddr>,
+    ) -> Result<Taken> {
+        let (counters, here) = self.login_counters(identifier, addr);
+        let c = &self.config;
+        // Wait for the identifier's turn when a limit counts its failures.
+        let turn = match identifier {
+            Some(id)
+                if c.login_per_identifier_and_address.is_on() || c.login_per_identifier.is_on() =>
+            {
+                Some(self.turns.wait(&sha256_hex(id)).await)
+            }
+            _ => None,
+        };
+        Ok(match self.take(counters).await? {
+            Taken::Go(mut slot) => {
+                slot.failures_here = here;
+                slot._turn = turn;
+                Taken::Go(slot)
+            }
+            refused => refused,
+        })
     }
 
-    /// Counts an identity registered from `addr`.
-    pub async fn registered(&self, addr: Option<IpAddr>) -> Result<()> {
-        self.count(&Self::per_address(
+    /// A registration from `addr`.
+    pub async fn take_register(&self, addr: Option<IpAddr>) -> Result<Taken> {
+        self.take(Self::per_address(
             &self.config.register_per_address,
             "register-a",
             addr,
         ))
         .await
-        .map(|_| ())
+    }
+
+    /// The start of a redirect login from `addr` (each writes OAuth state).
+    /// Never released.
+    pub async fn take_redirect_start(&self, addr: Option<IpAddr>) -> Result<Taken> {
+        self.take(Self::per_address(
+            &self.config.redirect_starts_per_address,
+            "redirect-a",
+            addr,
+        ))
+        .await
+    }
+
+    /// An `update` (password change with a reset token) from `addr`, counted
+    /// as a failure until released.
+    pub async fn take_update(&self, addr: Option<IpAddr>) -> Result<Taken> {
+        self.take(Self::per_address(
+            &self.config.update_failures_per_address,
+            "update-a",
+            addr,
+        ))
+        .await
+    }
+
+    /// A verification code request of `auth_identity_id` for `entity_id`.
+    pub async fn take_verification(
+        &self,
+        auth_identity_id: &str,
+        entity_id: &str,
+    ) -> Result<Taken> {
+        self.take(
+            Self::counter(
+                &self.config.verification_requests,
+                "verify",
+                &[&sha256_hex(auth_identity_id), &sha256_hex(entity_id)],
+            )
+            .into_iter()
+            .collect(),
+        )
+        .await
     }
 
     /// Counts a reset request for `identifier` from `addr`; `false` if it is
@@ -189,24 +282,73 @@ impl Limits {
             "reset-i",
             &[&sha256_hex(identifier)],
         ));
-        Ok(self.count(&counters).await?.is_none())
+        Ok(matches!(self.take(counters).await?, Taken::Go(_)))
     }
 
-    /// `Some(retry_after)` if `update` calls from `addr` are refused now.
-    pub async fn update_refused(&self, addr: Option<IpAddr>) -> Result<Option<Duration>> {
-        let counters =
-            Self::per_address(&self.config.update_failures_per_address, "update-a", addr);
-        Ok(self.over(&counters).await?.0)
+    /// The try did not count (malformed, or the server failed): gives its
+    /// slots back.
+    pub async fn release(&self, slot: Slot) -> Result<()> {
+        for (key, window) in &slot.taken {
+            self.give_back(key, *window).await?;
+        }
+        Ok(())
     }
 
-    /// Counts a failed `update` from `addr`.
-    pub async fn update_failed(&self, addr: Option<IpAddr>) -> Result<()> {
-        self.count(&Self::per_address(
-            &self.config.update_failures_per_address,
-            "update-a",
-            addr,
-        ))
-        .await
-        .map(|_| ())
+    /// The try succeeded: gives its slots back and clears the identifier's
+    /// failures from that address.
+    pub async fn succeeded(&self, slot: Slot) -> Result<()> {
+        if let Some(here) = &slot.failures_here {
+            self.state.delete(here).await?;
+        }
+        for (key, window) in &slot.taken {
+            if slot.failures_here.as_ref() != Some(key) {
+                self.give_back(key, *window).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one off the counter under `key` by compare-and-swap (no store
+    /// has a decrement; a counter reads as a JSON number). The swap sets the
+    /// window anew, so a released counter may live up to one window longer.
+    async fn give_back(&self, key: &str, window: Duration) -> Result<()> {
+        for _ in 0..RELEASE_ATTEMPTS {
+            let Some(current) = self.state.get(key).await? else {
+                return Ok(());
+            };
+            let Some(n) = current.as_u64() else {
+                return Ok(());
+            };
+            let next = if n <= 1 {
+                None
+            } else {
+                Some(Value::from(n - 1))
+            };
+            if self
+                .state
+                .compare_and_swap(key, Some(&current), next, window)
+                .await?
+            {
+                return Ok(());
+            }
+            tokio::task::yield_now().await;
+        }
+        tracing::warn!("a rate-limit slot could not be given back: the counter kept changing");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_key_ipv4_as_is_and_ipv6_by_its_64() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::error::Result;
 use crate::events::Event;
+use crate::flows::limits::{Slot, Taken};
 use crate::keys;
 use crate::model::Metadata;
 use crate::module::{AuthModule, LoginOutcome};
@@ -39,6 +40,35 @@ pub enum ResetOutcome {
         /// Why.
         message: String,
     },
+    /// Over `[limits] update_failures_per_address`: refused before the token
+    /// was looked at; try again after `retry_after`.
+    Throttled {
+        /// When to try again, at the latest.
+        retry_after: Duration,
+    },
+}
+
+/// What [`PasswordReset::begin`] found, before the request's body is read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum UpdateAttempt {
+    /// Over the update limit: refuse now.
+    Throttled {
+        /// When to try again, at the latest.
+        retry_after: Duration,
+    },
+    /// Not a live reset token of this provider and actor type (counted as a
+    /// failed update).
+    InvalidToken,
+    /// A reset token of this route: finish with [`PasswordReset::finish`].
+    Ready(Box<PendingUpdate>),
+}
+
+/// A verified reset token whose update slot is taken.
+#[derive(Debug)]
+pub struct PendingUpdate {
+    claims: ResetClaims,
+    slot: Slot,
 }
 
 /// Password reset over an [`AuthModule`] and a [`Tokens`] signer.
@@ -53,7 +83,7 @@ pub enum ResetOutcome {
 /// let token = event.data["token"].as_str().unwrap_or_default();
 /// let body = serde_json::json!({ "password": "a new password" });
 /// let done = reset
-///     .complete("customer", "emailpass", token, body.as_object().cloned().unwrap_or_default())
+///     .complete("customer", "emailpass", token, body.as_object().cloned().unwrap_or_default(), None)
 ///     .await?;
 /// assert_eq!(done, ResetOutcome::Done);
 /// # Ok(()) }
@@ -174,7 +204,12 @@ impl PasswordReset {
     /// The claims of `token` if it is a reset token (signature, expiry,
     /// purpose) for `provider` and `actor_type`. A token shown on another
     /// route is refused here and stays usable.
-    pub fn verify(&self, actor_type: &str, provider: &str, token: &str) -> Option<ResetClaims> {
+    pub(crate) fn verify(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        token: &str,
+    ) -> Option<ResetClaims> {
         self.tokens
             .verify_reset(token)
             .filter(|c| c.provider == provider && c.actor_type == actor_type)
@@ -184,7 +219,7 @@ impl PasswordReset {
     /// with `body` (the provider's fields, e.g. `password`); the identity
     /// comes from the claims, never from the body. If the provider refuses,
     /// the ticket is put back.
-    pub async fn redeem(&self, claims: &ResetClaims, mut body: Metadata) -> Result<ResetOutcome> {
+    async fn redeem(&self, claims: &ResetClaims, mut body: Metadata) -> Result<ResetOutcome> {
         let hash = sha256_hex(&claims.jti);
         let state = self.module.state_store();
         let latest = keys::reset_latest(&claims.provider, &claims.entity_id);
@@ -226,17 +261,60 @@ impl PasswordReset {
         }
     }
 
-    /// [`PasswordReset::verify`] then [`PasswordReset::redeem`].
+    /// The first half of an update from `client_addr`: takes a slot of
+    /// `[limits] update_failures_per_address` before anything else, then
+    /// checks `token` (a reset token for `provider` and `actor_type`; a token
+    /// shown on another route is refused and stays usable). The caller then
+    /// reads the request's body and calls [`PasswordReset::finish`].
+    pub async fn begin(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        token: &str,
+        client_addr: Option<std::net::IpAddr>,
+    ) -> Result<UpdateAttempt> {
+        let slot = match self.module.limits().take_update(client_addr).await? {
+            Taken::Go(slot) => slot,
+            Taken::Refused { retry_after } => return Ok(UpdateAttempt::Throttled { retry_after }),
+        };
+        Ok(match self.verify(actor_type, provider, token) {
+            Some(claims) => UpdateAttempt::Ready(Box::new(PendingUpdate { claims, slot })),
+            None => UpdateAttempt::InvalidToken,
+        })
+    }
+
+    /// Spends the ticket of `pending` and changes the credentials with
+    /// `body` (the provider's fields, e.g. `password`); the identity comes
+    /// from the token, never from the body. If the provider refuses, the
+    /// ticket is put back and the try counts as a failed update; a success
+    /// gives its slot back.
+    pub async fn finish(
+        &self,
+        pending: Box<PendingUpdate>,
+        body: Metadata,
+    ) -> Result<ResetOutcome> {
+        let outcome = self.redeem(&pending.claims, body).await?;
+        if outcome == ResetOutcome::Done
+            && let Err(e) = self.module.limits().release(pending.slot).await
+        {
+            tracing::warn!(error = %e, "could not give an update slot back");
+        }
+        Ok(outcome)
+    }
+
+    /// [`PasswordReset::begin`] then [`PasswordReset::finish`].
     pub async fn complete(
         &self,
         actor_type: &str,
         provider: &str,
         token: &str,
         body: Metadata,
+        client_addr: Option<std::net::IpAddr>,
     ) -> Result<ResetOutcome> {
-        match self.verify(actor_type, provider, token) {
-            Some(claims) => self.redeem(&claims, body).await,
-            None => Ok(ResetOutcome::InvalidToken),
+        match self.begin(actor_type, provider, token, client_addr).await? {
+            UpdateAttempt::Ready(pending) => self.finish(pending, body).await,
+            UpdateAttempt::Throttled { retry_after } => Ok(ResetOutcome::Throttled { retry_after }),
+            UpdateAttempt::InvalidToken => Ok(ResetOutcome::InvalidToken),
         }
     }
 }

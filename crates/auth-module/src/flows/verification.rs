@@ -16,16 +16,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::config::{Limit, VerificationRule};
+use crate::config::VerificationRule;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, EventBus};
+use crate::flows::Limits;
 use crate::flows::mfa::iso_millis;
-use crate::keys;
 use crate::mfa::Clock;
 use crate::model::{AuthIdentity, Metadata};
 use crate::random::sha256_hex;
 use crate::records::{NewVerification, Verification};
-use crate::stores::{IdentityStore, StateStore};
+use crate::stores::IdentityStore;
 
 /// Emitted with each new code: `{entity_id, entity_type, code_provider,
 /// auth_identity_id, code, expires_at, metadata}`. The only place the code
@@ -59,10 +59,9 @@ pub enum VerificationRequest {
 #[derive(Debug, Clone)]
 pub struct Verifications {
     identities: Arc<dyn IdentityStore>,
-    state: Arc<dyn StateStore>,
     events: EventBus,
     clock: Arc<dyn Clock>,
-    limit: Limit,
+    limits: Limits,
     rules: Arc<BTreeMap<String, Vec<VerificationRule>>>,
 }
 
@@ -79,18 +78,16 @@ fn check_code_provider(code_provider: &str) -> Result<()> {
 impl Verifications {
     pub(crate) fn new(
         identities: Arc<dyn IdentityStore>,
-        state: Arc<dyn StateStore>,
         events: EventBus,
         clock: Arc<dyn Clock>,
-        limit: Limit,
+        limits: Limits,
         rules: BTreeMap<String, Vec<VerificationRule>>,
     ) -> Self {
         Verifications {
             identities,
-            state,
             events,
             clock,
-            limit,
+            limits,
             rules: Arc::new(rules),
         }
     }
@@ -108,17 +105,13 @@ impl Verifications {
     ) -> Result<VerificationRequest> {
         let code_provider = code_provider.unwrap_or(TOKEN_CODE_PROVIDER);
         check_code_provider(code_provider)?;
-        if self.limit.is_on() {
-            let key = keys::limit(
-                "verify",
-                &[&sha256_hex(auth_identity_id), &sha256_hex(entity_id)],
-            );
-            let n = self.state.increment(&key, 1, self.limit.window).await?;
-            if n > self.limit.count {
-                return Ok(VerificationRequest::Throttled {
-                    retry_after: self.limit.window,
-                });
-            }
+        // The slot is taken before the code is made and stored.
+        if let super::limits::Taken::Refused { retry_after } = self
+            .limits
+            .take_verification(auth_identity_id, entity_id)
+            .await?
+        {
+            return Ok(VerificationRequest::Throttled { retry_after });
         }
         let mut raw = [0u8; 32];
         crate::random::fill(&mut raw);
