@@ -1024,3 +1024,67 @@ async fn mfa_and_verification_steps_as_a_library_on_a_fixed_clock() {
         .unwrap_err();
     assert_eq!(err.message(), "MFA challenge has expired");
 }
+
+/// The update limit lives in the core: a library user's
+/// `PasswordReset::complete` takes its slot before the token is looked at,
+/// and a success gives it back.
+#[tokio::test]
+async fn the_core_enforces_the_update_limit() {
+    use auth_module::flows::{PasswordReset, ResetOutcome};
+    let m = module_from_toml(&format!(
+        "{EMAILPASS}\n[limits]\nupdate_failures_per_address = {{ count = 2, window = \"1m\" }}\n"
+    ));
+    m.register("emailpass", creds("upd@example.com", "old-pw"))
+        .await
+        .unwrap();
+    let reset = PasswordReset::new(m.clone(), library_tokens());
+    let addr: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+    let body = |pw: &str| json!({ "password": pw }).as_object().cloned().unwrap();
+    let mut events = m.events().subscribe();
+    reset
+        .request("customer", "emailpass", "upd@example.com", None, None)
+        .await;
+    let token = events.recv().await.unwrap().data["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // One failure, then the success gives its slot back...
+    let wrong = reset
+        .complete("customer", "emailpass", "forged", body("x"), Some(addr))
+        .await
+        .unwrap();
+    assert_eq!(wrong, ResetOutcome::InvalidToken);
+    let done = reset
+        .complete(
+            "customer",
+            "emailpass",
+            &token,
+            body("a new password"),
+            Some(addr),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, ResetOutcome::Done);
+    // ...so one more failure fits, and the next try is refused before the
+    // token is read (even a real one would be).
+    let wrong = reset
+        .complete("customer", "emailpass", "forged", body("x"), Some(addr))
+        .await
+        .unwrap();
+    assert_eq!(wrong, ResetOutcome::InvalidToken);
+    let refused = reset
+        .complete("customer", "emailpass", "forged", body("x"), Some(addr))
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, ResetOutcome::Throttled { .. }),
+        "{refused:?}"
+    );
+    // Another address is not affected.
+    let other: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+    let wrong = reset
+        .complete("customer", "emailpass", "forged", body("x"), Some(other))
+        .await
+        .unwrap();
+    assert_eq!(wrong, ResetOutcome::InvalidToken);
+}

@@ -1280,3 +1280,36 @@ async fn a_link_completes_with_a_session_cookie_of_the_same_identity_at_the_call
         .unwrap();
     assert_eq!(identity.provider_identities.len(), 2);
 }
+
+/// A step token (verification or MFA still owed) proves nothing: a redirect
+/// login started with one is a plain login, never a link to its identity.
+#[tokio::test]
+async fn a_step_token_never_starts_a_link() {
+    let s = Social::start().await;
+    let token = s
+        .server
+        .register("stepper@example.com", "correct horse battery")
+        .await;
+    let mine = claims_of(&token)["auth_identity_id"].clone();
+    for (n, step) in ["verification", "mfa"].into_iter().enumerate() {
+        let mut c = claims_of(&token);
+        c["step"] = json!(step);
+        c["mfa_enabled"] = json!(step == "mfa");
+        let step_token = crate::support::sign(&c, crate::support::SECRET);
+        s.idp
+            .set_user(FakeUser::new(&format!("77{n}"), "stepper@example.com"));
+        let r = s.full("google", Some(&step_token)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got = claims_of(&r.token());
+        assert_ne!(got["auth_identity_id"], mine, "{step}: linked");
+        assert!(got.get("linked").is_none(), "{step}");
+    }
+    let identity = s
+        .server
+        .service
+        .module()
+        .retrieve_auth_identity(mine.as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(identity.provider_identities.len(), 1);
+}

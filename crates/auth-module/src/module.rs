@@ -570,7 +570,7 @@ impl AuthModule {
     /// `actor_type` through `provider`: a pending verification first, then
     /// an MFA challenge (created now), else
     /// [`LoginOutcome::Authenticated`]. Logins and callbacks run it; so does
-    /// a refresh of an actorless token.
+    /// a refresh of a step or unregistered token.
     pub async fn login_steps(
         &self,
         identity: AuthIdentity,
