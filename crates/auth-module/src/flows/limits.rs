@@ -11,7 +11,8 @@
 //! also clears its identifier's failures from that address.
 //!
 //! Tries of one identifier wait for one another inside a process: at most
-//! [`IN_FLIGHT_PER_IDENTIFIER`] hold a slot at once. So many concurrent tries
+//! [`IN_FLIGHT_PER_IDENTIFIER`] (or the lowest identifier limit, if lower)
+//! hold a slot at once. So many concurrent tries
 //! with the right password (one account behind a busy client) never count
 //! as many failures at once, while 60 concurrent wrong ones still meet the
 //! limit after its count of checks.
@@ -28,8 +29,10 @@ use crate::keys;
 use crate::random::sha256_hex;
 use crate::stores::StateStore;
 
-/// Tries of one identifier that hold a slot at once, per process.
-pub const IN_FLIGHT_PER_IDENTIFIER: usize = 2;
+/// Tries of one identifier that hold a slot at once, per process (fewer when
+/// an identifier's limit is lower): enough to keep a hashing pool of a few
+/// threads busy while finished tries give their slots back.
+pub const IN_FLIGHT_PER_IDENTIFIER: usize = 4;
 
 /// How often a slot's release is retried when concurrent changes of the same
 /// counter win the compare-and-swap first.
@@ -56,8 +59,10 @@ pub struct Slot {
 
 /// In-process turns per identifier (by hash): a semaphore each, dropped
 /// from the map when no try holds or waits for it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Turns {
+    /// Tries of one identifier at once.
+    permits: usize,
     by_key: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
@@ -75,7 +80,7 @@ impl Turns {
         let semaphore = {
             let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
             map.entry(key.to_owned())
-                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_IDENTIFIER)))
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.permits)))
                 .clone()
         };
         let permit = semaphore.clone().acquire_owned().await.ok();
@@ -128,10 +133,24 @@ pub(crate) fn address_key(addr: IpAddr) -> String {
 impl Limits {
     /// `config`'s limits, counted in `state`.
     pub fn new(state: Arc<dyn StateStore>, config: LimitsConfig) -> Self {
+        // Never more tries at once than the lowest identifier limit allows,
+        // so concurrent right passwords are never refused.
+        let permits = [
+            &config.login_per_identifier_and_address,
+            &config.login_per_identifier,
+        ]
+        .iter()
+        .filter(|l| l.is_on())
+        .map(|l| usize::try_from(l.count).unwrap_or(usize::MAX))
+        .fold(IN_FLIGHT_PER_IDENTIFIER, usize::min)
+        .max(1);
         Limits {
             state,
             config: Arc::new(config),
-            turns: Arc::default(),
+            turns: Arc::new(Turns {
+                permits,
+                by_key: std::sync::Mutex::default(),
+            }),
         }
     }
 
