@@ -196,6 +196,18 @@ impl Social {
         self.callback_with(kind_id, &q, header).await
     }
 
+    /// How many provider identities auth identity `id` (a JSON string) has.
+    async fn provider_identities_of(&self, id: &Value) -> usize {
+        self.server
+            .service
+            .module()
+            .retrieve_auth_identity(id.as_str().expect("an id"))
+            .await
+            .expect("the identity")
+            .provider_identities
+            .len()
+    }
+
     /// Auth identities in the server's database.
     async fn identity_count(&self) -> usize {
         let url = format!("sqlite://{}/auth.db", self._dir.path().display());
@@ -686,14 +698,7 @@ async fn linking_needs_proof_and_never_matches_emails() {
     assert_eq!(linked["auth_identity_id"], ep_identity);
     assert_eq!(linked["linked"], true);
     assert_eq!(linked["auth_provider"], "oidc");
-    let identity = s
-        .server
-        .service
-        .module()
-        .retrieve_auth_identity(ep_identity.as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(identity.provider_identities.len(), 2);
+    assert_eq!(s.provider_identities_of(&ep_identity).await, 2);
     // Logging in with it later reaches the same identity, without the claim.
     let again = claims_of(&s.full("oidc", None).await.token());
     assert_eq!(again["auth_identity_id"], ep_identity);
@@ -708,14 +713,7 @@ async fn linking_needs_proof_and_never_matches_emails() {
         r.body["message"],
         "This Google account is already linked to another auth identity"
     );
-    let identity = s
-        .server
-        .service
-        .module()
-        .retrieve_auth_identity(ep_identity.as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(identity.provider_identities.len(), 2);
+    assert_eq!(s.provider_identities_of(&ep_identity).await, 2);
 }
 
 #[tokio::test]
@@ -1206,14 +1204,7 @@ async fn a_link_started_by_one_identity_is_refused_at_a_callback_without_its_pro
             "{kind:?}: the victim's account was stored"
         );
     }
-    let identity = s
-        .server
-        .service
-        .module()
-        .retrieve_auth_identity(attacker_id.as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(identity.provider_identities.len(), 1, "{identity:?}");
+    assert_eq!(s.provider_identities_of(&attacker_id).await, 1);
     // Two emailpass identities, nothing else.
     assert_eq!(s.identity_count().await, 2);
 }
@@ -1241,14 +1232,7 @@ async fn a_plain_login_whose_callback_carries_a_token_links_nothing() {
         assert_ne!(claims["auth_identity_id"], ep_identity, "{kind:?}");
         assert!(claims.get("linked").is_none(), "{kind:?}: {claims}");
     }
-    let identity = s
-        .server
-        .service
-        .module()
-        .retrieve_auth_identity(ep_identity.as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(identity.provider_identities.len(), 1);
+    assert_eq!(s.provider_identities_of(&ep_identity).await, 1);
 }
 
 /// Needs the HTTP layer to pass the callback's own credential (bearer or
@@ -1271,14 +1255,7 @@ async fn a_link_completes_with_a_session_cookie_of_the_same_identity_at_the_call
     let claims = claims_of(&r.token());
     assert_eq!(claims["auth_identity_id"], ep_identity);
     assert_eq!(claims["linked"], true);
-    let identity = s
-        .server
-        .service
-        .module()
-        .retrieve_auth_identity(ep_identity.as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(identity.provider_identities.len(), 2);
+    assert_eq!(s.provider_identities_of(&ep_identity).await, 2);
 }
 
 /// A step token (verification or MFA still owed) proves nothing: a redirect
@@ -1304,12 +1281,5 @@ async fn a_step_token_never_starts_a_link() {
         assert_ne!(got["auth_identity_id"], mine, "{step}: linked");
         assert!(got.get("linked").is_none(), "{step}");
     }
-    let identity = s
-        .server
-        .service
-        .module()
-        .retrieve_auth_identity(mine.as_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(identity.provider_identities.len(), 1);
+    assert_eq!(s.provider_identities_of(&mine).await, 1);
 }
