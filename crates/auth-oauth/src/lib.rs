@@ -21,6 +21,9 @@
 //!   endpoints must be `https` (plain `http` only on a loopback host, and
 //!   discovered ones only when the issuer itself is loopback `http`).
 //! - [`complete_login`]: the returning user, a new one, or linking with proof.
+//! - [`RedirectProvider`] and [`redirect_provider!`]: a provider's
+//!   `AuthProvider` from its differences (error style, registration refusal,
+//!   names, and the mapping of a completed login to its external user).
 //!
 //! ```
 //! use auth_oauth::{CallbackPolicy, IdTokenRules, OAuthClient, OAuthSettings, urls};
@@ -42,6 +45,7 @@ mod error;
 mod http;
 mod identity;
 mod jwks;
+mod redirect;
 pub mod urls;
 
 pub use client::{
@@ -50,4 +54,14 @@ pub use client::{
 };
 pub use error::{AUTHENTICATION_FAILED, ErrorStyle, NO_CODE, NO_STATE, OAuthError, UNAUTHORIZED};
 pub use identity::complete_login;
+pub use redirect::RedirectProvider;
 pub use urls::CallbackPolicy;
+
+/// What [`redirect_provider!`] expands to; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::redirect::{authenticate, register, validate_callback};
+    pub use auth_module::{
+        AuthOutcome, AuthProvider, AuthRequest, ProviderIdentities, Result, async_trait,
+    };
+}

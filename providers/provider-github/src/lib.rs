@@ -19,10 +19,11 @@
 //! - GitHub's tokens are never stored, returned or logged.
 
 use auth_module::{
-    AuthOutcome, AuthProvider, AuthRequest, Metadata, OptionsError, ProviderFlow,
-    ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
+    Metadata, OptionsError, ProviderFlow, ProviderInit, ProviderKind, Secret, ValidateOptions,
 };
-use auth_oauth::{Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, urls};
+use auth_oauth::{
+    Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, RedirectProvider, urls,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
@@ -192,8 +193,22 @@ fn user_of(
     Ok((id, meta))
 }
 
-impl GithubProvider {
-    async fn user(&self, done: Completed) -> std::result::Result<(String, Metadata), OAuthError> {
+impl RedirectProvider for GithubProvider {
+    const ERROR_STYLE: ErrorStyle = ErrorStyle::Social;
+    const REGISTER_REFUSAL: Option<&'static str> = Some(NO_REGISTRATION);
+
+    fn oauth(&self) -> &OAuthClient {
+        &self.oauth
+    }
+
+    fn name(&self) -> &str {
+        "Github"
+    }
+
+    async fn external_user(
+        &self,
+        done: Completed,
+    ) -> std::result::Result<(String, Metadata), OAuthError> {
         let user = self
             .oauth
             .get_json(&self.user_url, &done.access_token, GITHUB_JSON)
@@ -212,32 +227,7 @@ impl GithubProvider {
     }
 }
 
-#[async_trait]
-impl AuthProvider for GithubProvider {
-    async fn authenticate(
-        &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth.login(&req, ids, ErrorStyle::Social).await
-    }
-
-    async fn register(&self, _req: AuthRequest, _ids: &ProviderIdentities) -> Result<AuthOutcome> {
-        Ok(AuthOutcome::failed(NO_REGISTRATION))
-    }
-
-    async fn validate_callback(
-        &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth
-            .callback(&req, ids, ErrorStyle::Social, "Github", |done| {
-                self.user(done)
-            })
-            .await
-    }
-}
+auth_oauth::redirect_provider!(GithubProvider);
 
 #[cfg(test)]
 mod tests {

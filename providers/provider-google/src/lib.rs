@@ -22,11 +22,11 @@
 //! - Google's tokens are never stored, returned or logged.
 
 use auth_module::{
-    AuthOutcome, AuthProvider, AuthRequest, Metadata, OptionsError, ProviderFlow,
-    ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
+    Metadata, OptionsError, ProviderFlow, ProviderInit, ProviderKind, Secret, ValidateOptions,
 };
 use auth_oauth::{
-    Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
+    Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, RedirectProvider,
+    urls,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -169,32 +169,27 @@ fn user(done: Completed) -> std::result::Result<(String, Metadata), OAuthError> 
     Ok((sub.to_owned(), meta))
 }
 
-#[async_trait]
-impl AuthProvider for GoogleProvider {
-    async fn authenticate(
-        &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth.login(&req, ids, ErrorStyle::Social).await
+impl RedirectProvider for GoogleProvider {
+    const ERROR_STYLE: ErrorStyle = ErrorStyle::Social;
+    const REGISTER_REFUSAL: Option<&'static str> = Some(NO_REGISTRATION);
+
+    fn oauth(&self) -> &OAuthClient {
+        &self.oauth
     }
 
-    async fn register(&self, _req: AuthRequest, _ids: &ProviderIdentities) -> Result<AuthOutcome> {
-        Ok(AuthOutcome::failed(NO_REGISTRATION))
+    fn name(&self) -> &str {
+        "Google"
     }
 
-    async fn validate_callback(
+    async fn external_user(
         &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth
-            .callback(&req, ids, ErrorStyle::Social, "Google", |done| async move {
-                user(done)
-            })
-            .await
+        done: Completed,
+    ) -> std::result::Result<(String, Metadata), OAuthError> {
+        user(done)
     }
 }
+
+auth_oauth::redirect_provider!(GoogleProvider);
 
 #[cfg(test)]
 mod tests {

@@ -36,11 +36,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_module::{
-    AuthOutcome, AuthProvider, AuthRequest, Metadata, OptionsError, ProviderFlow,
-    ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
+    Metadata, OptionsError, ProviderFlow, ProviderInit, ProviderKind, Secret, ValidateOptions,
 };
 use auth_oauth::{
-    Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, urls,
+    Completed, ErrorStyle, IdTokenRules, OAuthClient, OAuthError, OAuthSettings, RedirectProvider,
+    urls,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -321,40 +321,31 @@ impl OidcProvider {
     }
 }
 
-#[async_trait]
-impl AuthProvider for OidcProvider {
+impl RedirectProvider for OidcProvider {
+    const ERROR_STYLE: ErrorStyle = ErrorStyle::Oidc;
+    const REGISTER_REFUSAL: Option<&'static str> = Some(NO_REGISTRATION);
+
+    fn oauth(&self) -> &OAuthClient {
+        &self.oauth
+    }
+
+    fn name(&self) -> &str {
+        &self.display_name
+    }
+
     fn display_name(&self) -> Option<&str> {
         Some(&self.display_name)
     }
 
-    async fn authenticate(
+    async fn external_user(
         &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth.login(&req, ids, ErrorStyle::Oidc).await
-    }
-
-    async fn register(&self, _req: AuthRequest, _ids: &ProviderIdentities) -> Result<AuthOutcome> {
-        Ok(AuthOutcome::failed(NO_REGISTRATION))
-    }
-
-    async fn validate_callback(
-        &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth
-            .callback(
-                &req,
-                ids,
-                ErrorStyle::Oidc,
-                &self.display_name,
-                |done| async move { self.user(done) },
-            )
-            .await
+        done: Completed,
+    ) -> std::result::Result<(String, Metadata), OAuthError> {
+        self.user(done)
     }
 }
+
+auth_oauth::redirect_provider!(OidcProvider);
 
 #[cfg(test)]
 mod tests {

@@ -4,10 +4,12 @@
 //! go to `user_metadata`.
 
 use auth_module::{
-    AuthOutcome, AuthProvider, AuthRequest, Metadata, OptionsError, ProviderFlow,
-    ProviderIdentities, ProviderInit, ProviderKind, Result, Secret, ValidateOptions, async_trait,
+    Metadata, OptionsError, ProviderFlow, ProviderInit, ProviderKind, Secret, ValidateOptions,
 };
-use auth_oauth::{ClientAuth, Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, urls};
+use auth_oauth::{
+    ClientAuth, Completed, ErrorStyle, OAuthClient, OAuthError, OAuthSettings, RedirectProvider,
+    urls,
+};
 use serde_json::Value;
 use url::Url;
 
@@ -101,9 +103,22 @@ impl ProviderKind for {{Type}}Provider {
     }
 }
 
-impl {{Type}}Provider {
+impl RedirectProvider for {{Type}}Provider {
+    const ERROR_STYLE: ErrorStyle = ErrorStyle::Social;
+
+    fn oauth(&self) -> &OAuthClient {
+        &self.oauth
+    }
+
+    fn name(&self) -> &str {
+        "{{Type}}"
+    }
+
     /// `(entity_id, user_metadata)` from the user endpoint.
-    async fn user(&self, done: Completed) -> std::result::Result<(String, Metadata), OAuthError> {
+    async fn external_user(
+        &self,
+        done: Completed,
+    ) -> std::result::Result<(String, Metadata), OAuthError> {
         let user = self
             .oauth
             .get_json(&self.user_url, &done.access_token, "application/json")
@@ -123,25 +138,5 @@ impl {{Type}}Provider {
     }
 }
 
-#[async_trait]
-impl AuthProvider for {{Type}}Provider {
-    async fn authenticate(
-        &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth.login(&req, ids, ErrorStyle::Social).await
-    }
-
-    async fn validate_callback(
-        &self,
-        req: AuthRequest,
-        ids: &ProviderIdentities,
-    ) -> Result<AuthOutcome> {
-        self.oauth
-            .callback(&req, ids, ErrorStyle::Social, "{{Type}}", |done| self.user(done))
-            .await
-    }
-}
-
+auth_oauth::redirect_provider!({{Type}}Provider);
 auth_module::register_provider!({{Type}}Provider);
