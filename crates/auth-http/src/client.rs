@@ -8,54 +8,27 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 
-/// One `addr/prefix` network.
+/// One `addr/prefix` network (an [`ipnet::IpNet`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub(crate) struct Cidr(ipnet::IpNet);
 
 impl Cidr {
     /// `10.0.0.0/8`, `::1/128`, or a bare address (a single host).
     pub(crate) fn parse(text: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("\"{text}\" is not an address or CIDR"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("\"{text}\": the prefix must be 0 to {max}"))?,
-        };
-        Ok(Cidr { addr, prefix })
+        let t = text.trim();
+        t.parse::<ipnet::IpNet>()
+            .or_else(|_| t.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map(Cidr)
+            .map_err(|_| {
+                format!(
+                    "\"{text}\" is not an address or CIDR (address/prefix, the prefix 0 to 32 \
+                     for IPv4, 0 to 128 for IPv6)"
+                )
+            })
     }
 
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
 }
 
@@ -135,6 +108,21 @@ mod tests {
         for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "::/129"] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+        // Host bits set: the network they fall in.
+        let c = Cidr::parse(" 10.1.2.3/16 ").unwrap();
+        assert!(c.contains("10.1.200.1".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        // An IPv4 network never holds an IPv6 address, nor the reverse.
+        assert!(
+            !Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(
+            !Cidr::parse("::/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
     }
 
     #[test]

@@ -10,16 +10,16 @@ use serde_json::json;
 use crate::AuthService;
 use crate::error::ApiError;
 
-/// The value of cookie `name` in `headers`.
+/// The value of cookie `name` in `headers` (the first, as sent), if not empty.
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
+        .flat_map(::cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .and_then(|c| c.value_raw())
         .filter(|v| !v.is_empty())
 }
 
@@ -95,4 +95,28 @@ fn with_cookie(mut res: Response, cookie: &str) -> Response {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_name_across_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(cookie(&h, "sid"), None);
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; junk;  sid=x1 ; b=2"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("sid=x2; q=\"v\""));
+        assert_eq!(cookie(&h, "sid"), Some("x1"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "q"), Some("\"v\""));
+        assert_eq!(cookie(&h, "junk"), None);
+        assert_eq!(cookie(&h, "SID"), None);
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("sid=; other=1"));
+        assert_eq!(cookie(&h, "sid"), None);
+    }
 }

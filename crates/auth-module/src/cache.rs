@@ -9,8 +9,10 @@
 //! old value back. Use it only where this process is the only writer (the
 //! embedded SQLite server); replicas sharing a database use
 //! [`crate::SharedIdentityCache`] instead.
+//!
+//! Both keep their entries in [`Entries`] (`quick_cache`), which evicts one
+//! entry at a time when full rather than forgetting everything.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,20 +22,26 @@ use crate::model::{
 };
 use crate::stores::{IdentityStore, NewAuthIdentity};
 
+/// The bounded map both identity caches keep their entries in: at most about
+/// `capacity` of them, one evicted at a time (S3-FIFO) when it is full.
+pub(crate) type Entries<V> = quick_cache::sync::Cache<String, V>;
+
+/// An empty [`Entries`] for up to `capacity` (at least 1) entries.
+pub(crate) fn entries<V: Clone>(capacity: usize) -> Entries<V> {
+    Entries::new(capacity.max(1))
+}
+
 /// An [`IdentityStore`] wrapper caching `retrieve_auth_identity`.
 #[derive(Debug)]
 pub struct CachedIdentityStore<S> {
     inner: S,
-    cache: Mutex<CacheState>,
-    capacity: usize,
+    /// Bumped by every invalidation; entries are removed and inserted only
+    /// under this lock, so a read whose load started before an invalidation
+    /// cannot put its value back after it.
+    generation: Mutex<u64>,
+    entries: Entries<AuthIdentity>,
     hits: AtomicU64,
     misses: AtomicU64,
-}
-
-#[derive(Debug, Default)]
-struct CacheState {
-    generation: u64,
-    entries: HashMap<String, AuthIdentity>,
 }
 
 impl<S: IdentityStore> CachedIdentityStore<S> {
@@ -41,8 +49,8 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
     pub fn new(inner: S, capacity: usize) -> Self {
         CachedIdentityStore {
             inner,
-            cache: Mutex::new(CacheState::default()),
-            capacity: capacity.max(1),
+            generation: Mutex::new(0),
+            entries: entries(capacity),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -61,8 +69,8 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
         &self.inner
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.generation.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A factor of `id` was created or changed: its `mfa_enabled` may have.
@@ -74,13 +82,13 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
     /// Called after a committed write: forget `id` (or everything) and make
     /// reads that started before it unable to repopulate.
     fn invalidate(&self, id: Option<&str>) {
-        let mut g = self.lock();
-        g.generation += 1;
+        let mut generation = self.lock();
+        *generation += 1;
         match id {
             Some(id) => {
-                g.entries.remove(id);
+                self.entries.remove(id);
             }
-            None => g.entries.clear(),
+            None => self.entries.clear(),
         }
     }
 }
@@ -93,22 +101,18 @@ crate::stores::identity_store_impl! {
     }
 
     async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
-        let generation = {
-            let g = self.lock();
-            if let Some(hit) = g.entries.get(id) {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(hit.clone());
-            }
-            g.generation
-        };
+        if let Some(hit) = self.entries.get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        // Taken before the load starts: a write committed after this point is
+        // invalidated after it too, and that bumps the generation.
+        let generation = *self.lock();
         self.misses.fetch_add(1, Ordering::Relaxed);
         let fresh = self.inner.retrieve_auth_identity(id).await?;
-        let mut g = self.lock();
-        if g.generation == generation {
-            if g.entries.len() >= self.capacity {
-                g.entries.clear();
-            }
-            g.entries.insert(id.to_owned(), fresh.clone());
+        let current = self.lock();
+        if *current == generation {
+            self.entries.insert(id.to_owned(), fresh.clone());
         }
         Ok(fresh)
     }
@@ -264,5 +268,32 @@ mod tests {
         );
         store.delete_auth_identity(&id).await.unwrap();
         assert!(store.retrieve_auth_identity(&id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_evicts_entries_not_everything() {
+        let store = CachedIdentityStore::new(MemoryIdentityStore::new(), 16);
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let created = store
+                .create_auth_identity(NewAuthIdentity::with_provider_identity(
+                    NewProviderIdentity::new("emailpass", format!("{i}@b.c")),
+                ))
+                .await
+                .unwrap();
+            ids.push(created.id);
+        }
+        let hot = ids[0].clone();
+        for _ in 0..3 {
+            store.retrieve_auth_identity(&hot).await.unwrap();
+        }
+        for id in &ids[1..] {
+            store.retrieve_auth_identity(id).await.unwrap();
+        }
+        assert!(store.entries.len() <= 16, "{}", store.entries.len());
+        // The identity read again and again outlives the ones read once.
+        let (hits, _) = store.hits_and_misses();
+        store.retrieve_auth_identity(&hot).await.unwrap();
+        assert_eq!(store.hits_and_misses().0, hits + 1);
     }
 }

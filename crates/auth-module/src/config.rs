@@ -798,6 +798,10 @@ pub fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration,
 }
 
 /// Parses `24h`, `15m`, `90s`, `1h30m`, `2d`, `500ms` or a bare number of seconds.
+///
+/// Ours, not `humantime`'s: that also takes weeks, months (`M`, beside `m`
+/// for minutes), years and fractions, so `3 weeks` or a mistyped `30M` (30
+/// months) would load silently, and it refuses a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {

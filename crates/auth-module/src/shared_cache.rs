@@ -18,14 +18,16 @@
 //! [`crate::ErrorKind::Unavailable`] (its change is committed: retrying it is
 //! safe), and entries are never used past `max_age`, which bounds how long a
 //! replica could lag if the state store lost a token it had acknowledged.
+//! When full, the cache evicts one entry at a time (`quick_cache`, shared
+//! with `CachedIdentityStore`).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::cache::{Entries, entries};
 use crate::error::{Error, Result};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
@@ -47,7 +49,7 @@ struct Entry {
 pub struct SharedIdentityCache<S> {
     inner: S,
     state: Arc<dyn StateStore>,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Entries<Arc<Entry>>,
     capacity: usize,
     max_age: Duration,
     hits: AtomicU64,
@@ -77,7 +79,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
         SharedIdentityCache {
             inner,
             state,
-            entries: Mutex::new(HashMap::new()),
+            entries: entries(capacity),
             capacity: capacity.max(1),
             max_age,
             hits: AtomicU64::new(0),
@@ -91,10 +93,6 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
         )
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The identity's current token, creating one if it has none; `None`
@@ -128,7 +126,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
     /// After a committed write to identity `id`: a new token, so no replica
     /// uses what it cached before.
     async fn changed(&self, id: &str) -> Result<()> {
-        self.lock().remove(id);
+        self.entries.remove(id);
         let token = Value::String(crate::random::token_hex(16));
         self.state
             .set(&crate::keys::identity_version(id), token, TOKEN_TTL)
@@ -159,30 +157,23 @@ crate::stores::identity_store_impl! {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return self.inner.retrieve_auth_identity(id).await;
         };
+        if let Some(e) = self.entries.get(id)
+            && e.token == token
+            && e.loaded.elapsed() < self.max_age
         {
-            let g = self.lock();
-            if let Some(e) = g.get(id)
-                && e.token == token
-                && e.loaded.elapsed() < self.max_age
-            {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(e.identity.clone());
-            }
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(e.identity.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let loaded = Instant::now();
         let fresh = self.inner.retrieve_auth_identity(id).await?;
-        let mut g = self.lock();
-        if g.len() >= self.capacity && !g.contains_key(id) {
-            g.clear();
-        }
-        g.insert(
+        self.entries.insert(
             id.to_owned(),
-            Entry {
+            Arc::new(Entry {
                 token,
                 identity: fresh.clone(),
                 loaded,
-            },
+            }),
         );
         Ok(fresh)
     }

@@ -111,18 +111,19 @@ pub struct ChallengeCompleted {
 }
 
 /// `t` as ISO 8601 UTC with milliseconds (`2026-01-01T12:00:00.000Z`).
+///
+/// ```
+/// let t = time::macros::datetime!(2026-01-01 14:00:05.1239 +02:00);
+/// assert_eq!(auth_module::flows::iso_millis(t), "2026-01-01T12:00:05.123Z");
+/// ```
 pub fn iso_millis(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        // Invariant: every component is there and years have 4 digits.
+        .expect("a UTC time formats")
 }
 
 /// Parses what [`iso_millis`] writes (any RFC 3339 time).

@@ -1,5 +1,9 @@
 //! Time-based one-time passwords (RFC 6238 over RFC 4226's HOTP), and the
-//! RFC 4648 base32 their secrets are shown in.
+//! RFC 4648 base32 their secrets are shown in (`data-encoding`).
+//!
+//! The TOTP itself is ours, not `totp-rs`: its 6.x brings a second RustCrypto
+//! stack (hmac 0.13, sha1/sha2 0.11) beside the one this workspace builds, and
+//! its `check` stops at the first matching step where ours computes them all.
 
 use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
@@ -139,41 +143,28 @@ impl Totp {
     }
 }
 
-const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+/// RFC 4648 base32 as authenticator apps write it: upper case out, either
+/// case in, `=` and spaces ignored anywhere, unused trailing bits not checked.
+static BASE32: std::sync::LazyLock<data_encoding::Encoding> = std::sync::LazyLock::new(|| {
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols.push_str("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    spec.translate.from.push_str("abcdefghijklmnopqrstuvwxyz");
+    spec.translate.to.push_str("ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    spec.ignore.push_str("= ");
+    spec.check_trailing_bits = false;
+    // Invariant: a valid specification (tested below).
+    spec.encoding().expect("a valid base32 specification")
+});
 
 /// RFC 4648 base32, upper case, without padding.
 pub fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((buffer >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    BASE32.encode(bytes)
 }
 
 /// RFC 4648 base32 (case-insensitive, padding and spaces ignored); `None`
-/// if it holds another character.
+/// if it holds another character or is not a length an encoder writes.
 pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| *c != b'=' && *c != b' ') {
-        let v = BASE32.iter().position(|x| *x == c.to_ascii_uppercase())? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    Some(out)
+    BASE32.decode(text.as_bytes()).ok()
 }
 
 #[cfg(test)]
@@ -243,6 +234,12 @@ mod tests {
         }
         assert_eq!(base32_decode("mzxw6ytboi======").unwrap(), b"foobar");
         assert!(base32_decode("MZ1").is_none());
+        // As apps show and users type them: grouped, either case; unused
+        // trailing bits are not checked.
+        assert_eq!(base32_decode("mzxw 6ytb oi").unwrap(), b"foobar");
+        assert_eq!(base32_decode("MZXW6YTBOJ").unwrap(), b"foobar");
+        // No encoder writes 1, 3 or 6 characters past a multiple of 8.
+        assert!(base32_decode("MZXW6YTBO").is_none());
     }
 
     #[test]
