@@ -7,12 +7,50 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::OnceLock;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Cargo's target directory for the workspace, found as cargo finds it
+/// (`CARGO_TARGET_DIR`, `build.target-dir`, else `target` under the root):
+/// `cargo metadata`'s `target_directory`. Asked once.
+fn target_dir() -> Result<PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| metadata_target_dir(&root(), &[]))
+        .clone()
+}
+
+/// `target_directory` of `cargo metadata` run in `dir` with `envs`.
+fn metadata_target_dir(dir: &Path, envs: &[(&str, &str)]) -> Result<PathBuf, String> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .envs(envs.iter().copied())
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`cargo metadata` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse_target_dir(&out.stdout)
+}
+
+/// The `target_directory` of `cargo metadata`'s JSON.
+fn parse_target_dir(json: &[u8]) -> Result<PathBuf, String> {
+    let metadata: serde_json::Value = serde_json::from_slice(json)
+        .map_err(|e| format!("cannot read cargo metadata's output: {e}"))?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata's output has no target_directory".to_owned())
 }
 
 fn run(cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
@@ -169,7 +207,7 @@ fn examples() -> Result<(), String> {
         "examples/Cargo.lock misses what the root's crates now need; run `cargo xtask sync-examples`"
             .to_owned()
     })?;
-    let target = root().join("target");
+    let target = target_dir()?;
     let target = target.to_string_lossy();
     let env = [("CARGO_TARGET_DIR", target.as_ref())];
     run_in(&dir, "cargo", &["fmt", "--all", "--check"], &env)?;
@@ -229,10 +267,15 @@ fn features() -> Result<(), String> {
         ],
         &[],
     )?;
-    // A copy: the workspace build that follows replaces target/debug/auth-server.
-    let bin = root().join("target/auth-server-emailpass-only");
-    std::fs::copy(root().join("target/debug/auth-server"), &bin)
-        .map_err(|e| format!("cannot copy the binary: {e}"))?;
+    // A copy: the workspace build that follows replaces debug/auth-server.
+    let target = target_dir()?;
+    let built = target.join(format!("debug/auth-server{}", std::env::consts::EXE_SUFFIX));
+    let bin = target.join(format!(
+        "auth-server-emailpass-only{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    std::fs::copy(&built, &bin)
+        .map_err(|e| format!("cannot copy the binary {}: {e}", built.display()))?;
     let output = |args: &[&str]| {
         Command::new(&bin)
             .args(args)
@@ -246,7 +289,7 @@ fn features() -> Result<(), String> {
             "auth-server built with {features} lists {listed:?}, not emailpass alone"
         ));
     }
-    let config = root().join("target/google-only.toml");
+    let config = target.join("google-only.toml");
     std::fs::write(
         &config,
         "[http]\njwt_secret = \"a check-config secret of 32 bytes or more\"\n\
@@ -424,18 +467,20 @@ fn add_member(root: &Path, member: &str) -> Result<(), String> {
     std::fs::write(&path, lines.join("\n") + "\n").map_err(|e| e.to_string())
 }
 
-/// Copies the workspace's sources (no `target`, `.git` or `examples`) to `to`.
-fn copy_sources(from: &Path, to: &Path) -> Result<(), String> {
+/// Copies the workspace's sources (no `target`, `.git` or `examples`, nor
+/// `skip`: the target directory wherever it is) to `to`.
+fn copy_sources(from: &Path, to: &Path, skip: &Path) -> Result<(), String> {
     std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
     for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
         let name = entry.file_name();
-        if [".git", "target", "examples"].iter().any(|n| name == *n) {
+        let src = entry.path();
+        if [".git", "target", "examples"].iter().any(|n| name == *n) || src == skip {
             continue;
         }
-        let (src, dst) = (entry.path(), to.join(&name));
+        let dst = to.join(&name);
         if entry.file_type().map_err(|e| e.to_string())?.is_dir() {
-            copy_sources(&src, &dst)?;
+            copy_sources(&src, &dst, skip)?;
         } else {
             std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
         }
@@ -447,13 +492,13 @@ fn copy_sources(from: &Path, to: &Path) -> Result<(), String> {
 /// checks that each builds, passes its tests and clippy at once, and throws
 /// the copy away.
 fn generated_providers() -> Result<(), String> {
-    let scratch = root().join("target/scratch-workspace");
+    let target = target_dir()?;
+    let scratch = target.join("scratch-workspace");
     let _ = std::fs::remove_dir_all(&scratch);
-    copy_sources(&root(), &scratch)?;
+    copy_sources(&root(), &scratch, &target)?;
     new_provider(&scratch, "sample-login", "credentials")?;
     new_provider(&scratch, "sample-sso", "redirect")?;
     // The root's target directory: registry crates are built once for both.
-    let target = root().join("target");
     let target = target.to_string_lossy();
     let env = [("CARGO_TARGET_DIR", target.as_ref())];
     let crates = ["-p", "provider-sample-login", "-p", "provider-sample-sso"];
@@ -505,5 +550,33 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_directory_is_read_from_cargo_metadata() {
+        let json = br#"{"packages":[],"target_directory":"/tmp/t2","version":1}"#;
+        assert_eq!(parse_target_dir(json).unwrap(), Path::new("/tmp/t2"));
+        assert!(parse_target_dir(br#"{"version":1}"#).is_err());
+        assert!(parse_target_dir(b"not json").is_err());
+    }
+
+    /// Whatever `CARGO_TARGET_DIR` says, as cargo reads it (nothing is built
+    /// there: `cargo metadata --no-deps` only reports it).
+    #[test]
+    fn cargo_target_dir_is_followed() {
+        let other = std::env::temp_dir().join("xtask-target-dir-test");
+        let found = metadata_target_dir(&root(), &[("CARGO_TARGET_DIR", &other.to_string_lossy())])
+            .unwrap();
+        assert_eq!(found, other);
+        assert!(
+            !other.exists(),
+            "cargo metadata created {}",
+            other.display()
+        );
     }
 }

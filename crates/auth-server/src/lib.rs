@@ -54,7 +54,9 @@ pub struct App {
     pub config: AppConfig,
     /// The auth service (module, tokens, flows, settings).
     pub service: AuthService,
-    /// The router to serve.
+    /// The router to serve: the auth routes, beside which a host may merge
+    /// its own. [`serve`] counts every request it answers in the metrics,
+    /// merged routes included.
     pub router: Router,
     /// The locks of the SQLite files it writes, held until it is dropped.
     pub locks: Vec<StoreLock>,
@@ -202,12 +204,7 @@ pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
         })?;
         metrics_addr = listener.local_addr().ok();
         metrics_listener = Some(listener);
-        let m = metrics::Metrics::new(stores.cache.clone());
-        router = router.layer(axum::middleware::from_fn_with_state(
-            m.clone(),
-            metrics::track,
-        ));
-        metrics = Some(m);
+        metrics = Some(metrics::Metrics::new(stores.cache.clone()));
     }
     Ok(App {
         config,
@@ -221,7 +218,9 @@ pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains; the
-/// app's store locks are released when it returns. `[server]`'s
+/// app's store locks are released when it returns. With metrics, every
+/// request to `app.router` is counted, routes merged after [`build_app`]
+/// included. `[server]`'s
 /// `header_timeout`, `request_timeout`, `idle_timeout` and `max_connections`
 /// bound what clients can hold.
 pub async fn serve(
@@ -237,6 +236,15 @@ pub async fn serve(
         metrics_listener,
         ..
     } = app;
+    // Layered here, on the final router: a layer added in `build_app` would
+    // miss the routes a host merges afterwards (`Server::with_routes`).
+    let router = match &metrics {
+        Some(m) => router.layer(axum::middleware::from_fn_with_state(
+            m.clone(),
+            metrics::track,
+        )),
+        None => router,
+    };
     let metrics_task = match (metrics, metrics_listener) {
         (Some(m), Some(l)) => Some(tokio::spawn(async move {
             if let Err(e) = axum::serve(l, metrics::router(m)).await {

@@ -189,7 +189,8 @@ impl Metrics {
     }
 }
 
-/// Counts and times every request of the auth router.
+/// Counts and times every request `serve` answers: the auth routes and any
+/// a host merged beside them.
 pub(crate) async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
