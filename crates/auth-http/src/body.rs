@@ -153,6 +153,11 @@ pub(crate) fn integer_field(body: &Metadata, name: &str) -> Option<i64> {
     body.get(name).and_then(integer).map(|f| f as i64)
 }
 
+/// The string field `name` of a body, if present and a string.
+pub(crate) fn text_field<'a>(body: &'a Metadata, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
 /// Validates `body` strictly against `fields` with Medusa's messages: a
 /// missing required field, a wrong type, an integer out of bounds, and
 /// unrecognized fields, at most three issues joined by `; ` after

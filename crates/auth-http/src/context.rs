@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use crate::AuthService;
+use crate::body::{Field, check_fields, read_object};
 use crate::error::ApiError;
 
 /// The authenticated caller, as Medusa's `req.auth_context`.
@@ -82,6 +83,21 @@ pub(crate) fn refused(refusal: Refusal) -> ApiError {
         Refusal::Failed(e) => e.into(),
         _ => ApiError::Unauthorized,
     }
+}
+
+/// The caller, if the gate lets it do `action`, and its strictly validated
+/// body.
+pub(crate) async fn caller_and_body(
+    svc: &AuthService,
+    req: Request,
+    action: Action<'_>,
+    fields: &[Field],
+) -> Result<(Grant, Metadata), ApiError> {
+    let (parts, body) = req.into_parts();
+    let grant = svc.authorize(&parts.headers, action).await?;
+    let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
+    check_fields(&body, fields)?;
+    Ok((grant, body))
 }
 
 /// The bearer token of `headers`, `Bearer` matched case-insensitively.

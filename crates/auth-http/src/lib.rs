@@ -57,12 +57,16 @@ mod context;
 mod error;
 pub mod events;
 mod extract;
-mod handlers;
+mod login;
 mod management;
+mod meta;
 mod mfa;
+mod refresh;
 mod reset;
 mod service;
 mod session;
+mod sso;
+mod verification;
 
 pub use auth_module::gate::ClaimsHook;
 pub use config::HttpConfig;
@@ -99,11 +103,11 @@ where
 fn table() -> Vec<Entry> {
     use Method as M;
     vec![
-        entry(M::POST, "/auth/token/refresh", handlers::refresh),
+        entry(M::POST, "/auth/token/refresh", refresh::refresh),
         entry(M::POST, "/auth/session", session::create_session),
         entry(M::DELETE, "/auth/session", session::delete_session),
-        entry(M::GET, "/auth/{actor}/providers", handlers::list_providers),
-        entry(M::POST, "/auth/{actor}/user", mfa::sso_user),
+        entry(M::GET, "/auth/{actor}/providers", meta::list_providers),
+        entry(M::POST, "/auth/{actor}/user", sso::sso_user),
         entry(M::GET, "/auth/mfa/factors", mfa::list_factors),
         entry(M::POST, "/auth/mfa/factors", mfa::create_factor),
         entry(M::DELETE, "/auth/mfa/factors/{id}", mfa::disable_factor),
@@ -117,19 +121,19 @@ fn table() -> Vec<Entry> {
         entry(
             M::POST,
             "/auth/verification/request",
-            mfa::request_verification,
+            verification::request_verification,
         ),
         entry(
             M::POST,
             "/auth/verification/confirm",
-            mfa::confirm_verification,
+            verification::confirm_verification,
         ),
-        entry(M::GET, "/auth/{actor}/{provider}", handlers::login),
-        entry(M::POST, "/auth/{actor}/{provider}", handlers::login),
+        entry(M::GET, "/auth/{actor}/{provider}", login::login),
+        entry(M::POST, "/auth/{actor}/{provider}", login::login),
         entry(
             M::POST,
             "/auth/{actor}/{provider}/register",
-            handlers::register,
+            login::register,
         ),
         entry(
             M::POST,
@@ -137,19 +141,15 @@ fn table() -> Vec<Entry> {
             reset::reset_password,
         ),
         entry(M::POST, "/auth/{actor}/{provider}/update", reset::update),
-        entry(
-            M::GET,
-            "/auth/{actor}/{provider}/callback",
-            handlers::callback,
-        ),
+        entry(M::GET, "/auth/{actor}/{provider}/callback", login::callback),
         entry(
             M::POST,
             "/auth/{actor}/{provider}/callback",
-            handlers::callback,
+            login::callback,
         ),
-        entry(M::GET, "/.well-known/jwks.json", handlers::jwks),
-        entry(M::GET, "/health", handlers::health),
-        entry(M::GET, "/ready", handlers::ready),
+        entry(M::GET, "/.well-known/jwks.json", meta::jwks),
+        entry(M::GET, "/health", meta::health),
+        entry(M::GET, "/ready", meta::ready),
     ]
 }
 
@@ -167,8 +167,8 @@ pub fn router(service: AuthService) -> Router {
         router = router.route(e.path, e.handler);
     }
     router
-        .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(middleware::from_fn_with_state(service.clone(), guard))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: queries can carry codes and tokens.

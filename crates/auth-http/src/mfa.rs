@@ -1,39 +1,18 @@
-//! MFA and verification over HTTP: `/auth/mfa/*` and `/auth/verification/*`
-//! parse strictly, call the core's [`auth_module::flows::Mfa`] and
-//! [`auth_module::flows::Verifications`], and answer.
+//! MFA over HTTP: `/auth/mfa/*` parse strictly, call the core's
+//! [`auth_module::flows::Mfa`] (or the gate, to finish a challenge), and
+//! answer.
 
-use auth_module::Metadata;
-use auth_module::flows::{VerificationRequest, factor_json, verification_json};
+use auth_module::flows::factor_json;
+use auth_module::gate::Action;
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::AuthService;
-use crate::body::{Expect, check_fields, integer_field, read_object};
+use crate::body::{Expect, integer_field, text_field};
+use crate::context::caller_and_body;
 use crate::error::ApiError;
 use crate::extract::Path;
-use auth_module::gate::{Action, Grant};
-
-/// The caller, if the gate lets it do `action`, and its strictly validated
-/// body.
-async fn caller_and_body(
-    svc: &AuthService,
-    req: Request,
-    action: Action<'_>,
-    fields: &[crate::body::Field],
-) -> Result<(Grant, Metadata), ApiError> {
-    let (parts, body) = req.into_parts();
-    let grant = svc.authorize(&parts.headers, action).await?;
-    let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
-    check_fields(&body, fields)?;
-    Ok((grant, body))
-}
-
-fn text<'a>(body: &'a Metadata, name: &str) -> Option<&'a str> {
-    body.get(name).and_then(Value::as_str)
-}
 
 /// `GET /auth/mfa/factors`.
 pub(crate) async fn list_factors(
@@ -68,9 +47,9 @@ pub(crate) async fn create_factor(
         .mfa()
         .create_factor(
             &grant.identity.id,
-            text(&body, "provider").unwrap_or_default(),
-            text(&body, "label"),
-            text(&body, "issuer"),
+            text_field(&body, "provider").unwrap_or_default(),
+            text_field(&body, "label"),
+            text_field(&body, "issuer"),
             body.get("metadata").and_then(Value::as_object).cloned(),
         )
         .await?;
@@ -100,7 +79,7 @@ pub(crate) async fn verify_factor(
         .verify_factor(
             &grant.identity.id,
             &id,
-            text(&body, "code").unwrap_or_default(),
+            text_field(&body, "code").unwrap_or_default(),
         )
         .await?;
     Ok(Json(json!({ "mfa_factor": factor_json(&factor) })))
@@ -128,8 +107,8 @@ pub(crate) async fn disable_factor(
         .disable_factor(
             &grant.identity.id,
             &id,
-            text(&body, "method"),
-            text(&body, "code"),
+            text_field(&body, "method"),
+            text_field(&body, "code"),
         )
         .await?;
     Ok(Json(json!({ "mfa_factor": factor_json(&factor) })))
@@ -179,125 +158,9 @@ pub(crate) async fn verify_challenge(
         .complete_challenge(
             &grant,
             &id,
-            text(&body, "method").unwrap_or_default(),
-            text(&body, "code").unwrap_or_default(),
+            text_field(&body, "method").unwrap_or_default(),
+            text_field(&body, "code").unwrap_or_default(),
         )
         .await?;
     Ok(Json(json!({ "token": token })))
-}
-
-/// `POST /auth/verification/request`: a verification step token (or a full
-/// credential); 201.
-pub(crate) async fn request_verification(
-    State(svc): State<AuthService>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let (grant, body) = caller_and_body(
-        &svc,
-        req,
-        Action::RequestVerification,
-        &[
-            ("entity_id", Expect::String, true),
-            ("entity_type", Expect::String, true),
-            ("code_provider", Expect::String, false),
-            ("metadata", Expect::Object, false),
-        ],
-    )
-    .await?;
-    let entity_id = text(&body, "entity_id").unwrap_or_default();
-    let entity_type = text(&body, "entity_type").unwrap_or_default();
-    for (name, value) in [("entity_id", entity_id), ("entity_type", entity_type)] {
-        if value.trim().is_empty() || value.len() > 320 {
-            return Err(ApiError::invalid_data(format!(
-                "Invalid request: Field '{name}' must be 1 to 320 characters"
-            )));
-        }
-    }
-    let outcome = svc
-        .module()
-        .verifications()
-        .request(
-            &grant.identity.id,
-            entity_id,
-            entity_type,
-            text(&body, "code_provider"),
-            body.get("metadata").and_then(Value::as_object).cloned(),
-        )
-        .await?;
-    match outcome {
-        VerificationRequest::Sent(row) | VerificationRequest::AlreadyVerified(row) => Ok((
-            StatusCode::CREATED,
-            Json(json!({ "verification": verification_json(&row) })),
-        )
-            .into_response()),
-        VerificationRequest::Throttled { retry_after } => {
-            Err(ApiError::TooManyAttempts(retry_after))
-        }
-        _ => Err(ApiError::Internal),
-    }
-}
-
-/// `POST /auth/verification/confirm`: no authentication (the code is the
-/// proof).
-pub(crate) async fn confirm_verification(
-    State(svc): State<AuthService>,
-    req: Request,
-) -> Result<Json<Value>, ApiError> {
-    let (parts, body) = req.into_parts();
-    let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
-    check_fields(
-        &body,
-        &[
-            ("code", Expect::String, true),
-            ("code_provider", Expect::String, false),
-        ],
-    )?;
-    let row = svc
-        .module()
-        .verifications()
-        .confirm(
-            text(&body, "code").unwrap_or_default(),
-            text(&body, "code_provider"),
-        )
-        .await?;
-    Ok(Json(json!({
-        "entity_id": row.entity_id,
-        "entity_type": row.entity_type,
-        "code_provider": row.code_provider,
-        "verified_at": row.verified_at.map(auth_module::flows::iso_millis),
-    })))
-}
-
-/// `POST /auth/{provider}/user`: SSO create-or-link for an admin's first
-/// login. Bearer only, actor `user`, unregistered allowed, no step owed.
-pub(crate) async fn sso_user(
-    State(svc): State<AuthService>,
-    Path(provider): Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let module = svc.module();
-    module.check_actor_allowed("user", &provider)?;
-    let grant = svc.authorize(&headers, Action::SsoUser).await?;
-    let claims = &grant.claims;
-    if !claims.actor_id.is_empty() {
-        return Err(ApiError::invalid_data(
-            "The user is already registered and cannot create a new account.",
-        ));
-    }
-    let profile =
-        auth_module::flows::sso_profile(&claims.user_metadata, &grant.identity.id, &provider)?;
-    // The gate read the identity as stored now.
-    let solely = claims.auth_provider.as_deref() == Some(provider.as_str())
-        && grant
-            .identity
-            .provider_identities
-            .iter()
-            .all(|p| p.provider == provider);
-    if !solely {
-        return Err(ApiError::unauthorized(format!(
-            "Only {provider} identities can create a user account for this authentication context"
-        )));
-    }
-    let user = auth_module::flows::link_sso_user(module, svc.users().as_ref(), &profile).await?;
-    Ok(Json(json!({ "user": user.record })))
 }

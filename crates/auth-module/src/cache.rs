@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
-use crate::stores::{IdentityStore, NewAuthIdentity};
+use crate::store_traits::{IdentityStore, NewAuthIdentity};
 
 /// The bounded map both identity caches keep their entries in: at most about
 /// `capacity` of them, one evicted at a time (S3-FIFO) when it is full.
@@ -93,7 +93,7 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
     }
 }
 
-crate::stores::identity_store_impl! {
+crate::store_traits::identity_store_impl! {
 [impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S>] via inner then mfa_changed;
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id is not cached yet; nothing to invalidate.

@@ -2,12 +2,12 @@
 
 mod cache;
 mod config;
+mod digest;
 mod error;
 pub mod events;
 pub mod flows;
 pub mod gate;
 mod jwt_keys;
-mod keys;
 mod memory;
 pub mod mfa;
 mod model;
@@ -17,8 +17,9 @@ mod random;
 mod records;
 mod registry;
 mod shared_cache;
+mod state_keys;
 pub mod store;
-mod stores;
+mod store_traits;
 mod token;
 
 pub use async_trait::async_trait;
@@ -48,7 +49,7 @@ pub use records::{
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use shared_cache::SharedIdentityCache;
-pub use stores::{IdentityStore, NewAuthIdentity, StateStore};
+pub use store_traits::{IdentityStore, NewAuthIdentity, StateStore};
 pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Step, Tokens};
 
 #[doc(hidden)]

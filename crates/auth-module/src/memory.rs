@@ -19,7 +19,7 @@ use crate::model::{
     ProviderIdentityUpdate, generate_id,
 };
 use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, Verification};
-use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::store_traits::{IdentityStore, NewAuthIdentity, StateStore};
 
 #[derive(Debug, Default)]
 struct Identities {
@@ -93,7 +93,7 @@ impl Identities {
     }
 }
 
-use crate::stores::{
+use crate::store_traits::{
     auth_identity_not_found as auth_not_found, duplicate_provider_identity as duplicate,
     invalid_app_metadata_key, provider_identity_not_found as provider_not_found,
     provider_metadata_changed, valid_app_metadata_key,

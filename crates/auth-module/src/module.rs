@@ -17,7 +17,7 @@ use crate::model::{
 };
 use crate::provider::{AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, ProviderIdentities};
 use crate::registry::Registry;
-use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::store_traits::{IdentityStore, NewAuthIdentity, StateStore};
 
 /// What [`AuthModule::authenticate`], [`AuthModule::register`],
 /// [`AuthModule::validate_callback`] and [`AuthModule::update_provider`]
@@ -551,7 +551,7 @@ impl AuthModule {
         }
         self.inner
             .state
-            .get(&crate::keys::readiness_probe())
+            .get(&crate::state_keys::readiness_probe())
             .await
             .map(|_| ())
     }

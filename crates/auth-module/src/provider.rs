@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::error::{Error, OptionsError, Result};
 use crate::events::{Event, EventBus};
 use crate::model::{AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentityUpdate};
-use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::store_traits::{IdentityStore, NewAuthIdentity, StateStore};
 
 /// How a provider authenticates, as shown to clients in providers lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -544,7 +544,7 @@ impl ProviderIdentities {
     }
 
     fn state_key(&self, key: &str) -> String {
-        crate::keys::provider_state(&self.provider, key)
+        crate::state_keys::provider_state(&self.provider, key)
     }
 
     /// Stores provider state under `key` for `ttl`.

@@ -15,9 +15,3 @@ pub(crate) fn token_hex(n: usize) -> String {
     fill(&mut buf);
     hex::encode(buf)
 }
-
-/// Lowercase hex SHA-256 of `s`: what the state store keeps of a secret id.
-pub(crate) fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
-use crate::stores::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::store_traits::{IdentityStore, NewAuthIdentity, StateStore};
 
 /// How long a token lives in the state store without writes (a missing token
 /// is recreated, which only costs one load).
@@ -98,7 +98,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
     /// The identity's current token, creating one if it has none; `None`
     /// when the state store cannot say (then nothing is cached).
     async fn token(&self, id: &str) -> Option<String> {
-        let key = crate::keys::identity_version(id);
+        let key = crate::state_keys::identity_version(id);
         match self.state.get(&key).await {
             Ok(Some(Value::String(t))) => return Some(t),
             Ok(_) => {}
@@ -129,7 +129,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
         self.entries.remove(id);
         let token = Value::String(crate::random::token_hex(16));
         self.state
-            .set(&crate::keys::identity_version(id), token, TOKEN_TTL)
+            .set(&crate::state_keys::identity_version(id), token, TOKEN_TTL)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, identity = id, "identity cache: the change is committed but its token could not be replaced");
@@ -145,7 +145,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
     }
 }
 
-crate::stores::identity_store_impl! {
+crate::store_traits::identity_store_impl! {
 [impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S>] via inner then changed;
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id: nobody can have cached it.
@@ -378,7 +378,7 @@ mod tests {
         a.retrieve_auth_identity(&id).await.unwrap();
         a.retrieve_auth_identity(&id).await.unwrap();
         state
-            .delete(&crate::keys::identity_version(&id))
+            .delete(&crate::state_keys::identity_version(&id))
             .await
             .unwrap();
         a.retrieve_auth_identity(&id).await.unwrap();

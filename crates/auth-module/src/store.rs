@@ -5,7 +5,7 @@
 //! implementation against their contracts. [`redact_url`] is the one rule
 //! for naming a store's URL without its password.
 
-pub use crate::stores::{
+pub use crate::store_traits::{
     auth_identity_not_found, duplicate_mfa_factor, duplicate_provider_identity,
     invalid_app_metadata_key, provider_identity_not_found, provider_metadata_changed,
     valid_app_metadata_key,

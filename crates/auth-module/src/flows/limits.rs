@@ -24,10 +24,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::{Limit, LimitsConfig};
+use crate::digest::sha256_hex;
 use crate::error::Result;
-use crate::keys;
-use crate::random::sha256_hex;
-use crate::stores::StateStore;
+use crate::state_keys;
+use crate::store_traits::StateStore;
 
 /// Tries of one identifier that hold a slot at once, per process (fewer when
 /// an identifier's limit is lower): enough to keep a hashing pool of a few
@@ -155,7 +155,9 @@ impl Limits {
     }
 
     fn counter(limit: &Limit, name: &str, parts: &[&str]) -> Option<(String, Limit)> {
-        limit.is_on().then(|| (keys::limit(name, parts), *limit))
+        limit
+            .is_on()
+            .then(|| (state_keys::limit(name, parts), *limit))
     }
 
     /// Takes one slot of every counter (on limits only). Over any of them:

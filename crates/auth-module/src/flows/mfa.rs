@@ -37,14 +37,14 @@ use time::OffsetDateTime;
 use crate::config::{MfaConfig, MfaDisablePolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, EventBus};
-use crate::keys;
 use crate::mfa::{
     Clock, MfaKeys, Totp, TotpAlgorithm, base32_encode, generate_recovery_code,
     generate_totp_secret,
 };
 use crate::model::{AuthIdentity, Metadata};
 use crate::records::{MfaFactor, MfaFactorStatus, MfaFactorUpdate, NewMfaFactor};
-use crate::stores::{IdentityStore, StateStore};
+use crate::state_keys;
+use crate::store_traits::{IdentityStore, StateStore};
 
 /// Emitted when a factor becomes enabled: `{auth_identity_id, mfa_id, provider}`.
 pub const MFA_ENABLED_EVENT: &str = "auth.mfa_enabled";
@@ -513,7 +513,7 @@ impl Mfa {
         );
         let attempts = self
             .state
-            .get(&keys::mfa_failures(&identity.id))
+            .get(&state_keys::mfa_failures(&identity.id))
             .await?
             .as_ref()
             .and_then(Value::as_u64)
@@ -532,7 +532,7 @@ impl Mfa {
         };
         self.state
             .set(
-                &keys::mfa_challenge(&challenge.id),
+                &state_keys::mfa_challenge(&challenge.id),
                 to_value(&challenge)?,
                 ttl + CHALLENGE_GRACE,
             )
@@ -547,7 +547,7 @@ impl Mfa {
         let n = self
             .state
             .increment(
-                &keys::mfa_failures(auth_identity_id),
+                &state_keys::mfa_failures(auth_identity_id),
                 1,
                 self.failure_window(),
             )
@@ -558,7 +558,7 @@ impl Mfa {
     async fn reset_failures(&self, auth_identity_id: &str) {
         if let Err(e) = self
             .state
-            .delete(&keys::mfa_failures(auth_identity_id))
+            .delete(&state_keys::mfa_failures(auth_identity_id))
             .await
         {
             tracing::warn!(error = %e, "could not reset an MFA failure count");
@@ -604,7 +604,7 @@ impl Mfa {
         method: &str,
         code: &str,
     ) -> Result<ChallengeCompleted> {
-        let key = keys::mfa_challenge(challenge_id);
+        let key = state_keys::mfa_challenge(challenge_id);
         let raw = self
             .state
             .get(&key)

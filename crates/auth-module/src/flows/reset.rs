@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::digest::sha256_hex;
 use crate::error::Result;
 use crate::events::Event;
 use crate::flows::limits::{Slot, Taken};
-use crate::keys;
 use crate::model::Metadata;
 use crate::module::{AuthModule, LoginOutcome};
 use crate::provider::AuthRequest;
-use crate::random::sha256_hex;
+use crate::state_keys;
 use crate::token::{RESET_TOKEN_TTL, ResetClaims, Tokens, now_secs};
 
 /// The name of the event that carries reset tokens: `{entity_id, actor_type,
@@ -159,11 +159,15 @@ impl PasswordReset {
             // The same store round trips, keeping nothing, so an unknown
             // identifier does not answer measurably faster than a known one.
             let state = module.state_store();
-            let _ = state.get(&keys::reset_latest(provider, "")).await;
+            let _ = state.get(&state_keys::reset_latest(provider, "")).await;
             let _ = state
-                .set(&keys::reset_ticket(&hash), Value::Null, RESET_TOKEN_TTL)
+                .set(
+                    &state_keys::reset_ticket(&hash),
+                    Value::Null,
+                    RESET_TOKEN_TTL,
+                )
                 .await;
-            let _ = state.delete(&keys::reset_ticket(&hash)).await;
+            let _ = state.delete(&state_keys::reset_ticket(&hash)).await;
             drop(std::hint::black_box(event));
             return;
         }
@@ -185,16 +189,16 @@ impl PasswordReset {
         hash: &str,
     ) -> Result<()> {
         let state = self.module.state_store();
-        let latest = keys::reset_latest(provider, entity_id);
+        let latest = state_keys::reset_latest(provider, entity_id);
         if let Some(old) = state.get(&latest).await?
             && let Some(old) = old.as_str()
         {
-            state.delete(&keys::reset_ticket(old)).await?;
+            state.delete(&state_keys::reset_ticket(old)).await?;
         }
         let target =
             json!({ "entity_id": entity_id, "provider": provider, "actor_type": actor_type });
         state
-            .set(&keys::reset_ticket(hash), target, RESET_TOKEN_TTL)
+            .set(&state_keys::reset_ticket(hash), target, RESET_TOKEN_TTL)
             .await?;
         state
             .set(&latest, Value::String(hash.to_owned()), RESET_TOKEN_TTL)
@@ -222,8 +226,8 @@ impl PasswordReset {
     async fn redeem(&self, claims: &ResetClaims, mut body: Metadata) -> Result<ResetOutcome> {
         let hash = sha256_hex(&claims.jti);
         let state = self.module.state_store();
-        let latest = keys::reset_latest(&claims.provider, &claims.entity_id);
-        let Some(target) = state.take(&keys::reset_ticket(&hash)).await? else {
+        let latest = state_keys::reset_latest(&claims.provider, &claims.entity_id);
+        let Some(target) = state.take(&state_keys::reset_ticket(&hash)).await? else {
             return Ok(ResetOutcome::InvalidToken);
         };
         if state.get(&latest).await?.as_ref().and_then(Value::as_str) != Some(hash.as_str()) {
@@ -247,7 +251,7 @@ impl PasswordReset {
         if left > 0 {
             let _ = state
                 .set(
-                    &keys::reset_ticket(&hash),
+                    &state_keys::reset_ticket(&hash),
                     target,
                     Duration::from_secs(left.unsigned_abs()),
                 )

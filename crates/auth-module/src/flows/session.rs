@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
-use crate::keys;
-use crate::random::{sha256_hex, token_hex};
-use crate::stores::StateStore;
+use crate::random::token_hex;
+use crate::state_keys;
+use crate::store_traits::StateStore;
 use crate::token::AuthClaims;
 
 /// How often a session-index update is retried when concurrent updates of
@@ -121,7 +122,7 @@ impl Sessions {
         let value = serde_json::to_value(claims)
             .map_err(|e| Error::unexpected("serialising session claims failed").with_source(e))?;
         self.state
-            .set(&keys::session(&handle), value, self.ttl)
+            .set(&state_keys::session(&handle), value, self.ttl)
             .await?;
         let now = now_ms();
         let entry = IndexEntry {
@@ -153,11 +154,11 @@ impl Sessions {
             .await;
         if let Err(e) = indexed {
             // A session exists only if it is listed.
-            let _ = self.state.delete(&keys::session(&handle)).await;
+            let _ = self.state.delete(&state_keys::session(&handle)).await;
             return Err(e);
         }
         for old in evicted {
-            self.state.delete(&keys::session(&old)).await?;
+            self.state.delete(&state_keys::session(&old)).await?;
         }
         Ok(sid)
     }
@@ -167,10 +168,14 @@ impl Sessions {
         if !Self::plausible(sid) {
             return Ok(None);
         }
-        let value = match self.state.get(&keys::session(&sha256_hex(sid))).await? {
+        let value = match self
+            .state
+            .get(&state_keys::session(&sha256_hex(sid)))
+            .await?
+        {
             Some(v) => Some(v),
             // A session stored in clear by 0.1.0, until it expires.
-            None => self.state.get(&keys::legacy_session(sid)).await?,
+            None => self.state.get(&state_keys::legacy_session(sid)).await?,
         };
         Ok(value.and_then(|v| serde_json::from_value(v).ok()))
     }
@@ -181,12 +186,12 @@ impl Sessions {
             return Ok(false);
         }
         let handle = sha256_hex(sid);
-        match self.state.take(&keys::session(&handle)).await? {
+        match self.state.take(&state_keys::session(&handle)).await? {
             Some(value) => {
                 self.unlist(&value, &handle).await;
                 Ok(true)
             }
-            None => Ok(self.state.delete(&keys::legacy_session(sid)).await?),
+            None => Ok(self.state.delete(&state_keys::legacy_session(sid)).await?),
         }
     }
 
@@ -209,7 +214,13 @@ impl Sessions {
         let index = self.read_index(auth_identity_id).await?.1;
         let mut out = Vec::with_capacity(index.len());
         for (handle, e) in index {
-            if e.expires_at_ms > now && self.state.get(&keys::session(&handle)).await?.is_some() {
+            if e.expires_at_ms > now
+                && self
+                    .state
+                    .get(&state_keys::session(&handle))
+                    .await?
+                    .is_some()
+            {
                 out.push(SessionInfo {
                     handle,
                     actor_type: e.actor_type,
@@ -230,7 +241,7 @@ impl Sessions {
         if !index.contains_key(handle) {
             return Ok(false);
         }
-        match self.state.take(&keys::session(handle)).await? {
+        match self.state.take(&state_keys::session(handle)).await? {
             Some(value) => {
                 self.unlist(&value, handle).await;
                 Ok(true)
@@ -245,7 +256,7 @@ impl Sessions {
         let index = self.read_index(auth_identity_id).await?.1;
         let mut ended = 0;
         for handle in index.keys() {
-            if self.state.delete(&keys::session(handle)).await? {
+            if self.state.delete(&state_keys::session(handle)).await? {
                 ended += 1;
             }
         }
@@ -258,7 +269,7 @@ impl Sessions {
     async fn read_index(&self, auth_identity_id: &str) -> Result<(Option<Value>, Index)> {
         let raw = self
             .state
-            .get(&keys::session_index(auth_identity_id))
+            .get(&state_keys::session_index(auth_identity_id))
             .await?;
         let index = raw
             .as_ref()
@@ -274,7 +285,7 @@ impl Sessions {
         auth_identity_id: &str,
         mut change: impl FnMut(&mut Index),
     ) -> Result<()> {
-        let key = keys::session_index(auth_identity_id);
+        let key = state_keys::session_index(auth_identity_id);
         for _ in 0..INDEX_ATTEMPTS {
             let (raw, mut index) = self.read_index(auth_identity_id).await?;
             let now = now_ms();

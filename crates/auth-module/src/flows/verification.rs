@@ -17,15 +17,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::config::VerificationRule;
+use crate::digest::sha256_hex;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, EventBus};
 use crate::flows::Limits;
 use crate::flows::mfa::iso_millis;
 use crate::mfa::Clock;
 use crate::model::{AuthIdentity, Metadata};
-use crate::random::sha256_hex;
 use crate::records::{NewVerification, Verification};
-use crate::stores::IdentityStore;
+use crate::store_traits::IdentityStore;
 
 /// Emitted with each new code: `{entity_id, entity_type, code_provider,
 /// auth_identity_id, code, expires_at, metadata}`. The only place the code

@@ -30,7 +30,7 @@ macro_rules! identity_store_impl {
         $($body)*
         async fn create_auth_identity_with_mfa(
             &self,
-            new: $crate::stores::NewAuthIdentity,
+            new: $crate::store_traits::NewAuthIdentity,
             factors: Vec<$crate::records::NewMfaFactor>,
         ) -> $crate::Result<$crate::model::AuthIdentity> {
             // A new identity: nobody can have cached it.

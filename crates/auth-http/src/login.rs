@@ -1,4 +1,6 @@
-//! The route handlers.
+//! Login over HTTP: `POST /auth/{actor}/{provider}/register`,
+//! `GET|POST /auth/{actor}/{provider}` and its `/callback` build the
+//! provider's [`AuthRequest`], run the core's login step and answer.
 
 use std::collections::BTreeMap;
 
@@ -6,9 +8,9 @@ use auth_module::AuthRequest;
 use auth_module::gate::{Answer, LoginStep};
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::AuthService;
 use crate::body::{query_of, read_object};
@@ -136,77 +138,4 @@ pub(crate) async fn callback(
     req: Request,
 ) -> Result<Response, ApiError> {
     run_step(svc, LoginStep::Callback, actor, provider, req).await
-}
-
-/// `POST /auth/token/refresh`: a new token re-read from the store (the
-/// gate decides what it is: [`auth_module::gate::Gate::refresh`]).
-pub(crate) async fn refresh(
-    State(svc): State<AuthService>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let answer = svc
-        .gate()
-        .refresh(&svc.presented(&headers))
-        .await
-        .map_err(crate::context::refused)?;
-    answer_response(answer)
-}
-
-/// `GET /auth/{actor}/providers`.
-pub(crate) async fn list_providers(
-    State(svc): State<AuthService>,
-    Path(actor): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    svc.module().check_actor_type(&actor)?;
-    let providers: Vec<Value> = svc
-        .module()
-        .providers_for_actor(&actor)
-        .into_iter()
-        .map(|p| {
-            json!({
-                "id": p.id,
-                "identifier": p.identifier,
-                "display_name": p.display_name,
-                "flow": p.flow.as_str(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "providers": providers })))
-}
-
-/// `GET /ready`: 200 when the identity and state stores answer, else 503
-/// `{"type":"unexpected_state","message":"Service unavailable"}`.
-pub(crate) async fn ready(State(svc): State<AuthService>) -> Result<Json<Value>, ApiError> {
-    svc.module()
-        .check_ready()
-        .await
-        .map_err(crate::context::store_down)?;
-    Ok(Json(json!({ "status": "ready" })))
-}
-
-/// `GET /.well-known/jwks.json`: the public keys tokens verify under, with
-/// their `kid`s (`{"keys": []}` under HS256). Cacheable for five minutes.
-pub(crate) async fn jwks(State(svc): State<AuthService>) -> Response {
-    (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(svc.tokens().jwks()),
-    )
-        .into_response()
-}
-
-/// `GET /health`.
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::not_found("Route not found")
-}
-
-pub(crate) async fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({ "type": "not_allowed", "message": "Method not allowed" })),
-    )
-        .into_response()
 }
