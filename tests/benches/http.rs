@@ -3,6 +3,9 @@
 //!
 //! - login vs the hashing bound: argon2id verifies per second with one thread
 //!   per core at the same parameters;
+//! - refresh vs a stateless refresh served the same way (verify the bearer
+//!   HS256 token, sign its claims again, no store: what the identity and
+//!   credential-version checks cost);
 //! - refresh vs a bare axum JSON echo route served the same way: of a linked
 //!   token (the common case: it re-signs from the store) and of an actorless
 //!   one (just registered: it re-runs the login's verification and MFA steps).
@@ -17,7 +20,12 @@ use serde_json::json;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{client_runtime, drive, env_u64, hashing_bound, register, serve_app, serve_echo};
+use common::{
+    client_runtime, drive, env_u64, hashing_bound, register, serve_app, serve_echo,
+    serve_stateless_refresh,
+};
+
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -36,10 +44,11 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The default server's stores: identities and state in one SQLite file.
     let auth_addr = serve_app(&format!(
-        "[http]\njwt_secret = \"bench-secret-0123456789abcdef0123456789\"\n[store]\nurl = \"sqlite://{db}/auth.db\"\n[state]\nurl = \"sqlite://{db}/auth.db\"\n[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
+        "[http]\njwt_secret = \"{SECRET}\"\n[store]\nurl = \"sqlite://{db}/auth.db\"\n[state]\nurl = \"sqlite://{db}/auth.db\"\n[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
         db = dir.path().display()
     ));
     let echo_addr = serve_echo();
+    let stateless_addr = serve_stateless_refresh(SECRET);
 
     client_runtime().block_on(async move {
         let client = reqwest::Client::builder()
@@ -117,6 +126,17 @@ fn main() {
             }),
         )
         .await;
+        let stateless_url = format!("http://{stateless_addr}/refresh");
+        let bearer = format!("Bearer {token}");
+        let stateless = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| {
+                c.post(&stateless_url).header("authorization", &bearer)
+            }),
+        )
+        .await;
         let echo_url = format!("http://{echo_addr}/echo");
         let body = json!({"token": token});
         let echo = drive(
@@ -128,17 +148,18 @@ fn main() {
         .await;
 
         println!(
-            "{:<16} {:>10} {:>9} {:>9} {:>7}",
+            "{:<17} {:>10} {:>9} {:>9} {:>7}",
             "scenario", "req/s", "p50_ms", "p99_ms", "errors"
         );
         for (name, s) in [
             ("login", &login),
             ("refresh", &refresh),
             ("refresh-unlinked", &refresh_unlinked),
+            ("stateless-refresh", &stateless),
             ("echo", &echo),
         ] {
             println!(
-                "{name:<16} {:>10.1} {:>9.2} {:>9.2} {:>7}",
+                "{name:<17} {:>10.1} {:>9.2} {:>9.2} {:>7}",
                 s.rps, s.p50_ms, s.p99_ms, s.errors
             );
         }
@@ -146,6 +167,10 @@ fn main() {
         let refresh_ratio = refresh.rps / echo.rps;
         println!("login / hashing bound = {login_ratio:.2} (target >= 0.85)");
         println!("refresh / echo        = {refresh_ratio:.2} (target >= 0.35)");
+        println!(
+            "refresh / stateless   = {:.2} (target >= 0.90: verify and re-sign, no store)",
+            refresh.rps / stateless.rps
+        );
         println!(
             "refresh-unlinked / refresh = {:.2} (the cost of re-running the login steps)",
             refresh_unlinked.rps / refresh.rps

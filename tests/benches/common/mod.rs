@@ -151,6 +151,40 @@ pub(crate) fn serve_echo() -> SocketAddr {
     ))
 }
 
+/// A stateless refresh, served like the echo: verify the bearer HS256 token
+/// (pinned algorithm) with `secret`, sign its claims again with a new
+/// lifetime, no store. The bound a refresh could reach without its identity
+/// and credential-version checks.
+pub(crate) fn serve_stateless_refresh(secret: &str) -> SocketAddr {
+    use axum::Json;
+    use axum::http::{HeaderMap, StatusCode};
+    let tokens = auth_module::Tokens::hs256(
+        &auth_module::Secret::new(secret),
+        std::time::Duration::from_secs(24 * 3600),
+    );
+    serve_in_background(axum::Router::new().route(
+        "/refresh",
+        axum::routing::post(move |headers: HeaderMap| {
+            let tokens = tokens.clone();
+            async move {
+                let token = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .ok_or(StatusCode::UNAUTHORIZED)?;
+                let mut claims = tokens.verify(token).ok_or(StatusCode::UNAUTHORIZED)?;
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                claims.iat = now;
+                claims.exp = now + 24 * 3600;
+                let token = tokens
+                    .sign(&claims)
+                    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+                Ok::<_, StatusCode>(Json(serde_json::json!({ "token": token })))
+            }
+        }),
+    ))
+}
+
 /// The load generator's runtime: one worker thread.
 pub(crate) fn client_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
