@@ -1,6 +1,6 @@
 //! The management API: off without a key, key checked, link -> refresh.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{EMAILPASS, Reply, TestServer, claims, sqlite_config};
 
@@ -220,38 +220,13 @@ async fn link_refresh_unlink_delete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_links_keep_every_actor() {
     let (s, _dir) = server(true).await;
-    let token = s.register("many@example.com", "pw").await;
-    let id = claims(&token)["auth_identity_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let s = std::sync::Arc::new(s);
-    let links: Vec<_> = (0..20)
-        .map(|i| {
-            let (s, id) = (s.clone(), id.clone());
-            tokio::spawn(async move {
-                admin(
-                    &s,
-                    reqwest::Method::POST,
-                    &format!("/admin/auth-identities/{id}/actors/actor{i}"),
-                    Some(KEY),
-                    Some(json!({ "actor_id": format!("a_{i}") })),
-                )
-                .await
-            })
-        })
-        .collect();
-    for link in links {
-        let r = link.await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
-    let r = admin(
-        &s,
-        reqwest::Method::GET,
-        &format!("/admin/auth-identities/{id}"),
-        Some(KEY),
-        None,
-    )
+    let r = twenty_at_once(s, "many@example.com", |id, i| {
+        (
+            reqwest::Method::POST,
+            format!("/admin/auth-identities/{id}/actors/actor{i}"),
+            json!({ "actor_id": format!("a_{i}") }),
+        )
+    })
     .await;
     let app = &r.body["auth_identity"]["app_metadata"];
     for i in 0..20 {
@@ -470,42 +445,52 @@ async fn app_metadata_is_merged_key_by_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_app_metadata_merges_keep_every_key() {
     let (s, _dir) = server(true).await;
-    let token = s.register("merges@example.com", "pw").await;
-    let id = claims(&token)["auth_identity_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let s = std::sync::Arc::new(s);
-    let merges: Vec<_> = (0..20)
-        .map(|i| {
-            let (s, id) = (s.clone(), id.clone());
-            tokio::spawn(async move {
-                admin(
-                    &s,
-                    reqwest::Method::PATCH,
-                    &format!("/admin/auth-identities/{id}/app-metadata"),
-                    Some(KEY),
-                    Some(json!({ format!("key{i}"): [i] })),
-                )
-                .await
-            })
-        })
-        .collect();
-    for merge in merges {
-        let r = merge.await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
-    let r = admin(
-        &s,
-        reqwest::Method::GET,
-        &format!("/admin/auth-identities/{id}"),
-        Some(KEY),
-        None,
-    )
+    let r = twenty_at_once(s, "merges@example.com", |id, i| {
+        (
+            reqwest::Method::PATCH,
+            format!("/admin/auth-identities/{id}/app-metadata"),
+            json!({ format!("key{i}"): [i] }),
+        )
+    })
     .await;
     let app = r.body["auth_identity"]["app_metadata"].as_object().unwrap();
     for i in 0..20 {
         assert_eq!(app[&format!("key{i}")], json!([i]), "{app:?}");
     }
     assert_eq!(app.len(), 20);
+}
+
+/// Registers `email`, sends the 20 admin requests `request(id, i)` for its
+/// identity at once (each must answer 200), and answers the identity as
+/// read afterwards.
+async fn twenty_at_once(
+    s: TestServer,
+    email: &str,
+    request: impl Fn(&str, usize) -> (reqwest::Method, String, Value),
+) -> Reply {
+    let token = s.register(email, "pw").await;
+    let id = claims(&token)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = std::sync::Arc::new(s);
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            let (method, path, body) = request(&id, i);
+            tokio::spawn(async move { admin(&s, method, &path, Some(KEY), Some(body)).await })
+        })
+        .collect();
+    for call in calls {
+        let r = call.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    admin(
+        &s,
+        reqwest::Method::GET,
+        &format!("/admin/auth-identities/{id}"),
+        Some(KEY),
+        None,
+    )
+    .await
 }

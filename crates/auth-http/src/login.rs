@@ -9,6 +9,7 @@ use auth_module::gate::{Answer, LoginStep};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -21,9 +22,9 @@ use crate::extract::Path;
 async fn auth_request(
     svc: &AuthService,
     actor: &str,
-    req: Request,
+    parts: &Parts,
+    body: axum::body::Body,
 ) -> Result<AuthRequest, ApiError> {
-    let (parts, body) = req.into_parts();
     let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
     let query = query_of(&parts.uri);
     let headers: BTreeMap<String, String> = parts
@@ -32,7 +33,7 @@ async fn auth_request(
         .filter(|(k, _)| *k != header::AUTHORIZATION && *k != header::COOKIE)
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let client = svc.client_addr(&parts);
+    let client = svc.client_addr(parts);
     // The configured public origin, else what this request says: the server
     // speaks plain HTTP, and the host is the `Host` header (or the absolute
     // request target) if it looks like one. Forwarded headers are ignored.
@@ -76,10 +77,10 @@ pub(crate) async fn run_step(
     req: Request,
 ) -> Result<Response, ApiError> {
     svc.module().check_actor_type(&actor)?;
-    let headers = req.headers().clone();
-    let auth_req = auth_request(&svc, &actor, req).await?;
+    let (parts, body) = req.into_parts();
+    let auth_req = auth_request(&svc, &actor, &parts, body).await?;
     svc.module().check_actor_allowed(&actor, &provider)?;
-    let presented = svc.presented(&headers);
+    let presented = svc.presented(&parts.headers);
     let answer = svc
         .gate()
         .login(step, &provider, auth_req, &presented)

@@ -70,15 +70,6 @@ impl CredentialKind {
             None => CredentialKind::Full,
         }
     }
-
-    /// Every kind, for tables and tests.
-    pub const ALL: [CredentialKind; 5] = [
-        CredentialKind::Full,
-        CredentialKind::Unregistered,
-        CredentialKind::VerificationStep,
-        CredentialKind::MfaStep,
-        CredentialKind::Reset,
-    ];
 }
 
 /// Every protected operation.
@@ -118,27 +109,6 @@ pub enum Action<'a> {
 }
 
 impl Action<'_> {
-    /// Every action but [`Action::Host`], and `Host` under `policy`: for
-    /// tables and tests.
-    pub fn all(policy: &AuthPolicy) -> [Action<'_>; 14] {
-        [
-            Action::Refresh,
-            Action::CreateSession,
-            Action::ListFactors,
-            Action::EnrolFactor,
-            Action::VerifyFactor,
-            Action::DisableFactor,
-            Action::RecoveryCodes,
-            Action::VerifyChallenge,
-            Action::RequestVerification,
-            Action::SsoUser,
-            Action::LinkSocial,
-            Action::CompleteLink,
-            Action::UpdatePassword,
-            Action::Host(policy),
-        ]
-    }
-
     /// Which credentials the action reads: `(session, bearer)`.
     fn methods(&self) -> (bool, bool) {
         match self {
@@ -459,6 +429,7 @@ impl ClaimsHook for StoredRoles {
     }
 }
 
+#[derive(Clone)]
 struct Inner {
     module: AuthModule,
     tokens: Tokens,
@@ -509,17 +480,9 @@ impl Gate {
     }
 
     /// Adds claims to every token through `hook` (default: [`StoredRoles`]).
-    pub fn with_claims_hook(self, hook: Arc<dyn ClaimsHook>) -> Self {
-        let inner = &self.inner;
-        Gate {
-            inner: Arc::new(Inner {
-                module: inner.module.clone(),
-                tokens: inner.tokens.clone(),
-                sessions: inner.sessions.clone(),
-                resets: inner.resets.clone(),
-                hook,
-            }),
-        }
+    pub fn with_claims_hook(mut self, hook: Arc<dyn ClaimsHook>) -> Self {
+        Arc::make_mut(&mut self.inner).hook = hook;
+        self
     }
 
     /// The auth module.

@@ -582,9 +582,7 @@ fn new_factors(
     let mut built: Vec<MfaFactor> = Vec::with_capacity(factors.len());
     for mut new in factors {
         new.auth_identity_id = auth_identity_id.to_owned();
-        let mut factor = new.into_factor(now);
-        factor.created_at = crate::truncate(factor.created_at);
-        factor.updated_at = factor.created_at;
+        let factor = stored_factor(new, now);
         if factor.status.is_active()
             && built
                 .iter()
@@ -603,8 +601,18 @@ fn new_factors(
     Ok(built)
 }
 
-/// Inserts `factor` for an auth identity known to exist (in the same
-/// transaction).
+/// `new` as it will be stored, at the engines' precision.
+fn stored_factor(new: NewMfaFactor, now: OffsetDateTime) -> MfaFactor {
+    let mut factor = new.into_factor(now);
+    factor.created_at = crate::truncate(factor.created_at);
+    factor.updated_at = factor.created_at;
+    factor
+}
+
+/// Inserts `factor` (in a transaction or not) in one statement: `INSERT …
+/// SELECT` inserts nothing when the auth identity does not exist, and the
+/// partial unique index refuses a second active factor of the provider,
+/// whatever runs concurrently.
 async fn insert_factor<'e, E>(executor: E, factor: &MfaFactor) -> sqlx::Result<u64>
 where
     E: sqlx::Executor<'e, Database = Db>,
@@ -613,7 +621,8 @@ where
     let updated = ts_to_db(factor.updated_at).map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
         "INSERT INTO auth_mfa_factor (id, auth_identity_id, provider, status, secret, metadata, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         created_at, updated_at) \
+         SELECT $1, id, $3, $4, $5, $6, $7, $8 FROM auth_identity WHERE id = $2",
     )
     .bind(&factor.id)
     .bind(&factor.auth_identity_id)
@@ -629,29 +638,10 @@ where
 }
 
 pub(crate) async fn create_mfa_factor(pool: &Pool<Db>, new: NewMfaFactor) -> Result<MfaFactor> {
-    let mut factor = new.into_factor(crate::now());
-    factor.created_at = crate::truncate(factor.created_at);
-    factor.updated_at = factor.created_at;
-    let created = ts_to_db(factor.created_at)?;
-    // One statement: `INSERT … SELECT` inserts nothing when the auth identity
-    // does not exist, and the partial unique index refuses a second active
-    // factor of the provider, whatever runs concurrently.
-    let inserted = sqlx::query(
-        "INSERT INTO auth_mfa_factor (id, auth_identity_id, provider, status, secret, metadata, \
-         created_at, updated_at) \
-         SELECT $1, id, $3, $4, $5, $6, $7, $7 FROM auth_identity WHERE id = $2",
-    )
-    .bind(&factor.id)
-    .bind(&factor.auth_identity_id)
-    .bind(&factor.provider)
-    .bind(factor.status.as_str())
-    .bind(&factor.secret)
-    .bind(json(factor.metadata.as_ref()))
-    .bind(&created)
-    .execute(pool)
-    .await;
+    let factor = stored_factor(new, crate::now());
+    let inserted = insert_factor(pool, &factor).await;
     match inserted {
-        Ok(done) if done.rows_affected() == 0 => Err(auth_not_found(&factor.auth_identity_id)),
+        Ok(0) => Err(auth_not_found(&factor.auth_identity_id)),
         Ok(_) => Ok(factor),
         Err(e) if is_unique_violation(&e) => Err(mfa_factor_duplicate(pool, &factor).await?),
         // The auth identity was deleted between the SELECT and the INSERT.

@@ -183,24 +183,25 @@ impl Limits {
         })
     }
 
+    /// The login counters of `id` (the identifier's hash) from `addr`, and
+    /// the identifier-and-address one a success clears.
     fn login_counters(
         &self,
-        identifier: Option<&str>,
+        id: Option<&str>,
         addr: Option<IpAddr>,
     ) -> (Vec<(String, Limit)>, Option<String>) {
         let c = &self.config;
-        let id = identifier.map(sha256_hex);
         let addr = addr.map(address_key);
         let mut out = Vec::with_capacity(3);
         let mut here = None;
-        if let (Some(id), Some(addr)) = (&id, &addr)
+        if let (Some(id), Some(addr)) = (id, &addr)
             && let Some(counter) =
                 Self::counter(&c.login_per_identifier_and_address, "login-ia", &[id, addr])
         {
             here = Some(counter.0.clone());
             out.push(counter);
         }
-        if let Some(id) = &id {
+        if let Some(id) = id {
             out.extend(Self::counter(&c.login_per_identifier, "login-i", &[id]));
         }
         if let Some(addr) = &addr {
@@ -223,14 +224,15 @@ impl Limits {
         identifier: Option<&str>,
         addr: Option<IpAddr>,
     ) -> Result<Taken> {
-        let (counters, here) = self.login_counters(identifier, addr);
+        let id = identifier.map(sha256_hex);
+        let (counters, here) = self.login_counters(id.as_deref(), addr);
         let c = &self.config;
         // Wait for the identifier's turn when a limit counts its failures.
-        let turn = match identifier {
+        let turn = match &id {
             Some(id)
                 if c.login_per_identifier_and_address.is_on() || c.login_per_identifier.is_on() =>
             {
-                Some(self.turns.wait(&sha256_hex(id)).await)
+                Some(self.turns.wait(id).await)
             }
             _ => None,
         };
