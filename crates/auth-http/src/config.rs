@@ -81,6 +81,10 @@ pub struct HttpConfig {
     /// short previous secrets are refused.
     #[serde(default, deserialize_with = "deserialize_time_text")]
     pub weak_previous_secrets_until: Option<String>,
+    /// Whether [`HttpConfig::from_document`] checked it: then
+    /// [`crate::AuthService::new`] does not check it again.
+    #[serde(skip)]
+    checked: bool,
 }
 
 /// An RFC 3339 time as written: a string, or a TOML offset date-time (which
@@ -122,23 +126,13 @@ fn default_body_limit() -> usize {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig {
-            jwt_secret: None,
-            jwt_expires_in: default_lifetime(),
-            session_cookie_name: default_cookie_name(),
-            session_cookie_secure: false,
-            session_ttl: default_lifetime(),
-            cors_origins: Vec::new(),
-            body_limit: default_body_limit(),
-            max_sessions_per_identity: default_max_sessions(),
-            trusted_proxies: Vec::new(),
-            jwt_algorithm: default_algorithm(),
-            jwt_private_key_file: None,
-            jwt_previous_public_key_files: Vec::new(),
-            jwt_previous_secrets: Vec::new(),
-            weak_previous_secrets_until: None,
-        }
+        auth_module::section_defaults()
     }
+}
+
+/// The error for HS256 without `jwt_secret`.
+fn secret_required() -> ConfigError {
+    ConfigError::new("http.jwt_secret is required (e.g. jwt_secret = \"${AUTH_JWT_SECRET}\")")
 }
 
 /// The error for a short previous secret without `weak_previous_secrets_until`.
@@ -181,9 +175,7 @@ impl HttpConfig {
         }
         let signer: Arc<dyn auth_module::Signer> =
             match auth_module::JwtAlgorithm::parse(&self.jwt_algorithm) {
-                None => hs256(secret.ok_or_else(|| {
-                    ConfigError::new("http.jwt_secret is required to serve HTTP")
-                })?),
+                None => hs256(secret.ok_or_else(secret_required)?),
                 Some(algorithm) => {
                     let path = self.jwt_private_key_file.as_deref().ok_or_else(|| {
                     ConfigError::new(
@@ -208,6 +200,19 @@ impl HttpConfig {
             earlier.push(Arc::new(verifier));
         }
         Ok(auth_module::Tokens::new(signer, self.jwt_expires_in).with_verifiers(earlier))
+    }
+
+    /// Whether tokens can be signed: HS256 needs `jwt_secret` (there is no
+    /// built-in default); an asymmetric algorithm needs its key file, which
+    /// [`HttpConfig::from_document`] checks.
+    ///
+    /// # Errors
+    /// Under HS256 without `jwt_secret`.
+    pub fn require_signing_key(&self) -> Result<(), ConfigError> {
+        match auth_module::JwtAlgorithm::parse(&self.jwt_algorithm) {
+            None if self.jwt_secret.is_none() => Err(secret_required()),
+            _ => Ok(()),
+        }
     }
 
     /// `weak_previous_secrets_until` as a time, if set.
@@ -270,11 +275,17 @@ impl HttpConfig {
     }
 
     /// Takes `[http]` out of `doc` (after the core took
-    /// `http.auth_methods_per_actor`) and validates it.
+    /// `http.auth_methods_per_actor`) and checks it, once.
     pub fn from_document(doc: &mut ConfigDocument) -> Result<Self, ConfigError> {
-        let config: HttpConfig = doc.take_or_default("http")?;
+        let mut config: HttpConfig = doc.take_or_default("http")?;
         config.validate()?;
+        config.checked = true;
         Ok(config)
+    }
+
+    /// Whether [`HttpConfig::from_document`] checked it.
+    pub(crate) fn is_checked(&self) -> bool {
+        self.checked
     }
 
     /// Checks what types alone cannot.

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth_module::events::EventBus;
 use auth_module::flows::{LinkedIdentityUsers, PasswordReset, Sessions, UserDirectory};
@@ -12,24 +11,25 @@ use auth_module::{AuthModule, ConfigError, Tokens};
 
 use crate::HttpConfig;
 
-/// The HTTP settings taken from `[http]`.
+/// The HTTP settings: `[http]` itself (read through `Deref`:
+/// `settings.body_limit`), the public origin, and the trusted proxies
+/// parsed.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HttpSettings {
-    /// Session cookie name.
-    pub session_cookie_name: String,
-    /// Whether the cookie carries `Secure`.
-    pub session_cookie_secure: bool,
-    /// Server-side session lifetime.
-    pub session_ttl: Duration,
-    /// Allowed CORS origins.
-    pub cors_origins: Vec<String>,
-    /// Largest accepted body in bytes.
-    pub body_limit: usize,
+    http: HttpConfig,
     /// The configured public origin, if any.
     pub public_origin: Option<PublicOrigin>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub(crate) trusted_proxies: Vec<crate::client::Cidr>,
+}
+
+impl std::ops::Deref for HttpSettings {
+    type Target = HttpConfig;
+
+    fn deref(&self) -> &HttpConfig {
+        &self.http
+    }
 }
 
 #[derive(Clone)]
@@ -60,8 +60,11 @@ impl AuthService {
     /// A service over `module` with `[http]` settings. `http.jwt_secret` is
     /// required under HS256 (there is no built-in default secret), and
     /// `http.jwt_private_key_file` under an asymmetric `jwt_algorithm`.
+    /// `http` is checked here unless [`HttpConfig::from_document`] did.
     pub fn new(module: AuthModule, http: &HttpConfig) -> Result<Self, ConfigError> {
-        http.validate()?;
+        if !http.is_checked() {
+            http.validate()?;
+        }
         let tokens = http.tokens()?;
         let sessions = Sessions::new(module.state_store().clone(), http.session_ttl)
             .with_max_per_identity(http.max_sessions_per_identity);
@@ -70,11 +73,7 @@ impl AuthService {
                 users: Arc::new(LinkedIdentityUsers::new(module.clone())),
                 gate: Gate::new(module, tokens, sessions),
                 settings: HttpSettings {
-                    session_cookie_name: http.session_cookie_name.clone(),
-                    session_cookie_secure: http.session_cookie_secure,
-                    session_ttl: http.session_ttl,
-                    cors_origins: http.cors_origins.clone(),
-                    body_limit: http.body_limit,
+                    http: http.clone(),
                     public_origin: None,
                     trusted_proxies: http
                         .trusted_proxies

@@ -28,7 +28,7 @@ pub use cache::CachedIdentityStore;
 pub use config::{
     Config, ConfigDocument, Format, Limit, LimitsConfig, MfaConfig, MfaDisablePolicy, MfaProviders,
     ProviderConfig, Secret, StateConfig, StoreConfig, TotpConfig, VerificationRule,
-    deserialize_duration,
+    deserialize_duration, section_defaults,
 };
 pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
 pub use gate::{AuthMethod, AuthPolicy, Gate};

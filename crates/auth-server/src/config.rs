@@ -187,16 +187,7 @@ fn default_listen() -> String {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            listen: default_listen(),
-            public_url: None,
-            header_timeout: default_header_timeout(),
-            request_timeout: default_request_timeout(),
-            idle_timeout: default_idle_timeout(),
-            max_connections: default_max_connections(),
-            metrics_listen: None,
-            log_format: LogFormat::Text,
-        }
+        auth_module::section_defaults()
     }
 }
 

@@ -134,14 +134,10 @@ pub fn load_config(path: Option<&Path>) -> Result<AppConfig, ConfigError> {
     match path {
         Some(p) => {
             let c = AppConfig::from_file(p)?;
-            // HS256 needs its secret; an asymmetric algorithm needs its key
-            // file instead (checked with the rest of `[http]`).
-            if c.http.jwt_secret.is_none() && c.http.jwt_algorithm == "HS256" {
-                return Err(ConfigError::new(format!(
-                    "config file {}: http.jwt_secret is required (e.g. jwt_secret = \"${{AUTH_JWT_SECRET}}\")",
-                    p.display()
-                )));
-            }
+            // A file names its signing key: no secret is made up for it.
+            c.http.require_signing_key().map_err(|e| {
+                ConfigError::new(format!("config file {}: {}", p.display(), e.message()))
+            })?;
             Ok(c)
         }
         None => {

@@ -15,24 +15,28 @@ use auth_module::OptionsError;
 /// argon2id cost parameters. The defaults are OWASP's first recommendation:
 /// m = 19456 KiB, t = 2, p = 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HashOptions {
     /// Memory cost in KiB.
+    #[serde(default = "int::<19456>")]
     pub memory_kib: u32,
     /// Number of passes.
+    #[serde(default = "int::<2>")]
     pub iterations: u32,
     /// Degree of parallelism (lanes).
+    #[serde(default = "int::<1>")]
     pub parallelism: u32,
+}
+
+/// `N`: `#[serde(default = "int::<N>")]`.
+const fn int<const N: u32>() -> u32 {
+    N
 }
 
 impl Default for HashOptions {
     fn default() -> Self {
-        HashOptions {
-            memory_kib: 19456,
-            iterations: 2,
-            parallelism: 1,
-        }
+        auth_module::section_defaults()
     }
 }
 

@@ -124,14 +124,7 @@ fn default_max_queue_wait() -> std::time::Duration {
 
 impl Default for EmailPassOptions {
     fn default() -> Self {
-        EmailPassOptions {
-            hash: HashOptions::default(),
-            max_concurrent_hashes: None,
-            max_queue: default_max_queue(),
-            max_queue_wait: default_max_queue_wait(),
-            release_memory_after: default_release_memory_after(),
-            scrypt_timing_floor: true,
-        }
+        auth_module::section_defaults()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 /// The shortest accepted encryption key.
 pub const MIN_KEY_CHARS: usize = 32;
 
+#[derive(Clone)]
 struct Key {
     id: String,
     cipher: Aes256Gcm,
@@ -25,6 +26,7 @@ struct Key {
 }
 
 /// The MFA keys: the current one seals, every one opens.
+#[derive(Clone)]
 pub struct MfaKeys {
     current: Key,
     previous: Vec<Key>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{AuthModule, Inner, Instance, ProviderInfo};
-use crate::config::{Config, LimitsConfig, ProviderConfig};
+use crate::config::{Config, LimitsConfig, MfaConfig, ProviderConfig, Secret, VerificationRule};
 use crate::error::ConfigError;
 use crate::events::EventBus;
 use crate::flows::Limits;
@@ -17,50 +17,67 @@ use crate::registry::Registry;
 use crate::store_traits::{IdentityStore, StateStore};
 
 /// Builds an [`AuthModule`] from a [`Config`] and/or Rust calls.
-#[derive(Debug, Default)]
+///
+/// The builder holds one [`Config`]: [`AuthModuleBuilder::config`] takes a
+/// loaded one whole (checked once, when it was read), and the setters change
+/// it (it is then checked again in [`AuthModuleBuilder::build`]).
+#[derive(Debug)]
 pub struct AuthModuleBuilder {
-    providers: Vec<ProviderConfig>,
-    auth_methods_per_actor: Option<BTreeMap<String, Vec<String>>>,
-    actor_types: Option<Vec<String>>,
-    limits: Option<LimitsConfig>,
-    store_url: Option<String>,
-    state_url: Option<String>,
+    config: Config,
     identities: Option<Arc<dyn IdentityStore>>,
     state: Option<Arc<dyn StateStore>>,
     registry: Option<Registry>,
     events: Option<EventBus>,
-    mfa: Option<crate::config::MfaConfig>,
     clock: Option<Arc<dyn crate::mfa::Clock>>,
-    verifications: Option<BTreeMap<String, Vec<crate::config::VerificationRule>>>,
+}
+
+impl Default for AuthModuleBuilder {
+    fn default() -> Self {
+        let mut config = Config::new(Vec::new());
+        // Built in Rust, a module keeps identities and state in memory
+        // unless stores are passed in.
+        config.store.url = Secret::new("memory://");
+        config.state.url = Secret::new("memory://");
+        AuthModuleBuilder {
+            config,
+            identities: None,
+            state: None,
+            registry: None,
+            events: None,
+            clock: None,
+        }
+    }
 }
 
 impl AuthModuleBuilder {
-    /// Takes the providers and `auth_methods_per_actor` of `config`. Its
-    /// `[store]` and `[state]` URLs are opened by a store factory (as
-    /// `auth-server` does) and passed with [`AuthModuleBuilder::identity_store`]
-    /// and [`AuthModuleBuilder::state_store`]; only `memory://` needs none.
-    pub fn config(mut self, config: Config) -> Self {
-        self.providers.extend(config.providers);
-        self.auth_methods_per_actor = config.auth_methods_per_actor;
-        self.actor_types = config.actor_types;
-        self.limits = Some(config.limits);
-        self.mfa = config.mfa;
-        self.verifications = config.auth_verifications_per_actor;
-        self.store_url = Some(config.store.url.expose().to_owned());
-        self.state_url = Some(config.state.url.expose().to_owned());
+    /// Takes `config` whole. Providers added before are kept, ahead of its
+    /// own. Its `[store]` and `[state]` URLs are opened by a store factory
+    /// (as `auth-server` does) and passed with
+    /// [`AuthModuleBuilder::identity_store`] and
+    /// [`AuthModuleBuilder::state_store`]; only `memory://` needs none.
+    pub fn config(mut self, mut config: Config) -> Self {
+        if !self.config.providers.is_empty() {
+            let earlier = std::mem::take(&mut self.config.providers);
+            config.changed().providers.splice(0..0, earlier);
+        }
+        self.config = config;
         self
     }
 
     /// Adds a provider instance `id` of kind `resolve`.
     pub fn provider(mut self, resolve: &str, id: &str, options: Value) -> Self {
-        self.providers
+        self.config
+            .changed()
+            .providers
             .push(ProviderConfig::new(resolve, id, options));
         self
     }
 
     /// Restricts `actor_type` to the given provider ids.
     pub fn auth_methods_for_actor(mut self, actor_type: &str, provider_ids: &[&str]) -> Self {
-        self.auth_methods_per_actor
+        self.config
+            .changed()
+            .auth_methods_per_actor
             .get_or_insert_with(BTreeMap::new)
             .insert(
                 actor_type.to_owned(),
@@ -70,8 +87,8 @@ impl AuthModuleBuilder {
     }
 
     /// Turns MFA on with these settings (`[mfa]`).
-    pub fn mfa(mut self, config: crate::config::MfaConfig) -> Self {
-        self.mfa = Some(config);
+    pub fn mfa(mut self, config: MfaConfig) -> Self {
+        self.config.changed().mfa = Some(config);
         self
     }
 
@@ -84,12 +101,10 @@ impl AuthModuleBuilder {
 
     /// Logins of `actor_type` through each rule's provider need its
     /// `entity_type` verified first (`http.auth_verifications_per_actor`).
-    pub fn verifications_for_actor(
-        mut self,
-        actor_type: &str,
-        rules: &[crate::config::VerificationRule],
-    ) -> Self {
-        self.verifications
+    pub fn verifications_for_actor(mut self, actor_type: &str, rules: &[VerificationRule]) -> Self {
+        self.config
+            .changed()
+            .auth_verifications_per_actor
             .get_or_insert_with(BTreeMap::new)
             .insert(actor_type.to_owned(), rules.to_vec());
         self
@@ -97,13 +112,14 @@ impl AuthModuleBuilder {
 
     /// Uses these rate limits (default: [`LimitsConfig::default`]).
     pub fn limits(mut self, limits: LimitsConfig) -> Self {
-        self.limits = Some(limits);
+        self.config.changed().limits = limits;
         self
     }
 
     /// Accepts only these actor types on routes (default: any valid one).
     pub fn actor_types(mut self, actor_types: &[&str]) -> Self {
-        self.actor_types = Some(actor_types.iter().map(|s| (*s).to_owned()).collect());
+        self.config.changed().actor_types =
+            Some(actor_types.iter().map(|s| (*s).to_owned()).collect());
         self
     }
 
@@ -141,9 +157,10 @@ impl AuthModuleBuilder {
             Some(r) => r,
             None => Registry::linked()?,
         };
-        let memory_only = |url: Option<&str>, key: &str, method: &str| match url {
-            None | Some("memory://") => Ok(()),
-            Some(_) => Err(ConfigError::new(format!(
+        let (config, checked) = self.config.into_checked()?;
+        let memory_only = |url: &Secret, key: &str, method: &str| match url.expose() {
+            "memory://" => Ok(()),
+            _ => Err(ConfigError::new(format!(
                 "{key}: this store is opened by a store factory (auth-server's), not by \
                  auth-module; pass it to AuthModuleBuilder::{method}"
             ))),
@@ -151,29 +168,18 @@ impl AuthModuleBuilder {
         let identities: Arc<dyn IdentityStore> = match self.identities {
             Some(s) => s,
             None => {
-                memory_only(self.store_url.as_deref(), "store.url", "identity_store")?;
+                memory_only(&config.store.url, "store.url", "identity_store")?;
                 Arc::new(MemoryIdentityStore::new())
             }
         };
         let state: Arc<dyn StateStore> = match self.state {
             Some(s) => s,
             None => {
-                memory_only(self.state_url.as_deref(), "state.url", "state_store")?;
+                memory_only(&config.state.url, "state.url", "state_store")?;
                 Arc::new(MemoryStateStore::new())
             }
         };
-        let mut config = Config::new(self.providers);
-        config.auth_methods_per_actor = self.auth_methods_per_actor;
-        config.actor_types = self.actor_types;
-        config.auth_verifications_per_actor = self.verifications;
-        config.validate()?;
-        let mfa_keys = match self.mfa {
-            Some(mfa) => {
-                let keys = mfa.validate()?;
-                Some((mfa, keys))
-            }
-            None => None,
-        };
+        let mfa = config.mfa.zip(checked.mfa_keys);
         let events = self.events.unwrap_or_default();
         let mut instances = BTreeMap::new();
         let mut order = Vec::new();
@@ -207,7 +213,6 @@ impl AuthModuleBuilder {
                 },
             );
         }
-        let limits_config = self.limits.unwrap_or_default();
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(crate::mfa::SystemClock));
@@ -216,18 +221,15 @@ impl AuthModuleBuilder {
             state.clone(),
             events.clone(),
             clock.clone(),
-            mfa_keys,
+            mfa,
         );
-        let limits = Limits::new(state.clone(), limits_config);
+        let limits = Limits::new(state.clone(), config.limits);
         let verifications = crate::flows::Verifications::new(
             identities.clone(),
             events.clone(),
             clock,
             limits.clone(),
-            config
-                .auth_verifications_per_actor
-                .clone()
-                .unwrap_or_default(),
+            config.auth_verifications_per_actor.unwrap_or_default(),
         );
         Ok(AuthModule {
             inner: Arc::new(Inner {
