@@ -21,8 +21,8 @@ use serde_json::json;
 #[path = "common/mod.rs"]
 mod common;
 use common::{
-    client_runtime, drive, env_u64, hashing_bound, register, serve_app, serve_echo,
-    serve_stateless_refresh,
+    client_runtime, drive, drive_bearer, env_u64, hashing_bound, linked_login, print_table,
+    serve_app, serve_echo, serve_stateless_refresh,
 };
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
@@ -56,45 +56,8 @@ fn main() {
             .build()
             .expect("client");
         let creds = json!({"email": "bench@example.com", "password": "bench-password"});
-        let unlinked = register(&client, auth_addr, &creds).await;
-        // The host links its customer (as its own route would), then the
-        // client logs in again: a token with an actor.
-        let id = common::claims(&unlinked)["auth_identity_id"]
-            .as_str()
-            .expect("an identity")
-            .to_owned();
-        let store = auth_store_sql::SqlStore::sqlite(&format!(
-            "sqlite://{db}/auth.db",
-            db = dir.path().display()
-        ))
-        .await
-        .expect("open the bench database");
-        auth_module::IdentityStore::patch_app_metadata(
-            &store,
-            &id,
-            "customer_id",
-            Some(json!("cus_bench")),
-        )
-        .await
-        .expect("link the customer");
-        store.close().await;
-        let token = client
-            .post(format!("http://{auth_addr}/auth/customer/emailpass"))
-            .json(&creds)
-            .send()
-            .await
-            .expect("login")
-            .json::<serde_json::Value>()
-            .await
-            .expect("json")["token"]
-            .as_str()
-            .expect("a token")
-            .to_owned();
-        assert_ne!(
-            common::claims(&token)["actor_id"],
-            "",
-            "the token is linked"
-        );
+        let db = format!("sqlite://{}/auth.db", dir.path().display());
+        let (unlinked, token) = linked_login(&client, auth_addr, &db, &creds).await;
 
         let login_url = format!("http://{auth_addr}/auth/customer/emailpass");
         let login = drive(
@@ -105,38 +68,11 @@ fn main() {
         )
         .await;
         let refresh_url = format!("http://{auth_addr}/auth/token/refresh");
-        let bearer = format!("Bearer {token}");
-        let refresh = drive(
-            &client,
-            secs,
-            connections,
-            Arc::new(move |c: &reqwest::Client| {
-                c.post(&refresh_url).header("authorization", &bearer)
-            }),
-        )
-        .await;
-        let refresh_url = format!("http://{auth_addr}/auth/token/refresh");
-        let bearer = format!("Bearer {unlinked}");
-        let refresh_unlinked = drive(
-            &client,
-            secs,
-            connections,
-            Arc::new(move |c: &reqwest::Client| {
-                c.post(&refresh_url).header("authorization", &bearer)
-            }),
-        )
-        .await;
+        let refresh = drive_bearer(&client, secs, connections, refresh_url.clone(), &token).await;
+        let refresh_unlinked =
+            drive_bearer(&client, secs, connections, refresh_url, &unlinked).await;
         let stateless_url = format!("http://{stateless_addr}/refresh");
-        let bearer = format!("Bearer {token}");
-        let stateless = drive(
-            &client,
-            secs,
-            connections,
-            Arc::new(move |c: &reqwest::Client| {
-                c.post(&stateless_url).header("authorization", &bearer)
-            }),
-        )
-        .await;
+        let stateless = drive_bearer(&client, secs, connections, stateless_url, &token).await;
         let echo_url = format!("http://{echo_addr}/echo");
         let body = json!({"token": token});
         let echo = drive(
@@ -147,22 +83,13 @@ fn main() {
         )
         .await;
 
-        println!(
-            "{:<17} {:>10} {:>9} {:>9} {:>7}",
-            "scenario", "req/s", "p50_ms", "p99_ms", "errors"
-        );
-        for (name, s) in [
+        print_table(&[
             ("login", &login),
             ("refresh", &refresh),
             ("refresh-unlinked", &refresh_unlinked),
             ("stateless-refresh", &stateless),
             ("echo", &echo),
-        ] {
-            println!(
-                "{name:<17} {:>10.1} {:>9.2} {:>9.2} {:>7}",
-                s.rps, s.p50_ms, s.p99_ms, s.errors
-            );
-        }
+        ]);
         let login_ratio = login.rps / bound;
         let refresh_ratio = refresh.rps / echo.rps;
         println!("login / hashing bound = {login_ratio:.2} (target >= 0.85)");

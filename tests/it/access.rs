@@ -478,7 +478,7 @@ async fn next_reset(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Str
             .await
             .unwrap()
             .unwrap();
-        if e.name == auth_module::flows::PASSWORD_RESET_EVENT {
+        if e.name == auth_module::accounts::PASSWORD_RESET_EVENT {
             return e.data["token"].as_str().unwrap().to_owned();
         }
     }

@@ -439,6 +439,9 @@ async fn a_rerun_gives_an_identity_its_missing_mfa_factors() {
         .service
         .module()
         .identity_store()
+        .clone()
+        .mfa_store()
+        .expect("the store keeps MFA factors")
         .list_mfa_factors("authid_cy")
         .await
         .unwrap();
@@ -473,13 +476,13 @@ async fn an_identity_and_its_factors_are_written_together() {
         .create_auth_identity(NewAuthIdentity::new())
         .await
         .unwrap();
-    store
-        .create_mfa_factor(
-            NewMfaFactor::new(&other.id, "totp", "sealed")
-                .keep("authmfa_1", time::OffsetDateTime::now_utc()),
-        )
-        .await
-        .unwrap();
+    let mfa = store.mfa_store().expect("the store keeps MFA factors");
+    mfa.create_mfa_factor(
+        NewMfaFactor::new(&other.id, "totp", "sealed")
+            .keep("authmfa_1", time::OffsetDateTime::now_utc()),
+    )
+    .await
+    .unwrap();
     s.stop().await;
 
     let config = auth_server::AppConfig::from_toml_str(&toml).unwrap();
@@ -514,13 +517,11 @@ async fn an_identity_and_its_factors_are_written_together() {
             .unwrap()
             .is_none()
     );
-    assert!(
-        store
-            .list_mfa_factors("authid_cy")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let mfa = store
+        .clone()
+        .mfa_store()
+        .expect("the store keeps MFA factors");
+    assert!(mfa.list_mfa_factors("authid_cy").await.unwrap().is_empty());
     s.stop().await;
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .execute(&pool)

@@ -728,7 +728,7 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
 /// token usable, the change, and the token spent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_complete_reset_through_the_library() {
-    use auth_module::flows::{PasswordReset, ResetOutcome};
+    use auth_module::accounts::{PasswordReset, ResetOutcome};
     let m = module_from_toml(EMAILPASS);
     m.register("emailpass", creds("lib@example.com", "old-pw"))
         .await
@@ -744,7 +744,7 @@ async fn a_complete_reset_through_the_library() {
         .request("customer", "emailpass", " LIB@example.com ", None, None)
         .await;
     let event = events.recv().await.unwrap();
-    assert_eq!(event.name, auth_module::flows::PASSWORD_RESET_EVENT);
+    assert_eq!(event.name, auth_module::accounts::PASSWORD_RESET_EVENT);
     assert_eq!(
         event.data["entity_id"],
         json!("lib@example.com"),
@@ -1030,7 +1030,7 @@ async fn mfa_and_verification_steps_as_a_library_on_a_fixed_clock() {
 /// and a success gives it back.
 #[tokio::test]
 async fn the_core_enforces_the_update_limit() {
-    use auth_module::flows::{PasswordReset, ResetOutcome};
+    use auth_module::accounts::{PasswordReset, ResetOutcome};
     let m = module_from_toml(&format!(
         "{EMAILPASS}\n[limits]\nupdate_failures_per_address = {{ count = 2, window = \"1m\" }}\n"
     ));

@@ -357,8 +357,8 @@ async fn reset_through_a_signed_webhook() {
             async move {
                 let ts = headers["x-auth-timestamp"].to_str().unwrap().to_owned();
                 let sig = headers["x-auth-signature"].to_str().unwrap().to_owned();
-                let ok = auth_http::events::verify_signature(b"hook-secret-123", &ts, &body, &sig);
-                let forged = auth_http::events::verify_signature(b"other-secret", &ts, &body, &sig);
+                let ok = auth_events::verify_signature(b"hook-secret-123", &ts, &body, &sig);
+                let forged = auth_events::verify_signature(b"other-secret", &ts, &body, &sig);
                 sink.lock()
                     .unwrap()
                     .push((ok && !forged, serde_json::from_slice(&body).unwrap()));

@@ -308,6 +308,13 @@ fn features() -> Result<(), String> {
 }
 
 fn bench() -> Result<(), String> {
+    // The process bench runs the release binary beside it.
+    run("cargo", &["build", "--release", "-p", "auth-server"], &[])?;
+    run(
+        "cargo",
+        &["bench", "-p", "auth-tests", "--bench", "process"],
+        &[],
+    )?;
     run(
         "cargo",
         &["bench", "-p", "provider-emailpass", "--bench", "hash"],

@@ -1,9 +1,9 @@
 //! Password reset over HTTP: `POST /auth/{actor}/{provider}/reset-password`
 //! and `POST /auth/{actor}/{provider}/update` parse, call the core's
-//! [`auth_module::flows::PasswordReset`] and answer.
+//! [`auth_module::accounts::PasswordReset`] and answer.
 
 use auth_module::Metadata;
-use auth_module::flows::{ResetOutcome, UpdateAttempt};
+use auth_module::accounts::{ResetOutcome, UpdateAttempt};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};

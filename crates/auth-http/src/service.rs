@@ -4,8 +4,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use auth_module::accounts::{LinkedIdentityUsers, PasswordReset, UserDirectory};
 use auth_module::events::EventBus;
-use auth_module::flows::{LinkedIdentityUsers, PasswordReset, Sessions, UserDirectory};
+use auth_module::flows::Sessions;
 use auth_module::gate::{ClaimsHook, Gate};
 use auth_module::{AuthModule, ConfigError, Tokens};
 

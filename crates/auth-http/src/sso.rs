@@ -1,5 +1,5 @@
 //! SSO over HTTP: `POST /auth/{provider}/user` creates or links the user of
-//! an SSO identity (the core's [`auth_module::flows::link_sso_user`]).
+//! an SSO identity (the core's [`auth_module::accounts::link_sso_user`]).
 
 use auth_module::gate::Action;
 use axum::Json;
@@ -27,7 +27,7 @@ pub(crate) async fn sso_user(
         ));
     }
     let profile =
-        auth_module::flows::sso_profile(&claims.user_metadata, &grant.identity.id, &provider)?;
+        auth_module::accounts::sso_profile(&claims.user_metadata, &grant.identity.id, &provider)?;
     // The gate read the identity as stored now.
     let solely = claims.auth_provider.as_deref() == Some(provider.as_str())
         && grant
@@ -40,6 +40,6 @@ pub(crate) async fn sso_user(
             "Only {provider} identities can create a user account for this authentication context"
         )));
     }
-    let user = auth_module::flows::link_sso_user(module, svc.users().as_ref(), &profile).await?;
+    let user = auth_module::accounts::link_sso_user(module, svc.users().as_ref(), &profile).await?;
     Ok(Json(json!({ "user": user.record })))
 }

@@ -13,14 +13,17 @@
 //! Both keep their entries in [`Entries`] (`quick_cache`), which evicts one
 //! entry at a time when full rather than forgetting everything.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
-use crate::store_traits::{IdentityStore, NewAuthIdentity};
+use crate::store_traits::{
+    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity,
+    VerificationStore,
+};
 
 /// The bounded map both identity caches keep their entries in: at most about
 /// `capacity` of them, one evicted at a time (S3-FIFO) when it is full.
@@ -32,9 +35,18 @@ pub(crate) fn entries<V: Clone>(capacity: usize) -> Entries<V> {
 }
 
 /// An [`IdentityStore`] wrapper caching `retrieve_auth_identity`.
+///
+/// It has the capabilities of the store it wraps: its
+/// [`IdentityStore::mfa_store`] is `Some` when the wrapped store's is (every
+/// call goes to that store, and a factor created or changed forgets its
+/// identity, whose [`AuthIdentity::mfa_enabled`] may have changed), and its
+/// [`IdentityStore::verification_store`] is the wrapped store's (never
+/// cached).
 #[derive(Debug)]
 pub struct CachedIdentityStore<S> {
-    inner: S,
+    /// Shared, so that the capabilities of the wrapped store can be reached
+    /// ([`IdentityStore::mfa_store`] takes an `Arc`).
+    inner: Arc<S>,
     /// Bumped by every invalidation; entries are removed and inserted only
     /// under this lock, so a read whose load started before an invalidation
     /// cannot put its value back after it.
@@ -48,7 +60,7 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
     /// Caches up to `capacity` identities read from `inner`.
     pub fn new(inner: S, capacity: usize) -> Self {
         CachedIdentityStore {
-            inner,
+            inner: Arc::new(inner),
             generation: Mutex::new(0),
             entries: entries(capacity),
             hits: AtomicU64::new(0),
@@ -73,12 +85,6 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
         self.generation.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A factor of `id` was created or changed: its `mfa_enabled` may have.
-    async fn mfa_changed(&self, id: &str) -> Result<()> {
-        self.invalidate(Some(id));
-        Ok(())
-    }
-
     /// Called after a committed write: forget `id` (or everything) and make
     /// reads that started before it unable to repopulate.
     fn invalidate(&self, id: Option<&str>) {
@@ -93,8 +99,18 @@ impl<S: IdentityStore> CachedIdentityStore<S> {
     }
 }
 
-crate::store_traits::identity_store_impl! {
-[impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S>] via inner then mfa_changed;
+/// A factor of an identity was created or changed: its `mfa_enabled` may
+/// have.
+#[async_trait::async_trait]
+impl<S: IdentityStore> ForgetsIdentities for CachedIdentityStore<S> {
+    async fn forget(&self, auth_identity_id: &str) -> Result<()> {
+        self.invalidate(Some(auth_identity_id));
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id is not cached yet; nothing to invalidate.
         self.inner.create_auth_identity(new).await
@@ -199,6 +215,15 @@ crate::store_traits::identity_store_impl! {
 
     async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
         self.inner.provider_identity_owner(id).await
+    }
+
+    fn mfa_store(self: Arc<Self>) -> Option<Arc<dyn MfaStore>> {
+        let inner = S::mfa_store(Arc::clone(&self.inner))?;
+        Some(Arc::new(ForgettingMfaStore::new(inner, self)))
+    }
+
+    fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
+        S::verification_store(Arc::clone(&self.inner))
     }
 }
 

@@ -34,8 +34,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::accounts::PasswordReset;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flows::{MfaChallenge, PasswordReset, Sessions};
+use crate::flows::{MfaChallenge, Sessions};
 use crate::model::{AuthIdentity, Metadata};
 use crate::module::{AuthModule, LoginOutcome};
 use crate::provider::{AuthRequest, ProviderFlow};

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod accounts;
 mod cache;
 mod config;
 mod digest;
@@ -49,7 +50,7 @@ pub use records::{
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use shared_cache::SharedIdentityCache;
-pub use store_traits::{IdentityStore, NewAuthIdentity, StateStore};
+pub use store_traits::{IdentityStore, MfaStore, NewAuthIdentity, StateStore, VerificationStore};
 pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Step, Tokens};
 
 #[doc(hidden)]

@@ -6,7 +6,7 @@
 //! [`MemoryStateStore`] for why no background sweep).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -19,7 +19,9 @@ use crate::model::{
     ProviderIdentityUpdate, generate_id,
 };
 use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, Verification};
-use crate::store_traits::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::store_traits::{
+    IdentityStore, MfaStore, NewAuthIdentity, StateStore, VerificationStore,
+};
 
 #[derive(Debug, Default)]
 struct Identities {
@@ -99,10 +101,23 @@ use crate::store_traits::{
     provider_metadata_changed, valid_app_metadata_key,
 };
 
-/// An [`IdentityStore`] in process memory.
-#[derive(Debug, Default)]
+/// An [`IdentityStore`] in process memory, with both capabilities
+/// ([`MfaStore`], [`VerificationStore`]).
+#[derive(Default)]
 pub struct MemoryIdentityStore {
     inner: Mutex<Identities>,
+}
+
+/// Counts only: the records hold password hashes and sealed secrets.
+impl std::fmt::Debug for MemoryIdentityStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("MemoryIdentityStore");
+        if let Ok(inner) = self.inner.try_lock() {
+            d.field("auth_identities", &inner.auth.len())
+                .field("provider_identities", &inner.providers.len());
+        }
+        d.finish_non_exhaustive()
+    }
 }
 
 impl MemoryIdentityStore {
@@ -118,17 +133,10 @@ impl MemoryIdentityStore {
     }
 }
 
-#[async_trait]
-impl IdentityStore for MemoryIdentityStore {
-    async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
-        self.create_auth_identity_with_mfa(new, Vec::new()).await
-    }
-
-    async fn create_auth_identity_with_mfa(
-        &self,
-        new: NewAuthIdentity,
-        factors: Vec<NewMfaFactor>,
-    ) -> Result<AuthIdentity> {
+impl MemoryIdentityStore {
+    /// Creates an auth identity with its provider identities and `factors`,
+    /// all or nothing (one lock).
+    fn create(&self, new: NewAuthIdentity, factors: Vec<NewMfaFactor>) -> Result<AuthIdentity> {
         let mut g = self.lock();
         let (mut seen, mut seen_ids) = Default::default();
         for p in &new.provider_identities {
@@ -180,6 +188,13 @@ impl IdentityStore for MemoryIdentityStore {
         }
         g.auth.insert(row.id.clone(), row.clone());
         Ok(g.assemble(&row))
+    }
+}
+
+#[async_trait]
+impl IdentityStore for MemoryIdentityStore {
+    async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+        self.create(new, Vec::new())
     }
 
     async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
@@ -360,6 +375,25 @@ impl IdentityStore for MemoryIdentityStore {
             .map(|p| p.auth_identity_id.clone()))
     }
 
+    fn mfa_store(self: Arc<Self>) -> Option<Arc<dyn MfaStore>> {
+        Some(self)
+    }
+
+    fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl MfaStore for MemoryIdentityStore {
+    async fn create_auth_identity_with_mfa(
+        &self,
+        new: NewAuthIdentity,
+        factors: Vec<NewMfaFactor>,
+    ) -> Result<AuthIdentity> {
+        self.create(new, factors)
+    }
+
     async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
         let mut g = self.lock();
         if !g.auth.contains_key(&new.auth_identity_id) {
@@ -462,7 +496,10 @@ impl IdentityStore for MemoryIdentityStore {
             .get(auth_identity_id)
             .map_or(0, |c| c.len() as u64))
     }
+}
 
+#[async_trait]
+impl VerificationStore for MemoryIdentityStore {
     async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
         let mut g = self.lock();
         if !g.auth.contains_key(&new.auth_identity_id) {
@@ -550,9 +587,20 @@ impl IdentityStore for MemoryIdentityStore {
 /// come, and no call does more than a bounded amount of work. There is no
 /// background task: the store needs no runtime and nothing to stop, and
 /// without writes nothing grows.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStateStore {
     inner: Mutex<StateMap>,
+}
+
+/// Counts only: the values are sessions, reset tickets and OAuth state.
+impl std::fmt::Debug for MemoryStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("MemoryStateStore");
+        if let Ok(inner) = self.inner.try_lock() {
+            d.field("entries", &inner.entries.len());
+        }
+        d.finish_non_exhaustive()
+    }
 }
 
 /// The most expired entries one writing call removes.
@@ -706,6 +754,40 @@ fn expiry(now: Instant, ttl: Duration) -> Instant {
 #[cfg(test)]
 mod state_tests {
     use super::*;
+
+    /// `Debug` shows counts, never what the stores hold.
+    #[tokio::test]
+    async fn debug_shows_no_secrets() {
+        let identities = MemoryIdentityStore::new();
+        let mut first = NewProviderIdentity::new("jane@example.com", "emailpass");
+        let mut secret = Metadata::new();
+        secret.insert("password".into(), Value::from("$argon2id$SECRET-HASH"));
+        first.provider_metadata = Some(secret);
+        identities
+            .create_auth_identity(NewAuthIdentity::with_provider_identity(first))
+            .await
+            .unwrap();
+        let shown = format!("{identities:?}");
+        assert!(
+            !shown.contains("SECRET-HASH") && !shown.contains("jane"),
+            "{shown}"
+        );
+        assert!(shown.contains("auth_identities: 1"), "{shown}");
+        let state = MemoryStateStore::new();
+        state
+            .set(
+                "session-h:x",
+                Value::from("SESSION-CLAIMS"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let shown = format!("{state:?}");
+        assert!(
+            !shown.contains("SESSION-CLAIMS") && !shown.contains("session-h"),
+            "{shown}"
+        );
+    }
 
     /// The index follows every write: replaced expiries leave no stale
     /// index entries, and a sweep removes expired entries from both.

@@ -180,7 +180,7 @@ impl NewMfaFactor {
 }
 
 /// A conditional change of one MFA factor, applied in one atomic write by
-/// [`crate::IdentityStore::update_mfa_factor`].
+/// [`crate::MfaStore::update_mfa_factor`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MfaFactorUpdate {
@@ -285,7 +285,7 @@ impl fmt::Debug for Verification {
 }
 
 /// A request for a verification code: what
-/// [`crate::IdentityStore::request_verification`] writes.
+/// [`crate::VerificationStore::request_verification`] writes.
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NewVerification {

@@ -32,7 +32,10 @@ use crate::error::{Error, Result};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
-use crate::store_traits::{IdentityStore, NewAuthIdentity, StateStore};
+use crate::store_traits::{
+    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity, StateStore,
+    VerificationStore,
+};
 
 /// How long a token lives in the state store without writes (a missing token
 /// is recreated, which only costs one load).
@@ -46,8 +49,17 @@ struct Entry {
 
 /// An [`IdentityStore`] wrapper caching `retrieve_auth_identity` behind
 /// per-identity tokens kept in a shared [`StateStore`] (see the module docs).
+///
+/// It has the capabilities of the store it wraps: its
+/// [`IdentityStore::mfa_store`] is `Some` when the wrapped store's is (every
+/// call goes to that store, and a factor created or changed replaces its
+/// identity's token, since [`AuthIdentity::mfa_enabled`] may have changed),
+/// and its [`IdentityStore::verification_store`] is the wrapped store's
+/// (never cached).
 pub struct SharedIdentityCache<S> {
-    inner: S,
+    /// Shared, so that the capabilities of the wrapped store can be reached
+    /// ([`IdentityStore::mfa_store`] takes an `Arc`).
+    inner: Arc<S>,
     state: Arc<dyn StateStore>,
     entries: Entries<Arc<Entry>>,
     capacity: usize,
@@ -77,7 +89,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
     /// `max_age`.
     pub fn new(inner: S, state: Arc<dyn StateStore>, capacity: usize, max_age: Duration) -> Self {
         SharedIdentityCache {
-            inner,
+            inner: Arc::new(inner),
             state,
             entries: entries(capacity),
             capacity: capacity.max(1),
@@ -145,8 +157,17 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
     }
 }
 
-crate::store_traits::identity_store_impl! {
-[impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S>] via inner then changed;
+/// A factor of an identity was created or changed: its `mfa_enabled` may
+/// have, so it gets a new token.
+#[async_trait::async_trait]
+impl<S: IdentityStore> ForgetsIdentities for SharedIdentityCache<S> {
+    async fn forget(&self, auth_identity_id: &str) -> Result<()> {
+        self.changed(auth_identity_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S> {
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         // A new id: nobody can have cached it.
         self.inner.create_auth_identity(new).await
@@ -261,6 +282,15 @@ crate::store_traits::identity_store_impl! {
 
     async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
         self.inner.provider_identity_owner(id).await
+    }
+
+    fn mfa_store(self: Arc<Self>) -> Option<Arc<dyn MfaStore>> {
+        let inner = S::mfa_store(Arc::clone(&self.inner))?;
+        Some(Arc::new(ForgettingMfaStore::new(inner, self)))
+    }
+
+    fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
+        S::verification_store(Arc::clone(&self.inner))
     }
 }
 

@@ -9,8 +9,8 @@
 //! | `session:{sid}` | a session stored in clear by 0.1.0 (read and ended only) | [`crate::flows::Sessions`] |
 //! | `session-index:{auth_identity_id}` | the identity's live sessions | [`crate::flows::Sessions`] |
 //! | `limit:{name}:{sha256(identifier) and/or address}` | a fixed-window counter | [`crate::flows::Limits`] |
-//! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::flows::PasswordReset`] |
-//! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::flows::PasswordReset`] |
+//! | `reset:{sha256(jti)}` | a reset ticket's target | [`crate::accounts::PasswordReset`] |
+//! | `reset-latest:{provider}:{entity_id}` | the newest ticket's hash | [`crate::accounts::PasswordReset`] |
 //! | `identity-version:{auth_identity_id}` | a random token replaced by every write | [`crate::SharedIdentityCache`] |
 //! | `mfa-challenge:{id}` | a login's MFA challenge | [`crate::flows::Mfa`] |
 //! | `mfa-failures:{auth_identity_id}` | wrong MFA codes in the failure window | [`crate::flows::Mfa`] |

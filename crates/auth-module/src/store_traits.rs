@@ -1,11 +1,15 @@
-//! Storage contracts: [`IdentityStore`] for durable identities and
-//! [`StateStore`] for short-lived keyed values.
+//! Storage contracts: [`IdentityStore`] for durable identities, with two
+//! capabilities a backend may have ([`MfaStore`] for MFA factors and recovery
+//! codes, [`VerificationStore`] for verifications, reached through
+//! [`IdentityStore::mfa_store`] and [`IdentityStore::verification_store`]),
+//! and [`StateStore`] for short-lived keyed values.
 //!
 //! Implementations live in their own crates (SQL, Redis); this crate ships
 //! in-memory ones ([`crate::memory`]). Every implementation must pass the same
 //! behaviour: the workspace's conformance tests run each of them.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,113 +21,97 @@ use crate::model::{
 };
 use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, Verification};
 
-/// An `#[async_trait]` impl of [`IdentityStore`] with the items given, plus
-/// the MFA and verification methods calling the same methods on
-/// `self.$via()` (wrappers and caches: these records are never cached).
-/// With `then $changed`, a factor created or changed is followed by
-/// `self.$changed(auth_identity_id)` (a cache forgets the identity, whose
-/// [`crate::AuthIdentity::mfa_enabled`] may have changed).
-macro_rules! identity_store_impl {
-    ([$($header:tt)*] via $via:ident $(then $changed:ident)?; $($body:tt)*) => {
-        #[async_trait::async_trait]
-        $($header)* {
-        $($body)*
-        async fn create_auth_identity_with_mfa(
-            &self,
-            new: $crate::store_traits::NewAuthIdentity,
-            factors: Vec<$crate::records::NewMfaFactor>,
-        ) -> $crate::Result<$crate::model::AuthIdentity> {
-            // A new identity: nobody can have cached it.
-            self.$via().create_auth_identity_with_mfa(new, factors).await
-        }
-
-        async fn create_mfa_factor(
-            &self,
-            new: $crate::records::NewMfaFactor,
-        ) -> $crate::Result<$crate::records::MfaFactor> {
-            let factor = self.$via().create_mfa_factor(new).await?;
-            $(self.$changed(&factor.auth_identity_id).await?;)?
-            Ok(factor)
-        }
-
-        async fn list_mfa_factors(
-            &self,
-            auth_identity_id: &str,
-        ) -> $crate::Result<Vec<$crate::records::MfaFactor>> {
-            self.$via().list_mfa_factors(auth_identity_id).await
-        }
-
-        async fn update_mfa_factor(
-            &self,
-            id: &str,
-            update: $crate::records::MfaFactorUpdate,
-        ) -> $crate::Result<Option<$crate::records::MfaFactor>> {
-            let factor = self.$via().update_mfa_factor(id, update).await?;
-            $(if let Some(f) = &factor {
-                self.$changed(&f.auth_identity_id).await?;
-            })?
-            Ok(factor)
-        }
-
-        async fn replace_recovery_codes(
-            &self,
-            auth_identity_id: &str,
-            hashes: Vec<String>,
-        ) -> $crate::Result<()> {
-            self.$via().replace_recovery_codes(auth_identity_id, hashes).await
-        }
-
-        async fn consume_recovery_code(
-            &self,
-            auth_identity_id: &str,
-            candidates: &[String],
-        ) -> $crate::Result<bool> {
-            self.$via().consume_recovery_code(auth_identity_id, candidates).await
-        }
-
-        async fn count_recovery_codes(&self, auth_identity_id: &str) -> $crate::Result<u64> {
-            self.$via().count_recovery_codes(auth_identity_id).await
-        }
-
-        async fn request_verification(
-            &self,
-            new: $crate::records::NewVerification,
-        ) -> $crate::Result<$crate::records::Verification> {
-            self.$via().request_verification(new).await
-        }
-
-        async fn find_verification(
-            &self,
-            auth_identity_id: &str,
-            entity_id: &str,
-            entity_type: &str,
-        ) -> $crate::Result<Option<$crate::records::Verification>> {
-            self.$via()
-                .find_verification(auth_identity_id, entity_id, entity_type)
-                .await
-        }
-
-        async fn confirm_verification(
-            &self,
-            code_hash: &str,
-            code_provider: &str,
-            now: time::OffsetDateTime,
-        ) -> $crate::Result<Option<$crate::records::Verification>> {
-            self.$via()
-                .confirm_verification(code_hash, code_provider, now)
-                .await
-        }
-
-        async fn verification_by_code(
-            &self,
-            code_hash: &str,
-        ) -> $crate::Result<Option<$crate::records::Verification>> {
-            self.$via().verification_by_code(code_hash).await
-        }
-        }
-    };
+/// An identity cache ([`crate::CachedIdentityStore`],
+/// [`crate::SharedIdentityCache`]): what it does once a factor of an identity
+/// was created or changed, since the identity's
+/// [`crate::AuthIdentity::mfa_enabled`] may have changed with it.
+#[async_trait]
+pub(crate) trait ForgetsIdentities: Send + Sync + fmt::Debug + 'static {
+    /// Forgets the cached `auth_identity_id` (after the change committed).
+    async fn forget(&self, auth_identity_id: &str) -> Result<()>;
 }
-pub(crate) use identity_store_impl;
+
+/// A cache's [`MfaStore`]: every call goes to the wrapped store's
+/// [`MfaStore`] (MFA records are never cached), and a factor created or
+/// changed is followed by [`ForgetsIdentities::forget`] of its identity.
+/// What a cache's [`IdentityStore::mfa_store`] answers when the store it
+/// wraps keeps MFA records.
+pub(crate) struct ForgettingMfaStore<C> {
+    inner: Arc<dyn MfaStore>,
+    cache: Arc<C>,
+}
+
+impl<C> ForgettingMfaStore<C> {
+    /// `inner`'s MFA records, seen through `cache`.
+    pub(crate) fn new(inner: Arc<dyn MfaStore>, cache: Arc<C>) -> Self {
+        ForgettingMfaStore { inner, cache }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for ForgettingMfaStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cache names the store it wraps.
+        fmt::Debug::fmt(&self.cache, f)
+    }
+}
+
+#[async_trait]
+impl<C: ForgetsIdentities> MfaStore for ForgettingMfaStore<C> {
+    async fn create_auth_identity_with_mfa(
+        &self,
+        new: NewAuthIdentity,
+        factors: Vec<NewMfaFactor>,
+    ) -> Result<AuthIdentity> {
+        // A new identity: nobody can have cached it.
+        self.inner.create_auth_identity_with_mfa(new, factors).await
+    }
+
+    async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
+        let factor = self.inner.create_mfa_factor(new).await?;
+        self.cache.forget(&factor.auth_identity_id).await?;
+        Ok(factor)
+    }
+
+    async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
+        self.inner.list_mfa_factors(auth_identity_id).await
+    }
+
+    async fn update_mfa_factor(
+        &self,
+        id: &str,
+        update: MfaFactorUpdate,
+    ) -> Result<Option<MfaFactor>> {
+        let factor = self.inner.update_mfa_factor(id, update).await?;
+        if let Some(f) = &factor {
+            self.cache.forget(&f.auth_identity_id).await?;
+        }
+        Ok(factor)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        auth_identity_id: &str,
+        hashes: Vec<String>,
+    ) -> Result<()> {
+        self.inner
+            .replace_recovery_codes(auth_identity_id, hashes)
+            .await
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        auth_identity_id: &str,
+        candidates: &[String],
+    ) -> Result<bool> {
+        self.inner
+            .consume_recovery_code(auth_identity_id, candidates)
+            .await
+    }
+
+    async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
+        self.inner.count_recovery_codes(auth_identity_id).await
+    }
+}
 
 /// The error every store answers when `(entity_id, provider)` is taken, so a
 /// client sees the same text whichever store is configured.
@@ -252,11 +240,29 @@ impl NewAuthIdentity {
 ///   only if it holds, bumping the credential version in the same write when
 ///   asked. Nothing reads, modifies and writes back in process memory.
 /// - Creating an auth identity with provider identities (and, with
-///   `create_auth_identity_with_mfa`, MFA factors) is atomic.
-/// - Deleting an auth identity deletes its provider identities.
+///   [`MfaStore::create_auth_identity_with_mfa`], MFA factors) is atomic.
+/// - Deleting an auth identity deletes its provider identities (and the MFA
+///   and verification records of its capabilities).
 /// - A missing record is [`crate::ErrorKind::NotFound`]; a backend failure is
 ///   [`crate::ErrorKind::DatabaseError`] with the backend error as source.
 /// - Returned auth identities carry all their provider identities, oldest first.
+///
+/// # Capabilities
+/// MFA factors and recovery codes ([`MfaStore`]) and verifications
+/// ([`VerificationStore`]) are separate traits. A backend that keeps them
+/// implements them and answers `Some(self)` from [`IdentityStore::mfa_store`]
+/// and [`IdentityStore::verification_store`]:
+///
+/// ```ignore
+/// fn mfa_store(self: Arc<Self>) -> Option<Arc<dyn MfaStore>> {
+///     Some(self)
+/// }
+/// ```
+///
+/// A backend without them keeps the defaults (`None`): it serves everything
+/// but MFA and verifications, and a module configured with `[mfa]` (or
+/// `http.auth_verifications_per_actor`) refuses to start on it, with a
+/// [`crate::ConfigError`] naming the store and what it lacks.
 #[async_trait]
 pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
     /// Creates an auth identity and its provider identities atomically.
@@ -350,49 +356,74 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
-    // ----- MFA factors, recovery codes, verifications ----------------------
+    // ----- Capabilities ------------------------------------------------------
     //
-    // Stores that predate MFA keep compiling: these answer
-    // `ErrorKind::NotSupported` unless implemented. Deleting an auth identity
-    // deletes its factors, recovery codes and verifications.
+    // MFA factors and recovery codes ([`MfaStore`]) and verifications
+    // ([`VerificationStore`]) are traits of their own, which a backend
+    // implements or not. These accessors say which it has: the module asks
+    // once, when it is built, and refuses to start (a `ConfigError`) when the
+    // configuration needs one the store lacks (`[mfa]`,
+    // `http.auth_verifications_per_actor`). They take the store as an `Arc`
+    // so that the answer can be the store itself (`Some(self)`), or, for a
+    // wrapper, an object that also holds the wrapper, while the trait stays
+    // object safe (`Arc<dyn IdentityStore>` has them).
 
+    /// The store's MFA records ([`MfaStore`]), if it keeps them. Default:
+    /// `None`. A backend that implements [`MfaStore`] answers `Some(self)`;
+    /// a wrapper answers `Some` only when the store it wraps does.
+    fn mfa_store(self: Arc<Self>) -> Option<Arc<dyn MfaStore>> {
+        None
+    }
+
+    /// The store's verification records ([`VerificationStore`]), if it keeps
+    /// them. Default: `None`. A backend that implements
+    /// [`VerificationStore`] answers `Some(self)`; a wrapper answers `Some`
+    /// only when the store it wraps does.
+    fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
+        None
+    }
+}
+
+/// Durable storage of MFA factors and recovery codes: a capability of an
+/// identity store, reached through [`IdentityStore::mfa_store`]. A store that
+/// does not implement it serves everything but MFA, and a module configured
+/// with `[mfa]` refuses to start on it.
+///
+/// # Contract
+/// - The records hang on auth identities of the same store: deleting an auth
+///   identity ([`IdentityStore::delete_auth_identity`]) deletes its factors
+///   and recovery codes.
+/// - Each spend (a TOTP step, a recovery code) is one atomic write of the
+///   backend: of concurrent spends, exactly one succeeds.
+/// - Errors are those of [`IdentityStore`]: an unknown auth identity is
+///   [`crate::ErrorKind::NotFound`], a backend failure
+///   [`crate::ErrorKind::DatabaseError`].
+#[async_trait]
+pub trait MfaStore: Send + Sync + fmt::Debug + 'static {
     /// Creates an auth identity with its provider identities and the MFA
     /// factors `factors`, all in one atomic write (one transaction): an
     /// importer's identity never exists without the factors that protect it,
     /// and a failure stores nothing. Each factor's `auth_identity_id` is
-    /// replaced by the new identity's id. The errors are those of
+    /// replaced by the new identity's id. With no factor it is
+    /// [`IdentityStore::create_auth_identity`]. The errors are those of
     /// [`IdentityStore::create_auth_identity`] and
-    /// [`IdentityStore::create_mfa_factor`]: a taken factor id, or two active
+    /// [`MfaStore::create_mfa_factor`]: a taken factor id, or two active
     /// factors of one provider among `factors`, is
     /// [`crate::ErrorKind::DuplicateError`].
-    ///
-    /// Default: `create_auth_identity` when `factors` is empty, else
-    /// [`crate::ErrorKind::NotSupported`].
     async fn create_auth_identity_with_mfa(
         &self,
         new: NewAuthIdentity,
         factors: Vec<NewMfaFactor>,
-    ) -> Result<AuthIdentity> {
-        if factors.is_empty() {
-            return self.create_auth_identity(new).await;
-        }
-        Err(lacks_mfa())
-    }
+    ) -> Result<AuthIdentity>;
 
     /// Creates an MFA factor. An identity has at most one active (pending or
     /// enabled) factor per provider: a second is
     /// [`crate::ErrorKind::DuplicateError`], decided atomically by the store.
     /// An unknown auth identity is [`crate::ErrorKind::NotFound`].
-    async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
-        let _ = new;
-        Err(lacks_mfa())
-    }
+    async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor>;
 
     /// The MFA factors of `auth_identity_id`, every status, oldest first.
-    async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
-        let _ = auth_identity_id;
-        Err(lacks_mfa())
-    }
+    async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>>;
 
     /// Applies `update` to factor `id` in one atomic write if its conditions
     /// hold ([`MfaFactorUpdate::applies_to`]); `Ok(None)` if they do not or
@@ -404,10 +435,7 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         &self,
         id: &str,
         update: MfaFactorUpdate,
-    ) -> Result<Option<MfaFactor>> {
-        let _ = (id, update);
-        Err(lacks_mfa())
-    }
+    ) -> Result<Option<MfaFactor>>;
 
     /// Replaces every recovery-code hash of `auth_identity_id` with `hashes`,
     /// atomically (empty: deletes them all).
@@ -415,10 +443,7 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         &self,
         auth_identity_id: &str,
         hashes: Vec<String>,
-    ) -> Result<()> {
-        let _ = (auth_identity_id, hashes);
-        Err(lacks_mfa())
-    }
+    ) -> Result<()>;
 
     /// Spends the recovery code of `auth_identity_id` whose hash is one of
     /// `candidates` (the code's hash under each key), atomically: `true` for
@@ -427,26 +452,32 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         &self,
         auth_identity_id: &str,
         candidates: &[String],
-    ) -> Result<bool> {
-        let _ = (auth_identity_id, candidates);
-        Err(lacks_mfa())
-    }
+    ) -> Result<bool>;
 
     /// How many unspent recovery codes `auth_identity_id` has.
-    async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
-        let _ = auth_identity_id;
-        Err(lacks_mfa())
-    }
+    async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64>;
+}
 
+/// Durable storage of verifications (an identity proving it controls an
+/// email address by a code): a capability of an identity store, reached
+/// through [`IdentityStore::verification_store`]. A store that does not
+/// implement it serves everything but verifications, and a module configured
+/// with `http.auth_verifications_per_actor` refuses to start on it.
+///
+/// # Contract
+/// - Deleting an auth identity ([`IdentityStore::delete_auth_identity`])
+///   deletes its verifications.
+/// - A confirmation is one conditional write: of concurrent confirmations of
+///   one code, exactly one succeeds.
+/// - Errors are those of [`IdentityStore`].
+#[async_trait]
+pub trait VerificationStore: Send + Sync + fmt::Debug + 'static {
     /// Records a verification code request. One row per (identity,
     /// `entity_id`, `entity_type`): a pending row takes the new code, times
     /// and metadata; a verified row is answered unchanged (its `code_hash`
     /// then differs from `new.code_hash`, which says no code was stored).
     /// An unknown auth identity is [`crate::ErrorKind::NotFound`].
-    async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
-        let _ = new;
-        Err(lacks_mfa())
-    }
+    async fn request_verification(&self, new: NewVerification) -> Result<Verification>;
 
     /// The verification row of (`auth_identity_id`, `entity_id`,
     /// `entity_type`), if any.
@@ -455,35 +486,27 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
         auth_identity_id: &str,
         entity_id: &str,
         entity_type: &str,
-    ) -> Result<Option<Verification>> {
-        let _ = (auth_identity_id, entity_id, entity_type);
-        Err(lacks_mfa())
-    }
+    ) -> Result<Option<Verification>>;
 
     /// Confirms the pending row whose code hash is `code_hash`, in one
     /// conditional write: only if its `code_provider` is `code_provider` and
     /// it has not expired at `now`. The row then has `verified_at = now` and
     /// no code. `Ok(None)` if nothing matched (see
-    /// [`IdentityStore::verification_by_code`] for why).
+    /// [`VerificationStore::verification_by_code`] for why).
     async fn confirm_verification(
         &self,
         code_hash: &str,
         code_provider: &str,
         now: time::OffsetDateTime,
-    ) -> Result<Option<Verification>> {
-        let _ = (code_hash, code_provider, now);
-        Err(lacks_mfa())
-    }
+    ) -> Result<Option<Verification>>;
 
     /// The row whose pending code hash is `code_hash`, if any.
-    async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>> {
-        let _ = code_hash;
-        Err(lacks_mfa())
-    }
+    async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>>;
 }
 
-/// What a store that does not keep MFA and verification records answers.
-fn lacks_mfa() -> crate::Error {
+/// What the module answers for MFA or verification records when its
+/// identity store keeps none (no [`MfaStore`] or [`VerificationStore`]).
+pub(crate) fn lacks_mfa() -> crate::Error {
     crate::Error::new(
         crate::ErrorKind::NotSupported,
         "this identity store does not keep MFA factors or verifications",
@@ -536,9 +559,10 @@ pub trait StateStore: Send + Sync + fmt::Debug + 'static {
 }
 
 // A shared store is a store: lets one instance serve several roles (e.g. a
-// SQL database as both identity and state store, or behind a cache).
-identity_store_impl! {
-[impl<T: IdentityStore + ?Sized> IdentityStore for std::sync::Arc<T>] via as_ref;
+// SQL database as both identity and state store, or behind a cache), with
+// the capabilities of the store it shares.
+#[async_trait]
+impl<T: IdentityStore + ?Sized> IdentityStore for Arc<T> {
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
         (**self).create_auth_identity(new).await
     }
@@ -608,11 +632,18 @@ identity_store_impl! {
         (**self).provider_identity_owner(id).await
     }
 
+    fn mfa_store(self: Arc<Self>) -> Option<Arc<dyn MfaStore>> {
+        T::mfa_store(Arc::clone(&*self))
+    }
+
+    fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
+        T::verification_store(Arc::clone(&*self))
+    }
 }
 
 /// A shared state store is a state store.
 #[async_trait]
-impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
+impl<T: StateStore + ?Sized> StateStore for Arc<T> {
     async fn set(&self, key: &str, value: Value, ttl: Duration) -> Result<()> {
         (**self).set(key, value, ttl).await
     }
@@ -641,5 +672,321 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
         ttl: Duration,
     ) -> Result<bool> {
         (**self).compare_and_swap(key, expected, new, ttl).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        AuthModule, CachedIdentityStore, Config, ErrorKind, MemoryIdentityStore, MemoryStateStore,
+        SharedIdentityCache, VerificationRule,
+    };
+
+    /// An identity store without capabilities: the core methods of a memory
+    /// store, and the accessors' defaults.
+    #[derive(Debug, Default)]
+    struct Plain(MemoryIdentityStore);
+
+    #[async_trait]
+    impl IdentityStore for Plain {
+        async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
+            self.0.create_auth_identity(new).await
+        }
+        async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
+            self.0.retrieve_auth_identity(id).await
+        }
+        async fn update_app_metadata(
+            &self,
+            id: &str,
+            app_metadata: Option<Metadata>,
+        ) -> Result<AuthIdentity> {
+            self.0.update_app_metadata(id, app_metadata).await
+        }
+        async fn patch_app_metadata(
+            &self,
+            id: &str,
+            key: &str,
+            value: Option<Value>,
+        ) -> Result<AuthIdentity> {
+            self.0.patch_app_metadata(id, key, value).await
+        }
+        async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
+            self.0.bump_credential_version(id).await
+        }
+        async fn delete_auth_identity(&self, id: &str) -> Result<()> {
+            self.0.delete_auth_identity(id).await
+        }
+        async fn find_provider_identity(
+            &self,
+            provider: &str,
+            entity_id: &str,
+        ) -> Result<Option<ProviderIdentity>> {
+            self.0.find_provider_identity(provider, entity_id).await
+        }
+        async fn add_provider_identity(
+            &self,
+            auth_identity_id: &str,
+            new: NewProviderIdentity,
+        ) -> Result<ProviderIdentity> {
+            self.0.add_provider_identity(auth_identity_id, new).await
+        }
+        async fn update_provider_identity(
+            &self,
+            id: &str,
+            update: ProviderIdentityUpdate,
+        ) -> Result<ProviderIdentity> {
+            self.0.update_provider_identity(id, update).await
+        }
+        async fn delete_provider_identity(&self, id: &str) -> Result<()> {
+            self.0.delete_provider_identity(id).await
+        }
+    }
+
+    /// Whether `store` answers `(mfa_store, verification_store)`.
+    fn capabilities<S: IdentityStore>(store: S) -> (bool, bool) {
+        let store = Arc::new(store);
+        (
+            Arc::clone(&store).mfa_store().is_some(),
+            store.verification_store().is_some(),
+        )
+    }
+
+    fn shared<S: IdentityStore>(inner: S) -> SharedIdentityCache<S> {
+        SharedIdentityCache::new(
+            inner,
+            Arc::new(MemoryStateStore::new()),
+            16,
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn wrappers_have_the_capabilities_of_the_store_they_wrap() {
+        assert_eq!(capabilities(MemoryIdentityStore::new()), (true, true));
+        assert_eq!(capabilities(Plain::default()), (false, false));
+        assert_eq!(
+            capabilities(Arc::new(MemoryIdentityStore::new())),
+            (true, true)
+        );
+        let shared_dyn: Arc<dyn IdentityStore> = Arc::new(Plain::default());
+        assert_eq!(capabilities(shared_dyn), (false, false));
+        assert_eq!(
+            capabilities(CachedIdentityStore::new(MemoryIdentityStore::new(), 16)),
+            (true, true)
+        );
+        assert_eq!(
+            capabilities(CachedIdentityStore::new(Plain::default(), 16)),
+            (false, false)
+        );
+        assert_eq!(
+            capabilities(shared(MemoryIdentityStore::new())),
+            (true, true)
+        );
+        assert_eq!(capabilities(shared(Plain::default())), (false, false));
+        assert_eq!(
+            capabilities(CachedIdentityStore::new(
+                Arc::new(shared(MemoryIdentityStore::new())),
+                16
+            )),
+            (true, true)
+        );
+    }
+
+    /// A factor created or changed through a cache's `MfaStore` forgets the
+    /// cached identity: its `mfa_enabled` follows at once.
+    #[tokio::test]
+    async fn a_cache_forgets_an_identity_whose_factor_changed() {
+        let cache = Arc::new(CachedIdentityStore::new(MemoryIdentityStore::new(), 16));
+        let mfa = Arc::clone(&cache).mfa_store().expect("MFA records");
+        let id = cache
+            .create_auth_identity(NewAuthIdentity::new())
+            .await
+            .unwrap()
+            .id;
+        let read = || async { cache.retrieve_auth_identity(&id).await.unwrap() };
+        assert_eq!(read().await.mfa_enabled, Some(false));
+        let factor = mfa
+            .create_mfa_factor(
+                NewMfaFactor::new(&id, "totp", "s").status(crate::MfaFactorStatus::Enabled),
+            )
+            .await
+            .unwrap();
+        assert_eq!(read().await.mfa_enabled, Some(true));
+        mfa.update_mfa_factor(
+            &factor.id,
+            MfaFactorUpdate::new().status(crate::MfaFactorStatus::Disabled),
+        )
+        .await
+        .unwrap()
+        .expect("updated");
+        assert_eq!(read().await.mfa_enabled, Some(false));
+    }
+
+    /// A provider kind that logs nobody in: rules need a configured provider.
+    #[derive(Debug)]
+    struct Nobody;
+
+    #[derive(serde::Deserialize)]
+    struct NoOptions {}
+
+    impl crate::ValidateOptions for NoOptions {}
+
+    impl crate::ProviderKind for Nobody {
+        const IDENTIFIER: &'static str = "nobody";
+        const DISPLAY_NAME: &'static str = "Nobody";
+        const FLOW: crate::ProviderFlow = crate::ProviderFlow::Credentials;
+        type Options = NoOptions;
+        fn new(
+            _: crate::ProviderInit<NoOptions>,
+        ) -> std::result::Result<Self, crate::OptionsError> {
+            Ok(Nobody)
+        }
+    }
+
+    #[async_trait]
+    impl crate::AuthProvider for Nobody {
+        async fn authenticate(
+            &self,
+            _: crate::AuthRequest,
+            _: &crate::ProviderIdentities,
+        ) -> Result<crate::AuthOutcome> {
+            Ok(crate::AuthOutcome::failed("nobody"))
+        }
+    }
+
+    static NOBODY: crate::ProviderRegistration = crate::ProviderRegistration::of::<Nobody>();
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml_str(&format!(
+            "[store]\nurl = \"memory://\"\n[state]\nurl = \"memory://\"\n\
+             [[providers]]\nresolve = \"nobody\"\nid = \"nobody\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn builder(config: Config) -> crate::AuthModuleBuilder {
+        AuthModule::builder()
+            .registry(crate::Registry::empty().with(&NOBODY))
+            .config(config)
+    }
+
+    const MFA: &str = "[mfa]\nencryption_key = \"an encryption key of at least 32 chars\"\n";
+
+    fn build(
+        store: Arc<dyn IdentityStore>,
+        config: Config,
+    ) -> std::result::Result<AuthModule, String> {
+        builder(config)
+            .identity_store(store)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn mfa_needs_a_store_with_mfa_records_at_start_up() {
+        let err = build(Arc::new(Plain::default()), config(MFA)).unwrap_err();
+        assert!(
+            err.contains(
+                "[mfa]: the identity store keeps no MFA factors; use a store that implements MfaStore"
+            ),
+            "{err}"
+        );
+        // Behind a cache, the same.
+        let cached = CachedIdentityStore::new(Plain::default(), 16);
+        let err = build(Arc::new(cached), config(MFA)).unwrap_err();
+        assert!(err.contains("keeps no MFA factors"), "{err}");
+        assert!(build(Arc::new(MemoryIdentityStore::new()), config(MFA)).is_ok());
+        assert!(
+            build(
+                Arc::new(CachedIdentityStore::new(MemoryIdentityStore::new(), 16)),
+                config(MFA)
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn verification_rules_need_a_store_with_verification_records_at_start_up() {
+        let with_rule = || {
+            builder(config(""))
+                .verifications_for_actor("customer", &[VerificationRule::new("email", "nobody")])
+        };
+        let err = with_rule()
+            .identity_store(Arc::new(Plain::default()))
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "http.auth_verifications_per_actor: the identity store keeps no verifications; \
+                 use a store that implements VerificationStore"
+            ),
+            "{err}"
+        );
+        assert!(
+            with_rule()
+                .identity_store(Arc::new(MemoryIdentityStore::new()))
+                .build()
+                .is_ok()
+        );
+        // No rule: nothing needs the records.
+        assert!(
+            builder(config(""))
+                .verifications_for_actor("customer", &[])
+                .identity_store(Arc::new(Plain::default()))
+                .build()
+                .is_ok()
+        );
+    }
+
+    /// Without `[mfa]` or rules, a store without capabilities serves the
+    /// rest, and the MFA and verification methods answer as they always did:
+    /// no factors, and `NotSupported` for what would write a record.
+    #[tokio::test]
+    async fn without_capabilities_mfa_and_verification_answer_as_before() {
+        let module = build(Arc::new(Plain::default()), config("")).unwrap();
+        let id = module
+            .identity_store()
+            .create_auth_identity(NewAuthIdentity::new())
+            .await
+            .unwrap()
+            .id;
+        assert_eq!(module.mfa().list_factors(&id).await.unwrap(), []);
+        let identity = module
+            .identity_store()
+            .retrieve_auth_identity(&id)
+            .await
+            .unwrap();
+        assert_eq!(
+            module.mfa().challenge(&identity, "nobody").await.unwrap(),
+            None
+        );
+        let e = module
+            .verifications()
+            .request(&id, "a@example.test", "email", None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind(), e.message()),
+            (
+                ErrorKind::NotSupported,
+                "this identity store does not keep MFA factors or verifications"
+            )
+        );
+        let e = module
+            .verifications()
+            .confirm("code", None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotSupported);
+        assert_eq!(
+            module
+                .verifications()
+                .pending(&identity, "customer", "nobody")
+                .await
+                .unwrap(),
+            None
+        );
     }
 }

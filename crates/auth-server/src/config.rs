@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use auth_events::EventsConfig;
 use auth_http::HttpConfig;
-use auth_http::events::EventsConfig;
 use auth_module::{Config, ConfigDocument, ConfigError, Secret, deserialize_duration};
 use serde::Deserialize;
 

@@ -9,8 +9,8 @@
 //!   most recently updated one is imported and the other is reported.
 //! - Each identity is written with its provider identities and its MFA
 //!   factors in one atomic create
-//!   ([`IdentityStore::create_auth_identity_with_mfa`]: one transaction on
-//!   SQL), in batches read by id: a run can stop anywhere and be run again.
+//!   ([`MfaStore::create_auth_identity_with_mfa`] of the store's
+//!   [`IdentityStore::mfa_store`]: one transaction on SQL), in batches read by id: a run can stop anywhere and be run again.
 //!   An identity already present is not written again, so a second run
 //!   imports nothing twice. A bad row is reported with its id and skipped.
 //! - Medusa's MFA factors (`auth_mfa_factor`, live rows of any status) are
@@ -37,7 +37,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use auth_module::{
-    AuthModule, ConfigError, ErrorKind, IdentityStore, Metadata, NewAuthIdentity,
+    AuthModule, ConfigError, ErrorKind, IdentityStore, Metadata, MfaStore, NewAuthIdentity,
     NewProviderIdentity,
 };
 use serde_json::Value;
@@ -238,8 +238,12 @@ pub(crate) async fn import_medusa(
     let total = u64::try_from(total).unwrap_or(0);
     let winners = collision_winners(&pool, schema, module, &instance).await?;
     let store: &Arc<dyn IdentityStore> = module.identity_store();
+    // Its MFA records: always there when `[mfa]` is (the module refuses to
+    // start otherwise).
+    let mfa = Arc::clone(store).mfa_store();
     let target = Target {
         store: store.as_ref(),
+        mfa: mfa.as_deref(),
         module,
         instance: &instance,
         winners: &winners,
@@ -344,6 +348,8 @@ struct SourceFactor {
 /// Where and how identities are written.
 struct Target<'a> {
     store: &'a dyn IdentityStore,
+    /// The store's MFA records, if it keeps them.
+    mfa: Option<&'a dyn MfaStore>,
     module: &'a AuthModule,
     instance: &'a dyn Fn(&str) -> Option<String>,
     winners: &'a HashMap<(String, String), String>,
@@ -360,6 +366,7 @@ async fn import_one(
 ) -> Result<Imported, String> {
     let Target {
         store,
+        mfa,
         module,
         instance,
         winners,
@@ -422,7 +429,7 @@ async fn import_one(
             present(store, &id).await?
         };
         if present {
-            let stored = stored_factor_ids(store, &id).await?;
+            let stored = stored_factor_ids(mfa, &id).await?;
             if factors.iter().all(|f| stored.contains(&f.id)) {
                 // Imported with all its factors by an earlier run.
                 return Ok(Imported::AlreadyPresent { factors_added: 0 });
@@ -459,7 +466,7 @@ async fn import_one(
     }
     let count = new_factors.len() as u64;
     if present_in_dry_run {
-        let factors_added = add_missing_factors(store, &id, new_factors, true).await?;
+        let factors_added = add_missing_factors(mfa, &id, new_factors, true).await?;
         return Ok(Imported::AlreadyPresent { factors_added });
     }
     if dry_run {
@@ -467,14 +474,19 @@ async fn import_one(
     }
     // One atomic write: the identity, its provider identities and its
     // factors, or nothing.
-    match store
-        .create_auth_identity_with_mfa(new, new_factors.clone())
-        .await
-    {
+    let created = match mfa {
+        Some(mfa) => {
+            mfa.create_auth_identity_with_mfa(new, new_factors.clone())
+                .await
+        }
+        None if new_factors.is_empty() => store.create_auth_identity(new).await,
+        None => return Err(lacks_mfa()),
+    };
+    match created {
         Ok(_) => Ok(Imported::New(count)),
         Err(e) if e.kind() == ErrorKind::DuplicateError => {
             if present(store, &id).await? {
-                let factors_added = add_missing_factors(store, &id, new_factors, false).await?;
+                let factors_added = add_missing_factors(mfa, &id, new_factors, false).await?;
                 return Ok(Imported::AlreadyPresent { factors_added });
             }
             Err(format!("already taken in this store: {}", e.message()))
@@ -492,7 +504,7 @@ async fn import_one(
 /// active factor of that kind, enrolled since, or a concurrent run added it)
 /// is left out and logged. Answers how many were added.
 async fn add_missing_factors(
-    store: &dyn IdentityStore,
+    mfa: Option<&dyn MfaStore>,
     id: &str,
     factors: Vec<auth_module::NewMfaFactor>,
     dry_run: bool,
@@ -500,7 +512,7 @@ async fn add_missing_factors(
     if factors.is_empty() {
         return Ok(0);
     }
-    let stored = stored_factor_ids(store, id).await?;
+    let stored = stored_factor_ids(mfa, id).await?;
     let missing = factors
         .into_iter()
         .filter(|f| f.id.as_ref().is_some_and(|fid| !stored.contains(fid)));
@@ -511,7 +523,10 @@ async fn add_missing_factors(
             continue;
         }
         let factor_id = nf.id.clone().unwrap_or_default();
-        match store.create_mfa_factor(nf).await {
+        let Some(mfa) = mfa else {
+            return Err(lacks_mfa());
+        };
+        match mfa.create_mfa_factor(nf).await {
             Ok(_) => added += 1,
             Err(e) if e.kind() == ErrorKind::DuplicateError => {
                 tracing::warn!(
@@ -532,9 +547,23 @@ async fn add_missing_factors(
     Ok(added)
 }
 
-/// The ids of the MFA factors identity `id` has in the store.
-async fn stored_factor_ids(store: &dyn IdentityStore, id: &str) -> Result<HashSet<String>, String> {
-    Ok(store
+/// What an identity with MFA factors meets when the store keeps none (which
+/// the module allows only without `[mfa]`, when such identities are held
+/// back before any write).
+fn lacks_mfa() -> String {
+    "the identity store keeps no MFA factors".to_owned()
+}
+
+/// The ids of the MFA factors identity `id` has in the store (none when it
+/// keeps no MFA records).
+async fn stored_factor_ids(
+    mfa: Option<&dyn MfaStore>,
+    id: &str,
+) -> Result<HashSet<String>, String> {
+    let Some(mfa) = mfa else {
+        return Ok(HashSet::new());
+    };
+    Ok(mfa
         .list_mfa_factors(id)
         .await
         .map_err(|e| format!("the store failed: {e}"))?

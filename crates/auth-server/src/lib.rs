@@ -153,7 +153,7 @@ pub fn load_config(path: Option<&Path>) -> Result<AppConfig, ConfigError> {
 async fn open_module(config: &AppConfig) -> Result<(AuthModule, Stores), ConfigError> {
     providers::link();
     let stores = open_stores(&config.module.store, &config.module.state).await?;
-    let events = auth_http::events::bus_from_config(&config.events)?;
+    let events = auth_events::bus_from_config(&config.events)?;
     let module = AuthModule::builder()
         .config(config.module.clone())
         .identity_store(stores.identities.clone())
@@ -276,7 +276,7 @@ pub fn check_config(path: &Path) -> Result<String, ConfigError> {
         .state_store(Arc::new(MemoryStateStore::new()))
         .build()?;
     AuthService::new(module.clone(), &config.http)?;
-    auth_http::events::bus_from_config(&config.events)?;
+    auth_events::bus_from_config(&config.events)?;
     let ids: Vec<String> = module
         .providers()
         .into_iter()

@@ -9,20 +9,22 @@ mod postgres;
 mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_module::{
-    AuthIdentity, Error, IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, NewAuthIdentity,
-    NewMfaFactor, NewProviderIdentity, NewVerification, ProviderIdentity, ProviderIdentityUpdate,
-    Result, StateStore, Verification,
+    AuthIdentity, Error, IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, MfaStore,
+    NewAuthIdentity, NewMfaFactor, NewProviderIdentity, NewVerification, ProviderIdentity,
+    ProviderIdentityUpdate, Result, StateStore, Verification, VerificationStore,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
 
 /// An [`IdentityStore`] on a SQL database: SQLite (feature `sqlite`, default)
-/// or PostgreSQL (feature `postgres`).
+/// or PostgreSQL (feature `postgres`), with both capabilities ([`MfaStore`]
+/// and [`VerificationStore`], on either engine).
 ///
 /// Open it with [`SqlStore::sqlite`] or [`SqlStore::postgres`] (which URL
 /// scheme means which store is decided by the caller's store factory, e.g.
@@ -301,6 +303,17 @@ impl IdentityStore for SqlStore {
         dispatch!(self, provider_identity_owner(id))
     }
 
+    fn mfa_store(self: Arc<Self>) -> Option<Arc<dyn MfaStore>> {
+        Some(self)
+    }
+
+    fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl MfaStore for SqlStore {
     async fn create_auth_identity_with_mfa(
         &self,
         new: NewAuthIdentity,
@@ -377,7 +390,10 @@ impl IdentityStore for SqlStore {
         }
         dispatch!(self, count_recovery_codes(auth_identity_id))
     }
+}
 
+#[async_trait]
+impl VerificationStore for SqlStore {
     async fn request_verification(&self, new: NewVerification) -> Result<Verification> {
         if has_nul(&new.auth_identity_id) {
             return Err(auth_not_found(&new.auth_identity_id));

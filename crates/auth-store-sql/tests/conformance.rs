@@ -14,8 +14,8 @@
 )]
 
 use auth_module::{
-    ErrorKind, IdentityStore, Metadata, MfaFactorUpdate, NewAuthIdentity, NewMfaFactor,
-    NewProviderIdentity, NewVerification, ProviderIdentityUpdate,
+    ErrorKind, IdentityStore, Metadata, MfaFactorUpdate, MfaStore, NewAuthIdentity, NewMfaFactor,
+    NewProviderIdentity, NewVerification, ProviderIdentityUpdate, VerificationStore,
 };
 use auth_store_sql::SqlStore;
 
@@ -35,7 +35,7 @@ async fn state_rows(store: std::sync::Arc<SqlStore>) -> u64 {
 
 /// PostgreSQL text cannot hold U+0000, so the store refuses it on every engine:
 /// writes are `InvalidData`, lookups find nothing.
-async fn check_nul_refusal(store: &dyn IdentityStore) {
+async fn check_nul_refusal(store: &SqlStore) {
     let nul_email = "nul\u{0}@example.test";
     let err = store
         .create_auth_identity(new_identity(nul_email))
@@ -233,7 +233,7 @@ async fn check_nul_refusal(store: &dyn IdentityStore) {
 
 /// Enabling a disabled factor while another of its provider is active is
 /// refused by the partial unique index: `DuplicateError`, nothing changes.
-async fn check_reactivation_is_refused(store: &dyn IdentityStore) {
+async fn check_reactivation_is_refused(store: &SqlStore) {
     use auth_module::MfaFactorStatus;
     let created = store
         .create_auth_identity(NewAuthIdentity::new())
@@ -311,7 +311,7 @@ mod sqlite {
     //! The suite in memory and on a file; persistence and migrations.
 
     use auth_module::{
-        ErrorKind, IdentityStore, MemoryIdentityStore, NewAuthIdentity, NewMfaFactor,
+        ErrorKind, IdentityStore, MemoryIdentityStore, MfaStore, NewAuthIdentity, NewMfaFactor,
         NewProviderIdentity, ProviderIdentityUpdate,
     };
     use auth_store_sql::SqlStore;
@@ -511,38 +511,33 @@ mod sqlite {
     async fn mfa_messages_match_the_memory_store() {
         let sql = SqlStore::sqlite_memory().await.expect("open");
         let memory = MemoryIdentityStore::new();
-        let stores: [&dyn IdentityStore; 2] = [&sql, &memory];
+        let stores: [(&dyn IdentityStore, &dyn MfaStore); 2] = [(&sql, &sql), (&memory, &memory)];
         let mut messages = Vec::new();
-        for store in stores {
+        for (store, mfa) in stores {
             let created = store
                 .create_auth_identity(NewAuthIdentity::new())
                 .await
                 .expect("create");
-            store
-                .create_mfa_factor(
-                    NewMfaFactor::new(&created.id, "totp", "s1")
+            mfa.create_mfa_factor(
+                NewMfaFactor::new(&created.id, "totp", "s1")
+                    .keep("authmfa_kept", time::OffsetDateTime::now_utc()),
+            )
+            .await
+            .expect("create a factor");
+            let errors = [
+                mfa.create_mfa_factor(NewMfaFactor::new(&created.id, "totp", "s2"))
+                    .await
+                    .err(),
+                mfa.create_mfa_factor(
+                    NewMfaFactor::new(&created.id, "other", "s3")
                         .keep("authmfa_kept", time::OffsetDateTime::now_utc()),
                 )
                 .await
-                .expect("create a factor");
-            let errors = [
-                store
-                    .create_mfa_factor(NewMfaFactor::new(&created.id, "totp", "s2"))
+                .err(),
+                mfa.create_mfa_factor(NewMfaFactor::new("authid_missing", "totp", "s"))
                     .await
                     .err(),
-                store
-                    .create_mfa_factor(
-                        NewMfaFactor::new(&created.id, "other", "s3")
-                            .keep("authmfa_kept", time::OffsetDateTime::now_utc()),
-                    )
-                    .await
-                    .err(),
-                store
-                    .create_mfa_factor(NewMfaFactor::new("authid_missing", "totp", "s"))
-                    .await
-                    .err(),
-                store
-                    .replace_recovery_codes("authid_missing", vec!["h".into()])
+                mfa.replace_recovery_codes("authid_missing", vec!["h".into()])
                     .await
                     .err(),
             ];
@@ -780,7 +775,7 @@ mod postgres {
             return;
         };
         let store = Arc::new(store);
-        super::check_reactivation_is_refused(&*store).await;
+        super::check_reactivation_is_refused(&store).await;
         drop_schema(store).await;
     }
 
@@ -790,7 +785,7 @@ mod postgres {
             return;
         };
         let store = Arc::new(store);
-        super::check_nul_refusal(&*store).await;
+        super::check_nul_refusal(&store).await;
         drop_schema(store).await;
     }
 }

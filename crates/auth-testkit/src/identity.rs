@@ -1,17 +1,22 @@
-//! The [`IdentityStore`] conformance cases.
+//! The [`IdentityStore`] conformance cases, and those of its capabilities
+//! ([`MfaStore`], [`VerificationStore`]).
 //!
 //! Each case is a plain async function over `&dyn IdentityStore` that panics,
-//! like a failed `assert!`, when the store breaks the contract. Each creates its
-//! own data under entity ids unique to the run, so cases may share a backend.
+//! like a failed `assert!`, when the store breaks the contract. The cases of a
+//! capability also take it: `(store, mfa: &dyn MfaStore)` or `(store,
+//! verifications: &dyn VerificationStore)`, the store's
+//! [`IdentityStore::mfa_store`] or [`IdentityStore::verification_store`]
+//! (records hang on the store's identities). Each creates its own data under
+//! entity ids unique to the run, so cases may share a backend.
 //! [`crate::identity_store_suite!`] stamps one test per case.
 
 use std::time::Duration;
 
 use auth_module::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, ErrorKind, IdentityStore, MFA_FACTOR_PREFIX, MfaFactor,
-    MfaFactorStatus, MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewProviderIdentity,
+    MfaFactorStatus, MfaFactorUpdate, MfaStore, NewAuthIdentity, NewMfaFactor, NewProviderIdentity,
     NewVerification, PROVIDER_IDENTITY_PREFIX, ProviderIdentityUpdate, VERIFICATION_PREFIX,
-    Verification,
+    Verification, VerificationStore,
 };
 use serde_json::json;
 
@@ -1301,8 +1306,8 @@ async fn bare_identity(store: &dyn IdentityStore) -> AuthIdentity {
     )
 }
 
-async fn new_factor(store: &dyn IdentityStore, new: NewMfaFactor, what: &str) -> MfaFactor {
-    ok(store.create_mfa_factor(new).await, what)
+async fn new_factor(mfa: &dyn MfaStore, new: NewMfaFactor, what: &str) -> MfaFactor {
+    ok(mfa.create_mfa_factor(new).await, what)
 }
 
 /// A verification request for `entity_id` (kind `email`, code by `token`),
@@ -1323,12 +1328,15 @@ fn verification_request(auth_identity_id: &str, entity_id: &str, hash: &str) -> 
 /// Factors are created pending by default with an `authmfa_` id, keep their
 /// secret and metadata, and are listed oldest first, every status; an
 /// unknown auth identity is `NotFound` and lists nothing.
-pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn IdentityStore) {
+pub async fn mfa_factors_are_created_and_listed_oldest_first(
+    store: &dyn IdentityStore,
+    mfa: &dyn MfaStore,
+) {
     let owner = bare_identity(store).await;
     let other = bare_identity(store).await;
     let sealed = "v1.sealed-secret+/=\"quoted\" ünï";
     let first = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, TOTP, sealed).metadata(obj(json!({ "label": "phone" }))),
         "create a pending factor",
     )
@@ -1347,7 +1355,7 @@ pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn Identit
     assert_eq!(first.updated_at, first.created_at);
     tokio::time::sleep(TICK).await;
     let second = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, WEBAUTHN, "key").status(MfaFactorStatus::Enabled),
         "create an enabled factor",
     )
@@ -1356,19 +1364,19 @@ pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn Identit
     assert_eq!(second.metadata, None);
     tokio::time::sleep(TICK).await;
     let third = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, TOTP, "old").status(MfaFactorStatus::Disabled),
         "create a disabled factor",
     )
     .await;
     new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&other.id, TOTP, "theirs"),
         "another identity's factor",
     )
     .await;
 
-    let listed = ok(store.list_mfa_factors(&owner.id).await, "list_mfa_factors");
+    let listed = ok(mfa.list_mfa_factors(&owner.id).await, "list_mfa_factors");
     assert_eq!(
         listed,
         vec![first.clone(), second, third],
@@ -1376,22 +1384,21 @@ pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn Identit
     );
     assert_ne!(listed[0].id, listed[1].id);
     assert_eq!(
-        ok(store.list_mfa_factors(&other.id).await, "list").len(),
+        ok(mfa.list_mfa_factors(&other.id).await, "list").len(),
         1,
         "each identity lists its own"
     );
 
     let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
     expect_kind(
-        store
-            .create_mfa_factor(NewMfaFactor::new(&missing, TOTP, "s"))
+        mfa.create_mfa_factor(NewMfaFactor::new(&missing, TOTP, "s"))
             .await,
         ErrorKind::NotFound,
         "a factor of an unknown auth identity",
     );
     assert_eq!(
         ok(
-            store.list_mfa_factors(&missing).await,
+            mfa.list_mfa_factors(&missing).await,
             "list of an unknown identity"
         ),
         Vec::new()
@@ -1402,12 +1409,15 @@ pub async fn mfa_factors_are_created_and_listed_oldest_first(store: &dyn Identit
 /// provider: a second is `DuplicateError` and stores nothing. Other providers
 /// and other identities are free, disabled factors do not count, and once the
 /// active one is disabled a new one may be created.
-pub async fn one_active_mfa_factor_per_identity_and_provider(store: &dyn IdentityStore) {
+pub async fn one_active_mfa_factor_per_identity_and_provider(
+    store: &dyn IdentityStore,
+    mfa: &dyn MfaStore,
+) {
     let owner = bare_identity(store).await;
     let other = bare_identity(store).await;
-    let pending = new_factor(store, NewMfaFactor::new(&owner.id, TOTP, "s1"), "first").await;
+    let pending = new_factor(mfa, NewMfaFactor::new(&owner.id, TOTP, "s1"), "first").await;
     for status in [MfaFactorStatus::Pending, MfaFactorStatus::Enabled] {
-        let refused = store
+        let refused = mfa
             .create_mfa_factor(NewMfaFactor::new(&owner.id, TOTP, "s2").status(status))
             .await;
         if let Err(e) = &refused {
@@ -1424,42 +1434,41 @@ pub async fn one_active_mfa_factor_per_identity_and_provider(store: &dyn Identit
         );
     }
     new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, TOTP, "kept").status(MfaFactorStatus::Disabled),
         "a disabled factor beside the active one",
     )
     .await;
     new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, WEBAUTHN, "k"),
         "another provider",
     )
     .await;
     new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&other.id, TOTP, "o"),
         "another identity",
     )
     .await;
     assert_eq!(
-        ok(store.list_mfa_factors(&owner.id).await, "list").len(),
+        ok(mfa.list_mfa_factors(&owner.id).await, "list").len(),
         3,
         "the refused factors were not stored"
     );
 
     let disabled = ok(
-        store
-            .update_mfa_factor(
-                &pending.id,
-                MfaFactorUpdate::new().status(MfaFactorStatus::Disabled),
-            )
-            .await,
+        mfa.update_mfa_factor(
+            &pending.id,
+            MfaFactorUpdate::new().status(MfaFactorStatus::Disabled),
+        )
+        .await,
         "disable the active factor",
     )
     .expect("the factor is disabled");
     assert_eq!(disabled.status, MfaFactorStatus::Disabled);
     let replacement = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, TOTP, "s3"),
         "a new factor once the old one is disabled",
     )
@@ -1469,11 +1478,14 @@ pub async fn one_active_mfa_factor_per_identity_and_provider(store: &dyn Identit
 
 /// Of 20 concurrent creates of an active factor of one provider, exactly one
 /// succeeds and the others are `DuplicateError`.
-pub async fn concurrent_mfa_factor_creates_yield_one(store: &dyn IdentityStore) {
+pub async fn concurrent_mfa_factor_creates_yield_one(
+    store: &dyn IdentityStore,
+    mfa: &dyn MfaStore,
+) {
     const N: usize = 20;
     let owner = bare_identity(store).await;
     let attempts = (0..N)
-        .map(|i| store.create_mfa_factor(NewMfaFactor::new(&owner.id, TOTP, format!("s{i}"))))
+        .map(|i| mfa.create_mfa_factor(NewMfaFactor::new(&owner.id, TOTP, format!("s{i}"))))
         .collect();
     let mut winners = Vec::new();
     for result in join_all(attempts).await {
@@ -1487,23 +1499,23 @@ pub async fn concurrent_mfa_factor_creates_yield_one(store: &dyn IdentityStore) 
         }
     }
     assert_eq!(winners.len(), 1, "exactly one of {N} creates succeeds");
-    assert_eq!(ok(store.list_mfa_factors(&owner.id).await, "list"), winners);
+    assert_eq!(ok(mfa.list_mfa_factors(&owner.id).await, "list"), winners);
 }
 
 /// `update_mfa_factor` applies only when its conditions hold: the status is
 /// one of `if_status`, and a spent TOTP step is above every step spent
 /// before. Otherwise, or for a missing factor, it answers `None` and changes
 /// nothing.
-pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
+pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore, mfa: &dyn MfaStore) {
     let owner = bare_identity(store).await;
     let created = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, TOTP, "s").metadata(obj(json!({ "label": "l" }))),
         "create",
     )
     .await;
     let id = created.id.clone();
-    let update = |u: MfaFactorUpdate| store.update_mfa_factor(&id, u);
+    let update = |u: MfaFactorUpdate| mfa.update_mfa_factor(&id, u);
 
     assert_eq!(
         ok(
@@ -1518,7 +1530,7 @@ pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
         None
     );
     assert_eq!(
-        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        ok(mfa.list_mfa_factors(&owner.id).await, "list"),
         vec![created.clone()],
         "a declined update changes nothing"
     );
@@ -1541,7 +1553,7 @@ pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
     assert_eq!(enabled.created_at, created.created_at);
     assert!(enabled.updated_at >= created.updated_at);
     assert_eq!(
-        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        ok(mfa.list_mfa_factors(&owner.id).await, "list"),
         vec![enabled.clone()],
         "what the update answered is what is stored"
     );
@@ -1589,12 +1601,11 @@ pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
     assert_eq!(ok(spend(103).await, "a step of a disabled factor"), None);
     assert_eq!(
         ok(
-            store
-                .update_mfa_factor(
-                    &format!("{MFA_FACTOR_PREFIX}_{}", unique("missing")),
-                    MfaFactorUpdate::new().status(MfaFactorStatus::Enabled),
-                )
-                .await,
+            mfa.update_mfa_factor(
+                &format!("{MFA_FACTOR_PREFIX}_{}", unique("missing")),
+                MfaFactorUpdate::new().status(MfaFactorStatus::Enabled),
+            )
+            .await,
             "an update of a missing factor"
         ),
         None
@@ -1602,19 +1613,19 @@ pub async fn mfa_factor_update_is_conditional(store: &dyn IdentityStore) {
 }
 
 /// Of 20 concurrent updates spending the same TOTP step, exactly one applies.
-pub async fn concurrent_mfa_step_spends_yield_one(store: &dyn IdentityStore) {
+pub async fn concurrent_mfa_step_spends_yield_one(store: &dyn IdentityStore, mfa: &dyn MfaStore) {
     const N: usize = 20;
     const STEP: i64 = 58_000_000;
     let owner = bare_identity(store).await;
     let factor = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, TOTP, "s").status(MfaFactorStatus::Enabled),
         "create",
     )
     .await;
     let spends = (0..N)
         .map(|_| {
-            store.update_mfa_factor(
+            mfa.update_mfa_factor(
                 &factor.id,
                 MfaFactorUpdate::new()
                     .if_status(&[MfaFactorStatus::Enabled])
@@ -1633,21 +1644,24 @@ pub async fn concurrent_mfa_step_spends_yield_one(store: &dyn IdentityStore) {
         "exactly one of {N} spends of one step applies"
     );
     assert_eq!(applied[0].last_used_step, Some(STEP));
-    assert_eq!(ok(store.list_mfa_factors(&owner.id).await, "list"), applied);
+    assert_eq!(ok(mfa.list_mfa_factors(&owner.id).await, "list"), applied);
 }
 
 /// Recovery codes: a replace sets exactly the given hashes (a hash given
 /// twice is one code; empty deletes them all), each is spent once by any of
 /// its candidate hashes, and only by its own identity. An unknown identity
 /// is `NotFound` for a replace and has no codes.
-pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn IdentityStore) {
+pub async fn recovery_codes_are_replaced_counted_and_spent_once(
+    store: &dyn IdentityStore,
+    mfa: &dyn MfaStore,
+) {
     let owner = bare_identity(store).await;
     let other = bare_identity(store).await;
     let [h1, h2, h3, h4, stranger] = ["h1", "h2", "h3", "h4", "x"].map(unique);
-    let count = |id: String| async move { ok(store.count_recovery_codes(&id).await, "count") };
+    let count = |id: String| async move { ok(mfa.count_recovery_codes(&id).await, "count") };
     let consume = |id: String, candidates: Vec<String>| async move {
         ok(
-            store.consume_recovery_code(&id, &candidates).await,
+            mfa.consume_recovery_code(&id, &candidates).await,
             "consume_recovery_code",
         )
     };
@@ -1655,18 +1669,16 @@ pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn Iden
     assert_eq!(count(owner.id.clone()).await, 0, "no codes at first");
     assert!(!consume(owner.id.clone(), vec![h1.clone()]).await);
     ok(
-        store
-            .replace_recovery_codes(
-                &owner.id,
-                vec![h1.clone(), h2.clone(), h3.clone(), h2.clone()],
-            )
-            .await,
+        mfa.replace_recovery_codes(
+            &owner.id,
+            vec![h1.clone(), h2.clone(), h3.clone(), h2.clone()],
+        )
+        .await,
         "replace_recovery_codes",
     );
     assert_eq!(count(owner.id.clone()).await, 3);
     ok(
-        store
-            .replace_recovery_codes(&other.id, vec![h1.clone()])
+        mfa.replace_recovery_codes(&other.id, vec![h1.clone()])
             .await,
         "the other identity's codes",
     );
@@ -1688,8 +1700,7 @@ pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn Iden
     assert_eq!(count(other.id.clone()).await, 1);
 
     ok(
-        store
-            .replace_recovery_codes(&owner.id, vec![h4.clone()])
+        mfa.replace_recovery_codes(&owner.id, vec![h4.clone()])
             .await,
         "a new set",
     );
@@ -1700,7 +1711,7 @@ pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn Iden
     );
     assert!(consume(owner.id.clone(), vec![h4.clone()]).await);
     ok(
-        store.replace_recovery_codes(&other.id, Vec::new()).await,
+        mfa.replace_recovery_codes(&other.id, Vec::new()).await,
         "an empty set",
     );
     assert_eq!(count(other.id.clone()).await, 0, "empty deletes them all");
@@ -1708,14 +1719,12 @@ pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn Iden
 
     let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
     expect_kind(
-        store
-            .replace_recovery_codes(&missing, vec![h1.clone()])
-            .await,
+        mfa.replace_recovery_codes(&missing, vec![h1.clone()]).await,
         ErrorKind::NotFound,
         "codes of an unknown auth identity",
     );
     expect_kind(
-        store.replace_recovery_codes(&missing, Vec::new()).await,
+        mfa.replace_recovery_codes(&missing, Vec::new()).await,
         ErrorKind::NotFound,
         "no codes for an unknown auth identity",
     );
@@ -1724,19 +1733,21 @@ pub async fn recovery_codes_are_replaced_counted_and_spent_once(store: &dyn Iden
 }
 
 /// Of 20 concurrent spends of one recovery code, exactly one succeeds.
-pub async fn concurrent_recovery_code_spends_yield_one(store: &dyn IdentityStore) {
+pub async fn concurrent_recovery_code_spends_yield_one(
+    store: &dyn IdentityStore,
+    mfa: &dyn MfaStore,
+) {
     const N: usize = 20;
     let owner = bare_identity(store).await;
     let [code, spare] = ["code", "spare"].map(unique);
     ok(
-        store
-            .replace_recovery_codes(&owner.id, vec![code.clone(), spare])
+        mfa.replace_recovery_codes(&owner.id, vec![code.clone(), spare])
             .await,
         "replace",
     );
     let candidates = [unique("old-key"), code];
     let spends = (0..N)
-        .map(|_| store.consume_recovery_code(&owner.id, &candidates))
+        .map(|_| mfa.consume_recovery_code(&owner.id, &candidates))
         .collect();
     let spent = join_all(spends)
         .await
@@ -1748,7 +1759,7 @@ pub async fn concurrent_recovery_code_spends_yield_one(store: &dyn IdentityStore
         .count();
     assert_eq!(spent, 1, "exactly one of {N} spends of one code succeeds");
     assert_eq!(
-        ok(store.count_recovery_codes(&owner.id).await, "count"),
+        ok(mfa.count_recovery_codes(&owner.id).await, "count"),
         1,
         "only that code was spent"
     );
@@ -1760,6 +1771,7 @@ pub async fn concurrent_recovery_code_spends_yield_one(store: &dyn IdentityStore
 /// unknown auth identity is `NotFound`.
 pub async fn verification_request_creates_then_refreshes_the_pending_row(
     store: &dyn IdentityStore,
+    verifications: &dyn VerificationStore,
 ) {
     let owner = bare_identity(store).await;
     let address = email("verify");
@@ -1767,7 +1779,9 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
     let first_request = verification_request(&owner.id, &address, &h1)
         .metadata(Some(obj(json!({ "redirect": "/a" }))));
     let first = ok(
-        store.request_verification(first_request.clone()).await,
+        verifications
+            .request_verification(first_request.clone())
+            .await,
         "request_verification",
     );
     assert!(
@@ -1787,14 +1801,16 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
     assert_eq!(first.updated_at, first.created_at);
     assert_eq!(
         ok(
-            store.find_verification(&owner.id, &address, EMAIL).await,
+            verifications
+                .find_verification(&owner.id, &address, EMAIL)
+                .await,
             "find_verification"
         ),
         Some(first.clone())
     );
     assert_eq!(
         ok(
-            store.verification_by_code(&h1).await,
+            verifications.verification_by_code(&h1).await,
             "verification_by_code"
         ),
         Some(first.clone())
@@ -1805,7 +1821,9 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
     second_request.code_provider = "link".to_owned();
     second_request.expires_at = second_request.requested_at + time::Duration::minutes(5);
     let second = ok(
-        store.request_verification(second_request.clone()).await,
+        verifications
+            .request_verification(second_request.clone())
+            .await,
         "a second request",
     );
     assert_eq!(second.id, first.id, "one row per (identity, entity)");
@@ -1818,16 +1836,24 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
     assert!(second.updated_at > first.updated_at);
     assert_eq!(second.verified_at, None);
     assert_eq!(
-        ok(store.verification_by_code(&h1).await, "the replaced code"),
+        ok(
+            verifications.verification_by_code(&h1).await,
+            "the replaced code"
+        ),
         None
     );
     assert_eq!(
-        ok(store.verification_by_code(&h2).await, "the new code"),
+        ok(
+            verifications.verification_by_code(&h2).await,
+            "the new code"
+        ),
         Some(second.clone())
     );
     assert_eq!(
         ok(
-            store.find_verification(&owner.id, &address, EMAIL).await,
+            verifications
+                .find_verification(&owner.id, &address, EMAIL)
+                .await,
             "find"
         ),
         Some(second.clone())
@@ -1835,18 +1861,23 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
 
     let mut phone = verification_request(&owner.id, &address, &h3);
     phone.entity_type = "phone".to_owned();
-    let phone = ok(store.request_verification(phone).await, "another kind");
+    let phone = ok(
+        verifications.request_verification(phone).await,
+        "another kind",
+    );
     assert_ne!(phone.id, first.id, "rows are per entity kind");
     assert_eq!(
         ok(
-            store.find_verification(&owner.id, &address, "phone").await,
+            verifications
+                .find_verification(&owner.id, &address, "phone")
+                .await,
             "find"
         ),
         Some(phone)
     );
     assert_eq!(
         ok(
-            store
+            verifications
                 .find_verification(&owner.id, &email("unknown"), EMAIL)
                 .await,
             "find of an unknown entity"
@@ -1855,7 +1886,7 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
     );
     let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
     expect_kind(
-        store
+        verifications
             .request_verification(verification_request(&missing, &address, &unique("v")))
             .await,
         ErrorKind::NotFound,
@@ -1867,12 +1898,15 @@ pub async fn verification_request_creates_then_refreshes_the_pending_row(
 /// expiry (strictly); then the row is verified at that time and has no code,
 /// so a second confirmation finds nothing. A request after that answers the
 /// verified row unchanged.
-pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn IdentityStore) {
+pub async fn verification_confirm_checks_provider_and_expiry(
+    store: &dyn IdentityStore,
+    verifications: &dyn VerificationStore,
+) {
     let owner = bare_identity(store).await;
     let address = email("confirm");
     let code = unique("code");
     let requested = ok(
-        store
+        verifications
             .request_verification(verification_request(&owner.id, &address, &code))
             .await,
         "request",
@@ -1882,7 +1916,9 @@ pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn Identit
         let code = code.clone();
         async move {
             ok(
-                store.confirm_verification(&code, provider, now).await,
+                verifications
+                    .confirm_verification(&code, provider, now)
+                    .await,
                 "confirm_verification",
             )
         }
@@ -1896,13 +1932,13 @@ pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn Identit
     );
     assert_eq!(confirm(TOKEN, expires_at).await, None, "at expiry");
     assert_eq!(
-        ok(store.verification_by_code(&code).await, "by code"),
+        ok(verifications.verification_by_code(&code).await, "by code"),
         Some(requested.clone()),
         "refused confirmations change nothing"
     );
     assert_eq!(
         ok(
-            store
+            verifications
                 .confirm_verification(&unique("other-code"), TOKEN, now_micros())
                 .await,
             "an unknown code"
@@ -1921,21 +1957,26 @@ pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn Identit
     assert_eq!(confirmed.metadata, requested.metadata);
     assert_eq!(
         ok(
-            store.find_verification(&owner.id, &address, EMAIL).await,
+            verifications
+                .find_verification(&owner.id, &address, EMAIL)
+                .await,
             "find"
         ),
         Some(confirmed.clone()),
         "what the confirmation answered is what is stored"
     );
     assert_eq!(
-        ok(store.verification_by_code(&code).await, "by the used code"),
+        ok(
+            verifications.verification_by_code(&code).await,
+            "by the used code"
+        ),
         None
     );
     assert_eq!(confirm(TOKEN, at).await, None, "a second confirmation");
 
     let again_code = unique("again");
     let again = ok(
-        store
+        verifications
             .request_verification(verification_request(&owner.id, &address, &again_code))
             .await,
         "a request after verification",
@@ -1948,14 +1989,16 @@ pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn Identit
     );
     assert_eq!(
         ok(
-            store.verification_by_code(&again_code).await,
+            verifications.verification_by_code(&again_code).await,
             "by the new code"
         ),
         None
     );
     assert_eq!(
         ok(
-            store.find_verification(&owner.id, &address, EMAIL).await,
+            verifications
+                .find_verification(&owner.id, &address, EMAIL)
+                .await,
             "find"
         ),
         Some(confirmed)
@@ -1963,19 +2006,22 @@ pub async fn verification_confirm_checks_provider_and_expiry(store: &dyn Identit
 }
 
 /// Of 20 concurrent confirmations of one code, exactly one succeeds.
-pub async fn concurrent_verification_confirms_yield_one(store: &dyn IdentityStore) {
+pub async fn concurrent_verification_confirms_yield_one(
+    store: &dyn IdentityStore,
+    verifications: &dyn VerificationStore,
+) {
     const N: usize = 20;
     let owner = bare_identity(store).await;
     let code = unique("race-code");
     ok(
-        store
+        verifications
             .request_verification(verification_request(&owner.id, &email("race"), &code))
             .await,
         "request",
     );
     let now = now_micros();
     let confirms = (0..N)
-        .map(|_| store.confirm_verification(&code, TOKEN, now))
+        .map(|_| verifications.confirm_verification(&code, TOKEN, now))
         .collect();
     let confirmed: Vec<Verification> = join_all(confirms)
         .await
@@ -1990,18 +2036,20 @@ pub async fn concurrent_verification_confirms_yield_one(store: &dyn IdentityStor
     assert_eq!(confirmed[0].verified_at, Some(now));
 }
 
-/// Deleting an auth identity deletes its factors, recovery codes and
-/// verifications, and leaves other identities' alone.
-pub async fn delete_auth_identity_cascades_to_mfa_records(store: &dyn IdentityStore) {
+/// Deleting an auth identity deletes its factors and recovery codes, and
+/// leaves other identities' alone.
+pub async fn delete_auth_identity_cascades_to_mfa_records(
+    store: &dyn IdentityStore,
+    mfa: &dyn MfaStore,
+) {
     let doomed = bare_identity(store).await;
     let kept = bare_identity(store).await;
-    let address = email("cascade");
     let mut factors = Vec::new();
     let mut codes = Vec::new();
     for owner in [&doomed, &kept] {
         factors.push(
             new_factor(
-                store,
+                mfa,
                 NewMfaFactor::new(&owner.id, TOTP, "s").status(MfaFactorStatus::Enabled),
                 "create a factor",
             )
@@ -2009,71 +2057,101 @@ pub async fn delete_auth_identity_cascades_to_mfa_records(store: &dyn IdentitySt
         );
         let code = unique("cascade-code");
         ok(
-            store
-                .replace_recovery_codes(&owner.id, vec![code.clone(), unique("spare")])
+            mfa.replace_recovery_codes(&owner.id, vec![code.clone(), unique("spare")])
                 .await,
             "replace",
         );
-        let hash = unique("cascade-verify");
-        ok(
-            store
-                .request_verification(verification_request(&owner.id, &address, &hash))
-                .await,
-            "request",
-        );
-        codes.push((code, hash));
+        codes.push(code);
     }
-    let kept_before = (
-        ok(store.list_mfa_factors(&kept.id).await, "list"),
-        ok(
-            store.find_verification(&kept.id, &address, EMAIL).await,
-            "find",
-        ),
-    );
+    let kept_before = ok(mfa.list_mfa_factors(&kept.id).await, "list");
 
     ok(store.delete_auth_identity(&doomed.id).await, "delete");
     assert_eq!(
-        ok(store.list_mfa_factors(&doomed.id).await, "list"),
+        ok(mfa.list_mfa_factors(&doomed.id).await, "list"),
         Vec::new(),
         "factors went with their identity"
     );
     assert_eq!(
         ok(
-            store
-                .update_mfa_factor(&factors[0].id, MfaFactorUpdate::new().use_step(1))
+            mfa.update_mfa_factor(&factors[0].id, MfaFactorUpdate::new().use_step(1))
                 .await,
             "update of a deleted factor"
         ),
         None
     );
-    assert_eq!(ok(store.count_recovery_codes(&doomed.id).await, "count"), 0);
+    assert_eq!(ok(mfa.count_recovery_codes(&doomed.id).await, "count"), 0);
     assert!(!ok(
-        store
-            .consume_recovery_code(&doomed.id, std::slice::from_ref(&codes[0].0))
+        mfa.consume_recovery_code(&doomed.id, std::slice::from_ref(&codes[0]))
             .await,
         "consume"
     ));
+    expect_kind(
+        mfa.create_mfa_factor(NewMfaFactor::new(&doomed.id, TOTP, "s"))
+            .await,
+        ErrorKind::NotFound,
+        "a factor of a deleted identity",
+    );
+
+    assert_eq!(
+        ok(mfa.list_mfa_factors(&kept.id).await, "list"),
+        kept_before,
+        "other identities keep theirs"
+    );
+    assert_eq!(ok(mfa.count_recovery_codes(&kept.id).await, "count"), 2);
+    assert!(ok(
+        mfa.consume_recovery_code(&kept.id, std::slice::from_ref(&codes[1]))
+            .await,
+        "consume"
+    ));
+}
+
+/// Deleting an auth identity deletes its verifications, and leaves other
+/// identities' alone.
+pub async fn delete_auth_identity_cascades_to_verifications(
+    store: &dyn IdentityStore,
+    verifications: &dyn VerificationStore,
+) {
+    let doomed = bare_identity(store).await;
+    let kept = bare_identity(store).await;
+    let address = email("cascade");
+    let mut hashes = Vec::new();
+    for owner in [&doomed, &kept] {
+        let hash = unique("cascade-verify");
+        ok(
+            verifications
+                .request_verification(verification_request(&owner.id, &address, &hash))
+                .await,
+            "request",
+        );
+        hashes.push(hash);
+    }
+    let kept_before = ok(
+        verifications
+            .find_verification(&kept.id, &address, EMAIL)
+            .await,
+        "find",
+    );
+
+    ok(store.delete_auth_identity(&doomed.id).await, "delete");
     assert_eq!(
         ok(
-            store.find_verification(&doomed.id, &address, EMAIL).await,
+            verifications
+                .find_verification(&doomed.id, &address, EMAIL)
+                .await,
             "find"
         ),
         None,
         "verifications went with their identity"
     );
     assert_eq!(
-        ok(store.verification_by_code(&codes[0].1).await, "by code"),
+        ok(
+            verifications.verification_by_code(&hashes[0]).await,
+            "by code"
+        ),
         None
     );
     expect_kind(
-        store
-            .create_mfa_factor(NewMfaFactor::new(&doomed.id, TOTP, "s"))
-            .await,
-        ErrorKind::NotFound,
-        "a factor of a deleted identity",
-    );
-    expect_kind(
-        store
+        verifications
             .request_verification(verification_request(&doomed.id, &address, &unique("v")))
             .await,
         ErrorKind::NotFound,
@@ -2081,34 +2159,34 @@ pub async fn delete_auth_identity_cascades_to_mfa_records(store: &dyn IdentitySt
     );
 
     assert_eq!(
-        (
-            ok(store.list_mfa_factors(&kept.id).await, "list"),
-            ok(
-                store.find_verification(&kept.id, &address, EMAIL).await,
-                "find"
-            ),
+        ok(
+            verifications
+                .find_verification(&kept.id, &address, EMAIL)
+                .await,
+            "find"
         ),
         kept_before,
         "other identities keep theirs"
     );
-    assert_eq!(ok(store.count_recovery_codes(&kept.id).await, "count"), 2);
-    assert!(ok(
-        store
-            .consume_recovery_code(&kept.id, std::slice::from_ref(&codes[1].0))
-            .await,
-        "consume"
-    ));
+    assert!(
+        ok(
+            verifications.verification_by_code(&hashes[1]).await,
+            "by code"
+        )
+        .is_some(),
+        "the other identity's pending code is still there"
+    );
 }
 
 /// A given factor id and creation time are kept exactly (no shape check),
 /// for importers, with the given status; a taken id is `DuplicateError` and
 /// stores nothing.
-pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
+pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore, mfa: &dyn MfaStore) {
     let owner = bare_identity(store).await;
     let id = unique("imported-FACTOR");
     let created_at = time::macros::datetime!(2024-02-03 04:05:06.123456 UTC);
     let imported = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, TOTP, "sealed")
             .status(MfaFactorStatus::Enabled)
             .keep(&id, created_at),
@@ -2120,12 +2198,12 @@ pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
     assert_eq!(imported.updated_at, created_at);
     assert_eq!(imported.status, MfaFactorStatus::Enabled);
     assert_eq!(
-        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        ok(mfa.list_mfa_factors(&owner.id).await, "list"),
         vec![imported.clone()]
     );
     // Oldest first goes by the kept time, not by insertion.
     let older = new_factor(
-        store,
+        mfa,
         NewMfaFactor::new(&owner.id, WEBAUTHN, "k").keep(
             unique("imported-older"),
             created_at - time::Duration::days(1),
@@ -2134,25 +2212,24 @@ pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
     )
     .await;
     assert_eq!(
-        ok(store.list_mfa_factors(&owner.id).await, "list"),
+        ok(mfa.list_mfa_factors(&owner.id).await, "list"),
         vec![older, imported.clone()]
     );
 
     let other = bare_identity(store).await;
     expect_kind(
-        store
-            .create_mfa_factor(NewMfaFactor::new(&other.id, TOTP, "s").keep(&id, created_at))
+        mfa.create_mfa_factor(NewMfaFactor::new(&other.id, TOTP, "s").keep(&id, created_at))
             .await,
         ErrorKind::DuplicateError,
         "a taken factor id",
     );
     assert_eq!(
-        ok(store.list_mfa_factors(&other.id).await, "list"),
+        ok(mfa.list_mfa_factors(&other.id).await, "list"),
         Vec::new(),
         "nothing of the refused create is stored"
     );
     assert_eq!(
-        ok(store.list_mfa_factors(&owner.id).await, "list")[1],
+        ok(mfa.list_mfa_factors(&owner.id).await, "list")[1],
         imported,
         "the factor holding the id is untouched"
     );
@@ -2162,29 +2239,29 @@ pub async fn given_mfa_factor_ids_are_kept(store: &dyn IdentityStore) {
 /// identities and its factors together (each factor hung on the new
 /// identity, ids and times kept), or, when any of them is refused, nothing
 /// at all: not the identity, not its entity id, not one factor.
-pub async fn create_with_mfa_factors_is_all_or_nothing(store: &dyn IdentityStore) {
+pub async fn create_with_mfa_factors_is_all_or_nothing(
+    store: &dyn IdentityStore,
+    mfa: &dyn MfaStore,
+) {
     let id = unique("imported-authid");
     let address = email("with-mfa");
     let created_at = time::macros::datetime!(2024-02-03 04:05:06.123456 UTC);
     let (enabled_id, disabled_id) = (unique("imported-f1"), unique("imported-f2"));
     let created = ok(
-        store
-            .create_auth_identity_with_mfa(
-                NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
-                    EMAILPASS, &address,
-                ))
+        mfa.create_auth_identity_with_mfa(
+            NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(EMAILPASS, &address))
                 .with_id(&id),
-                vec![
-                    NewMfaFactor::new("replaced", TOTP, "sealed-1")
-                        .status(MfaFactorStatus::Enabled)
-                        .keep(&enabled_id, created_at)
-                        .metadata(obj(json!({ "label": "phone" }))),
-                    NewMfaFactor::new("replaced", TOTP, "sealed-2")
-                        .status(MfaFactorStatus::Disabled)
-                        .keep(&disabled_id, created_at + time::Duration::seconds(1)),
-                ],
-            )
-            .await,
+            vec![
+                NewMfaFactor::new("replaced", TOTP, "sealed-1")
+                    .status(MfaFactorStatus::Enabled)
+                    .keep(&enabled_id, created_at)
+                    .metadata(obj(json!({ "label": "phone" }))),
+                NewMfaFactor::new("replaced", TOTP, "sealed-2")
+                    .status(MfaFactorStatus::Disabled)
+                    .keep(&disabled_id, created_at + time::Duration::seconds(1)),
+            ],
+        )
+        .await,
         "create with factors",
     );
     assert_eq!(created.id, id);
@@ -2195,7 +2272,7 @@ pub async fn create_with_mfa_factors_is_all_or_nothing(store: &dyn IdentityStore
     let read = ok(store.retrieve_auth_identity(&id).await, "retrieve");
     assert_eq!(read.provider_identities, created.provider_identities);
     assert!(read.mfa_enabled != Some(false), "read: MFA is enabled");
-    let factors = ok(store.list_mfa_factors(&id).await, "list");
+    let factors = ok(mfa.list_mfa_factors(&id).await, "list");
     let listed: Vec<(&str, &str, MfaFactorStatus, &str)> = factors
         .iter()
         .map(|f| {
@@ -2232,7 +2309,7 @@ pub async fn create_with_mfa_factors_is_all_or_nothing(store: &dyn IdentityStore
     let refused_id = unique("refused-authid");
     let refused_address = email("with-mfa-refused");
     let attempt = |factors: Vec<NewMfaFactor>, auth_id: &str| {
-        store.create_auth_identity_with_mfa(
+        mfa.create_auth_identity_with_mfa(
             NewAuthIdentity::with_provider_identity(NewProviderIdentity::new(
                 EMAILPASS,
                 &refused_address,
@@ -2282,31 +2359,29 @@ pub async fn create_with_mfa_factors_is_all_or_nothing(store: &dyn IdentityStore
             "{what}: the entity id stays free"
         );
         assert_eq!(
-            ok(store.list_mfa_factors(&refused_id).await, "list"),
+            ok(mfa.list_mfa_factors(&refused_id).await, "list"),
             Vec::new(),
             "{what}: no factor is stored"
         );
     }
     expect_kind(
-        store
-            .create_auth_identity_with_mfa(
-                NewAuthIdentity::new().with_id(&id),
-                vec![NewMfaFactor::new("x", WEBAUTHN, "k")],
-            )
-            .await,
+        mfa.create_auth_identity_with_mfa(
+            NewAuthIdentity::new().with_id(&id),
+            vec![NewMfaFactor::new("x", WEBAUTHN, "k")],
+        )
+        .await,
         ErrorKind::DuplicateError,
         "a taken identity id",
     );
     assert_eq!(
-        ok(store.list_mfa_factors(&id).await, "list"),
+        ok(mfa.list_mfa_factors(&id).await, "list"),
         factors,
         "the identity holding the id keeps its factors, and gains none"
     );
 
     // No factor: as `create_auth_identity`, with a generated id.
     let plain = ok(
-        store
-            .create_auth_identity_with_mfa(NewAuthIdentity::new(), Vec::new())
+        mfa.create_auth_identity_with_mfa(NewAuthIdentity::new(), Vec::new())
             .await,
         "create without factors",
     );
@@ -2318,7 +2393,7 @@ pub async fn create_with_mfa_factors_is_all_or_nothing(store: &dyn IdentityStore
 /// wrong: a store (or cache) that says `Some(false)` lets logins skip MFA,
 /// so it must follow every factor change. `None` (not known) is always
 /// allowed.
-pub async fn retrieve_tells_whether_mfa_is_enabled(store: &dyn IdentityStore) {
+pub async fn retrieve_tells_whether_mfa_is_enabled(store: &dyn IdentityStore, mfa: &dyn MfaStore) {
     let owner = bare_identity(store).await;
     let read = || store.retrieve_auth_identity(&owner.id);
     let said = |v: Option<bool>, want: bool, when: &str| {
@@ -2331,21 +2406,20 @@ pub async fn retrieve_tells_whether_mfa_is_enabled(store: &dyn IdentityStore) {
         false,
         "no factor, again",
     );
-    let factor = new_factor(store, NewMfaFactor::new(&owner.id, TOTP, "s"), "create").await;
+    let factor = new_factor(mfa, NewMfaFactor::new(&owner.id, TOTP, "s"), "create").await;
     said(
         ok(read().await, "read").mfa_enabled,
         false,
         "a pending factor",
     );
     ok(
-        store
-            .update_mfa_factor(
-                &factor.id,
-                MfaFactorUpdate::new()
-                    .if_status(&[MfaFactorStatus::Pending])
-                    .status(MfaFactorStatus::Enabled),
-            )
-            .await,
+        mfa.update_mfa_factor(
+            &factor.id,
+            MfaFactorUpdate::new()
+                .if_status(&[MfaFactorStatus::Pending])
+                .status(MfaFactorStatus::Enabled),
+        )
+        .await,
         "enable",
     )
     .expect("the factor was pending");
@@ -2355,12 +2429,11 @@ pub async fn retrieve_tells_whether_mfa_is_enabled(store: &dyn IdentityStore) {
         "an enabled factor",
     );
     ok(
-        store
-            .update_mfa_factor(
-                &factor.id,
-                MfaFactorUpdate::new().status(MfaFactorStatus::Disabled),
-            )
-            .await,
+        mfa.update_mfa_factor(
+            &factor.id,
+            MfaFactorUpdate::new().status(MfaFactorStatus::Disabled),
+        )
+        .await,
         "disable",
     )
     .expect("any status");

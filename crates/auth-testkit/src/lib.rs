@@ -38,6 +38,36 @@ pub mod __private {
             .block_on(future);
     }
 
+    /// The store's MFA records, for the cases of the `mfa` capability.
+    pub fn mfa<S: auth_module::IdentityStore>(
+        store: &std::sync::Arc<S>,
+    ) -> std::sync::Arc<dyn auth_module::MfaStore> {
+        std::sync::Arc::clone(store).mfa_store().unwrap_or_else(|| {
+            panic!(
+                "{store:?} keeps no MFA records: IdentityStore::mfa_store answered None \
+                 (implement MfaStore and answer Some(self), or run the suite with \
+                 `capabilities = [...]` without `mfa`)"
+            )
+        })
+    }
+
+    /// The store's verification records, for the cases of the
+    /// `verification` capability.
+    pub fn verification<S: auth_module::IdentityStore>(
+        store: &std::sync::Arc<S>,
+    ) -> std::sync::Arc<dyn auth_module::VerificationStore> {
+        std::sync::Arc::clone(store)
+            .verification_store()
+            .unwrap_or_else(|| {
+                panic!(
+                    "{store:?} keeps no verification records: \
+                     IdentityStore::verification_store answered None (implement \
+                     VerificationStore and answer Some(self), or run the suite with \
+                     `capabilities = [...]` without `verification`)"
+                )
+            })
+    }
+
     /// Re-raises the panic of a case run on its own task, once the teardown has run.
     pub fn finish(outcome: Result<(), tokio::task::JoinError>) {
         if let Err(e) = outcome {

@@ -17,7 +17,17 @@
 /// // directory for its file): `guarded =` takes a factory answering
 /// // `(S, G)`; the guard `G` is dropped after the store and the teardown.
 /// auth_testkit::identity_store_suite!(file, guarded = file_store);
+///
+/// // A store without MFA or verification records: only the capabilities it
+/// // has (default: `[mfa, verification]`).
+/// auth_testkit::identity_store_suite!(plain, || async { PlainStore::new() }, capabilities = []);
 /// ```
+///
+/// The cases of a capability run against the store's own answer:
+/// [`auth_module::IdentityStore::mfa_store`] for `mfa` (the MFA factor and
+/// recovery-code cases), [`auth_module::IdentityStore::verification_store`]
+/// for `verification`; a store that answers `None` for a capability the suite
+/// runs fails those cases, naming it.
 ///
 /// Each test runs on a fresh current-thread tokio runtime with every driver
 /// enabled, as `#[tokio::test]` does, so the calling crate needs no tokio
@@ -25,51 +35,71 @@
 /// is called from (`mod $name` starts with `use super::*`).
 #[macro_export]
 macro_rules! identity_store_suite {
-    ($name:ident, optional = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+    ($name:ident, optional = $factory:expr $(, teardown = $teardown:expr)?
+        $(, capabilities = [$($cap:ident),* $(,)?])? $(,)?) => {
         $crate::identity_store_suite!(
             @cases $name,
             ($factory)().await.map(|store| (store, ())),
-            [$($teardown)?]
+            [$($teardown)?],
+            [$([$($cap)*])?]
         );
     };
-    ($name:ident, guarded = $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+    ($name:ident, guarded = $factory:expr $(, teardown = $teardown:expr)?
+        $(, capabilities = [$($cap:ident),* $(,)?])? $(,)?) => {
         $crate::identity_store_suite!(
             @cases $name,
             ::core::option::Option::Some(($factory)().await),
-            [$($teardown)?]
+            [$($teardown)?],
+            [$([$($cap)*])?]
         );
     };
-    ($name:ident, $factory:expr $(, teardown = $teardown:expr)? $(,)?) => {
+    ($name:ident, $factory:expr $(, teardown = $teardown:expr)?
+        $(, capabilities = [$($cap:ident),* $(,)?])? $(,)?) => {
         $crate::identity_store_suite!(
             @cases $name,
             ::core::option::Option::Some((($factory)().await, ())),
-            [$($teardown)?]
+            [$($teardown)?],
+            [$([$($cap)*])?]
         );
     };
-    (@cases $name:ident, $setup:expr, $teardown:tt) => {
-        $crate::__suite!(identity, $name, $setup, $teardown, [
-            create_and_retrieve_with_provider_identities,
-            create_without_provider_identities,
-            metadata_round_trips,
-            duplicate_identity_is_rejected,
-            duplicate_in_multi_provider_create_stores_nothing,
-            same_entity_id_under_two_providers_is_allowed,
-            find_provider_identity_matches_provider_and_entity,
-            add_provider_identity_links_oldest_first,
-            add_provider_identity_to_missing_auth_identity_is_not_found,
-            update_provider_identity_replaces_only_given_fields,
-            update_app_metadata_replaces_whole_value,
-            delete_auth_identity_cascades,
-            delete_provider_identity_keeps_auth_identity,
-            missing_records_are_not_found,
-            concurrent_creates_of_same_identity_yield_one,
-            patch_app_metadata_changes_one_key,
-            concurrent_patches_keep_every_key,
-            merge_app_metadata_sets_and_removes_keys,
-            concurrent_merges_keep_every_key,
-            conditional_update_is_compare_and_set,
-            credential_version_is_bumped_with_the_update,
-            given_ids_and_timestamps_are_kept,
+    // No `capabilities =`: both.
+    (@cases $name:ident, $setup:expr, $teardown:tt, []) => {
+        $crate::identity_store_suite!(@cases $name, $setup, $teardown, [[mfa verification]]);
+    };
+    (@cases $name:ident, $setup:expr, $teardown:tt, [[$($cap:ident)*]]) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__suite_cases!(identity, [], $setup, $teardown, [
+                create_and_retrieve_with_provider_identities,
+                create_without_provider_identities,
+                metadata_round_trips,
+                duplicate_identity_is_rejected,
+                duplicate_in_multi_provider_create_stores_nothing,
+                same_entity_id_under_two_providers_is_allowed,
+                find_provider_identity_matches_provider_and_entity,
+                add_provider_identity_links_oldest_first,
+                add_provider_identity_to_missing_auth_identity_is_not_found,
+                update_provider_identity_replaces_only_given_fields,
+                update_app_metadata_replaces_whole_value,
+                delete_auth_identity_cascades,
+                delete_provider_identity_keeps_auth_identity,
+                missing_records_are_not_found,
+                concurrent_creates_of_same_identity_yield_one,
+                patch_app_metadata_changes_one_key,
+                concurrent_patches_keep_every_key,
+                merge_app_metadata_sets_and_removes_keys,
+                concurrent_merges_keep_every_key,
+                conditional_update_is_compare_and_set,
+                credential_version_is_bumped_with_the_update,
+                given_ids_and_timestamps_are_kept,
+            ]);
+            $( $crate::identity_store_suite!(@capability $cap, $setup, $teardown); )*
+        }
+    };
+    (@capability mfa, $setup:expr, $teardown:tt) => {
+        $crate::__suite_cases!(identity, [mfa], $setup, $teardown, [
             mfa_factors_are_created_and_listed_oldest_first,
             one_active_mfa_factor_per_identity_and_provider,
             concurrent_mfa_factor_creates_yield_one,
@@ -77,14 +107,29 @@ macro_rules! identity_store_suite {
             concurrent_mfa_step_spends_yield_one,
             recovery_codes_are_replaced_counted_and_spent_once,
             concurrent_recovery_code_spends_yield_one,
-            verification_request_creates_then_refreshes_the_pending_row,
-            verification_confirm_checks_provider_and_expiry,
-            concurrent_verification_confirms_yield_one,
             delete_auth_identity_cascades_to_mfa_records,
             given_mfa_factor_ids_are_kept,
             create_with_mfa_factors_is_all_or_nothing,
             retrieve_tells_whether_mfa_is_enabled,
         ]);
+    };
+    (@capability verification, $setup:expr, $teardown:tt) => {
+        $crate::__suite_cases!(identity, [verification], $setup, $teardown, [
+            verification_request_creates_then_refreshes_the_pending_row,
+            verification_confirm_checks_provider_and_expiry,
+            concurrent_verification_confirms_yield_one,
+            delete_auth_identity_cascades_to_verifications,
+        ]);
+    };
+}
+
+/// One test per case of `$kind` in the list, each also given the
+/// capabilities in `[$cap ...]` (see [`__suite_case!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_cases {
+    ($kind:ident, $caps:tt, $setup:expr, $teardown:tt, [$($case:ident),* $(,)?]) => {
+        $( $crate::__suite_case!(@with $caps, $kind, $case, $setup, $teardown); )*
     };
 }
 
@@ -169,20 +214,12 @@ macro_rules! __state_counted_case {
     }};
 }
 
-/// The module of one suite. `$teardown` is one bracketed token tree, `[]` or
-/// `[expr]`, so that it can be repeated per case.
+/// The module of the state suite: its cases, and the one that counts
+/// entries. `$teardown` is one bracketed token tree, `[]` or `[expr]`, so
+/// that it can be repeated per case.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __suite {
-    ($kind:ident, $name:ident, $setup:expr, $teardown:tt, [$($case:ident),* $(,)?]) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $( $crate::__suite_case!($kind, $case, $setup, $teardown); )*
-        }
-    };
-    // The state suite: its cases, and the one that counts entries.
     ($kind:ident, $name:ident, $setup:expr, $teardown:tt, [$($case:ident),* $(,)?],
         counted = $count:tt) => {
         mod $name {
@@ -223,7 +260,13 @@ macro_rules! __suite_case {
             });
         }
     };
-    ($kind:ident, $case:ident, $setup:expr, [$($teardown:expr)?]) => {
+    ($kind:ident, $case:ident, $setup:expr, $teardown:tt) => {
+        $crate::__suite_case!(@with [], $kind, $case, $setup, $teardown);
+    };
+    // A case that also takes capabilities of the store: `mfa`
+    // (`&dyn MfaStore`) and/or `verification` (`&dyn VerificationStore`),
+    // in that order, each the store's own answer.
+    (@with [$($cap:ident)*], $kind:ident, $case:ident, $setup:expr, [$($teardown:expr)?]) => {
         #[test]
         fn $case() {
             $crate::__private::block_on(async {
@@ -233,7 +276,11 @@ macro_rules! __suite_case {
                 let store = ::std::sync::Arc::new(store);
                 let case_store = ::std::sync::Arc::clone(&store);
                 let outcome = $crate::__private::spawn(async move {
-                    $crate::$kind::$case(&*case_store).await;
+                    $crate::$kind::$case(
+                        &*case_store
+                        $(, &*$crate::__private::$cap(&case_store))*
+                    )
+                    .await;
                 })
                 .await;
                 $( ($teardown)(store).await; )?

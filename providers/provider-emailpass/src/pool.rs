@@ -13,10 +13,10 @@
 //! away (the client disconnected, the request future was dropped) leaves the
 //! queue without ever running.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use auth_module::{Error, Result};
 use tokio::sync::{Semaphore, oneshot};
@@ -25,9 +25,81 @@ use crate::hashing::PasswordHashing;
 
 type Job = Box<dyn FnOnce(&PasswordHashing) + Send>;
 
+/// The jobs handed to the threads. Each thread waits on the condition
+/// variable with its own deadline (the mutex is free while it waits), so
+/// every idle thread frees its memory area `release_after` after its own
+/// last hash, not after the threads waiting before it took their turns.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    fn push(&self, job: Job) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.closed {
+            return Err(Error::unexpected("password hashing threads are gone"));
+        }
+        state.jobs.push_back(job);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job; `Ok(None)` once `deadline` passes first (`None`: wait
+    /// without one); `Err(())` when the pool is dropped.
+    fn next(&self, deadline: Option<Instant>) -> std::result::Result<Option<Job>, ()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Ok(Some(job));
+            }
+            if state.closed {
+                return Err(());
+            }
+            state = match deadline {
+                None => self
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                        return Ok(None);
+                    };
+                    self.ready
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    fn close(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.ready.notify_all();
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct HashPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: Arc<Queue>,
     permits: Semaphore,
     waiting: AtomicUsize,
     max_queue: usize,
@@ -100,30 +172,26 @@ impl HashPool {
         max_wait: Duration,
         release_after: Duration,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let jobs = Arc::new(Queue::default());
         let held = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
-            let (rx, hashing, held) = (rx.clone(), hashing.clone(), held.clone());
+            let (jobs, hashing, held) = (jobs.clone(), hashing.clone(), held.clone());
             std::thread::Builder::new()
                 .name(format!("emailpass-hash-{i}"))
                 .spawn(move || {
                     let mut mine = 0;
+                    // While it holds an area, a thread waits at most until
+                    // `release_after` past its last hash, then frees it.
+                    let mut idle_from = Instant::now();
                     loop {
-                        // Waiting threads take turns on the receiver; each
-                        // frees its memory area once it has been idle long
-                        // enough (the next hash maps a new one).
-                        let job = {
-                            let guard = rx.lock().unwrap_or_else(|e| e.into_inner());
-                            match guard.recv_timeout(release_after) {
-                                Ok(job) => Some(job),
-                                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        let deadline = (mine > 0).then(|| idle_from + release_after);
+                        match jobs.next(deadline) {
+                            Ok(Some(job)) => {
+                                job(&hashing);
+                                idle_from = Instant::now();
                             }
-                        };
-                        match job {
-                            Some(job) => job(&hashing),
-                            None => crate::hashing::release_memory(),
+                            Ok(None) => crate::hashing::release_memory(),
+                            Err(()) => return,
                         }
                         let now = crate::hashing::held_here();
                         if now >= mine {
@@ -136,7 +204,7 @@ impl HashPool {
                 })?;
         }
         Ok(HashPool {
-            jobs: Mutex::new(tx),
+            jobs,
             permits: Semaphore::new(threads),
             waiting: AtomicUsize::new(0),
             max_queue,
@@ -187,13 +255,16 @@ impl HashPool {
         let boxed: Job = Box::new(move |h| {
             let _ = tx.send(job(h));
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(boxed)
-            .map_err(|_| Error::unexpected("password hashing threads are gone"))?;
+        self.jobs.push(boxed)?;
         rx.await
             .map_err(|e| Error::unexpected("password hashing job failed").with_source(e))
+    }
+}
+
+impl Drop for HashPool {
+    fn drop(&mut self) {
+        // The threads finish the jobs queued and exit.
+        self.jobs.close();
     }
 }
 
@@ -243,6 +314,32 @@ mod tests {
         pool.run(|h| h.hash("three").unwrap()).await.unwrap();
         let again = eventually(|n| n >= 19456 * 1024).await;
         assert!(again >= area, "mapped again on demand: {again}");
+    }
+
+    /// Every idle thread frees its area `release_after` past its own last
+    /// hash: not one after another, each waiting out the one before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_threads_free_their_memory_together() {
+        let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).unwrap());
+        let release_after = Duration::from_secs(1);
+        let pool = HashPool::new(hashing, 3, 16, Duration::from_secs(10), release_after).unwrap();
+        let (a, b, c) = tokio::join!(
+            pool.run(|h| h.hash("one").unwrap()),
+            pool.run(|h| h.hash("two").unwrap()),
+            pool.run(|h| h.hash("three").unwrap())
+        );
+        assert!(a.is_ok() && b.is_ok() && c.is_ok());
+        let done = std::time::Instant::now();
+        while pool.held_bytes() > 0 && done.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let freed_after = done.elapsed();
+        assert_eq!(pool.held_bytes(), 0);
+        // In turns, the last of three would free its area after 3 s.
+        assert!(
+            freed_after < release_after * 2,
+            "every area freed about release_after past the last hash: {freed_after:?}"
+        );
     }
 }
 

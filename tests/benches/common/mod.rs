@@ -276,3 +276,77 @@ pub(crate) fn claims(token: &str) -> serde_json::Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
+
+/// Prints one row per scenario: requests per second, p50, p99, errors.
+pub(crate) fn print_table(rows: &[(&str, &Stats)]) {
+    println!(
+        "{:<17} {:>10} {:>9} {:>9} {:>7}",
+        "scenario", "req/s", "p50_ms", "p99_ms", "errors"
+    );
+    for (name, s) in rows {
+        println!(
+            "{name:<17} {:>10.1} {:>9.2} {:>9.2} {:>7}",
+            s.rps, s.p50_ms, s.p99_ms, s.errors
+        );
+    }
+}
+
+/// Registers `creds` with emailpass at `addr`, links the identity to a
+/// customer in the SQLite store at `db` (as a host's own route would), and
+/// logs in again: the registration's token (no actor) and the linked one.
+pub(crate) async fn linked_login(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    db: &str,
+    creds: &serde_json::Value,
+) -> (String, String) {
+    let unlinked = register(client, addr, creds).await;
+    let id = claims(&unlinked)["auth_identity_id"]
+        .as_str()
+        .expect("an identity")
+        .to_owned();
+    let store = auth_store_sql::SqlStore::sqlite(db)
+        .await
+        .expect("open the bench database");
+    auth_module::IdentityStore::patch_app_metadata(
+        &store,
+        &id,
+        "customer_id",
+        Some(serde_json::json!("cus_bench")),
+    )
+    .await
+    .expect("link the customer");
+    store.close().await;
+    let token = client
+        .post(format!("http://{addr}/auth/customer/emailpass"))
+        .json(creds)
+        .send()
+        .await
+        .expect("login")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    assert_ne!(claims(&token)["actor_id"], "", "the token is linked");
+    (unlinked, token)
+}
+
+/// `connections` loops posting to `url` with `bearer` for `secs`.
+pub(crate) async fn drive_bearer(
+    client: &reqwest::Client,
+    secs: u64,
+    connections: usize,
+    url: String,
+    token: &str,
+) -> Stats {
+    let bearer = format!("Bearer {token}");
+    drive(
+        client,
+        secs,
+        connections,
+        Arc::new(move |c: &reqwest::Client| c.post(&url).header("authorization", &bearer)),
+    )
+    .await
+}

@@ -4,9 +4,9 @@
 //! Every guess is decided by one atomic write of a store, never a
 //! read-modify-write in memory:
 //! - a TOTP time step is spent once per factor
-//!   ([`crate::IdentityStore::update_mfa_factor`] with a step);
+//!   ([`crate::MfaStore::update_mfa_factor`] with a step);
 //! - a recovery code is spent once
-//!   ([`crate::IdentityStore::consume_recovery_code`]), found by a keyed
+//!   ([`crate::MfaStore::consume_recovery_code`]), found by a keyed
 //!   HMAC-SHA-256, so a wrong guess costs one hash, not ten scrypt runs;
 //! - wrong codes are counted per identity across all its challenges with
 //!   [`crate::StateStore::increment`] in a fixed window
@@ -44,7 +44,7 @@ use crate::mfa::{
 use crate::model::{AuthIdentity, Metadata};
 use crate::records::{MfaFactor, MfaFactorStatus, MfaFactorUpdate, NewMfaFactor};
 use crate::state_keys;
-use crate::store_traits::{IdentityStore, StateStore};
+use crate::store_traits::{MfaStore, StateStore, lacks_mfa};
 
 /// Emitted when a factor becomes enabled: `{auth_identity_id, mfa_id, provider}`.
 pub const MFA_ENABLED_EVENT: &str = "auth.mfa_enabled";
@@ -138,11 +138,16 @@ struct Configured {
     keys: MfaKeys,
 }
 
-/// TOTP MFA over the identity store (factors, recovery codes) and the state
-/// store (challenges, failure counts). Built by the module; cheap to clone.
+/// TOTP MFA over the identity store's MFA records ([`MfaStore`]: factors,
+/// recovery codes) and the state store (challenges, failure counts). Built
+/// by the module; cheap to clone.
+///
+/// Without an [`MfaStore`] (the identity store keeps no MFA records, which
+/// the module allows only without `[mfa]`), identities have no factors, and
+/// what would write one answers [`ErrorKind::NotSupported`].
 #[derive(Debug, Clone)]
 pub struct Mfa {
-    identities: Arc<dyn IdentityStore>,
+    records: Option<Arc<dyn MfaStore>>,
     state: Arc<dyn StateStore>,
     events: EventBus,
     clock: Arc<dyn Clock>,
@@ -163,14 +168,14 @@ fn challenge_not_found(id: &str) -> Error {
 
 impl Mfa {
     pub(crate) fn new(
-        identities: Arc<dyn IdentityStore>,
+        records: Option<Arc<dyn MfaStore>>,
         state: Arc<dyn StateStore>,
         events: EventBus,
         clock: Arc<dyn Clock>,
         config: Option<(MfaConfig, MfaKeys)>,
     ) -> Self {
         Mfa {
-            identities,
+            records,
             state,
             events,
             clock,
@@ -190,6 +195,11 @@ impl Mfa {
 
     fn configured(&self) -> Result<&Configured> {
         self.configured.as_deref().ok_or_else(key_required)
+    }
+
+    /// The MFA records, or the error a store without them answers.
+    fn records(&self) -> Result<&dyn MfaStore> {
+        self.records.as_deref().ok_or_else(lacks_mfa)
     }
 
     fn max_attempts(&self) -> u64 {
@@ -232,11 +242,11 @@ impl Mfa {
     }
 
     /// The MFA factors of `auth_identity_id`, every status, oldest first (a
-    /// store without MFA support has none).
+    /// store without MFA records has none).
     pub async fn list_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
-        match self.identities.list_mfa_factors(auth_identity_id).await {
-            Err(e) if e.kind() == ErrorKind::NotSupported => Ok(Vec::new()),
-            other => other,
+        match &self.records {
+            Some(records) => records.list_mfa_factors(auth_identity_id).await,
+            None => Ok(Vec::new()),
         }
     }
 
@@ -292,7 +302,7 @@ impl Mfa {
             metadata.insert("label".to_owned(), Value::String(label.to_owned()));
         }
         let new = NewMfaFactor::new(auth_identity_id, TOTP, sealed).metadata(metadata);
-        let factor = match self.identities.create_mfa_factor(new).await {
+        let factor = match self.records()?.create_mfa_factor(new).await {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::DuplicateError => {
                 return Err(Error::not_allowed(
@@ -334,7 +344,7 @@ impl Mfa {
         if let Some(to) = to {
             update = update.status(to);
         }
-        self.identities.update_mfa_factor(&factor.id, update).await
+        self.records()?.update_mfa_factor(&factor.id, update).await
     }
 
     /// Verifies a factor's code: a pending factor becomes enabled
@@ -422,7 +432,7 @@ impl Mfa {
             .if_status(&[MfaFactorStatus::Pending, MfaFactorStatus::Enabled])
             .status(MfaFactorStatus::Disabled);
         let disabled = match self
-            .identities
+            .records()?
             .update_mfa_factor(&factor.id, update)
             .await?
         {
@@ -439,7 +449,7 @@ impl Mfa {
             .iter()
             .any(|f| f.status.is_active());
         if !any_active {
-            self.identities
+            self.records()?
                 .replace_recovery_codes(auth_identity_id, Vec::new())
                 .await?;
         }
@@ -466,7 +476,7 @@ impl Mfa {
             .iter()
             .filter_map(|code| c.keys.recovery_code_hashes(code).into_iter().next())
             .collect();
-        self.identities
+        self.records()?
             .replace_recovery_codes(auth_identity_id, hashes)
             .await?;
         self.events.emit(Event::new(
@@ -501,7 +511,7 @@ impl Mfa {
         if methods.is_empty() {
             return Ok(None);
         }
-        if self.identities.count_recovery_codes(&identity.id).await? > 0 {
+        if self.records()?.count_recovery_codes(&identity.id).await? > 0 {
             methods.push(RECOVERY_CODE.to_owned());
         }
         let ttl = Duration::from_secs(
@@ -579,7 +589,7 @@ impl Mfa {
         if method == RECOVERY_CODE {
             let candidates = c.keys.recovery_code_hashes(code);
             return self
-                .identities
+                .records()?
                 .consume_recovery_code(auth_identity_id, &candidates)
                 .await;
         }

@@ -18,14 +18,14 @@ use serde_json::{Value, json};
 
 use crate::config::VerificationRule;
 use crate::digest::sha256_hex;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::events::{Event, EventBus};
 use crate::flows::Limits;
 use crate::flows::mfa::iso_millis;
 use crate::mfa::Clock;
 use crate::model::{AuthIdentity, Metadata};
 use crate::records::{NewVerification, Verification};
-use crate::store_traits::IdentityStore;
+use crate::store_traits::{VerificationStore, lacks_mfa};
 
 /// Emitted with each new code: `{entity_id, entity_type, code_provider,
 /// auth_identity_id, code, expires_at, metadata}`. The only place the code
@@ -55,10 +55,16 @@ pub enum VerificationRequest {
     },
 }
 
-/// Verification over the identity store. Built by the module; cheap to clone.
+/// Verification over the identity store's verification records
+/// ([`VerificationStore`]). Built by the module; cheap to clone.
+///
+/// Without a [`VerificationStore`] (the identity store keeps no verification
+/// records, which the module allows only without
+/// `http.auth_verifications_per_actor`), no login waits for a verification,
+/// and requests and confirmations answer [`crate::ErrorKind::NotSupported`].
 #[derive(Debug, Clone)]
 pub struct Verifications {
-    identities: Arc<dyn IdentityStore>,
+    records: Option<Arc<dyn VerificationStore>>,
     events: EventBus,
     clock: Arc<dyn Clock>,
     limits: Limits,
@@ -77,19 +83,24 @@ fn check_code_provider(code_provider: &str) -> Result<()> {
 
 impl Verifications {
     pub(crate) fn new(
-        identities: Arc<dyn IdentityStore>,
+        records: Option<Arc<dyn VerificationStore>>,
         events: EventBus,
         clock: Arc<dyn Clock>,
         limits: Limits,
         rules: BTreeMap<String, Vec<VerificationRule>>,
     ) -> Self {
         Verifications {
-            identities,
+            records,
             events,
             clock,
             limits,
             rules: Arc::new(rules),
         }
+    }
+
+    /// The verification records, or the error a store without them answers.
+    fn records(&self) -> Result<&dyn VerificationStore> {
+        self.records.as_deref().ok_or_else(lacks_mfa)
     }
 
     /// Sends a new code for (`auth_identity_id`, `entity_id`, `entity_type`)
@@ -129,7 +140,7 @@ impl Verifications {
             expires_at,
         )
         .metadata(metadata.clone());
-        let row = self.identities.request_verification(new).await?;
+        let row = self.records()?.request_verification(new).await?;
         if row.code_hash.as_deref() != Some(hash.as_str()) {
             return Ok(VerificationRequest::AlreadyVerified(row));
         }
@@ -155,15 +166,15 @@ impl Verifications {
         check_code_provider(code_provider)?;
         let hash = sha256_hex(code.trim());
         let now = self.clock.now();
-        if let Some(row) = self
-            .identities
+        let records = self.records()?;
+        if let Some(row) = records
             .confirm_verification(&hash, code_provider, now)
             .await?
         {
             return Ok(row);
         }
         // Why it failed, for the message (the code is not spent either way).
-        match self.identities.verification_by_code(&hash).await? {
+        match records.verification_by_code(&hash).await? {
             Some(row) if row.code_provider != code_provider => Err(Error::not_allowed(format!(
                 "Verification code does not belong to provider \"{code_provider}\""
             ))),
@@ -195,13 +206,15 @@ impl Verifications {
             return Ok(None);
         };
         for rule in rules.iter().filter(|r| r.auth_provider == provider) {
-            let row = match self
-                .identities
-                .find_verification(&identity.id, entity_id, &rule.entity_type)
-                .await
-            {
-                Err(e) if e.kind() == ErrorKind::NotSupported => None,
-                other => other?,
+            // Without records (which the module allows only without rules),
+            // nothing was ever verified.
+            let row = match &self.records {
+                Some(records) => {
+                    records
+                        .find_verification(&identity.id, entity_id, &rule.entity_type)
+                        .await?
+                }
+                None => None,
             };
             if row.as_ref().is_none_or(|r| r.verified_at.is_none()) {
                 return Ok(Some(row));

@@ -152,6 +152,14 @@ impl AuthModuleBuilder {
     /// validated now. Without a store passed in, the module keeps identities
     /// and state in memory, which a configured URL other than `memory://`
     /// refuses (open it with a store factory, e.g. `auth-server`'s).
+    ///
+    /// The identity store must have the capabilities the configuration
+    /// needs: an [`crate::MfaStore`] ([`IdentityStore::mfa_store`]) with
+    /// `[mfa]`, a [`crate::VerificationStore`]
+    /// ([`IdentityStore::verification_store`]) when
+    /// `http.auth_verifications_per_actor` has a rule; else a [`ConfigError`]
+    /// says what it lacks (never the store's `Debug`, which may show what it
+    /// holds).
     pub fn build(self) -> std::result::Result<AuthModule, ConfigError> {
         let registry = match self.registry {
             Some(r) => r,
@@ -179,6 +187,28 @@ impl AuthModuleBuilder {
                 Arc::new(MemoryStateStore::new())
             }
         };
+        // The identity store's capabilities, asked once: a configuration
+        // that needs one the store lacks is refused now, not at the first
+        // request.
+        let mfa_records = Arc::clone(&identities).mfa_store();
+        let verification_records = Arc::clone(&identities).verification_store();
+        if config.mfa.is_some() && mfa_records.is_none() {
+            return Err(ConfigError::new(
+                "[mfa]: the identity store keeps no MFA factors; use a store that \
+                 implements MfaStore",
+            ));
+        }
+        let verifies = config
+            .auth_verifications_per_actor
+            .iter()
+            .flat_map(BTreeMap::values)
+            .any(|rules| !rules.is_empty());
+        if verifies && verification_records.is_none() {
+            return Err(ConfigError::new(
+                "http.auth_verifications_per_actor: the identity store keeps no \
+                 verifications; use a store that implements VerificationStore",
+            ));
+        }
         let mfa = config.mfa.zip(checked.mfa_keys);
         let events = self.events.unwrap_or_default();
         let mut instances = BTreeMap::new();
@@ -217,7 +247,7 @@ impl AuthModuleBuilder {
             .clock
             .unwrap_or_else(|| Arc::new(crate::mfa::SystemClock));
         let mfa = crate::flows::Mfa::new(
-            identities.clone(),
+            mfa_records,
             state.clone(),
             events.clone(),
             clock.clone(),
@@ -225,7 +255,7 @@ impl AuthModuleBuilder {
         );
         let limits = Limits::new(state.clone(), config.limits);
         let verifications = crate::flows::Verifications::new(
-            identities.clone(),
+            verification_records,
             events.clone(),
             clock,
             limits.clone(),

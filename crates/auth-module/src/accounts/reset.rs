@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::digest::sha256_hex;
 use crate::error::Result;
 use crate::events::Event;
-use crate::flows::limits::{Slot, Taken};
+use crate::flows::{Slot, Taken};
 use crate::model::Metadata;
 use crate::module::{AuthModule, LoginOutcome};
 use crate::provider::AuthRequest;
@@ -75,7 +75,7 @@ pub struct PendingUpdate {
 ///
 /// ```
 /// # async fn demo(module: auth_module::AuthModule, tokens: auth_module::Tokens) -> auth_module::Result<()> {
-/// use auth_module::flows::{PasswordReset, ResetOutcome};
+/// use auth_module::accounts::{PasswordReset, ResetOutcome};
 /// let reset = PasswordReset::new(module.clone(), tokens);
 /// let mut events = module.events().subscribe();
 /// reset.request("customer", "emailpass", "ada@example.com", None, None).await;

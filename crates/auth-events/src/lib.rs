@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), auth_module::ConfigError> {
-//! use auth_http::events::{EventsConfig, bus_from_config};
+//! use auth_events::{EventsConfig, bus_from_config};
 //! use auth_module::{ConfigDocument, events::Event};
 //! let mut doc = ConfigDocument::from_file("auth.toml")?;
 //! let bus = bus_from_config(&EventsConfig::from_document(&mut doc)?)?;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auth_http::events::{EventsConfig, WebhookConfig};
-use auth_http::events::{FileSink, WebhookSink, bus_from_config, verify_signature};
+use auth_events::{EventsConfig, WebhookConfig};
+use auth_events::{FileSink, WebhookSink, bus_from_config, verify_signature};
 use auth_module::Secret;
 use auth_module::events::{Event, EventBus, EventSink, LogSink};
 use axum::Router;

@@ -1,0 +1,229 @@
+//! The `auth-server` binary as its own process under load, beside its bounds
+//! and baselines, in one run:
+//!
+//! - resident memory at start and 15 s after the load ends (the hashing
+//!   threads free their argon2 areas after `release_memory_after`, 10 s);
+//! - login and register vs the hashing bound (argon2id verifies per second
+//!   with one thread per core), and login's p99 vs the time 32 connections
+//!   queue on that bound (32 / bound);
+//! - refresh vs a stateless refresh (verify the bearer HS256 token, sign its
+//!   claims again, no store) and a bare JSON echo, both served by axum.
+//!
+//! The release binary is taken beside this bench (`target/release/auth-server`,
+//! which `cargo xtask bench` builds first), or from `AUTH_SERVER_BIN`.
+//! `BENCH_SECS` (default 5) and `BENCH_CONNECTIONS` (default 32) tune a run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{
+    client_runtime, drive, drive_bearer, env_u64, hashing_bound, print_table, serve_echo,
+    serve_stateless_refresh,
+};
+
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+/// How long after the load the idle memory is read.
+const IDLE_AFTER: Duration = Duration::from_secs(15);
+
+/// The server process, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    /// Resident memory in MiB (`VmRSS`).
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
+            .expect("the server's /proc status");
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib / 1024.0
+    }
+}
+
+/// The release binary: `AUTH_SERVER_BIN`, else `auth-server` beside this
+/// bench's own directory (`target/release/deps/..`), built if missing.
+fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("AUTH_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the bench's path");
+    let release = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/release");
+    let bin = release.join("auth-server");
+    if !bin.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "auth-server"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "cargo build --release -p auth-server");
+    }
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let secs = env_u64("BENCH_SECS", 5);
+    let connections = env_u64("BENCH_CONNECTIONS", 32) as usize;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!(
+        "# process bench: the auth-server binary, {secs}s per scenario, {connections} connections, {cores} cores shared by client and server"
+    );
+    let bound = hashing_bound(secs);
+    println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}/auth.db", dir.path().display());
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = dir.path().join("auth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\njwt_secret = \"{SECRET}\"\n[server]\nlisten = \"{addr}\"\n\
+             [store]\nurl = \"{db}\"\n[state]\nurl = \"{db}\"\n\
+             [[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n"
+        ),
+    )
+    .expect("write the config");
+    let server = Server(
+        Command::new(server_binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            // Logging as shipped (`info`), to stderr, which is dropped.
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start auth-server"),
+    );
+    let echo_addr = serve_echo();
+    let stateless_addr = serve_stateless_refresh(SECRET);
+
+    client_runtime().block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .expect("client");
+        let started = Instant::now();
+        while client
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "auth-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rss_start = server.rss_mib();
+
+        let creds = json!({"email": "bench@example.com", "password": "bench-password"});
+        let (_, token) = common::linked_login(&client, addr, &db, &creds).await;
+        let login_url = format!("http://{addr}/auth/customer/emailpass");
+        let login = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| c.post(&login_url).json(&creds)),
+        )
+        .await;
+        let register_url = format!("http://{addr}/auth/customer/emailpass/register");
+        let n = Arc::new(AtomicU64::new(0));
+        let register = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| {
+                let i = n.fetch_add(1, Ordering::Relaxed);
+                c.post(&register_url).json(&json!({
+                    "email": format!("new-{i}@example.com"),
+                    "password": "bench-password",
+                }))
+            }),
+        )
+        .await;
+        let refresh_url = format!("http://{addr}/auth/token/refresh");
+        let refresh = drive_bearer(&client, secs, connections, refresh_url, &token).await;
+        let rss_loaded = server.rss_mib();
+        let load_ended = Instant::now();
+        let stateless_url = format!("http://{stateless_addr}/refresh");
+        let stateless = drive_bearer(&client, secs, connections, stateless_url, &token).await;
+        let echo_url = format!("http://{echo_addr}/echo");
+        let body = json!({"token": token});
+        let echo = drive(
+            &client,
+            secs,
+            connections,
+            Arc::new(move |c: &reqwest::Client| c.post(&echo_url).json(&body)),
+        )
+        .await;
+        tokio::time::sleep(IDLE_AFTER.saturating_sub(load_ended.elapsed())).await;
+        let rss_idle = server.rss_mib();
+
+        print_table(&[
+            ("login", &login),
+            ("register", &register),
+            ("refresh", &refresh),
+            ("stateless-refresh", &stateless),
+            ("echo", &echo),
+        ]);
+        let queue_ms = 1000.0 * connections as f64 / bound;
+        println!(
+            "RSS: {rss_start:.1} MiB at start, {rss_loaded:.1} MiB after the load, \
+             {rss_idle:.1} MiB {}s after it (target <= 16)",
+            IDLE_AFTER.as_secs()
+        );
+        println!(
+            "login / hashing bound    = {:.2} (target >= 0.90)",
+            login.rps / bound
+        );
+        println!(
+            "login p99 / ({connections} / bound)  = {:.2} ({:.0} ms vs {queue_ms:.0} ms; target <= 1.25)",
+            login.p99_ms / queue_ms,
+            login.p99_ms
+        );
+        println!(
+            "register / hashing bound = {:.2} (target >= 0.85)",
+            register.rps / bound
+        );
+        println!(
+            "refresh / stateless      = {:.2} (target >= 0.90)",
+            refresh.rps / stateless.rps
+        );
+        println!(
+            "refresh / echo           = {:.2}",
+            refresh.rps / echo.rps
+        );
+        drop(server);
+    });
+}
