@@ -323,10 +323,19 @@ mod tests {
         let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).unwrap());
         let release_after = Duration::from_secs(1);
         let pool = HashPool::new(hashing, 3, 16, Duration::from_secs(10), release_after).unwrap();
+        // Each job waits for the other two, so each thread runs one.
+        let all = Arc::new(std::sync::Barrier::new(3));
+        let job = |password: &'static str| {
+            let all = all.clone();
+            move |h: &PasswordHashing| {
+                all.wait();
+                h.hash(password).unwrap()
+            }
+        };
         let (a, b, c) = tokio::join!(
-            pool.run(|h| h.hash("one").unwrap()),
-            pool.run(|h| h.hash("two").unwrap()),
-            pool.run(|h| h.hash("three").unwrap())
+            pool.run(job("one")),
+            pool.run(job("two")),
+            pool.run(job("three"))
         );
         assert!(a.is_ok() && b.is_ok() && c.is_ok());
         let done = std::time::Instant::now();
