@@ -317,6 +317,46 @@ async fn silent_connections_and_connections_past_the_limit_are_closed() {
     );
 }
 
+/// The idle timer counts from the last byte: a connection busy for longer
+/// than `idle_timeout` stays open, and closes once it falls silent.
+#[tokio::test]
+async fn a_busy_connection_outlives_idle_timeout_and_a_silent_one_does_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (s, _dir) = server_with("header_timeout = \"30s\"\nidle_timeout = \"300ms\"\n").await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    for i in 0..9 {
+        conn.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            n > 0 && answer.starts_with("HTTP/1.1 200"),
+            "request {i} after {:?} on the same connection: {answer}",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() > std::time::Duration::from_millis(900));
+    let silent = std::time::Instant::now();
+    assert!(
+        closed_within(&mut conn, std::time::Duration::from_secs(5))
+            .await
+            .is_some(),
+        "closed once silent"
+    );
+    let after = silent.elapsed();
+    assert!(
+        after >= std::time::Duration::from_millis(150) && after < std::time::Duration::from_secs(2),
+        "closed about idle_timeout after the last byte: {after:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_request_past_its_time_gets_408() {
     let (s, _dir) = server_with("request_timeout = \"1ms\"\n").await;

@@ -132,20 +132,23 @@ impl<T> IdleIo<T> {
         self.last = Instant::now();
     }
 
-    /// `Ready(err)` once idle too long; else arms the timer for the deadline
-    /// (moved only when bytes moved since it was set).
+    /// `Ready(err)` once idle too long. The timer is moved only when it
+    /// fires before the deadline (bytes moved since it was set): one timer
+    /// operation per idle period, not one per request on a busy connection.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
-        let deadline = tokio::time::Instant::from_std(self.last + self.idle);
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let deadline = self.last + self.idle;
+            if deadline <= Instant::now() {
+                return Poll::Ready(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "idle connection",
+                ));
+            }
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
         }
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "idle connection",
-            )),
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Pending
     }
 }
 
