@@ -21,8 +21,8 @@ use serde_json::json;
 #[path = "common/mod.rs"]
 mod common;
 use common::{
-    client_runtime, drive, drive_bearer, env_u64, hashing_bound, linked_login, print_table,
-    serve_app, serve_echo, serve_stateless_refresh,
+    client_runtime, drive, drive_bearer, drive_echo, env_u64, linked_login, print_table, serve_app,
+    serve_echo, serve_stateless_refresh,
 };
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
@@ -33,13 +33,7 @@ fn main() {
     }
     let secs = env_u64("BENCH_SECS", 5);
     let connections = env_u64("BENCH_CONNECTIONS", 32) as usize;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-
-    println!(
-        "# http bench: {secs}s per scenario, {connections} connections, {cores} cores shared by client and server"
-    );
-    let bound = hashing_bound(secs);
-    println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
+    let bound = common::header_and_bound("http", secs, connections);
 
     let dir = tempfile::tempdir().expect("tempdir");
     // The default server's stores: identities and state in one SQLite file.
@@ -73,15 +67,7 @@ fn main() {
             drive_bearer(&client, secs, connections, refresh_url, &unlinked).await;
         let stateless_url = format!("http://{stateless_addr}/refresh");
         let stateless = drive_bearer(&client, secs, connections, stateless_url, &token).await;
-        let echo_url = format!("http://{echo_addr}/echo");
-        let body = json!({"token": token});
-        let echo = drive(
-            &client,
-            secs,
-            connections,
-            Arc::new(move |c: &reqwest::Client| c.post(&echo_url).json(&body)),
-        )
-        .await;
+        let echo = drive_echo(&client, secs, connections, echo_addr, &token).await;
 
         print_table(&[
             ("login", &login),

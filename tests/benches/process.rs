@@ -25,7 +25,7 @@ use serde_json::json;
 #[path = "common/mod.rs"]
 mod common;
 use common::{
-    client_runtime, drive, drive_bearer, env_u64, hashing_bound, print_table, serve_echo,
+    client_runtime, drive, drive_bearer, drive_echo, env_u64, print_table, serve_echo,
     serve_stateless_refresh,
 };
 
@@ -93,12 +93,7 @@ fn main() {
     }
     let secs = env_u64("BENCH_SECS", 5);
     let connections = env_u64("BENCH_CONNECTIONS", 32) as usize;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    println!(
-        "# process bench: the auth-server binary, {secs}s per scenario, {connections} connections, {cores} cores shared by client and server"
-    );
-    let bound = hashing_bound(secs);
-    println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
+    let bound = common::header_and_bound("process", secs, connections);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}/auth.db", dir.path().display());
@@ -181,15 +176,7 @@ fn main() {
         let load_ended = Instant::now();
         let stateless_url = format!("http://{stateless_addr}/refresh");
         let stateless = drive_bearer(&client, secs, connections, stateless_url, &token).await;
-        let echo_url = format!("http://{echo_addr}/echo");
-        let body = json!({"token": token});
-        let echo = drive(
-            &client,
-            secs,
-            connections,
-            Arc::new(move |c: &reqwest::Client| c.post(&echo_url).json(&body)),
-        )
-        .await;
+        let echo = drive_echo(&client, secs, connections, echo_addr, &token).await;
         tokio::time::sleep(IDLE_AFTER.saturating_sub(load_ended.elapsed())).await;
         let rss_idle = server.rss_mib();
 

@@ -15,7 +15,9 @@ use serde_json::json;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{client_runtime, drive, env_u64, hashing_bound, register, serve_app, serve_echo};
+use common::{
+    client_runtime, drive, drive_echo, env_u64, hashing_bound, register, serve_app, serve_echo,
+};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -82,15 +84,7 @@ fn main() {
             }),
         )
         .await;
-        let echo_url = format!("http://{echo_addr}/echo");
-        let body = json!({"token": token});
-        let echo = drive(
-            &client,
-            secs,
-            connections,
-            Arc::new(move |c: &reqwest::Client| c.post(&echo_url).json(&body)),
-        )
-        .await;
+        let echo = drive_echo(&client, secs, connections, echo_addr, &token).await;
         println!(
             "{:<22} {:>10} {:>9} {:>9} {:>7}",
             "scenario", "req/s", "p50_ms", "p99_ms", "errors"

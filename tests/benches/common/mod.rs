@@ -350,3 +350,35 @@ pub(crate) async fn drive_bearer(
     )
     .await
 }
+
+/// `connections` loops posting `{"token": token}` to the echo route at
+/// `echo` for `secs`: the reference every HTTP bench compares with.
+pub(crate) async fn drive_echo(
+    client: &reqwest::Client,
+    secs: u64,
+    connections: usize,
+    echo: SocketAddr,
+    token: &str,
+) -> Stats {
+    let url = format!("http://{echo}/echo");
+    let body = serde_json::json!({ "token": token });
+    drive(
+        client,
+        secs,
+        connections,
+        Arc::new(move |c: &reqwest::Client| c.post(&url).json(&body)),
+    )
+    .await
+}
+
+/// Prints the run's header and measures the hashing bound, printed too:
+/// the start every loopback bench beside the bound shares.
+pub(crate) fn header_and_bound(name: &str, secs: u64, connections: usize) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!(
+        "# {name} bench: {secs}s per scenario, {connections} connections, {cores} cores shared by client and server"
+    );
+    let bound = hashing_bound(secs);
+    println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
+    bound
+}
