@@ -7,7 +7,8 @@
 //!   with one thread per core), and login's p99 vs the time 32 connections
 //!   queue on that bound (32 / bound);
 //! - refresh vs a stateless refresh (verify the bearer HS256 token, sign its
-//!   claims again, no store) and a bare JSON echo, both served by axum.
+//!   claims again, no store) and a bare JSON echo, both served by axum in a
+//!   second process of this bench (as `auth-server` is a process of its own).
 //!
 //! The release binary is taken beside this bench (`target/release/auth-server`,
 //! which `cargo xtask bench` builds first), or from `AUTH_SERVER_BIN`.
@@ -91,6 +92,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::var_os(SERVE_BASELINES).is_some() {
+        serve_baselines();
+    }
     let secs = env_u64("BENCH_SECS", 5);
     let connections = env_u64("BENCH_CONNECTIONS", 32) as usize;
     let bound = common::header_and_bound("process", secs, connections);
@@ -122,8 +126,7 @@ fn main() {
             .spawn()
             .expect("start auth-server"),
     );
-    let echo_addr = serve_echo();
-    let stateless_addr = serve_stateless_refresh(SECRET);
+    let (baselines, stateless_addr, echo_addr) = spawn_baselines();
 
     client_runtime().block_on(async move {
         let client = reqwest::Client::builder()
@@ -215,5 +218,51 @@ fn main() {
             refresh.rps / echo.rps
         );
         drop(server);
+        drop(baselines);
     });
+}
+
+/// Set in the environment of this bench's second process, which serves the
+/// baselines.
+const SERVE_BASELINES: &str = "BENCH_SERVE_BASELINES";
+
+/// The baselines' process: serves them and prints their addresses
+/// (`stateless ADDR echo ADDR`), until killed.
+fn serve_baselines() -> ! {
+    let stateless = serve_stateless_refresh(SECRET);
+    let echo = serve_echo();
+    println!("stateless {stateless} echo {echo}");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Starts this bench again as the baselines' process: `auth-server` and the
+/// baselines are each a process of their own beside the load generator's,
+/// so each pays the same switches between processes (in the load
+/// generator's own process the baselines would pay only switches between
+/// its threads, which cost less).
+fn spawn_baselines() -> (Server, SocketAddr, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().expect("the bench's path"))
+        .env(SERVE_BASELINES, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the baselines");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("the baselines' addresses");
+    let addr = |name: &str| -> SocketAddr {
+        let mut words = line.split_whitespace();
+        words
+            .by_ref()
+            .find(|w| *w == name)
+            .and_then(|_| words.next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} address in {line:?}"))
+    };
+    let (stateless, echo) = (addr("stateless"), addr("echo"));
+    (Server(child), stateless, echo)
 }

@@ -42,13 +42,9 @@
 //! ```
 
 use axum::Router;
-use axum::extract::Request;
 use axum::handler::Handler;
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use tower_http::trace::TraceLayer;
 
 mod body;
 mod client;
@@ -56,6 +52,7 @@ mod config;
 mod context;
 mod error;
 mod extract;
+mod guard;
 mod login;
 mod management;
 mod meta;
@@ -168,84 +165,6 @@ pub fn router(service: AuthService) -> Router {
     router
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
-        .layer(middleware::from_fn_with_state(service.clone(), guard))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // The path only: queries can carry codes and tokens. At debug:
-            // an info span costs every request its fields formatted and
-            // stored by the log subscriber (a third of a token refresh at
-            // the default `RUST_LOG=info`), and nothing logs per request at
-            // info.
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(guard::GuardLayer::new(service.clone()))
         .with_state(service)
-}
-
-/// Refuses declared oversized bodies before anything reads them (a body that
-/// grows past the limit while read is refused by [`body::read_object`]), and
-/// answers CORS for the configured origins.
-///
-/// Why not tower-http's `CorsLayer` and `RequestBodyLimitLayer`: neither keeps
-/// the contract by itself (a preflight is answered `200`, not `204`; an
-/// oversized body gets a `text/plain` 413, not the JSON one), so they need a
-/// third layer to reshape their answers, and the three cost about 8% of
-/// token-refresh throughput on a 2-core machine (20.2k against 22.0k req/s with
-/// this one middleware, `shared/load/load.sh`, three alternating runs), where
-/// refresh must not get slower.
-async fn guard(
-    axum::extract::State(svc): axum::extract::State<AuthService>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let settings = svc.settings();
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .filter(|o| {
-            settings
-                .cors_origins
-                .iter()
-                .any(|a| a.as_bytes() == o.as_bytes())
-        })
-        .cloned();
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut res = if preflight {
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        if origin.is_some() {
-            let h = res.headers_mut();
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
-            );
-            if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-            }
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
-        }
-        res
-    } else if declared.is_some_and(|n| n > settings.body_limit as u64) {
-        ApiError::TooLarge.into_response()
-    } else {
-        next.run(req).await
-    };
-    let h = res.headers_mut();
-    h.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = origin {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-    }
-    res
 }

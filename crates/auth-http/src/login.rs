@@ -92,8 +92,14 @@ pub(crate) async fn run_step(
 /// `{token}`, `{location}`, or the next step with its step token
 /// (`verification_required`, then `mfa_required`).
 pub(crate) fn answer_response(answer: Answer) -> Result<Response, ApiError> {
+    /// `{"token"}`, written without building a JSON map (every refresh and
+    /// login answers it).
+    #[derive(serde::Serialize)]
+    struct TokenBody {
+        token: String,
+    }
     let body = match answer {
-        Answer::Token { token } => json!({ "token": token }),
+        Answer::Token { token } => return Ok(Json(TokenBody { token }).into_response()),
         Answer::Redirect { location } => json!({ "location": location }),
         Answer::VerificationRequired {
             token,

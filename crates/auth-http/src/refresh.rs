@@ -1,7 +1,6 @@
 //! Token refresh over HTTP: `POST /auth/token/refresh`.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::Response;
 
 use crate::AuthService;
@@ -12,11 +11,12 @@ use crate::login::answer_response;
 /// gate decides what it is: [`auth_module::gate::Gate::refresh`]).
 pub(crate) async fn refresh(
     State(svc): State<AuthService>,
-    headers: HeaderMap,
+    // The request, not a `HeaderMap` (which would copy every header).
+    req: Request,
 ) -> Result<Response, ApiError> {
     let answer = svc
         .gate()
-        .refresh(&svc.presented(&headers))
+        .refresh(&svc.presented(req.headers()))
         .await
         .map_err(crate::context::refused)?;
     answer_response(answer)

@@ -34,6 +34,42 @@ pub(crate) fn entries<V: Clone>(capacity: usize) -> Entries<V> {
     Entries::new(capacity.max(1))
 }
 
+/// A cached identity: without its secrets, shared (what checking a
+/// credential reads, handed out without a copy), and its secrets beside it.
+pub(crate) struct Kept {
+    redacted: Arc<AuthIdentity>,
+    /// Each provider identity's `provider_metadata`, in order.
+    secrets: Vec<Option<Metadata>>,
+}
+
+impl Kept {
+    pub(crate) fn new(mut full: AuthIdentity) -> Self {
+        let secrets = full
+            .provider_identities
+            .iter_mut()
+            .map(|p| p.provider_metadata.take())
+            .collect();
+        Kept {
+            redacted: Arc::new(full),
+            secrets,
+        }
+    }
+
+    /// The identity without secrets, shared.
+    pub(crate) fn redacted(&self) -> Arc<AuthIdentity> {
+        self.redacted.clone()
+    }
+
+    /// The identity as stored, secrets included: a copy.
+    pub(crate) fn full(&self) -> AuthIdentity {
+        let mut full = (*self.redacted).clone();
+        for (p, secret) in full.provider_identities.iter_mut().zip(&self.secrets) {
+            p.provider_metadata.clone_from(secret);
+        }
+        full
+    }
+}
+
 /// An [`IdentityStore`] wrapper caching `retrieve_auth_identity`.
 ///
 /// It has the capabilities of the store it wraps: its
@@ -51,12 +87,30 @@ pub struct CachedIdentityStore<S> {
     /// under this lock, so a read whose load started before an invalidation
     /// cannot put its value back after it.
     generation: Mutex<u64>,
-    entries: Entries<AuthIdentity>,
+    entries: Entries<Arc<Kept>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
 impl<S: IdentityStore> CachedIdentityStore<S> {
+    /// The cached identity `id`, loaded from the wrapped store on a miss.
+    async fn kept(&self, id: &str) -> Result<Arc<Kept>> {
+        if let Some(hit) = self.entries.get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        // Taken before the load starts: a write committed after this point is
+        // invalidated after it too, and that bumps the generation.
+        let generation = *self.lock();
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let fresh = Arc::new(Kept::new(self.inner.retrieve_auth_identity(id).await?));
+        let current = self.lock();
+        if *current == generation {
+            self.entries.insert(id.to_owned(), fresh.clone());
+        }
+        Ok(fresh)
+    }
+
     /// Caches up to `capacity` identities read from `inner`.
     pub fn new(inner: S, capacity: usize) -> Self {
         CachedIdentityStore {
@@ -117,20 +171,11 @@ impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
     }
 
     async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
-        if let Some(hit) = self.entries.get(id) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit);
-        }
-        // Taken before the load starts: a write committed after this point is
-        // invalidated after it too, and that bumps the generation.
-        let generation = *self.lock();
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let fresh = self.inner.retrieve_auth_identity(id).await?;
-        let current = self.lock();
-        if *current == generation {
-            self.entries.insert(id.to_owned(), fresh.clone());
-        }
-        Ok(fresh)
+        Ok(self.kept(id).await?.full())
+    }
+
+    async fn retrieve_redacted(&self, id: &str) -> Result<Arc<AuthIdentity>> {
+        Ok(self.kept(id).await?.redacted())
     }
 
     async fn update_app_metadata(

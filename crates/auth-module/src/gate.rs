@@ -286,8 +286,9 @@ pub struct Grant {
     pub method: AuthMethod,
     /// What kind of credential it is.
     pub kind: CredentialKind,
-    /// The identity as stored now (without secrets).
-    pub identity: AuthIdentity,
+    /// The identity as stored now (without secrets), shared with the
+    /// identity cache.
+    pub identity: Arc<AuthIdentity>,
 }
 
 /// Why the gate refused.
@@ -578,7 +579,11 @@ impl Gate {
     /// The identity `claims` speak for, if they are still current: the
     /// identity exists with a provider identity at `provider`, its credential
     /// version is the token's, and a non-empty `actor_id` is still its link.
-    async fn current(&self, claims: &AuthClaims, provider: &str) -> Result<Option<AuthIdentity>> {
+    async fn current(
+        &self,
+        claims: &AuthClaims,
+        provider: &str,
+    ) -> Result<Option<Arc<AuthIdentity>>> {
         Ok(self
             .inner
             .module
@@ -690,7 +695,7 @@ impl Gate {
             // A credential that proves nothing links nothing, so a stale
             // token kept by a client never blocks a login.
             Some(action) => match self.authorize(presented, action).await {
-                Ok(grant) => Some(grant.identity.id),
+                Ok(grant) => Some(grant.identity.id.clone()),
                 Err(Refusal::Failed(e)) if e.kind() == ErrorKind::Unavailable => return Err(e),
                 Err(_) => None,
             },
@@ -737,7 +742,12 @@ impl Gate {
         let actor = claims.actor_type.as_str();
         if grant.kind != CredentialKind::Full {
             let outcome = module
-                .login_steps(grant.identity, actor, &provider, false)
+                .login_steps(
+                    Arc::unwrap_or_clone(grant.identity),
+                    actor,
+                    &provider,
+                    false,
+                )
                 .await?;
             return Ok(self.answer(outcome, actor, &provider).await?);
         }
@@ -750,9 +760,24 @@ impl Gate {
                 challenge,
             });
         }
-        let mut fresh = self.claims(&grant.identity, actor, &provider).await?;
-        fresh.mfa_enabled = claims.mfa_enabled;
-        fresh.mfa_challenge_completed_at = claims.mfa_challenge_completed_at.clone();
+        // The verified claims rewritten from the identity as stored now
+        // (what `claims` builds), keeping their MFA claims.
+        let Grant {
+            claims: mut fresh,
+            identity,
+            ..
+        } = grant;
+        let (mfa_enabled, completed) = (fresh.mfa_enabled, fresh.mfa_challenge_completed_at.take());
+        let actor = std::mem::take(&mut fresh.actor_type);
+        self.inner
+            .tokens
+            .refill(&mut fresh, &identity, &actor, &provider);
+        self.inner
+            .hook
+            .add_claims(&identity, &actor, &mut fresh.app_metadata)
+            .await?;
+        fresh.mfa_enabled = mfa_enabled;
+        fresh.mfa_challenge_completed_at = completed;
         Ok(Answer::Token {
             token: self.inner.tokens.sign(&fresh)?,
         })

@@ -62,9 +62,12 @@ impl AuthIdentity {
     /// The actor id linked for `actor_type` (`app_metadata["{actor_type}_id"]`),
     /// if any and non-empty.
     pub fn actor_id(&self, actor_type: &str) -> Option<&str> {
+        // Found without building the key: this runs on every token check.
         self.app_metadata
             .as_ref()?
-            .get(&format!("{actor_type}_id"))?
+            .iter()
+            .find(|(k, _)| k.strip_suffix("_id") == Some(actor_type))?
+            .1
             .as_str()
             .filter(|s| !s.is_empty())
     }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cache::{Entries, entries};
+use crate::cache::{Entries, Kept, entries};
 use crate::error::{Error, Result};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
@@ -43,7 +43,7 @@ const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 struct Entry {
     token: String,
-    identity: AuthIdentity,
+    identity: Kept,
     loaded: Instant,
 }
 
@@ -166,6 +166,34 @@ impl<S: IdentityStore> ForgetsIdentities for SharedIdentityCache<S> {
     }
 }
 
+impl<S: IdentityStore> SharedIdentityCache<S> {
+    /// The cached identity `id` (`Ok`), loaded from the wrapped store when
+    /// missing or stale; or, when the shared token cannot be read, the
+    /// identity as the wrapped store has it, not cached (`Err`).
+    async fn kept(&self, id: &str) -> Result<std::result::Result<Arc<Entry>, AuthIdentity>> {
+        let Some(token) = self.token(id).await else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(Err(self.inner.retrieve_auth_identity(id).await?));
+        };
+        if let Some(e) = self.entries.get(id)
+            && e.token == token
+            && e.loaded.elapsed() < self.max_age
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Ok(e));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let loaded = Instant::now();
+        let fresh = Arc::new(Entry {
+            token,
+            identity: Kept::new(self.inner.retrieve_auth_identity(id).await?),
+            loaded,
+        });
+        self.entries.insert(id.to_owned(), fresh.clone());
+        Ok(Ok(fresh))
+    }
+}
+
 #[async_trait::async_trait]
 impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S> {
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
@@ -174,29 +202,17 @@ impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S> {
     }
 
     async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
-        let Some(token) = self.token(id).await else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return self.inner.retrieve_auth_identity(id).await;
-        };
-        if let Some(e) = self.entries.get(id)
-            && e.token == token
-            && e.loaded.elapsed() < self.max_age
-        {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(e.identity.clone());
-        }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let loaded = Instant::now();
-        let fresh = self.inner.retrieve_auth_identity(id).await?;
-        self.entries.insert(
-            id.to_owned(),
-            Arc::new(Entry {
-                token,
-                identity: fresh.clone(),
-                loaded,
-            }),
-        );
-        Ok(fresh)
+        Ok(match self.kept(id).await? {
+            Ok(kept) => kept.identity.full(),
+            Err(uncached) => uncached,
+        })
+    }
+
+    async fn retrieve_redacted(&self, id: &str) -> Result<Arc<AuthIdentity>> {
+        Ok(match self.kept(id).await? {
+            Ok(kept) => kept.identity.redacted(),
+            Err(uncached) => Arc::new(uncached.redacted()),
+        })
     }
 
     async fn update_app_metadata(

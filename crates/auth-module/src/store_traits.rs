@@ -271,6 +271,15 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
     /// The auth identity `id` with its provider identities.
     async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity>;
 
+    /// The auth identity `id` without secrets (every provider identity's
+    /// `provider_metadata` removed, as [`AuthIdentity::redacted`]), shared:
+    /// what checking a credential reads. A store that keeps identities in
+    /// memory answers it without a copy (the identity caches do); the
+    /// default reads [`IdentityStore::retrieve_auth_identity`].
+    async fn retrieve_redacted(&self, id: &str) -> Result<Arc<AuthIdentity>> {
+        Ok(Arc::new(self.retrieve_auth_identity(id).await?.redacted()))
+    }
+
     /// Replaces the `app_metadata` of auth identity `id`.
     async fn update_app_metadata(
         &self,
@@ -569,6 +578,10 @@ impl<T: IdentityStore + ?Sized> IdentityStore for Arc<T> {
 
     async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
         (**self).retrieve_auth_identity(id).await
+    }
+
+    async fn retrieve_redacted(&self, id: &str) -> Result<Arc<AuthIdentity>> {
+        (**self).retrieve_redacted(id).await
     }
 
     async fn update_app_metadata(

@@ -363,33 +363,96 @@ impl Tokens {
         actor_type: &str,
         provider: &str,
     ) -> AuthClaims {
-        let actor_id = identity.actor_id(actor_type).unwrap_or_default().to_owned();
-        let mut app_metadata = Metadata::new();
-        if !actor_id.is_empty() {
-            app_metadata.insert(format!("{actor_type}_id"), Value::String(actor_id.clone()));
-        }
-        let user_metadata = identity
-            .provider_identity(provider)
-            .and_then(|p| p.user_metadata.clone())
-            .unwrap_or_default();
-        let iat = now_secs();
-        AuthClaims {
-            actor_id,
-            actor_type: actor_type.to_owned(),
-            auth_identity_id: identity.id.clone(),
-            auth_provider: Some(provider.to_owned()),
-            app_metadata,
-            user_metadata,
+        let mut claims = AuthClaims {
+            actor_id: String::new(),
+            actor_type: String::new(),
+            auth_identity_id: String::new(),
+            auth_provider: None,
+            app_metadata: Metadata::new(),
+            user_metadata: Metadata::new(),
             mfa_enabled: false,
             mfa_challenge_completed_at: None,
-            iat,
-            exp: iat
-                .saturating_add(i64::try_from(self.expires_in.as_secs()).unwrap_or(i64::MAX / 2)),
+            iat: 0,
+            exp: 0,
             purpose: None,
-            cv: identity.credential_version,
+            cv: 0,
             linked: false,
             step: None,
+        };
+        self.refill(&mut claims, identity, actor_type, provider);
+        claims
+    }
+
+    /// Makes `claims` what [`Tokens::claims_for`] answers for these
+    /// arguments, reusing their strings and maps (a token refresh rewrites
+    /// the claims it verified instead of building new ones).
+    pub(crate) fn refill(
+        &self,
+        claims: &mut AuthClaims,
+        identity: &AuthIdentity,
+        actor_type: &str,
+        provider: &str,
+    ) {
+        /// `to = from`, keeping `to`'s allocation.
+        fn set(to: &mut String, from: &str) {
+            if to != from {
+                to.clear();
+                to.push_str(from);
+            }
         }
+        // Every field is named, so a new claim cannot be left stale here.
+        let AuthClaims {
+            actor_id,
+            actor_type: claims_actor_type,
+            auth_identity_id,
+            auth_provider,
+            app_metadata,
+            user_metadata,
+            mfa_enabled,
+            mfa_challenge_completed_at,
+            iat,
+            exp,
+            purpose,
+            cv,
+            linked,
+            step,
+        } = claims;
+        set(actor_id, identity.actor_id(actor_type).unwrap_or_default());
+        set(claims_actor_type, actor_type);
+        set(auth_identity_id, &identity.id);
+        match auth_provider {
+            Some(p) => set(p, provider),
+            None => *auth_provider = Some(provider.to_owned()),
+        }
+        // `{ "{actor_type}_id": actor_id }` when linked, else `{}`.
+        let linked_key = |k: &str| k.strip_suffix("_id") == Some(actor_type);
+        app_metadata.retain(|k, _| !actor_id.is_empty() && linked_key(k));
+        if !actor_id.is_empty() {
+            match app_metadata.iter_mut().next() {
+                Some((_, Value::String(v))) => set(v, actor_id),
+                Some((_, v)) => *v = Value::String(actor_id.clone()),
+                None => {
+                    app_metadata
+                        .insert(format!("{actor_type}_id"), Value::String(actor_id.clone()));
+                }
+            }
+        }
+        match identity
+            .provider_identity(provider)
+            .and_then(|p| p.user_metadata.as_ref())
+        {
+            Some(m) if m == user_metadata => {}
+            Some(m) => user_metadata.clone_from(m),
+            None => user_metadata.clear(),
+        }
+        *mfa_enabled = false;
+        *mfa_challenge_completed_at = None;
+        *iat = now_secs();
+        *exp = iat.saturating_add(i64::try_from(self.expires_in.as_secs()).unwrap_or(i64::MAX / 2));
+        *purpose = None;
+        *cv = identity.credential_version;
+        *linked = false;
+        *step = None;
     }
 
     /// A signed auth token for `identity` (see [`Tokens::claims_for`]).
@@ -448,6 +511,57 @@ mod tests {
 
     fn tokens() -> Tokens {
         Tokens::hs256(&Secret::new("k".repeat(32)), Duration::from_secs(60))
+    }
+
+    /// A refresh rewrites the claims it verified: whatever they held, the
+    /// result is what `claims_for` builds.
+    #[test]
+    fn refilled_claims_are_the_claims_built_afresh() {
+        let tokens = tokens();
+        let now = time::OffsetDateTime::now_utc();
+        let mut identity = AuthIdentity::new("authid_now", now);
+        identity.credential_version = 7;
+        identity
+            .provider_identities
+            .push(crate::model::ProviderIdentity {
+                id: "provid_1".into(),
+                entity_id: "a@example.com".into(),
+                provider: "emailpass".into(),
+                auth_identity_id: "authid_now".into(),
+                user_metadata: serde_json::json!({"name": "A"}).as_object().cloned(),
+                provider_metadata: None,
+                created_at: now,
+                updated_at: now,
+            });
+        let linked = serde_json::json!({"customer_id": "cus_1", "roles": ["admin"]});
+        let unlinked = serde_json::json!({"seller_id": "sel_1"});
+        for app_metadata in [Some(linked), Some(unlinked), None] {
+            identity.app_metadata = app_metadata.and_then(|v| v.as_object().cloned());
+            for provider in ["emailpass", "google"] {
+                let stale = serde_json::from_value::<AuthClaims>(serde_json::json!({
+                    "actor_id": "cus_old", "actor_type": "customer",
+                    "auth_identity_id": "authid_old", "auth_provider": "github",
+                    "app_metadata": {"customer_id": "cus_old", "roles": ["x"], "seller_id": "s"},
+                    "user_metadata": {"name": "Old", "extra": 1},
+                    "mfa_enabled": true, "mfa_challenge_completed_at": "2026-01-01T00:00:00Z",
+                    "iat": 1, "exp": 2, "purpose": "reset", "cv": 3, "linked": true,
+                    "step": "mfa",
+                }))
+                .unwrap();
+                for mut claims in [
+                    stale.clone(),
+                    AuthClaims {
+                        auth_provider: None,
+                        ..stale
+                    },
+                ] {
+                    tokens.refill(&mut claims, &identity, "customer", provider);
+                    let mut fresh = tokens.claims_for(&identity, "customer", provider);
+                    (fresh.iat, fresh.exp) = (claims.iat, claims.exp);
+                    assert_eq!(claims, fresh, "{:?} via {provider}", identity.app_metadata);
+                }
+            }
+        }
     }
 
     fn identity() -> AuthIdentity {

@@ -235,10 +235,7 @@ pub async fn serve(
     // Layered here, on the final router: a layer added in `build_app` would
     // miss the routes a host merges afterwards (`Server::with_routes`).
     let router = match &metrics {
-        Some(m) => router.layer(axum::middleware::from_fn_with_state(
-            m.clone(),
-            metrics::track,
-        )),
+        Some(m) => router.layer(metrics::TrackLayer(m.clone())),
         None => router,
     };
     let metrics_task = match (metrics, metrics_listener) {

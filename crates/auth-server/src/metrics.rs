@@ -11,13 +11,17 @@
 //! | `auth_identity_cache_hits_total`, `auth_identity_cache_misses_total` | counter | |
 //! | `auth_store_errors_total` | counter | `store` (`sql`, `redis`) |
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -190,29 +194,90 @@ impl Metrics {
 }
 
 /// Counts and times every request `serve` answers: the auth routes and any
-/// a host merged beside them.
-pub(crate) async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = method_label(req.method());
-    let start = Instant::now();
-    let res = next.run(req).await;
-    m.latency
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
-        .observe(start.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: res.status().as_u16(),
-        })
-        .inc();
-    res
+/// a host merged beside them. A router layer (the route template is known
+/// only inside the router) with a named future, so no request pays a boxed
+/// future for it.
+#[derive(Clone)]
+pub(crate) struct TrackLayer(pub(crate) Arc<Metrics>);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// See [`TrackLayer`].
+#[derive(Clone)]
+pub(crate) struct Track<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str)
+            .to_owned();
+        let method = method_label(req.method());
+        TrackFuture {
+            inner: self.inner.call(req),
+            seen: Some((self.metrics.clone(), route, method, Instant::now())),
+        }
+    }
+}
+
+pin_project! {
+    /// [`Track`]'s answer: the route's, counted when it is ready.
+    pub(crate) struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        seen: Option<(Arc<Metrics>, String, &'static str, Instant)>,
+    }
+}
+
+impl<F> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(res) = std::task::ready!(this.inner.poll(cx));
+        if let Some((m, route, method, start)) = this.seen.take() {
+            m.latency
+                .get_or_create(&RouteLabels {
+                    route: route.clone(),
+                })
+                .observe(start.elapsed().as_secs_f64());
+            m.requests
+                .get_or_create(&RequestLabels {
+                    method,
+                    route,
+                    status: res.status().as_u16(),
+                })
+                .inc();
+        }
+        Poll::Ready(Ok(res))
+    }
 }
 
 /// The `method` label of `method`: its name when it is one of the methods
@@ -276,7 +341,7 @@ mod tests {
         let m = Metrics::new(None);
         let app = axum::Router::new()
             .route("/thing", axum::routing::any(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(m.clone(), track));
+            .layer(TrackLayer(m.clone()));
         for name in ["FOO1", "FOO2", "FOO3", "get", "PROPFIND"] {
             let method = Method::from_bytes(name.as_bytes()).unwrap();
             assert_eq!(send(&app, method, "/thing").await, StatusCode::OK, "{name}");

@@ -33,10 +33,7 @@ pub(crate) async fn run(
     limits: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        limits.request_timeout,
-        request_timeout,
-    ));
+    let limit = limits.request_timeout;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -61,10 +58,18 @@ pub(crate) async fn run(
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(IdleIo::new(stream, limits.idle_timeout));
         let router = router.clone();
+        // The request time is bounded here, around the whole router, not by
+        // a router layer: a layer costs each request a boxed service clone.
         let service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().oneshot(req.map(axum::body::Body::new))
+                let answer = router.clone().oneshot(req.map(axum::body::Body::new));
+                async move {
+                    match tokio::time::timeout(limit, answer).await {
+                        Ok(answered) => answered,
+                        Err(_) => Ok(request_timeout()),
+                    }
+                }
             });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -91,22 +96,15 @@ pub(crate) async fn run(
 
 /// Answers 408 `{"type":"unexpected_state","message":"Request timeout"}`
 /// for a request not answered within the limit.
-async fn request_timeout(
-    axum::extract::State(limit): axum::extract::State<Duration>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => (
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            axum::Json(serde_json::json!({
-                "type": "unexpected_state",
-                "message": "Request timeout",
-            })),
-        )
-            .into_response(),
-    }
+fn request_timeout() -> axum::response::Response {
+    (
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        axum::Json(serde_json::json!({
+            "type": "unexpected_state",
+            "message": "Request timeout",
+        })),
+    )
+        .into_response()
 }
 
 /// A stream that fails its reads once no byte moved either way for `idle`.

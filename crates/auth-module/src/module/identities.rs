@@ -1,6 +1,8 @@
 //! Identity CRUD on [`AuthModule`]: auth identities, their provider
 //! identities, `app_metadata` and actor links.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::{AuthModule, validate_actor_type};
@@ -19,8 +21,8 @@ impl AuthModule {
         &self,
         id: &str,
         provider: &str,
-    ) -> Result<Option<(AuthIdentity, u64)>> {
-        let identity = match self.inner.identities.retrieve_auth_identity(id).await {
+    ) -> Result<Option<(Arc<AuthIdentity>, u64)>> {
+        let identity = match self.inner.identities.retrieve_redacted(id).await {
             Ok(i) => i,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -29,7 +31,7 @@ impl AuthModule {
             return Ok(None);
         }
         let version = identity.credential_version;
-        Ok(Some((identity.redacted(), version)))
+        Ok(Some((identity, version)))
     }
 
     /// Creates an auth identity (and its provider identities).
