@@ -565,7 +565,63 @@ pub trait StateStore: Send + Sync + fmt::Debug + 'static {
         new: Option<Value>,
         ttl: Duration,
     ) -> Result<bool>;
+
+    /// Adds 1 to each counter of `counters` (a key, and the window a new
+    /// counter lives), as [`StateStore::increment`] does to each; their new
+    /// values, in order. One round trip where the store can (the rate limits
+    /// take several counters per try); each counter changes atomically, the
+    /// set of them need not. The keys are distinct.
+    async fn increment_each(&self, counters: &[(&str, Duration)]) -> Result<Vec<u64>> {
+        let mut values = Vec::with_capacity(counters.len());
+        for (key, window) in counters {
+            values.push(self.increment(key, 1, *window).await?);
+        }
+        Ok(values)
+    }
+
+    /// Takes 1 off each live counter of `counters`, ending one that reaches
+    /// 0 (it reads as absent, and its next increment starts a new window),
+    /// and ends the live value under `clear`; missing and expired counters
+    /// stay so. One round trip where the store can; each counter changes
+    /// atomically. The keys are distinct. The default reads each counter and
+    /// swaps it ([`StateStore::compare_and_swap`]), again while concurrent
+    /// changes win, so a counter given back this way lives `window` anew.
+    async fn give_back_each(
+        &self,
+        counters: &[(&str, Duration)],
+        clear: Option<&str>,
+    ) -> Result<()> {
+        if let Some(clear) = clear {
+            self.delete(clear).await?;
+        }
+        'counters: for (key, window) in counters {
+            for _ in 0..GIVE_BACK_ATTEMPTS {
+                let Some(current) = self.get(key).await? else {
+                    continue 'counters;
+                };
+                let Some(n) = current.as_u64() else {
+                    continue 'counters;
+                };
+                let next = (n > 1).then(|| Value::from(n - 1));
+                if self
+                    .compare_and_swap(key, Some(&current), next, *window)
+                    .await?
+                {
+                    continue 'counters;
+                }
+                tokio::task::yield_now().await;
+            }
+            tracing::warn!("a counter could not be given back: it kept changing");
+        }
+        Ok(())
+    }
 }
+
+/// How often [`StateStore::give_back_each`]'s default retries one counter
+/// when concurrent changes win the compare-and-swap first: a failed swap
+/// means another change succeeded, so this bound is met only by a counter
+/// changed without pause.
+const GIVE_BACK_ATTEMPTS: usize = 1000;
 
 // A shared store is a store: lets one instance serve several roles (e.g. a
 // SQL database as both identity and state store, or behind a cache), with
@@ -685,6 +741,18 @@ impl<T: StateStore + ?Sized> StateStore for Arc<T> {
         ttl: Duration,
     ) -> Result<bool> {
         (**self).compare_and_swap(key, expected, new, ttl).await
+    }
+
+    async fn increment_each(&self, counters: &[(&str, Duration)]) -> Result<Vec<u64>> {
+        (**self).increment_each(counters).await
+    }
+
+    async fn give_back_each(
+        &self,
+        counters: &[(&str, Duration)],
+        clear: Option<&str>,
+    ) -> Result<()> {
+        (**self).give_back_each(counters, clear).await
     }
 }
 

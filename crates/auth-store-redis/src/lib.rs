@@ -45,6 +45,35 @@ redis.call('SET', KEYS[1], 0, 'PX', ARGV[2], 'NX')
 return redis.call('INCRBY', KEYS[1], ARGV[1])
 ";
 
+/// Adds 1 to each counter `KEYS[i]`, creating it with the TTL `ARGV[i]` ms
+/// only if it does not exist; the new values.
+const INCREMENT_EACH: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], 0, 'PX', ARGV[i], 'NX')
+  out[i] = redis.call('INCRBY', KEYS[i], 1)
+end
+return out
+";
+
+/// Takes 1 off each counter `KEYS[i]`, removing one at 1 (a value that is
+/// not a number is left alone); when `ARGV[1]` is `1`, the last key is
+/// removed instead. `DECR` keeps a counter's TTL.
+const GIVE_BACK_EACH: &str = r"
+local n = #KEYS
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[n])
+  n = n - 1
+end
+for i = 1, n do
+  local v = tonumber(redis.call('GET', KEYS[i]))
+  if v then
+    if v <= 1 then redis.call('DEL', KEYS[i]) else redis.call('DECR', KEYS[i]) end
+  end
+end
+return 1
+";
+
 /// Replaces `KEYS[1]` with `ARGV[4]` (or removes it when `ARGV[3]` is `0`)
 /// if it holds `ARGV[2]` (or nothing when `ARGV[1]` is `0`); TTL `ARGV[5]` ms.
 const COMPARE_AND_SWAP: &str = r"
@@ -69,6 +98,8 @@ pub struct RedisStateStore {
     prefix: String,
     shown_url: String,
     increment: redis::Script,
+    increment_each: redis::Script,
+    give_back_each: redis::Script,
     compare_and_swap: redis::Script,
 }
 
@@ -133,6 +164,8 @@ impl RedisStateStore {
             prefix: prefix.to_owned(),
             shown_url,
             increment: redis::Script::new(INCREMENT),
+            increment_each: redis::Script::new(INCREMENT_EACH),
+            give_back_each: redis::Script::new(GIVE_BACK_EACH),
             compare_and_swap: redis::Script::new(COMPARE_AND_SWAP),
         })
     }
@@ -208,6 +241,55 @@ impl StateStore for RedisStateStore {
                 }
             })?;
         u64::try_from(n).map_err(|_| Error::unexpected("a counter went negative"))
+    }
+
+    async fn increment_each(&self, counters: &[(&str, Duration)]) -> Result<Vec<u64>> {
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut invocation = self.increment_each.prepare_invoke();
+        for (key, ttl) in counters {
+            invocation.key(self.key(key)).arg(millis(*ttl));
+        }
+        let values: Vec<i64> = invocation.invoke_async(&mut conn).await.map_err(|e| {
+            if matches!(
+                e.kind(),
+                redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+            ) {
+                Error::unexpected("a state value under a counter's key is not a counter")
+            } else {
+                unavailable(&e)
+            }
+        })?;
+        values
+            .into_iter()
+            .map(|n| u64::try_from(n).map_err(|_| Error::unexpected("a counter went negative")))
+            .collect()
+    }
+
+    async fn give_back_each(
+        &self,
+        counters: &[(&str, Duration)],
+        clear: Option<&str>,
+    ) -> Result<()> {
+        if counters.is_empty() && clear.is_none() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let mut invocation = self.give_back_each.prepare_invoke();
+        for (key, _) in counters {
+            invocation.key(self.key(key));
+        }
+        if let Some(clear) = clear {
+            invocation.key(self.key(clear));
+        }
+        invocation.arg(if clear.is_some() { "1" } else { "0" });
+        let _: i64 = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
     }
 
     async fn compare_and_swap(

@@ -579,6 +579,47 @@ impl StateStore for SqlStore {
         self.after_state_write().await;
         Ok(swapped)
     }
+
+    async fn increment_each(&self, counters: &[(&str, Duration)]) -> Result<Vec<u64>> {
+        if counters.iter().any(|(key, _)| has_nul(key)) {
+            return Err(Error::invalid_data(
+                "state keys must not contain NUL (U+0000) characters",
+            ));
+        }
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let counters: Vec<(&str, i64)> = counters
+            .iter()
+            .map(|(key, ttl)| {
+                let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+                (*key, now.saturating_add(ttl_ms))
+            })
+            .collect();
+        let values = dispatch!(self, state_increment_each(&counters, now))?;
+        self.after_state_write().await;
+        Ok(values)
+    }
+
+    async fn give_back_each(
+        &self,
+        counters: &[(&str, Duration)],
+        clear: Option<&str>,
+    ) -> Result<()> {
+        let keys: Vec<&str> = counters
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| !has_nul(key))
+            .collect();
+        let clear = clear.filter(|key| !has_nul(key));
+        if keys.is_empty() && clear.is_none() {
+            return Ok(());
+        }
+        dispatch!(self, state_give_back_each(&keys, clear, now_ms()))?;
+        self.after_state_write().await;
+        Ok(())
+    }
 }
 
 fn has_nul(s: &str) -> bool {

@@ -64,6 +64,13 @@ const STATE_INCREMENT: &str = "INSERT INTO auth_state (key, value, expires_at) V
                          ELSE auth_state.expires_at END \
      RETURNING (value #>> '{}')::bigint";
 
+/// A live counter's value as an integer, that value plus one and minus one,
+/// and an ended counter's value (`increment_each`, `give_back_each`).
+const COUNTER: &str = "(auth_state.value #>> '{}')::bigint";
+const COUNTER_PLUS_ONE: &str = "to_jsonb((auth_state.value #>> '{}')::bigint + 1)";
+const COUNTER_MINUS_ONE: &str = "to_jsonb((auth_state.value #>> '{}')::bigint - 1)";
+const COUNTER_ENDED: &str = "'0'::jsonb";
+
 /// How a timestamp is stored: `timestamptz`.
 type Ts = OffsetDateTime;
 

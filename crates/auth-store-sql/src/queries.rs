@@ -28,8 +28,9 @@ use sqlx::{Pool, Row};
 use time::OffsetDateTime;
 
 use super::{
-    Db, PATCH_APP_METADATA_REMOVE, PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts,
-    merge_app_metadata_statement, ts_from_db, ts_to_db,
+    COUNTER, COUNTER_ENDED, COUNTER_MINUS_ONE, COUNTER_PLUS_ONE, Db, PATCH_APP_METADATA_REMOVE,
+    PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts, merge_app_metadata_statement, ts_from_db,
+    ts_to_db,
 };
 use crate::{
     auth_not_found, database, duplicate, is_foreign_key_violation, is_unique_violation,
@@ -1076,6 +1077,90 @@ pub(crate) async fn state_increment(
         .map_err(database("incrementing a counter"))?;
     let value: i64 = get(&row, 0, "incrementing a counter")?;
     Ok(u64::try_from(value).unwrap_or(0))
+}
+
+/// Adds 1 to each counter of `counters` (key, and when a new one ends) in
+/// one statement: a multi-row upsert answering every counter's new value.
+/// The keys are distinct (PostgreSQL refuses to change one row twice in one
+/// statement).
+pub(crate) async fn state_increment_each(
+    pool: &Pool<Db>,
+    counters: &[(&str, i64)],
+    now: i64,
+) -> Result<Vec<u64>> {
+    use std::fmt::Write as _;
+    let mut sql = String::from("INSERT INTO auth_state (key, value, expires_at) VALUES ");
+    for i in 0..counters.len() {
+        let p = 2 + 2 * i;
+        let _ = write!(
+            sql,
+            "{}(${p}, '1', ${})",
+            if i == 0 { "" } else { ", " },
+            p + 1
+        );
+    }
+    let _ = write!(
+        sql,
+        " ON CONFLICT (key) DO UPDATE SET \
+           value = CASE WHEN auth_state.expires_at <= $1 THEN excluded.value \
+                        ELSE {COUNTER_PLUS_ONE} END, \
+           expires_at = CASE WHEN auth_state.expires_at <= $1 THEN excluded.expires_at \
+                             ELSE auth_state.expires_at END \
+         RETURNING auth_state.key, {COUNTER}"
+    );
+    let mut query = sqlx::query(&sql).bind(now);
+    for (key, expires_at) in counters {
+        query = query.bind(*key).bind(*expires_at);
+    }
+    let rows = query
+        .fetch_all(pool)
+        .await
+        .map_err(database("incrementing counters"))?;
+    let mut values = vec![None; counters.len()];
+    for row in &rows {
+        let key: String = get(row, 0, "incrementing counters")?;
+        let value: i64 = get(row, 1, "incrementing counters")?;
+        if let Some(i) = counters.iter().position(|(k, _)| *k == key) {
+            values[i] = Some(u64::try_from(value).unwrap_or(0));
+        }
+    }
+    values
+        .into_iter()
+        .map(|v| v.ok_or_else(|| Error::unexpected("a counter was not incremented")))
+        .collect()
+}
+
+/// Takes 1 off each live counter of `counters` and ends `clear` in one
+/// statement: a counter at 1 (or `clear`) ends by expiring now, so it reads
+/// as absent and the sweep removes it.
+pub(crate) async fn state_give_back_each(
+    pool: &Pool<Db>,
+    counters: &[&str],
+    clear: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut sql = format!(
+        "UPDATE auth_state SET \
+           value = CASE WHEN key = $1 OR {COUNTER} <= 1 THEN {COUNTER_ENDED} \
+                        ELSE {COUNTER_MINUS_ONE} END, \
+           expires_at = CASE WHEN key = $1 OR {COUNTER} <= 1 THEN $2 \
+                             ELSE expires_at END \
+         WHERE expires_at > $2 AND key IN ($1"
+    );
+    for i in 0..counters.len() {
+        let _ = write!(sql, ", ${}", i + 3);
+    }
+    sql.push(')');
+    let mut query = sqlx::query(&sql).bind(clear).bind(now);
+    for key in counters {
+        query = query.bind(*key);
+    }
+    query
+        .execute(pool)
+        .await
+        .map_err(database("giving counters back"))?;
+    Ok(())
 }
 
 /// One conditional statement per case, so of concurrent swaps from one

@@ -88,6 +88,13 @@ const STATE_INCREMENT: &str = "INSERT INTO auth_state (key, value, expires_at) V
                          ELSE auth_state.expires_at END \
      RETURNING CAST(value AS INTEGER)";
 
+/// A live counter's value as an integer, that value plus one and minus one,
+/// and an ended counter's value (`increment_each`, `give_back_each`).
+const COUNTER: &str = "CAST(auth_state.value AS INTEGER)";
+const COUNTER_PLUS_ONE: &str = "CAST(CAST(auth_state.value AS INTEGER) + 1 AS TEXT)";
+const COUNTER_MINUS_ONE: &str = "CAST(CAST(auth_state.value AS INTEGER) - 1 AS TEXT)";
+const COUNTER_ENDED: &str = "'0'";
+
 /// How a timestamp is stored: RFC 3339 text.
 type Ts = String;
 

@@ -189,6 +189,9 @@ macro_rules! state_store_suite {
             increment_counts,
             increment_window_is_fixed,
             concurrent_increments_are_atomic,
+            increment_each_counts_each,
+            give_back_each_takes_one_off,
+            concurrent_give_backs_are_atomic,
             compare_and_swap_needs_the_expected_value,
             concurrent_swaps_yield_one,
         ], counted = $count);

@@ -221,6 +221,81 @@ pub async fn concurrent_increments_are_atomic(store: &dyn StateStore) {
     assert_eq!(ok(store.get(&k).await, "get"), Some(json!(N)));
 }
 
+/// `increment_each` adds 1 to each counter as `increment` does (from 0, in
+/// a fixed window) and answers the new values in order.
+pub async fn increment_each_counts_each(store: &dyn StateStore) {
+    let (a, b, c) = (key("each-a"), key("each-b"), key("each-c"));
+    assert_eq!(ok(store.increment(&b, 4, LONG).await, "increment b"), 4);
+    let counters = [(a.as_str(), LONG), (b.as_str(), LONG), (c.as_str(), SHORT)];
+    assert_eq!(
+        ok(store.increment_each(&counters).await, "increment_each"),
+        vec![1, 5, 1]
+    );
+    assert_eq!(
+        ok(store.increment_each(&counters).await, "again"),
+        vec![2, 6, 2]
+    );
+    assert_eq!(ok(store.get(&b).await, "get"), Some(json!(6)));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(ok(store.get(&c).await, "get"), None, "c's window ended");
+    assert_eq!(
+        ok(store.increment_each(&counters).await, "after c's window"),
+        vec![3, 7, 1]
+    );
+    assert_eq!(
+        ok(store.increment_each(&[]).await, "none"),
+        Vec::<u64>::new()
+    );
+}
+
+/// `give_back_each` takes 1 off each live counter, ends a counter at 1 and
+/// the cleared value, and leaves missing counters missing; an ended counter
+/// counts again from 0.
+pub async fn give_back_each_takes_one_off(store: &dyn StateStore) {
+    let (a, b, missing, cleared) = (
+        key("back-a"),
+        key("back-b"),
+        key("back-missing"),
+        key("back-cleared"),
+    );
+    assert_eq!(ok(store.increment(&a, 3, LONG).await, "a"), 3);
+    assert_eq!(ok(store.increment(&b, 1, LONG).await, "b"), 1);
+    assert_eq!(ok(store.increment(&cleared, 5, LONG).await, "cleared"), 5);
+    let counters = [
+        (a.as_str(), LONG),
+        (b.as_str(), LONG),
+        (missing.as_str(), LONG),
+    ];
+    ok(
+        store.give_back_each(&counters, Some(&cleared)).await,
+        "give_back_each",
+    );
+    assert_eq!(ok(store.get(&a).await, "a"), Some(json!(2)));
+    assert_eq!(ok(store.get(&b).await, "b"), None, "b reached 0 and ended");
+    assert_eq!(ok(store.get(&missing).await, "missing"), None);
+    assert_eq!(ok(store.get(&cleared).await, "cleared"), None);
+    assert_eq!(ok(store.increment(&b, 1, LONG).await, "b again"), 1);
+    assert_eq!(
+        ok(store.increment(&cleared, 1, LONG).await, "cleared again"),
+        1
+    );
+    ok(store.give_back_each(&[], None).await, "nothing");
+}
+
+/// 50 concurrent `give_back_each` of a counter at 100 leave exactly 50.
+pub async fn concurrent_give_backs_are_atomic(store: &dyn StateStore) {
+    let k = key("back-concurrent");
+    assert_eq!(ok(store.increment(&k, 100, LONG).await, "increment"), 100);
+    let counters = [(k.as_str(), LONG)];
+    let backs = (0..50)
+        .map(|_| store.give_back_each(&counters, None))
+        .collect();
+    for r in join_all(backs).await {
+        ok(r, "give_back_each");
+    }
+    assert_eq!(ok(store.get(&k).await, "get"), Some(json!(50)));
+}
+
 /// `compare_and_swap` changes a value only from the expected one: from
 /// nothing (absent or expired), from an equal JSON value, and to nothing.
 pub async fn compare_and_swap_needs_the_expected_value(store: &dyn StateStore) {

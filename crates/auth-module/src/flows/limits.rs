@@ -21,8 +21,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::config::{Limit, LimitsConfig};
 use crate::digest::sha256_hex;
 use crate::error::Result;
@@ -33,10 +31,6 @@ use crate::store_traits::StateStore;
 /// an identifier's limit is lower): enough to keep a hashing pool of a few
 /// threads busy while finished tries give their slots back.
 pub const IN_FLIGHT_PER_IDENTIFIER: usize = 4;
-
-/// How often a slot's release is retried when concurrent changes of the same
-/// counter win the compare-and-swap first.
-const RELEASE_ATTEMPTS: usize = 32;
 
 /// Rate limits over a state store. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -164,15 +158,24 @@ impl Limits {
     /// [`Taken::Refused`], and the slots of this try are kept (a refused try
     /// counts, so hammering does not help).
     async fn take(&self, counters: Vec<(String, Limit)>) -> Result<Taken> {
-        let mut retry = None;
-        let mut taken = Vec::with_capacity(counters.len());
-        for (key, limit) in counters {
-            let n = self.state.increment(&key, 1, limit.window).await?;
-            if n > limit.count {
-                retry = retry.max(Some(limit.window));
-            }
-            taken.push((key, limit.window));
+        if counters.is_empty() {
+            return Ok(Taken::Go(Slot::default()));
         }
+        let keys: Vec<(&str, Duration)> = counters
+            .iter()
+            .map(|(key, limit)| (key.as_str(), limit.window))
+            .collect();
+        let counts = self.state.increment_each(&keys).await?;
+        let retry = counters
+            .iter()
+            .zip(counts)
+            .filter(|((_, limit), n)| *n > limit.count)
+            .map(|((_, limit), _)| limit.window)
+            .max();
+        let taken = counters
+            .into_iter()
+            .map(|(key, limit)| (key, limit.window))
+            .collect();
         Ok(match retry {
             Some(retry_after) => Taken::Refused { retry_after },
             None => Taken::Go(Slot {
@@ -311,53 +314,32 @@ impl Limits {
     /// The try did not count (malformed, or the server failed): gives its
     /// slots back.
     pub async fn release(&self, slot: Slot) -> Result<()> {
-        for (key, window) in &slot.taken {
-            self.give_back(key, *window).await?;
+        if slot.taken.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.state
+            .give_back_each(&Self::keys(&slot.taken, None), None)
+            .await
+    }
+
+    /// The taken counters but `except`, as the state store takes them.
+    fn keys<'a>(taken: &'a [(String, Duration)], except: Option<&str>) -> Vec<(&'a str, Duration)> {
+        taken
+            .iter()
+            .filter(|(key, _)| Some(key.as_str()) != except)
+            .map(|(key, window)| (key.as_str(), *window))
+            .collect()
     }
 
     /// The try succeeded: gives its slots back and clears the identifier's
     /// failures from that address.
     pub async fn succeeded(&self, slot: Slot) -> Result<()> {
-        if let Some(here) = &slot.failures_here {
-            self.state.delete(here).await?;
+        let here = slot.failures_here.as_deref();
+        let counters = Self::keys(&slot.taken, here);
+        if counters.is_empty() && here.is_none() {
+            return Ok(());
         }
-        for (key, window) in &slot.taken {
-            if slot.failures_here.as_ref() != Some(key) {
-                self.give_back(key, *window).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes one off the counter under `key` by compare-and-swap (no store
-    /// has a decrement; a counter reads as a JSON number). The swap sets the
-    /// window anew, so a released counter may live up to one window longer.
-    async fn give_back(&self, key: &str, window: Duration) -> Result<()> {
-        for _ in 0..RELEASE_ATTEMPTS {
-            let Some(current) = self.state.get(key).await? else {
-                return Ok(());
-            };
-            let Some(n) = current.as_u64() else {
-                return Ok(());
-            };
-            let next = if n <= 1 {
-                None
-            } else {
-                Some(Value::from(n - 1))
-            };
-            if self
-                .state
-                .compare_and_swap(key, Some(&current), next, window)
-                .await?
-            {
-                return Ok(());
-            }
-            tokio::task::yield_now().await;
-        }
-        tracing::warn!("a rate-limit slot could not be given back: the counter kept changing");
-        Ok(())
+        self.state.give_back_each(&counters, here).await
     }
 }
 
