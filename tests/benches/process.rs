@@ -98,10 +98,7 @@ fn main() {
     // Longer than the other benches' 5 s: a p99 needs enough logins.
     let secs = env_u64("BENCH_SECS", 10);
     let connections = env_u64("BENCH_CONNECTIONS", 32) as usize;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    println!(
-        "# process bench: {secs}s per scenario, {connections} connections, {cores} cores shared by client and server"
-    );
+    let cores = common::header("process", secs, connections);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}/auth.db", dir.path().display());

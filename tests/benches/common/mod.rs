@@ -371,13 +371,19 @@ pub(crate) async fn drive_echo(
     .await
 }
 
-/// Prints the run's header and measures the hashing bound, printed too:
-/// the start every loopback bench beside the bound shares.
-pub(crate) fn header_and_bound(name: &str, secs: u64, connections: usize) -> f64 {
+/// Prints the run's header; the number of cores.
+pub(crate) fn header(name: &str, secs: u64, connections: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!(
         "# {name} bench: {secs}s per scenario, {connections} connections, {cores} cores shared by client and server"
     );
+    cores
+}
+
+/// Prints the run's header and measures the hashing bound, printed too:
+/// the start every loopback bench beside the bound shares.
+pub(crate) fn header_and_bound(name: &str, secs: u64, connections: usize) -> f64 {
+    let cores = header(name, secs, connections);
     let bound = hashing_bound(secs);
     println!("hashing bound (argon2id m=19456 t=2 p=1, {cores} threads): {bound:.1} verifies/s");
     bound

@@ -158,9 +158,6 @@ impl Limits {
     /// [`Taken::Refused`], and the slots of this try are kept (a refused try
     /// counts, so hammering does not help).
     async fn take(&self, counters: Vec<(String, Limit)>) -> Result<Taken> {
-        if counters.is_empty() {
-            return Ok(Taken::Go(Slot::default()));
-        }
         let keys: Vec<(&str, Duration)> = counters
             .iter()
             .map(|(key, limit)| (key.as_str(), limit.window))
@@ -314,32 +311,25 @@ impl Limits {
     /// The try did not count (malformed, or the server failed): gives its
     /// slots back.
     pub async fn release(&self, slot: Slot) -> Result<()> {
-        if slot.taken.is_empty() {
-            return Ok(());
-        }
-        self.state
-            .give_back_each(&Self::keys(&slot.taken, None), None)
-            .await
-    }
-
-    /// The taken counters but `except`, as the state store takes them.
-    fn keys<'a>(taken: &'a [(String, Duration)], except: Option<&str>) -> Vec<(&'a str, Duration)> {
-        taken
-            .iter()
-            .filter(|(key, _)| Some(key.as_str()) != except)
-            .map(|(key, window)| (key.as_str(), *window))
-            .collect()
+        self.give_back(&slot, None).await
     }
 
     /// The try succeeded: gives its slots back and clears the identifier's
     /// failures from that address.
     pub async fn succeeded(&self, slot: Slot) -> Result<()> {
-        let here = slot.failures_here.as_deref();
-        let counters = Self::keys(&slot.taken, here);
-        if counters.is_empty() && here.is_none() {
-            return Ok(());
-        }
-        self.state.give_back_each(&counters, here).await
+        self.give_back(&slot, slot.failures_here.as_deref()).await
+    }
+
+    /// Gives back every counter of `slot` but `clear`, which ends: one
+    /// round trip to the state store.
+    async fn give_back(&self, slot: &Slot, clear: Option<&str>) -> Result<()> {
+        let counters: Vec<(&str, Duration)> = slot
+            .taken
+            .iter()
+            .filter(|(key, _)| Some(key.as_str()) != clear)
+            .map(|(key, window)| (key.as_str(), *window))
+            .collect();
+        self.state.give_back_each(&counters, clear).await
     }
 }
 
