@@ -39,6 +39,11 @@ pub struct SqlStore {
     schema: Option<String>,
     /// State writes so far; every [`SWEEP_EVERY`]th also deletes expired rows.
     state_writes: AtomicU64,
+    /// SQLite takes one writer at a time: this store's writes queue here, in
+    /// arrival order, instead of meeting a locked database and sleeping in its
+    /// busy handler (1, 2, 5, 10 … ms), which is what set a login's tail.
+    /// PostgreSQL does not use it.
+    writer: tokio::sync::Mutex<()>,
 }
 
 /// How often (in writing state calls of one store) expired state rows are
@@ -82,6 +87,7 @@ impl SqlStore {
             redacted_url: auth_module::store::redact_url(url),
             schema: None,
             state_writes: AtomicU64::new(0),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -122,6 +128,7 @@ impl SqlStore {
             redacted_url: auth_module::store::redact_url(url),
             schema: schema.map(str::to_owned),
             state_writes: AtomicU64::new(0),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -175,6 +182,22 @@ macro_rules! dispatch {
     };
 }
 
+/// [`dispatch!`] for a call that writes: on SQLite it first waits its turn
+/// for the store's one writer.
+macro_rules! dispatch_write {
+    ($self:ident, $f:ident($($arg:expr),* $(,)?)) => {
+        match $self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ref pool) => {
+                let _turn = $self.writer.lock().await;
+                sqlite::queries::$f(pool, $($arg),*).await
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(ref pool) => postgres::queries::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
 #[async_trait]
 impl IdentityStore for SqlStore {
     async fn create_auth_identity(&self, new: NewAuthIdentity) -> Result<AuthIdentity> {
@@ -182,7 +205,7 @@ impl IdentityStore for SqlStore {
         for p in &new.provider_identities {
             refuse_nul_provider(p)?;
         }
-        dispatch!(self, create_auth_identity(new))
+        dispatch_write!(self, create_auth_identity(new))
     }
 
     async fn retrieve_auth_identity(&self, id: &str) -> Result<AuthIdentity> {
@@ -201,7 +224,7 @@ impl IdentityStore for SqlStore {
             return Err(auth_not_found(id));
         }
         refuse_nul_metadata(app_metadata.as_ref())?;
-        dispatch!(self, update_app_metadata(id, app_metadata))
+        dispatch_write!(self, update_app_metadata(id, app_metadata))
     }
 
     async fn patch_app_metadata(
@@ -218,7 +241,7 @@ impl IdentityStore for SqlStore {
                 "metadata must not contain NUL (U+0000) characters",
             ));
         }
-        dispatch!(self, patch_app_metadata(id, key, value))
+        dispatch_write!(self, patch_app_metadata(id, key, value))
     }
 
     async fn merge_app_metadata(&self, id: &str, patch: &Metadata) -> Result<AuthIdentity> {
@@ -230,21 +253,21 @@ impl IdentityStore for SqlStore {
                 "metadata must not contain NUL (U+0000) characters",
             ));
         }
-        dispatch!(self, merge_app_metadata(id, patch))
+        dispatch_write!(self, merge_app_metadata(id, patch))
     }
 
     async fn bump_credential_version(&self, id: &str) -> Result<AuthIdentity> {
         if has_nul(id) {
             return Err(auth_not_found(id));
         }
-        dispatch!(self, bump_credential_version(id))
+        dispatch_write!(self, bump_credential_version(id))
     }
 
     async fn delete_auth_identity(&self, id: &str) -> Result<()> {
         if has_nul(id) {
             return Err(auth_not_found(id));
         }
-        dispatch!(self, delete_auth_identity(id))
+        dispatch_write!(self, delete_auth_identity(id))
     }
 
     async fn find_provider_identity(
@@ -267,7 +290,7 @@ impl IdentityStore for SqlStore {
             return Err(auth_not_found(auth_identity_id));
         }
         refuse_nul_provider(&new)?;
-        dispatch!(self, add_provider_identity(auth_identity_id, new))
+        dispatch_write!(self, add_provider_identity(auth_identity_id, new))
     }
 
     async fn update_provider_identity(
@@ -286,14 +309,14 @@ impl IdentityStore for SqlStore {
             // Nothing stored holds NUL, so the precondition cannot hold.
             return Err(auth_module::store::provider_metadata_changed(id));
         }
-        dispatch!(self, update_provider_identity(id, update))
+        dispatch_write!(self, update_provider_identity(id, update))
     }
 
     async fn delete_provider_identity(&self, id: &str) -> Result<()> {
         if has_nul(id) {
             return Err(provider_not_found(id));
         }
-        dispatch!(self, delete_provider_identity(id))
+        dispatch_write!(self, delete_provider_identity(id))
     }
 
     async fn provider_identity_owner(&self, id: &str) -> Result<Option<String>> {
@@ -326,7 +349,7 @@ impl MfaStore for SqlStore {
         for f in &factors {
             refuse_nul_factor(f)?;
         }
-        dispatch!(self, create_auth_identity_with_mfa(new, factors))
+        dispatch_write!(self, create_auth_identity_with_mfa(new, factors))
     }
 
     async fn create_mfa_factor(&self, new: NewMfaFactor) -> Result<MfaFactor> {
@@ -334,7 +357,7 @@ impl MfaStore for SqlStore {
             return Err(auth_not_found(&new.auth_identity_id));
         }
         refuse_nul_factor(&new)?;
-        dispatch!(self, create_mfa_factor(new))
+        dispatch_write!(self, create_mfa_factor(new))
     }
 
     async fn list_mfa_factors(&self, auth_identity_id: &str) -> Result<Vec<MfaFactor>> {
@@ -352,7 +375,7 @@ impl MfaStore for SqlStore {
         if has_nul(id) {
             return Ok(None);
         }
-        dispatch!(self, update_mfa_factor(id, update))
+        dispatch_write!(self, update_mfa_factor(id, update))
     }
 
     async fn replace_recovery_codes(
@@ -368,7 +391,7 @@ impl MfaStore for SqlStore {
                 "recovery-code hashes must not contain NUL (U+0000) characters",
             ));
         }
-        dispatch!(self, replace_recovery_codes(auth_identity_id, hashes))
+        dispatch_write!(self, replace_recovery_codes(auth_identity_id, hashes))
     }
 
     async fn consume_recovery_code(
@@ -381,7 +404,7 @@ impl MfaStore for SqlStore {
         }
         // No stored hash holds NUL: such a candidate matches nothing.
         let candidates: Vec<String> = candidates.iter().filter(|c| !has_nul(c)).cloned().collect();
-        dispatch!(self, consume_recovery_code(auth_identity_id, &candidates))
+        dispatch_write!(self, consume_recovery_code(auth_identity_id, &candidates))
     }
 
     async fn count_recovery_codes(&self, auth_identity_id: &str) -> Result<u64> {
@@ -412,7 +435,7 @@ impl VerificationStore for SqlStore {
             ));
         }
         refuse_nul_metadata(new.metadata.as_ref())?;
-        dispatch!(self, request_verification(new))
+        dispatch_write!(self, request_verification(new))
     }
 
     async fn find_verification(
@@ -439,7 +462,7 @@ impl VerificationStore for SqlStore {
         if has_nul(code_hash) || has_nul(code_provider) {
             return Ok(None);
         }
-        dispatch!(self, confirm_verification(code_hash, code_provider, now))
+        dispatch_write!(self, confirm_verification(code_hash, code_provider, now))
     }
 
     async fn verification_by_code(&self, code_hash: &str) -> Result<Option<Verification>> {
@@ -475,7 +498,7 @@ impl SqlStore {
     /// failed sweep is only counted (in [`error_count`]), never reported.
     async fn after_state_write(&self) {
         if self.state_writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            let _ = dispatch!(self, state_sweep(now_ms(), SWEEP_BATCH));
+            let _ = dispatch_write!(self, state_sweep(now_ms(), SWEEP_BATCH));
         }
     }
 }
@@ -506,7 +529,7 @@ impl StateStore for SqlStore {
         let now = now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
         let expires_at = now.saturating_add(ttl_ms);
-        dispatch!(self, state_set(key, &value, expires_at))?;
+        dispatch_write!(self, state_set(key, &value, expires_at))?;
         self.after_state_write().await;
         Ok(())
     }
@@ -522,7 +545,7 @@ impl StateStore for SqlStore {
         if has_nul(key) {
             return Ok(None);
         }
-        let taken = dispatch!(self, state_take(key, now_ms()))?;
+        let taken = dispatch_write!(self, state_take(key, now_ms()))?;
         self.after_state_write().await;
         Ok(taken)
     }
@@ -531,7 +554,7 @@ impl StateStore for SqlStore {
         if has_nul(key) {
             return Ok(false);
         }
-        let deleted = dispatch!(self, state_delete(key, now_ms()))?;
+        let deleted = dispatch_write!(self, state_delete(key, now_ms()))?;
         self.after_state_write().await;
         Ok(deleted)
     }
@@ -546,7 +569,7 @@ impl StateStore for SqlStore {
             .map_err(|_| Error::invalid_data("a counter increment must fit in 63 bits"))?;
         let now = now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        let value = dispatch!(
+        let value = dispatch_write!(
             self,
             state_increment(key, by, now.saturating_add(ttl_ms), now)
         )?;
@@ -572,7 +595,7 @@ impl StateStore for SqlStore {
         }
         let now = now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        let swapped = dispatch!(
+        let swapped = dispatch_write!(
             self,
             state_compare_and_swap(key, expected, new.as_ref(), now.saturating_add(ttl_ms), now)
         )?;
@@ -597,7 +620,7 @@ impl StateStore for SqlStore {
                 (*key, now.saturating_add(ttl_ms))
             })
             .collect();
-        let values = dispatch!(self, state_increment_each(&counters, now))?;
+        let values = dispatch_write!(self, state_increment_each(&counters, now))?;
         self.after_state_write().await;
         Ok(values)
     }
@@ -616,7 +639,7 @@ impl StateStore for SqlStore {
         if keys.is_empty() && clear.is_none() {
             return Ok(());
         }
-        dispatch!(self, state_give_back_each(&keys, clear, now_ms()))?;
+        dispatch_write!(self, state_give_back_each(&keys, clear, now_ms()))?;
         self.after_state_write().await;
         Ok(())
     }
