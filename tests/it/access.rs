@@ -155,6 +155,27 @@ fn rows() -> Vec<(
             Access::Only(&[Full, FullSession, MfaStep]),
         ),
         (
+            "GET",
+            "/auth/passkeys",
+            "/auth/passkeys",
+            None,
+            Access::Only(FULL),
+        ),
+        (
+            "PATCH",
+            "/auth/passkeys/{id}",
+            "/auth/passkeys/authpk_none",
+            Some(json!({"name": "laptop"})),
+            Access::Only(FULL),
+        ),
+        (
+            "DELETE",
+            "/auth/passkeys/{id}",
+            "/auth/passkeys/authpk_none",
+            None,
+            Access::Only(FULL),
+        ),
+        (
             "POST",
             "/auth/verification/request",
             "/auth/verification/request",

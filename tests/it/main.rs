@@ -18,6 +18,7 @@ mod medusa;
 mod mfa;
 mod module;
 mod origin;
+mod passkey;
 mod pg_fault;
 mod postgres;
 mod replicas;

@@ -131,7 +131,7 @@ fn unknown_resolve_lists_linked_providers_and_the_feature() {
     assert_eq!(
         e,
         "providers[0] \"okta\": unknown provider \"okta\"; linked providers: emailpass, github, \
-         google, oidc. Add the crate `provider-okta` to your dependencies and name it \
+         google, oidc, passkey. Add the crate `provider-okta` to your dependencies and name it \
          (`use provider_okta as _;`), or build auth-server with the cargo feature `provider-okta`"
     );
 }

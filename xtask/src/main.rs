@@ -238,6 +238,7 @@ fn features() -> Result<(), String> {
         "provider-google,",
         "provider-github,",
         "provider-oidc,",
+        "provider-passkey,",
     ] {
         run(
             "cargo",

@@ -93,10 +93,21 @@ pub(crate) async fn caller_and_body(
     action: Action<'_>,
     fields: &[Field],
 ) -> Result<(Grant, Metadata), ApiError> {
+    caller_and_body_by(svc, req, action, |_| fields).await
+}
+
+/// [`caller_and_body`] whose fields depend on the body (a code or a
+/// credential answers an MFA step): `fields` picks them.
+pub(crate) async fn caller_and_body_by<'f>(
+    svc: &AuthService,
+    req: Request,
+    action: Action<'_>,
+    fields: impl FnOnce(&Metadata) -> &'f [Field],
+) -> Result<(Grant, Metadata), ApiError> {
     let (parts, body) = req.into_parts();
     let grant = svc.authorize(&parts.headers, action).await?;
     let body = read_object(&parts.headers, body, svc.settings().body_limit).await?;
-    check_fields(&body, fields)?;
+    check_fields(&body, fields(&body))?;
     Ok((grant, body))
 }
 

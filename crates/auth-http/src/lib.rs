@@ -57,6 +57,7 @@ mod login;
 mod management;
 mod meta;
 mod mfa;
+mod passkeys;
 mod refresh;
 mod reset;
 mod service;
@@ -109,6 +110,9 @@ fn table() -> Vec<Entry> {
         entry(M::DELETE, "/auth/mfa/factors/{id}", mfa::disable_factor),
         entry(M::POST, "/auth/mfa/factors/{id}/verify", mfa::verify_factor),
         entry(M::POST, "/auth/mfa/recovery-codes", mfa::recovery_codes),
+        entry(M::GET, "/auth/passkeys", passkeys::list),
+        entry(M::PATCH, "/auth/passkeys/{id}", passkeys::rename),
+        entry(M::DELETE, "/auth/passkeys/{id}", passkeys::remove),
         entry(
             M::POST,
             "/auth/mfa/challenges/{id}/verify",

@@ -89,7 +89,7 @@ pub(crate) async fn run_step(
 }
 
 /// The JSON answer of a login step, a refresh or an MFA completion:
-/// `{token}`, `{location}`, or the next step with its step token
+/// `{token}`, `{location}`, `{options}`, or the next step with its step token
 /// (`verification_required`, then `mfa_required`).
 pub(crate) fn answer_response(answer: Answer) -> Result<Response, ApiError> {
     /// `{"token"}`, written without building a JSON map (every refresh and
@@ -101,6 +101,7 @@ pub(crate) fn answer_response(answer: Answer) -> Result<Response, ApiError> {
     let body = match answer {
         Answer::Token { token } => return Ok(Json(TokenBody { token }).into_response()),
         Answer::Redirect { location } => json!({ "location": location }),
+        Answer::Options { options } => json!({ "options": options }),
         Answer::VerificationRequired {
             token,
             verification,

@@ -2,15 +2,16 @@
 //! [`auth_module::flows::Mfa`] (or the gate, to finish a challenge), and
 //! answer.
 
-use auth_module::flows::factor_json;
+use auth_module::flows::{MfaAnswer, factor_json};
 use auth_module::gate::Action;
 use axum::Json;
 use axum::extract::{Request, State};
 use serde_json::{Value, json};
 
 use crate::AuthService;
+use crate::body::Field;
 use crate::body::{Expect, integer_field, text_field};
-use crate::context::caller_and_body;
+use crate::context::{caller_and_body, caller_and_body_by};
 use crate::error::ApiError;
 use crate::extract::Path;
 
@@ -53,11 +54,30 @@ pub(crate) async fn create_factor(
             body.get("metadata").and_then(Value::as_object).cloned(),
         )
         .await?;
+    if let Some(options) = created.options {
+        return Ok(Json(json!({
+            "mfa_factor": factor_json(&created.factor),
+            "options": options,
+        })));
+    }
     Ok(Json(json!({
         "mfa_factor": factor_json(&created.factor),
         "secret": created.secret,
         "otpauth_url": created.otpauth_url,
     })))
+}
+
+/// A factor's verification answers with a `code` (TOTP) or, for a passkey
+/// factor, a `credential`.
+const BY_CODE: &[Field] = &[("code", Expect::String, true)];
+const BY_CREDENTIAL: &[Field] = &[("credential", Expect::Object, true)];
+
+/// The answer in a strictly validated body: its `credential`, else its `code`.
+fn answer_of(body: &auth_module::Metadata) -> MfaAnswer<'_> {
+    match body.get("credential") {
+        Some(credential) => MfaAnswer::Credential(credential),
+        None => MfaAnswer::Code(text_field(body, "code").unwrap_or_default()),
+    }
 }
 
 /// `POST /auth/mfa/factors/{id}/verify`.
@@ -66,21 +86,18 @@ pub(crate) async fn verify_factor(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (grant, body) = caller_and_body(
-        &svc,
-        req,
-        Action::VerifyFactor,
-        &[("code", Expect::String, true)],
-    )
+    let (grant, body) = caller_and_body_by(&svc, req, Action::VerifyFactor, |body| {
+        if body.contains_key("credential") {
+            BY_CREDENTIAL
+        } else {
+            BY_CODE
+        }
+    })
     .await?;
     let factor = svc
         .module()
         .mfa()
-        .verify_factor(
-            &grant.identity.id,
-            &id,
-            text_field(&body, "code").unwrap_or_default(),
-        )
+        .verify_factor_with(&grant.identity.id, &id, answer_of(&body))
         .await?;
     Ok(Json(json!({ "mfa_factor": factor_json(&factor) })))
 }
@@ -143,23 +160,29 @@ pub(crate) async fn verify_challenge(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (grant, body) = caller_and_body(
-        &svc,
-        req,
-        Action::VerifyChallenge,
-        &[
-            ("method", Expect::String, true),
-            ("code", Expect::String, true),
-        ],
-    )
+    const CODE: &[Field] = &[
+        ("method", Expect::String, true),
+        ("code", Expect::String, true),
+    ];
+    const CREDENTIAL: &[Field] = &[
+        ("method", Expect::String, true),
+        ("credential", Expect::Object, true),
+    ];
+    let (grant, body) = caller_and_body_by(&svc, req, Action::VerifyChallenge, |body| {
+        if body.contains_key("credential") {
+            CREDENTIAL
+        } else {
+            CODE
+        }
+    })
     .await?;
     let token = svc
         .gate()
-        .complete_challenge(
+        .complete_challenge_with(
             &grant,
             &id,
             text_field(&body, "method").unwrap_or_default(),
-            text_field(&body, "code").unwrap_or_default(),
+            answer_of(&body),
         )
         .await?;
     Ok(Json(json!({ "token": token })))

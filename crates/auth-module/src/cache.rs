@@ -21,7 +21,7 @@ use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
 use crate::store_traits::{
-    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity,
+    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore,
     VerificationStore,
 };
 
@@ -269,6 +269,10 @@ impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
 
     fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
         S::verification_store(Arc::clone(&self.inner))
+    }
+
+    fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
+        S::passkey_store(Arc::clone(&self.inner))
     }
 }
 

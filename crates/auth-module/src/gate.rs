@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use crate::accounts::PasswordReset;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flows::{MfaChallenge, Sessions};
+use crate::flows::{MfaAnswer, MfaChallenge, Sessions};
 use crate::model::{AuthIdentity, Metadata};
 use crate::module::{AuthModule, LoginOutcome};
 use crate::provider::{AuthRequest, ProviderFlow};
@@ -103,6 +103,12 @@ pub enum Action<'a> {
     /// The callback of a redirect login started with [`Action::LinkSocial`]:
     /// the proof must come again.
     CompleteLink,
+    /// A passkey registration (both its steps) adding the passkey to the
+    /// auth identity the caller proves it holds (bearer or session).
+    AddPasskey,
+    /// `GET /auth/passkeys`, `PATCH|DELETE /auth/passkeys/{id}` (full
+    /// credentials only).
+    ManagePasskeys,
     /// `POST /auth/{actor}/{provider}/update` (reset tokens only).
     UpdatePassword,
     /// A host application's route, under its policy.
@@ -152,7 +158,8 @@ pub fn may(kind: CredentialKind, action: &Action<'_>) -> bool {
             | A::RecoveryCodes
             | A::SsoUser
             | A::LinkSocial
-            | A::CompleteLink,
+            | A::CompleteLink
+            | A::AddPasskey,
         ) => true,
         (K::Unregistered, A::Host(p)) => p.allow_unregistered,
         (K::VerificationStep, A::RequestVerification | A::Refresh) => true,
@@ -367,6 +374,12 @@ pub enum Answer {
     Redirect {
         /// Where to continue.
         location: String,
+    },
+    /// The client answers the challenge in `options` (passkeys), over HTTP
+    /// 200 `{"options": …}`.
+    Options {
+        /// WebAuthn creation or request options.
+        options: serde_json::Value,
     },
     /// Refused; `message` is client-safe (HTTP 401).
     Failed {
@@ -663,6 +676,7 @@ impl Gate {
                 challenge,
             },
             LoginOutcome::Redirect { location, .. } => Answer::Redirect { location },
+            LoginOutcome::Options { options, .. } => Answer::Options { options },
             LoginOutcome::Failed { message, .. } => Answer::Failed { message },
             LoginOutcome::Throttled { retry_after, .. } => Answer::Throttled { retry_after },
         })
@@ -681,14 +695,16 @@ impl Gate {
     ) -> Result<Answer> {
         let module = &self.inner.module;
         let actor = req.actor_type.clone().unwrap_or_default();
-        let redirect = module
-            .provider_info(provider)
-            .is_some_and(|p| p.flow == ProviderFlow::Redirect);
+        let flow = module.provider_info(provider).map(|p| p.flow);
+        let redirect = flow == Some(ProviderFlow::Redirect);
         let proof = match step {
             LoginStep::Authenticate if redirect && presented.bearer.is_some() => {
                 Some(Action::LinkSocial)
             }
             LoginStep::Callback if redirect => Some(Action::CompleteLink),
+            LoginStep::Register if flow == Some(ProviderFlow::Challenge) => {
+                Some(Action::AddPasskey)
+            }
             _ => None,
         };
         let link_to = match proof {
@@ -805,10 +821,23 @@ impl Gate {
         method: &str,
         code: &str,
     ) -> Result<String> {
+        self.complete_challenge_with(grant, challenge_id, method, MfaAnswer::Code(code))
+            .await
+    }
+
+    /// [`Gate::complete_challenge`] with any answer: a code, or (method
+    /// `passkey`) a credential.
+    pub async fn complete_challenge_with(
+        &self,
+        grant: &Grant,
+        challenge_id: &str,
+        method: &str,
+        answer: MfaAnswer<'_>,
+    ) -> Result<String> {
         let module = &self.inner.module;
         let done = module
             .mfa()
-            .verify_challenge(&grant.identity.id, challenge_id, method, code)
+            .verify_challenge_with(&grant.identity.id, challenge_id, method, answer)
             .await?;
         let provider = done.challenge.auth_provider.clone();
         let identity = module.retrieve_auth_identity(&grant.identity.id).await?;

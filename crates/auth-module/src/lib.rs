@@ -42,15 +42,18 @@ pub use model::{
 pub use module::{AuthModule, AuthModuleBuilder, LoginOutcome, ProviderInfo};
 pub use provider::{
     AuthOutcome, AuthProvider, AuthRequest, ProviderFlow, ProviderIdentities, ProviderInit,
-    ProviderKind, ValidateOptions,
+    ProviderKind, SecondFactor, ValidateOptions,
 };
 pub use records::{
-    MFA_FACTOR_PREFIX, MfaFactor, MfaFactorStatus, MfaFactorUpdate, NewMfaFactor, NewVerification,
+    MFA_FACTOR_PREFIX, MfaFactor, MfaFactorStatus, MfaFactorUpdate, NewMfaFactor,
+    NewPasskeyCredential, NewVerification, PASSKEY_PREFIX, PasskeyCredential, PasskeyUse,
     VERIFICATION_PREFIX, Verification,
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use shared_cache::SharedIdentityCache;
-pub use store_traits::{IdentityStore, MfaStore, NewAuthIdentity, StateStore, VerificationStore};
+pub use store_traits::{
+    IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore, StateStore, VerificationStore,
+};
 pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Step, Tokens};
 
 #[doc(hidden)]

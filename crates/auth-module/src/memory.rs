@@ -18,9 +18,12 @@ use crate::model::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity,
     ProviderIdentityUpdate, generate_id,
 };
-use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, Verification};
+use crate::records::{
+    MfaFactor, MfaFactorUpdate, NewMfaFactor, NewPasskeyCredential, NewVerification,
+    PASSKEY_PREFIX, PasskeyCredential, PasskeyUse, Verification,
+};
 use crate::store_traits::{
-    IdentityStore, MfaStore, NewAuthIdentity, StateStore, VerificationStore,
+    IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore, StateStore, VerificationStore,
 };
 
 #[derive(Debug, Default)]
@@ -35,6 +38,8 @@ struct Identities {
     recovery: HashMap<String, std::collections::HashSet<String>>,
     /// Verification rows by id.
     verifications: HashMap<String, Verification>,
+    /// Passkey credentials by id.
+    passkeys: HashMap<String, PasskeyCredential>,
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +299,7 @@ impl IdentityStore for MemoryIdentityStore {
         g.factors.retain(|_, f| f.auth_identity_id != id);
         g.recovery.remove(id);
         g.verifications.retain(|_, v| v.auth_identity_id != id);
+        g.passkeys.retain(|_, p| p.auth_identity_id != id);
         Ok(())
     }
 
@@ -379,8 +385,123 @@ impl IdentityStore for MemoryIdentityStore {
         Some(self)
     }
 
+    fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
+        Some(self)
+    }
+
     fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
         Some(self)
+    }
+}
+
+/// Passkeys oldest first (by creation time, then id).
+fn oldest_first(mut found: Vec<PasskeyCredential>) -> Vec<PasskeyCredential> {
+    found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    found
+}
+
+#[async_trait]
+impl PasskeyStore for MemoryIdentityStore {
+    async fn create_passkey(&self, new: NewPasskeyCredential) -> Result<PasskeyCredential> {
+        let mut g = self.lock();
+        if !g.auth.contains_key(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        if g.passkeys
+            .values()
+            .any(|p| p.provider == new.provider && p.credential_id == new.credential_id)
+        {
+            return Err(crate::store::duplicate_passkey());
+        }
+        let record = new.into_credential(generate_id(PASSKEY_PREFIX), OffsetDateTime::now_utc());
+        g.passkeys.insert(record.id.clone(), record.clone());
+        Ok(record)
+    }
+
+    async fn find_passkey(
+        &self,
+        provider: &str,
+        credential_id: &str,
+    ) -> Result<Option<PasskeyCredential>> {
+        let g = self.lock();
+        Ok(g.passkeys
+            .values()
+            .find(|p| p.provider == provider && p.credential_id == credential_id)
+            .cloned())
+    }
+
+    async fn list_passkeys(&self, auth_identity_id: &str) -> Result<Vec<PasskeyCredential>> {
+        let g = self.lock();
+        Ok(oldest_first(
+            g.passkeys
+                .values()
+                .filter(|p| p.auth_identity_id == auth_identity_id)
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    async fn passkeys_for_email(
+        &self,
+        provider: &str,
+        email: &str,
+    ) -> Result<Vec<PasskeyCredential>> {
+        let g = self.lock();
+        Ok(oldest_first(
+            g.passkeys
+                .values()
+                .filter(|p| p.provider == provider && p.email.as_deref() == Some(email))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    async fn record_passkey_use(
+        &self,
+        id: &str,
+        expected_sign_count: u32,
+        used: PasskeyUse,
+    ) -> Result<Option<PasskeyCredential>> {
+        let mut g = self.lock();
+        let Some(p) = g.passkeys.get_mut(id) else {
+            return Ok(None);
+        };
+        if p.sign_count != expected_sign_count {
+            return Ok(None);
+        }
+        p.sign_count = used.sign_count;
+        p.credential = used.credential;
+        p.backed_up = used.backed_up;
+        p.last_used_at = Some(used.at);
+        Ok(Some(p.clone()))
+    }
+
+    async fn rename_passkey(
+        &self,
+        auth_identity_id: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<PasskeyCredential>> {
+        let mut g = self.lock();
+        match g.passkeys.get_mut(id) {
+            Some(p) if p.auth_identity_id == auth_identity_id => {
+                p.name = name.to_owned();
+                Ok(Some(p.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn delete_passkey(&self, auth_identity_id: &str, id: &str) -> Result<bool> {
+        let mut g = self.lock();
+        if g.passkeys
+            .get(id)
+            .is_some_and(|p| p.auth_identity_id == auth_identity_id)
+        {
+            g.passkeys.remove(id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -23,6 +23,9 @@ pub enum ProviderFlow {
     Credentials,
     /// The client is sent to a third party and comes back to the callback route.
     Redirect,
+    /// The client is given a challenge to sign (WebAuthn options) and
+    /// answers it at the callback route (passkeys).
+    Challenge,
 }
 
 impl ProviderFlow {
@@ -31,6 +34,7 @@ impl ProviderFlow {
         match self {
             ProviderFlow::Credentials => "credentials",
             ProviderFlow::Redirect => "redirect",
+            ProviderFlow::Challenge => "challenge",
         }
     }
 }
@@ -188,6 +192,10 @@ pub enum AuthOutcome {
     /// The user is who they claim, and the provider identity was attached to
     /// the auth identity the caller proved it holds ([`AuthRequest::link_to`]).
     Linked(AuthIdentity),
+    /// The client must answer a challenge first: these options (WebAuthn's
+    /// creation or request options), answered over HTTP as 200
+    /// `{"options": …}`.
+    Options(Value),
 }
 
 impl AuthOutcome {
@@ -205,6 +213,11 @@ impl AuthOutcome {
     /// Continue at `location`.
     pub fn redirect(location: impl Into<String>) -> Self {
         AuthOutcome::Redirect(location.into())
+    }
+
+    /// Answer the challenge in `options` first.
+    pub fn options(options: Value) -> Self {
+        AuthOutcome::Options(options)
     }
 
     /// Failure with a client-facing `message`.
@@ -322,6 +335,12 @@ pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
         Err(Error::not_supported("update"))
     }
 
+    /// This provider as a second factor (MFA), if it can be one: the MFA
+    /// routes then offer factors of its kind. Default: `None`.
+    fn second_factor(&self) -> Option<&dyn SecondFactor> {
+        None
+    }
+
     /// Completes a redirect flow when the client comes back.
     async fn validate_callback(
         &self,
@@ -331,6 +350,63 @@ pub trait AuthProvider: Send + Sync + fmt::Debug + 'static {
         let _ = (req, ids);
         Err(Error::not_supported("validate_callback"))
     }
+}
+
+/// A provider whose credentials also serve as a second factor (passkeys):
+/// the MFA flow ([`crate::flows::Mfa`]) calls it for factors of its kind.
+/// Its credentials as factors are not login credentials: a factor's
+/// credentials belong to the factor (`factor_id`), and are forgotten when it
+/// is disabled.
+#[async_trait]
+pub trait SecondFactor: Send + Sync + fmt::Debug {
+    /// The options a client answers to enrol a credential as factor
+    /// `factor_id` (pending) of `auth_identity_id`.
+    async fn enrolment_options(
+        &self,
+        auth_identity_id: &str,
+        factor_id: &str,
+        ids: &ProviderIdentities,
+    ) -> Result<Value>;
+
+    /// Checks the answer to factor `factor_id`'s enrolment and keeps its
+    /// credential: `Ok(false)` if it is refused (or its options expired).
+    /// A malformed `answer` is [`crate::ErrorKind::InvalidData`] naming the field.
+    async fn enrol(
+        &self,
+        auth_identity_id: &str,
+        factor_id: &str,
+        answer: &Value,
+        ids: &ProviderIdentities,
+    ) -> Result<bool>;
+
+    /// The options of MFA challenge `challenge_id`, answerable by the
+    /// credentials of factors `factor_ids`.
+    async fn challenge_options(
+        &self,
+        auth_identity_id: &str,
+        challenge_id: &str,
+        factor_ids: &[String],
+        ids: &ProviderIdentities,
+    ) -> Result<Value>;
+
+    /// Whether `answer` answers MFA challenge `challenge_id` with a
+    /// credential of one of factors `factor_ids`.
+    async fn verify(
+        &self,
+        auth_identity_id: &str,
+        challenge_id: &str,
+        factor_ids: &[String],
+        answer: &Value,
+        ids: &ProviderIdentities,
+    ) -> Result<bool>;
+
+    /// Forgets the credentials of factor `factor_id` (it was disabled).
+    async fn forget(
+        &self,
+        auth_identity_id: &str,
+        factor_id: &str,
+        ids: &ProviderIdentities,
+    ) -> Result<()>;
 }
 
 /// Cross-field validation of a provider's typed options, run after they are
@@ -379,6 +455,12 @@ pub trait ProviderKind: AuthProvider + Sized {
     const FLOW: ProviderFlow;
     /// The typed options; an absent `options` table deserializes from `{}`.
     type Options: DeserializeOwned + ValidateOptions;
+
+    /// Whether instances keep credentials in the identity store's
+    /// [`crate::PasskeyStore`] ([`ProviderIdentities::passkeys`]): a module
+    /// with such an instance refuses to start on a store without one.
+    /// Default `false`.
+    const NEEDS_PASSKEY_STORE: bool = false;
 
     /// Builds an instance from validated options.
     fn new(init: ProviderInit<Self::Options>) -> std::result::Result<Self, OptionsError>;
@@ -429,6 +511,22 @@ impl ProviderIdentities {
     /// (`magic-link.code_sent`); `data` may carry secrets: sinks treat it so.
     pub fn emit(&self, name: &str, data: Value) {
         self.events.emit(Event::new(name, data));
+    }
+
+    /// The identity store's passkey credentials, if it keeps them
+    /// ([`crate::IdentityStore::passkey_store`]).
+    pub fn passkeys(&self) -> Option<Arc<dyn crate::PasskeyStore>> {
+        Arc::clone(&self.identities).passkey_store()
+    }
+
+    /// The auth identity `auth_identity_id` with only this provider's
+    /// provider identities; [`crate::ErrorKind::NotFound`] if none.
+    pub async fn identity(&self, auth_identity_id: &str) -> Result<AuthIdentity> {
+        let identity = self
+            .identities
+            .retrieve_auth_identity(auth_identity_id)
+            .await?;
+        Ok(self.scoped(identity))
     }
 
     /// The provider instance id this handle is scoped to.

@@ -1,6 +1,7 @@
-//! The records of multi-factor authentication and verification that the
-//! identity store keeps beside identities: MFA factors, recovery-code hashes
-//! (no record type: a list of keyed hashes) and verification rows.
+//! The records of multi-factor authentication, verification and passkeys
+//! that the identity store keeps beside identities: MFA factors,
+//! recovery-code hashes (no record type: a list of keyed hashes),
+//! verification rows and passkey credentials.
 
 use std::fmt;
 
@@ -363,6 +364,162 @@ impl NewVerification {
             metadata: self.metadata,
             created_at: now,
             updated_at: now,
+        }
+    }
+}
+
+/// Prefix of passkey record ids.
+pub const PASSKEY_PREFIX: &str = "authpk";
+
+/// A WebAuthn credential (a passkey) of an auth identity, as the identity
+/// store keeps it. It holds no secret: the private key never leaves the
+/// user's authenticator.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PasskeyCredential {
+    /// `authpk_…`
+    pub id: String,
+    /// The auth identity it signs in.
+    pub auth_identity_id: String,
+    /// The passkey provider instance it was registered with.
+    pub provider: String,
+    /// The authenticator's credential id, base64url without padding: unique
+    /// per provider.
+    pub credential_id: String,
+    /// The WebAuthn user handle (base64url), the provider identity's `entity_id`.
+    pub user_handle: String,
+    /// The e-mail given when it was registered, lower-cased, if any: a login
+    /// that names an e-mail lists the credentials registered with it.
+    pub email: Option<String>,
+    /// Its name, for the user (`Passkey` until renamed).
+    pub name: String,
+    /// The relying party's record of the credential (public key, algorithm,
+    /// flags), as the verifying library writes it.
+    pub credential: serde_json::Value,
+    /// The last signature counter seen.
+    pub sign_count: u32,
+    /// Whether the authenticator says the credential is backed up (synced).
+    pub backed_up: bool,
+    /// The transports the authenticator named (`internal`, `hybrid`, `usb` …).
+    pub transports: Vec<String>,
+    /// When it was registered.
+    pub created_at: OffsetDateTime,
+    /// When it last signed a login in.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// What a new passkey record is made of.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NewPasskeyCredential {
+    /// The auth identity it signs in.
+    pub auth_identity_id: String,
+    /// The passkey provider instance.
+    pub provider: String,
+    /// The credential id (base64url).
+    pub credential_id: String,
+    /// The user handle (base64url).
+    pub user_handle: String,
+    /// The e-mail it was registered with, lower-cased.
+    pub email: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// The relying party's record of the credential.
+    pub credential: serde_json::Value,
+    /// The signature counter at registration.
+    pub sign_count: u32,
+    /// Whether it is backed up.
+    pub backed_up: bool,
+    /// Its transports.
+    pub transports: Vec<String>,
+}
+
+impl NewPasskeyCredential {
+    /// A record of `credential_id` for `auth_identity_id` at `provider`, named
+    /// `Passkey`, counter 0, not backed up, no transports.
+    pub fn new(
+        auth_identity_id: impl Into<String>,
+        provider: impl Into<String>,
+        credential_id: impl Into<String>,
+        user_handle: impl Into<String>,
+        credential: serde_json::Value,
+    ) -> Self {
+        NewPasskeyCredential {
+            auth_identity_id: auth_identity_id.into(),
+            provider: provider.into(),
+            credential_id: credential_id.into(),
+            user_handle: user_handle.into(),
+            email: None,
+            name: "Passkey".to_owned(),
+            credential,
+            sign_count: 0,
+            backed_up: false,
+            transports: Vec::new(),
+        }
+    }
+
+    /// The record a store keeps for this request: id `id`, created at
+    /// `created_at`, never used (for store implementors; set
+    /// `last_used_at` and the counter from a stored row after).
+    pub fn into_credential(self, id: String, created_at: OffsetDateTime) -> PasskeyCredential {
+        let NewPasskeyCredential {
+            auth_identity_id,
+            provider,
+            credential_id,
+            user_handle,
+            email,
+            name,
+            credential,
+            sign_count,
+            backed_up,
+            transports,
+        } = self;
+        PasskeyCredential {
+            id,
+            auth_identity_id,
+            provider,
+            credential_id,
+            user_handle,
+            email,
+            name,
+            credential,
+            sign_count,
+            backed_up,
+            transports,
+            created_at,
+            last_used_at: None,
+        }
+    }
+}
+
+/// A login a passkey signed: what [`crate::PasskeyStore::record_passkey_use`]
+/// writes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PasskeyUse {
+    /// The new signature counter.
+    pub sign_count: u32,
+    /// The relying party's record after the login (its counter and flags).
+    pub credential: serde_json::Value,
+    /// Whether it is backed up now.
+    pub backed_up: bool,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+impl PasskeyUse {
+    /// A use at `at` leaving the counter at `sign_count`.
+    pub fn new(
+        sign_count: u32,
+        credential: serde_json::Value,
+        backed_up: bool,
+        at: OffsetDateTime,
+    ) -> Self {
+        PasskeyUse {
+            sign_count,
+            credential,
+            backed_up,
+            at,
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct ProviderRegistration {
     identifier: &'static str,
     display_name: &'static str,
     flow: ProviderFlow,
+    needs_passkey_store: bool,
     origin: &'static str,
     build: BuildFn,
 }
@@ -59,6 +60,7 @@ impl ProviderRegistration {
             identifier: P::IDENTIFIER,
             display_name: P::DISPLAY_NAME,
             flow: P::FLOW,
+            needs_passkey_store: P::NEEDS_PASSKEY_STORE,
             origin: "",
             build: build::<P>,
         }
@@ -84,6 +86,12 @@ impl ProviderRegistration {
     /// The kind's flow.
     pub fn flow(&self) -> ProviderFlow {
         self.flow
+    }
+
+    /// Whether the kind keeps credentials in a [`crate::PasskeyStore`]
+    /// ([`ProviderKind::NEEDS_PASSKEY_STORE`]).
+    pub fn needs_passkey_store(&self) -> bool {
+        self.needs_passkey_store
     }
 
     /// Builds an instance `id` from JSON `options` (`null` means `{}`):

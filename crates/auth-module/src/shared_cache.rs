@@ -33,8 +33,8 @@ use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
 use crate::store_traits::{
-    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity, StateStore,
-    VerificationStore,
+    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore,
+    StateStore, VerificationStore,
 };
 
 /// How long a token lives in the state store without writes (a missing token
@@ -307,6 +307,10 @@ impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S> {
 
     fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
         S::verification_store(Arc::clone(&self.inner))
+    }
+
+    fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
+        S::passkey_store(Arc::clone(&self.inner))
     }
 }
 

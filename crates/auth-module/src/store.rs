@@ -6,7 +6,7 @@
 //! for naming a store's URL without its password.
 
 pub use crate::store_traits::{
-    auth_identity_not_found, duplicate_mfa_factor, duplicate_provider_identity,
+    auth_identity_not_found, duplicate_mfa_factor, duplicate_passkey, duplicate_provider_identity,
     invalid_app_metadata_key, provider_identity_not_found, provider_metadata_changed,
     valid_app_metadata_key,
 };

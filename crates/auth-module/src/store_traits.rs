@@ -1,7 +1,8 @@
-//! Storage contracts: [`IdentityStore`] for durable identities, with two
+//! Storage contracts: [`IdentityStore`] for durable identities, with three
 //! capabilities a backend may have ([`MfaStore`] for MFA factors and recovery
-//! codes, [`VerificationStore`] for verifications, reached through
-//! [`IdentityStore::mfa_store`] and [`IdentityStore::verification_store`]),
+//! codes, [`VerificationStore`] for verifications, [`PasskeyStore`] for
+//! passkey credentials, reached through [`IdentityStore::mfa_store`],
+//! [`IdentityStore::verification_store`] and [`IdentityStore::passkey_store`]),
 //! and [`StateStore`] for short-lived keyed values.
 //!
 //! Implementations live in their own crates (SQL, Redis); this crate ships
@@ -19,7 +20,10 @@ use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
-use crate::records::{MfaFactor, MfaFactorUpdate, NewMfaFactor, NewVerification, Verification};
+use crate::records::{
+    MfaFactor, MfaFactorUpdate, NewMfaFactor, NewPasskeyCredential, NewVerification,
+    PasskeyCredential, PasskeyUse, Verification,
+};
 
 /// An identity cache ([`crate::CachedIdentityStore`],
 /// [`crate::SharedIdentityCache`]): what it does once a factor of an identity
@@ -128,6 +132,11 @@ pub fn duplicate_mfa_factor(provider: &str) -> crate::Error {
     crate::Error::duplicate(format!(
         "An active {provider} factor already exists for this auth identity"
     ))
+}
+
+/// The error every store answers for a credential id its provider already has.
+pub fn duplicate_passkey() -> crate::Error {
+    crate::Error::duplicate("A passkey with this credential id already exists")
 }
 
 /// The error every store answers for a missing auth identity.
@@ -391,6 +400,80 @@ pub trait IdentityStore: Send + Sync + fmt::Debug + 'static {
     fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
         None
     }
+
+    /// The store's passkey credentials ([`PasskeyStore`]), if it keeps them.
+    /// Default: `None`. A backend that implements [`PasskeyStore`] answers
+    /// `Some(self)`; a wrapper answers `Some` only when the store it wraps
+    /// does.
+    fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
+        None
+    }
+}
+
+/// Durable storage of passkey (WebAuthn) credentials: a capability of an
+/// identity store, reached through [`IdentityStore::passkey_store`]. A store
+/// that does not implement it serves everything but passkeys, and a module
+/// with a passkey provider refuses to start on it.
+///
+/// # Contract
+/// - A credential id is unique per provider: a second
+///   [`PasskeyStore::create_passkey`] of one is
+///   [`crate::ErrorKind::DuplicateError`], decided atomically by the store.
+/// - Deleting an auth identity deletes its passkeys.
+/// - [`PasskeyStore::record_passkey_use`] is a compare-and-set on the
+///   signature counter: of concurrent uses moving one counter forward,
+///   exactly one applies (an authenticator whose counter stays 0 is not
+///   told apart: each of its uses applies).
+/// - Renaming and deleting are scoped to the owning identity: another
+///   identity's passkey is as absent.
+/// - Errors are those of [`IdentityStore`].
+#[async_trait]
+pub trait PasskeyStore: Send + Sync + fmt::Debug + 'static {
+    /// Stores a new credential. An unknown auth identity is
+    /// [`crate::ErrorKind::NotFound`]; a credential id the provider already
+    /// has is [`crate::ErrorKind::DuplicateError`].
+    async fn create_passkey(&self, new: NewPasskeyCredential) -> Result<PasskeyCredential>;
+
+    /// The credential `credential_id` of `provider`, if any.
+    async fn find_passkey(
+        &self,
+        provider: &str,
+        credential_id: &str,
+    ) -> Result<Option<PasskeyCredential>>;
+
+    /// The credentials of `auth_identity_id`, every provider, oldest first.
+    async fn list_passkeys(&self, auth_identity_id: &str) -> Result<Vec<PasskeyCredential>>;
+
+    /// The credentials of `provider` registered with `email`, compared
+    /// exactly (callers lower-case it, as it was stored), oldest first.
+    async fn passkeys_for_email(
+        &self,
+        provider: &str,
+        email: &str,
+    ) -> Result<Vec<PasskeyCredential>>;
+
+    /// Records a login signed by credential `id`, if its stored counter is
+    /// still `expected_sign_count`, in one conditional write: the counter,
+    /// the credential record, the backup flag and `last_used_at` change
+    /// together. `Ok(None)` if the counter moved (another login won) or the
+    /// credential is gone.
+    async fn record_passkey_use(
+        &self,
+        id: &str,
+        expected_sign_count: u32,
+        used: PasskeyUse,
+    ) -> Result<Option<PasskeyCredential>>;
+
+    /// Renames credential `id` of `auth_identity_id`; `Ok(None)` if it has none.
+    async fn rename_passkey(
+        &self,
+        auth_identity_id: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<PasskeyCredential>>;
+
+    /// Deletes credential `id` of `auth_identity_id`; `false` if it has none.
+    async fn delete_passkey(&self, auth_identity_id: &str, id: &str) -> Result<bool>;
 }
 
 /// Durable storage of MFA factors and recovery codes: a capability of an
@@ -708,6 +791,10 @@ impl<T: IdentityStore + ?Sized> IdentityStore for Arc<T> {
     fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
         T::verification_store(Arc::clone(&*self))
     }
+
+    fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
+        T::passkey_store(Arc::clone(&*self))
+    }
 }
 
 /// A shared state store is a state store.
@@ -984,6 +1071,72 @@ mod tests {
                 config(MFA)
             )
             .is_ok()
+        );
+    }
+
+    /// A provider kind that keeps passkeys (and logs nobody in).
+    #[derive(Debug)]
+    struct Keeper;
+
+    impl crate::ProviderKind for Keeper {
+        const IDENTIFIER: &'static str = "keeper";
+        const DISPLAY_NAME: &'static str = "Keeper";
+        const FLOW: crate::ProviderFlow = crate::ProviderFlow::Challenge;
+        const NEEDS_PASSKEY_STORE: bool = true;
+        type Options = NoOptions;
+        fn new(
+            _: crate::ProviderInit<NoOptions>,
+        ) -> std::result::Result<Self, crate::OptionsError> {
+            Ok(Keeper)
+        }
+    }
+
+    #[async_trait]
+    impl crate::AuthProvider for Keeper {
+        async fn authenticate(
+            &self,
+            _: crate::AuthRequest,
+            _: &crate::ProviderIdentities,
+        ) -> Result<crate::AuthOutcome> {
+            Ok(crate::AuthOutcome::failed("nobody"))
+        }
+    }
+
+    static KEEPER: crate::ProviderRegistration = crate::ProviderRegistration::of::<Keeper>();
+
+    #[test]
+    fn a_passkey_provider_needs_a_store_with_passkeys_at_start_up() {
+        let build = |store: Arc<dyn IdentityStore>| {
+            AuthModule::builder()
+                .registry(crate::Registry::empty().with(&NOBODY).with(&KEEPER))
+                .config(config("[[providers]]\nresolve = \"keeper\"\nid = \"pk\"\n"))
+                .identity_store(store)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let err = build(Arc::new(Plain::default())).unwrap_err();
+        assert!(
+            err.contains(
+                "providers[1] \"pk\": the identity store keeps no passkeys; use a store that implements PasskeyStore"
+            ),
+            "{err}"
+        );
+        let cached = CachedIdentityStore::new(Plain::default(), 16);
+        assert!(build(Arc::new(cached)).is_err());
+        assert!(build(Arc::new(MemoryIdentityStore::new())).is_ok());
+        assert!(
+            build(Arc::new(CachedIdentityStore::new(
+                MemoryIdentityStore::new(),
+                16
+            )))
+            .is_ok()
+        );
+        // Without such a provider, a store without passkeys is fine.
+        assert!(
+            builder(config(""))
+                .identity_store(Arc::new(Plain::default()))
+                .build()
+                .is_ok()
         );
     }
 

@@ -18,6 +18,7 @@
 //! | `postgres` | yes | `[store] url = "postgres://…"` |
 //! | `redis` | yes | `[state] url = "redis://…"` or `rediss://…` |
 //! | `provider-google`, `provider-github`, `provider-oidc` | yes | social login |
+//! | `provider-passkey` | yes | passkeys (WebAuthn) |
 //!
 //! An SQLite file belongs to one process: `serve` locks `{database}.lock`,
 //! and a second process on the same file refuses to start.

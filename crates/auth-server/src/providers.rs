@@ -9,6 +9,8 @@ use provider_github as _;
 use provider_google as _;
 #[cfg(feature = "provider-oidc")]
 use provider_oidc as _;
+#[cfg(feature = "provider-passkey")]
+use provider_passkey as _;
 
 /// Forces this module (and with it the `use`s above) into the binary.
 pub(crate) fn link() {}

@@ -16,15 +16,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use auth_module::{
     AuthIdentity, Error, IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, MfaStore,
-    NewAuthIdentity, NewMfaFactor, NewProviderIdentity, NewVerification, ProviderIdentity,
-    ProviderIdentityUpdate, Result, StateStore, Verification, VerificationStore,
+    NewAuthIdentity, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity, NewVerification,
+    PasskeyCredential, PasskeyStore, PasskeyUse, ProviderIdentity, ProviderIdentityUpdate, Result,
+    StateStore, Verification, VerificationStore,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
 
 /// An [`IdentityStore`] on a SQL database: SQLite (feature `sqlite`, default)
-/// or PostgreSQL (feature `postgres`), with both capabilities ([`MfaStore`]
-/// and [`VerificationStore`], on either engine).
+/// or PostgreSQL (feature `postgres`), with every capability ([`MfaStore`],
+/// [`VerificationStore`] and [`PasskeyStore`], on either engine).
 ///
 /// Open it with [`SqlStore::sqlite`] or [`SqlStore::postgres`] (which URL
 /// scheme means which store is decided by the caller's store factory, e.g.
@@ -333,6 +334,10 @@ impl IdentityStore for SqlStore {
     fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
         Some(self)
     }
+
+    fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -470,6 +475,92 @@ impl VerificationStore for SqlStore {
             return Ok(None);
         }
         dispatch!(self, verification_by_code(code_hash))
+    }
+}
+
+/// Passkeys: `auth_passkey`, one row per credential, unique per (provider,
+/// credential id); deleting an auth identity deletes its rows (`ON DELETE
+/// CASCADE`, foreign keys being on in SQLite too). A use is one conditional
+/// `UPDATE … WHERE sign_count = expected`, so of concurrent uses from one
+/// counter exactly one applies.
+#[async_trait]
+impl PasskeyStore for SqlStore {
+    async fn create_passkey(&self, new: NewPasskeyCredential) -> Result<PasskeyCredential> {
+        if has_nul(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        refuse_nul_passkey(&new)?;
+        dispatch_write!(self, create_passkey(new))
+    }
+
+    async fn find_passkey(
+        &self,
+        provider: &str,
+        credential_id: &str,
+    ) -> Result<Option<PasskeyCredential>> {
+        if has_nul(provider) || has_nul(credential_id) {
+            return Ok(None);
+        }
+        dispatch!(self, find_passkey(provider, credential_id))
+    }
+
+    async fn list_passkeys(&self, auth_identity_id: &str) -> Result<Vec<PasskeyCredential>> {
+        if has_nul(auth_identity_id) {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, list_passkeys(auth_identity_id))
+    }
+
+    async fn passkeys_for_email(
+        &self,
+        provider: &str,
+        email: &str,
+    ) -> Result<Vec<PasskeyCredential>> {
+        if has_nul(provider) || has_nul(email) {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, passkeys_for_email(provider, email))
+    }
+
+    async fn record_passkey_use(
+        &self,
+        id: &str,
+        expected_sign_count: u32,
+        used: PasskeyUse,
+    ) -> Result<Option<PasskeyCredential>> {
+        if has_nul(id) {
+            return Ok(None);
+        }
+        if value_has_nul(&used.credential) {
+            return Err(Error::invalid_data(
+                "passkey records must not contain NUL (U+0000) characters",
+            ));
+        }
+        dispatch_write!(self, record_passkey_use(id, expected_sign_count, used))
+    }
+
+    async fn rename_passkey(
+        &self,
+        auth_identity_id: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<PasskeyCredential>> {
+        if has_nul(auth_identity_id) || has_nul(id) {
+            return Ok(None);
+        }
+        if has_nul(name) {
+            return Err(Error::invalid_data(
+                "passkey names must not contain NUL (U+0000) characters",
+            ));
+        }
+        dispatch_write!(self, rename_passkey(auth_identity_id, id, name))
+    }
+
+    async fn delete_passkey(&self, auth_identity_id: &str, id: &str) -> Result<bool> {
+        if has_nul(auth_identity_id) || has_nul(id) {
+            return Ok(false);
+        }
+        dispatch_write!(self, delete_passkey(auth_identity_id, id))
     }
 }
 
@@ -682,6 +773,24 @@ fn refuse_nul_factor(f: &NewMfaFactor) -> Result<()> {
     refuse_nul_metadata(f.metadata.as_ref())
 }
 
+/// A new passkey's provider, ids, e-mail, name, record and transports (not
+/// its auth identity id, whose NUL means "not found").
+fn refuse_nul_passkey(p: &NewPasskeyCredential) -> Result<()> {
+    if [&p.provider, &p.credential_id, &p.user_handle, &p.name]
+        .into_iter()
+        .any(|s| has_nul(s))
+        || p.email.as_deref().is_some_and(has_nul)
+        || p.transports.iter().any(|t| has_nul(t))
+        || value_has_nul(&p.credential)
+    {
+        return Err(Error::invalid_data(
+            "passkey providers, ids, e-mails, names and records must not contain NUL (U+0000) \
+             characters",
+        ));
+    }
+    Ok(())
+}
+
 fn refuse_nul_provider(p: &NewProviderIdentity) -> Result<()> {
     if has_nul(&p.entity_id) || has_nul(&p.provider) {
         return Err(Error::invalid_data(
@@ -696,8 +805,8 @@ fn refuse_nul_provider(p: &NewProviderIdentity) -> Result<()> {
 // same text whichever store is configured.
 
 use auth_module::store::{
-    auth_identity_not_found as auth_not_found, duplicate_provider_identity as duplicate,
-    provider_identity_not_found as provider_not_found,
+    auth_identity_not_found as auth_not_found, duplicate_passkey,
+    duplicate_provider_identity as duplicate, provider_identity_not_found as provider_not_found,
 };
 
 /// Backend errors since start, all SQL stores of this process (for metrics).

@@ -19,8 +19,9 @@ use auth_module::store::{
 };
 use auth_module::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, Error, Metadata, MfaFactor, MfaFactorStatus,
-    MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewProviderIdentity, NewVerification,
-    ProviderIdentity, ProviderIdentityUpdate, Result, Verification, generate_id,
+    MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity,
+    NewVerification, PASSKEY_PREFIX, PasskeyCredential, PasskeyUse, ProviderIdentity,
+    ProviderIdentityUpdate, Result, Verification, generate_id,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -33,8 +34,8 @@ use super::{
     ts_to_db,
 };
 use crate::{
-    auth_not_found, database, duplicate, is_foreign_key_violation, is_unique_violation,
-    provider_not_found,
+    auth_not_found, database, duplicate, duplicate_passkey, is_foreign_key_violation,
+    is_unique_violation, provider_not_found,
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
@@ -984,6 +985,211 @@ pub(crate) async fn verification_by_code(
     .await
     .map_err(database("reading a verification"))?;
     row.as_ref().map(verification_row).transpose()
+}
+
+// ----- passkeys -----------------------------------------------------------------
+
+/// A passkey's columns, in the order [`passkey_row`] reads them.
+macro_rules! passkey_columns {
+    () => {
+        "id, auth_identity_id, provider, credential_id, user_handle, email, name, credential, \
+         sign_count, backed_up, transports, created_at, last_used_at"
+    };
+}
+
+/// A row selected with `passkey_columns!()`.
+fn passkey_row(row: &DbRow) -> Result<PasskeyCredential> {
+    const WHAT: &str = "reading a passkey";
+    let id: String = get(row, 0, WHAT)?;
+    let Json(credential): Json<Value> = get(row, 7, WHAT)?;
+    let mut new = NewPasskeyCredential::new(
+        get::<String>(row, 1, WHAT)?,
+        get::<String>(row, 2, WHAT)?,
+        get::<String>(row, 3, WHAT)?,
+        get::<String>(row, 4, WHAT)?,
+        credential,
+    );
+    new.email = get(row, 5, WHAT)?;
+    new.name = get(row, 6, WHAT)?;
+    let sign_count: i64 = get(row, 8, WHAT)?;
+    new.sign_count = u32::try_from(sign_count).map_err(|_| {
+        Error::unexpected(format!(
+            "auth-store-sql: stored passkey {id} has an out-of-range signature counter {sign_count}"
+        ))
+    })?;
+    new.backed_up = get(row, 9, WHAT)?;
+    let Json(transports): Json<Vec<String>> = get(row, 10, WHAT)?;
+    new.transports = transports;
+    let created_at = ts_from_db(get(row, 11, WHAT)?)?;
+    let last_used_at = optional_ts(row, 12, WHAT)?;
+    let mut passkey = new.into_credential(id, created_at);
+    passkey.last_used_at = last_used_at;
+    Ok(passkey)
+}
+
+/// The rows selected with `passkey_columns!()`.
+fn passkey_rows(rows: &[DbRow]) -> Result<Vec<PasskeyCredential>> {
+    rows.iter().map(passkey_row).collect()
+}
+
+/// The row selected with `passkey_columns!()`, if any.
+fn passkey_optional(row: Option<DbRow>) -> Result<Option<PasskeyCredential>> {
+    row.as_ref().map(passkey_row).transpose()
+}
+
+pub(crate) async fn create_passkey(
+    pool: &Pool<Db>,
+    new: NewPasskeyCredential,
+) -> Result<PasskeyCredential> {
+    let created_at = crate::now();
+    let passkey = new.into_credential(generate_id(PASSKEY_PREFIX), created_at);
+    // One statement: `INSERT … SELECT` inserts nothing when the auth identity
+    // does not exist (so a missing identity is reported before a duplicate,
+    // as in memory), and the unique key refuses a credential id its provider
+    // has, whatever runs concurrently.
+    let inserted = sqlx::query(
+        "INSERT INTO auth_passkey (id, auth_identity_id, provider, credential_id, user_handle, \
+           email, name, credential, sign_count, backed_up, transports, created_at) \
+         SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         FROM auth_identity WHERE id = $2",
+    )
+    .bind(&passkey.id)
+    .bind(&passkey.auth_identity_id)
+    .bind(&passkey.provider)
+    .bind(&passkey.credential_id)
+    .bind(&passkey.user_handle)
+    .bind(passkey.email.as_deref())
+    .bind(&passkey.name)
+    .bind(Json(&passkey.credential))
+    .bind(i64::from(passkey.sign_count))
+    .bind(passkey.backed_up)
+    .bind(Json(&passkey.transports))
+    .bind(ts_to_db(created_at)?)
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected());
+    match inserted {
+        Ok(0) => Err(auth_not_found(&passkey.auth_identity_id)),
+        Ok(_) => Ok(passkey),
+        Err(e) if is_unique_violation(&e) => Err(duplicate_passkey()),
+        // The auth identity was deleted between the SELECT and the INSERT.
+        Err(e) if is_foreign_key_violation(&e) => Err(auth_not_found(&passkey.auth_identity_id)),
+        Err(e) => Err(database("creating a passkey")(e)),
+    }
+}
+
+pub(crate) async fn find_passkey(
+    pool: &Pool<Db>,
+    provider: &str,
+    credential_id: &str,
+) -> Result<Option<PasskeyCredential>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        passkey_columns!(),
+        " FROM auth_passkey WHERE provider = $1 AND credential_id = $2"
+    ))
+    .bind(provider)
+    .bind(credential_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(database("finding a passkey"))?;
+    passkey_optional(row)
+}
+
+pub(crate) async fn list_passkeys(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+) -> Result<Vec<PasskeyCredential>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        passkey_columns!(),
+        " FROM auth_passkey WHERE auth_identity_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(auth_identity_id)
+    .fetch_all(pool)
+    .await
+    .map_err(database("listing passkeys"))?;
+    passkey_rows(&rows)
+}
+
+pub(crate) async fn passkeys_for_email(
+    pool: &Pool<Db>,
+    provider: &str,
+    email: &str,
+) -> Result<Vec<PasskeyCredential>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        passkey_columns!(),
+        " FROM auth_passkey WHERE provider = $1 AND email = $2 ORDER BY created_at, id"
+    ))
+    .bind(provider)
+    .bind(email)
+    .fetch_all(pool)
+    .await
+    .map_err(database("listing passkeys by e-mail"))?;
+    passkey_rows(&rows)
+}
+
+pub(crate) async fn record_passkey_use(
+    pool: &Pool<Db>,
+    id: &str,
+    expected_sign_count: u32,
+    used: PasskeyUse,
+) -> Result<Option<PasskeyCredential>> {
+    let at = ts_to_db(crate::truncate(used.at))?;
+    // One conditional statement: of concurrent uses from one counter, the
+    // first to write moves sign_count, and the others, which re-check the
+    // WHERE clause on the row it wrote, match nothing.
+    let row = sqlx::query(concat!(
+        "UPDATE auth_passkey SET \
+           sign_count = $3, credential = $4, backed_up = $5, last_used_at = $6 \
+         WHERE id = $1 AND sign_count = $2 \
+         RETURNING ",
+        passkey_columns!()
+    ))
+    .bind(id)
+    .bind(i64::from(expected_sign_count))
+    .bind(i64::from(used.sign_count))
+    .bind(Json(&used.credential))
+    .bind(used.backed_up)
+    .bind(&at)
+    .fetch_optional(pool)
+    .await
+    .map_err(database("recording a passkey use"))?;
+    passkey_optional(row)
+}
+
+pub(crate) async fn rename_passkey(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    id: &str,
+    name: &str,
+) -> Result<Option<PasskeyCredential>> {
+    let row = sqlx::query(concat!(
+        "UPDATE auth_passkey SET name = $3 WHERE id = $1 AND auth_identity_id = $2 RETURNING ",
+        passkey_columns!()
+    ))
+    .bind(id)
+    .bind(auth_identity_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .map_err(database("renaming a passkey"))?;
+    passkey_optional(row)
+}
+
+pub(crate) async fn delete_passkey(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    id: &str,
+) -> Result<bool> {
+    let deleted = sqlx::query("DELETE FROM auth_passkey WHERE id = $1 AND auth_identity_id = $2")
+        .bind(id)
+        .bind(auth_identity_id)
+        .execute(pool)
+        .await
+        .map_err(database("deleting a passkey"))?;
+    Ok(deleted.rows_affected() > 0)
 }
 
 // ----- state: keyed values with a time to live (milliseconds since the epoch)

@@ -15,7 +15,8 @@
 
 use auth_module::{
     ErrorKind, IdentityStore, Metadata, MfaFactorUpdate, MfaStore, NewAuthIdentity, NewMfaFactor,
-    NewProviderIdentity, NewVerification, ProviderIdentityUpdate, VerificationStore,
+    NewPasskeyCredential, NewProviderIdentity, NewVerification, PasskeyStore, PasskeyUse,
+    ProviderIdentityUpdate, VerificationStore,
 };
 use auth_store_sql::SqlStore;
 
@@ -229,6 +230,139 @@ async fn check_nul_refusal(store: &SqlStore) {
         store.verification_by_code("h\u{0}").await.expect("by code"),
         None
     );
+
+    // Passkeys: the same rule.
+    let passkey = |credential_id: &str| {
+        NewPasskeyCredential::new(
+            &created.id,
+            "passkey",
+            credential_id,
+            "handle",
+            serde_json::json!({ "cred": "ok" }),
+        )
+    };
+    assert_eq!(
+        kind(
+            store
+                .create_passkey(NewPasskeyCredential::new(
+                    missing,
+                    "passkey",
+                    "c",
+                    "h",
+                    serde_json::json!({})
+                ))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::NotFound)
+    );
+    let nul_passkeys = [
+        passkey("c\u{0}"),
+        {
+            let mut p = passkey("c1");
+            p.provider = "pass\u{0}key".into();
+            p
+        },
+        {
+            let mut p = passkey("c1");
+            p.user_handle = "h\u{0}".into();
+            p
+        },
+        {
+            let mut p = passkey("c1");
+            p.email = Some("a\u{0}@example.test".into());
+            p
+        },
+        {
+            let mut p = passkey("c1");
+            p.name = "n\u{0}".into();
+            p
+        },
+        {
+            let mut p = passkey("c1");
+            p.credential = serde_json::json!({ "key": ["ok", "a\u{0}"] });
+            p
+        },
+        {
+            let mut p = passkey("c1");
+            p.transports = vec!["usb".into(), "\u{0}".into()];
+            p
+        },
+    ];
+    for new in nul_passkeys {
+        assert_eq!(
+            kind(store.create_passkey(new.clone()).await.err()),
+            Some(ErrorKind::InvalidData),
+            "{new:?}"
+        );
+    }
+    assert_eq!(
+        store.list_passkeys(&created.id).await.expect("list"),
+        Vec::new(),
+        "refused passkeys were not stored"
+    );
+    let stored = store.create_passkey(passkey("c1")).await.expect("create");
+    assert_eq!(store.list_passkeys(missing).await.expect("list"), []);
+    assert_eq!(
+        store
+            .find_passkey("passkey", "c1\u{0}")
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        store
+            .passkeys_for_email("passkey", "a\u{0}@example.test")
+            .await
+            .expect("by e-mail"),
+        []
+    );
+    let used = |credential: serde_json::Value| {
+        PasskeyUse::new(1, credential, false, time::OffsetDateTime::now_utc())
+    };
+    assert_eq!(
+        store
+            .record_passkey_use("authpk_\u{0}", 0, used(serde_json::json!({})))
+            .await
+            .expect("use"),
+        None
+    );
+    assert_eq!(
+        kind(
+            store
+                .record_passkey_use(&stored.id, 0, used(serde_json::json!("a\u{0}")))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        kind(
+            store
+                .rename_passkey(&created.id, &stored.id, "n\u{0}")
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        store
+            .rename_passkey(missing, &stored.id, "n")
+            .await
+            .expect("rename"),
+        None
+    );
+    assert!(
+        !store
+            .delete_passkey(&created.id, "authpk_\u{0}")
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        store.list_passkeys(&created.id).await.expect("list"),
+        vec![stored],
+        "refused passkey writes changed nothing"
+    );
 }
 
 /// Enabling a disabled factor while another of its provider is active is
@@ -312,7 +446,7 @@ mod sqlite {
 
     use auth_module::{
         ErrorKind, IdentityStore, MemoryIdentityStore, MfaStore, NewAuthIdentity, NewMfaFactor,
-        NewProviderIdentity, ProviderIdentityUpdate,
+        NewPasskeyCredential, NewProviderIdentity, PasskeyStore, ProviderIdentityUpdate,
     };
     use auth_store_sql::SqlStore;
     use tempfile::TempDir;
@@ -540,6 +674,41 @@ mod sqlite {
                 mfa.replace_recovery_codes("authid_missing", vec!["h".into()])
                     .await
                     .err(),
+            ];
+            messages.push(
+                errors
+                    .map(|e| e.map(|e| (e.kind(), e.message().to_owned())))
+                    .to_vec(),
+            );
+        }
+        assert!(messages[0].iter().all(Option::is_some), "{messages:?}");
+        assert_eq!(messages[0], messages[1]);
+    }
+
+    /// The same for passkeys: a taken credential id and a missing auth
+    /// identity.
+    #[tokio::test]
+    async fn passkey_messages_match_the_memory_store() {
+        let sql = SqlStore::sqlite_memory().await.expect("open");
+        let memory = MemoryIdentityStore::new();
+        let stores: [(&dyn IdentityStore, &dyn PasskeyStore); 2] =
+            [(&sql, &sql), (&memory, &memory)];
+        let mut messages = Vec::new();
+        for (store, passkeys) in stores {
+            let created = store
+                .create_auth_identity(NewAuthIdentity::new())
+                .await
+                .expect("create");
+            let new = |owner: &str| {
+                NewPasskeyCredential::new(owner, "passkey", "cred", "handle", serde_json::json!({}))
+            };
+            passkeys
+                .create_passkey(new(&created.id))
+                .await
+                .expect("create a passkey");
+            let errors = [
+                passkeys.create_passkey(new(&created.id)).await.err(),
+                passkeys.create_passkey(new("authid_missing")).await.err(),
             ];
             messages.push(
                 errors

@@ -1,11 +1,12 @@
 //! The [`IdentityStore`] conformance cases, and those of its capabilities
-//! ([`MfaStore`], [`VerificationStore`]).
+//! ([`MfaStore`], [`VerificationStore`], [`PasskeyStore`]).
 //!
 //! Each case is a plain async function over `&dyn IdentityStore` that panics,
 //! like a failed `assert!`, when the store breaks the contract. The cases of a
-//! capability also take it: `(store, mfa: &dyn MfaStore)` or `(store,
-//! verifications: &dyn VerificationStore)`, the store's
-//! [`IdentityStore::mfa_store`] or [`IdentityStore::verification_store`]
+//! capability also take it: `(store, mfa: &dyn MfaStore)`, `(store,
+//! verifications: &dyn VerificationStore)` or `(store, passkeys: &dyn
+//! PasskeyStore)`, the store's [`IdentityStore::mfa_store`],
+//! [`IdentityStore::verification_store`] or [`IdentityStore::passkey_store`]
 //! (records hang on the store's identities). Each creates its own data under
 //! entity ids unique to the run, so cases may share a backend.
 //! [`crate::identity_store_suite!`] stamps one test per case.
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use auth_module::{
     AUTH_IDENTITY_PREFIX, AuthIdentity, ErrorKind, IdentityStore, MFA_FACTOR_PREFIX, MfaFactor,
-    MfaFactorStatus, MfaFactorUpdate, MfaStore, NewAuthIdentity, NewMfaFactor, NewProviderIdentity,
-    NewVerification, PROVIDER_IDENTITY_PREFIX, ProviderIdentityUpdate, VERIFICATION_PREFIX,
-    Verification, VerificationStore,
+    MfaFactorStatus, MfaFactorUpdate, MfaStore, NewAuthIdentity, NewMfaFactor,
+    NewPasskeyCredential, NewProviderIdentity, NewVerification, PASSKEY_PREFIX,
+    PROVIDER_IDENTITY_PREFIX, PasskeyCredential, PasskeyStore, PasskeyUse, ProviderIdentityUpdate,
+    VERIFICATION_PREFIX, Verification, VerificationStore,
 };
 use serde_json::json;
 
@@ -2442,4 +2444,684 @@ pub async fn retrieve_tells_whether_mfa_is_enabled(store: &dyn IdentityStore, mf
         false,
         "a disabled factor",
     );
+}
+
+// ----- Passkeys -------------------------------------------------------------
+
+/// The passkey provider instances of the cases: a credential id is unique
+/// per provider, so two of them.
+const PASSKEY: &str = "passkey";
+const PASSKEY_WORK: &str = "passkey-work";
+
+/// How far a time the store answers may be from the one it was given (SQL
+/// stores keep microseconds), or from now for a time the store sets.
+const GIVEN_TIME_TOLERANCE: time::Duration = time::Duration::milliseconds(1);
+const NOW_TOLERANCE: time::Duration = time::Duration::seconds(5);
+
+/// Asserts that `got` is within `tolerance` of `want`.
+#[track_caller]
+fn assert_near(
+    got: time::OffsetDateTime,
+    want: time::OffsetDateTime,
+    tolerance: time::Duration,
+    what: &str,
+) {
+    assert!(
+        (got - want).abs() <= tolerance,
+        "{what}: {got} is not within {tolerance} of {want}"
+    );
+}
+
+/// A new passkey of `owner` at `provider` with a fresh credential id (and
+/// user handle), the record's defaults otherwise.
+fn new_passkey(owner: &str, provider: &str) -> NewPasskeyCredential {
+    passkey_with_id(owner, provider, &unique("cred"))
+}
+
+/// A new passkey of `owner` at `provider` for `credential_id`.
+fn passkey_with_id(owner: &str, provider: &str, credential_id: &str) -> NewPasskeyCredential {
+    NewPasskeyCredential::new(
+        owner,
+        provider,
+        credential_id,
+        unique("handle"),
+        json!({ "cred": { "cred_id": credential_id, "counter": 0 } }),
+    )
+}
+
+async fn create_passkey(
+    passkeys: &dyn PasskeyStore,
+    new: NewPasskeyCredential,
+    what: &str,
+) -> PasskeyCredential {
+    ok(passkeys.create_passkey(new).await, what)
+}
+
+/// What a login at `at` leaving the counter at `sign_count` writes.
+fn passkey_use(sign_count: u32, backed_up: bool, at: time::OffsetDateTime) -> PasskeyUse {
+    PasskeyUse::new(
+        sign_count,
+        json!({ "cred": { "counter": sign_count }, "flags": { "backup_state": backed_up } }),
+        backed_up,
+        at,
+    )
+}
+
+/// A passkey is stored with every field as given, an `authpk_` id, a
+/// creation time of now and no last use; an identity's passkeys are listed
+/// oldest first, every provider; a credential is found by (provider,
+/// credential id) and by nothing else. An unknown identity lists nothing.
+pub async fn passkeys_are_created_found_and_listed_oldest_first(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let address = email("passkey");
+    let record = json!({
+        "cred": {
+            "cred_id": "AQID-_w",
+            "cred": { "type_": "ES256", "key": { "x": [1, 2, 255], "y": "ünï \"quoted\"" } },
+            "counter": 7,
+            "user_verified": true,
+            "backup_eligible": true,
+            "backup_state": true,
+            "registration_policy": null,
+            "extensions": {},
+            "attestation_format": "none"
+        },
+        "rp_id": "example.test"
+    });
+    let mut new = passkey_with_id(&owner.id, PASSKEY, &unique("cred"));
+    new.email = Some(address.clone());
+    new.name = "Laptop — Touch ID".to_owned();
+    new.credential = record.clone();
+    new.sign_count = 7;
+    new.backed_up = true;
+    new.transports = vec!["internal".to_owned(), "hybrid".to_owned()];
+    let first = create_passkey(passkeys, new.clone(), "create a passkey").await;
+    assert!(
+        first.id.starts_with(&format!("{PASSKEY_PREFIX}_")),
+        "passkey id {:?} lacks its prefix",
+        first.id
+    );
+    assert_eq!(first.auth_identity_id, owner.id);
+    assert_eq!(first.provider, PASSKEY);
+    assert_eq!(first.credential_id, new.credential_id);
+    assert_eq!(first.user_handle, new.user_handle);
+    assert_eq!(first.email, Some(address));
+    assert_eq!(first.name, "Laptop — Touch ID");
+    assert_eq!(first.credential, record, "the credential JSON round trips");
+    assert_eq!(first.sign_count, 7);
+    assert!(first.backed_up);
+    assert_eq!(first.transports, ["internal", "hybrid"]);
+    assert_near(
+        first.created_at,
+        time::OffsetDateTime::now_utc(),
+        NOW_TOLERANCE,
+        "created_at is now",
+    );
+    assert_eq!(first.last_used_at, None, "never used yet");
+
+    tokio::time::sleep(TICK).await;
+    let second = create_passkey(
+        passkeys,
+        new_passkey(&owner.id, PASSKEY_WORK),
+        "a passkey of another provider",
+    )
+    .await;
+    assert_eq!(second.provider, PASSKEY_WORK);
+    assert_eq!(second.email, None);
+    assert_eq!(second.name, "Passkey", "the default name");
+    assert_eq!(second.sign_count, 0);
+    assert!(!second.backed_up);
+    assert_eq!(second.transports, Vec::<String>::new());
+    assert_ne!(second.id, first.id);
+    tokio::time::sleep(TICK).await;
+    let third = create_passkey(passkeys, new_passkey(&owner.id, PASSKEY), "a third").await;
+    let theirs = create_passkey(
+        passkeys,
+        new_passkey(&other.id, PASSKEY),
+        "another identity's passkey",
+    )
+    .await;
+
+    assert_eq!(
+        ok(passkeys.list_passkeys(&owner.id).await, "list_passkeys"),
+        vec![first.clone(), second.clone(), third],
+        "every provider, oldest first, as created"
+    );
+    assert_eq!(
+        ok(passkeys.list_passkeys(&other.id).await, "list"),
+        vec![theirs],
+        "each identity lists its own"
+    );
+    assert_eq!(
+        ok(
+            passkeys.find_passkey(PASSKEY, &first.credential_id).await,
+            "find_passkey"
+        ),
+        Some(first.clone()),
+        "what the create answered is what is stored"
+    );
+    assert_eq!(
+        ok(
+            passkeys
+                .find_passkey(PASSKEY_WORK, &first.credential_id)
+                .await,
+            "find under another provider"
+        ),
+        None,
+        "a credential id is looked up per provider"
+    );
+    assert_eq!(
+        ok(
+            passkeys
+                .find_passkey(PASSKEY_WORK, &second.credential_id)
+                .await,
+            "find"
+        ),
+        Some(second)
+    );
+    assert_eq!(
+        ok(
+            passkeys.find_passkey(PASSKEY, &unique("unknown")).await,
+            "find an unknown credential"
+        ),
+        None
+    );
+    let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
+    assert_eq!(
+        ok(
+            passkeys.list_passkeys(&missing).await,
+            "list of an unknown identity"
+        ),
+        Vec::new()
+    );
+}
+
+/// A credential id is unique per provider: a second create of it, by any
+/// identity, is `DuplicateError` and stores nothing, while the same id under
+/// another provider is allowed. A passkey of an unknown auth identity is
+/// `NotFound`.
+pub async fn passkey_credential_ids_are_unique_per_provider(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let credential_id = unique("cred");
+    let original = create_passkey(
+        passkeys,
+        passkey_with_id(&owner.id, PASSKEY, &credential_id),
+        "create",
+    )
+    .await;
+    for (who, what) in [
+        (&owner.id, "the same credential id again"),
+        (&other.id, "the same credential id by another identity"),
+    ] {
+        let mut again = passkey_with_id(who, PASSKEY, &credential_id);
+        again.name = "Duplicate".to_owned();
+        expect_kind(
+            passkeys.create_passkey(again).await,
+            ErrorKind::DuplicateError,
+            what,
+        );
+    }
+    let elsewhere = create_passkey(
+        passkeys,
+        passkey_with_id(&other.id, PASSKEY_WORK, &credential_id),
+        "the same credential id under another provider",
+    )
+    .await;
+    assert_eq!(elsewhere.credential_id, credential_id);
+    assert_eq!(
+        ok(passkeys.list_passkeys(&owner.id).await, "list"),
+        vec![original.clone()],
+        "the refused passkeys were not stored"
+    );
+    assert_eq!(
+        ok(passkeys.list_passkeys(&other.id).await, "list"),
+        vec![elsewhere.clone()]
+    );
+    assert_eq!(
+        ok(passkeys.find_passkey(PASSKEY, &credential_id).await, "find"),
+        Some(original),
+        "the first one is kept unchanged"
+    );
+    assert_eq!(
+        ok(
+            passkeys.find_passkey(PASSKEY_WORK, &credential_id).await,
+            "find"
+        ),
+        Some(elsewhere)
+    );
+
+    let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
+    let orphan = unique("orphan-cred");
+    expect_kind(
+        passkeys
+            .create_passkey(passkey_with_id(&missing, PASSKEY, &orphan))
+            .await,
+        ErrorKind::NotFound,
+        "a passkey of an unknown auth identity",
+    );
+    assert_eq!(
+        ok(passkeys.find_passkey(PASSKEY, &orphan).await, "find"),
+        None,
+        "nothing was stored"
+    );
+}
+
+/// Of 16 concurrent creates of one credential id at one provider, exactly
+/// one succeeds and the others are `DuplicateError`.
+pub async fn concurrent_passkey_creates_yield_one(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    const N: usize = 16;
+    let owner = bare_identity(store).await;
+    let credential_id = unique("race-cred");
+    let attempts = (0..N)
+        .map(|i| {
+            let mut new = passkey_with_id(&owner.id, PASSKEY, &credential_id);
+            new.name = format!("Passkey {i}");
+            passkeys.create_passkey(new)
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for result in join_all(attempts).await {
+        match result {
+            Ok(p) => winners.push(p),
+            Err(e) => assert_eq!(
+                e.kind(),
+                ErrorKind::DuplicateError,
+                "a losing create must be a duplicate, got: {e}"
+            ),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of {N} creates succeeds");
+    assert_eq!(ok(passkeys.list_passkeys(&owner.id).await, "list"), winners);
+    assert_eq!(
+        ok(passkeys.find_passkey(PASSKEY, &credential_id).await, "find"),
+        winners.pop()
+    );
+}
+
+/// `passkeys_for_email` answers the credentials of that provider registered
+/// with that e-mail, whoever's, oldest first; not those of another provider,
+/// another e-mail or none.
+pub async fn passkeys_for_email_lists_that_providers_credentials(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let address = email("passkey-login");
+    let with_email = |owner: &str, provider: &str, address: Option<&str>| {
+        let mut new = new_passkey(owner, provider);
+        new.email = address.map(str::to_owned);
+        new
+    };
+    let a = create_passkey(
+        passkeys,
+        with_email(&owner.id, PASSKEY, Some(&address)),
+        "a passkey with the e-mail",
+    )
+    .await;
+    tokio::time::sleep(TICK).await;
+    let b = create_passkey(
+        passkeys,
+        with_email(&other.id, PASSKEY, Some(&address)),
+        "another identity's passkey with the e-mail",
+    )
+    .await;
+    tokio::time::sleep(TICK).await;
+    let c = create_passkey(
+        passkeys,
+        with_email(&owner.id, PASSKEY, Some(&address)),
+        "a second passkey of the owner with the e-mail",
+    )
+    .await;
+    let work = create_passkey(
+        passkeys,
+        with_email(&owner.id, PASSKEY_WORK, Some(&address)),
+        "the e-mail under another provider",
+    )
+    .await;
+    create_passkey(
+        passkeys,
+        with_email(&owner.id, PASSKEY, Some(&email("elsewhere"))),
+        "another e-mail",
+    )
+    .await;
+    create_passkey(passkeys, with_email(&owner.id, PASSKEY, None), "no e-mail").await;
+
+    assert_eq!(
+        ok(
+            passkeys.passkeys_for_email(PASSKEY, &address).await,
+            "passkeys_for_email"
+        ),
+        vec![a, b, c],
+        "that provider's credentials with that e-mail, oldest first"
+    );
+    assert_eq!(
+        ok(
+            passkeys.passkeys_for_email(PASSKEY_WORK, &address).await,
+            "passkeys_for_email"
+        ),
+        vec![work]
+    );
+    assert_eq!(
+        ok(
+            passkeys.passkeys_for_email(PASSKEY, &email("nobody")).await,
+            "an e-mail nobody registered"
+        ),
+        Vec::new()
+    );
+}
+
+/// `record_passkey_use` is a compare-and-set on the signature counter: from
+/// the wrong counter it answers `None` and changes nothing; from the right
+/// one it sets the counter, the credential record, the backup flag and
+/// `last_used_at` together, and keeps the rest. A missing passkey is `None`.
+pub async fn passkey_use_is_compare_and_set(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    let owner = bare_identity(store).await;
+    let mut new = new_passkey(&owner.id, PASSKEY);
+    new.sign_count = 5;
+    let created = create_passkey(passkeys, new, "create").await;
+    let stored = || passkeys.find_passkey(PASSKEY, &created.credential_id);
+
+    let at = now_micros();
+    for expected in [4, 6, 0] {
+        assert_eq!(
+            ok(
+                passkeys
+                    .record_passkey_use(&created.id, expected, passkey_use(6, true, at))
+                    .await,
+                "a use from the wrong counter"
+            ),
+            None,
+            "expected counter {expected} is not the stored 5"
+        );
+    }
+    assert_eq!(
+        ok(stored().await, "find"),
+        Some(created.clone()),
+        "a declined use changes nothing"
+    );
+
+    let used = ok(
+        passkeys
+            .record_passkey_use(&created.id, 5, passkey_use(6, true, at))
+            .await,
+        "a use from the right counter",
+    )
+    .expect("the counter was 5");
+    assert_eq!(used.sign_count, 6);
+    assert_eq!(used.credential, passkey_use(6, true, at).credential);
+    assert!(used.backed_up);
+    let last_used = used.last_used_at.expect("last_used_at is set");
+    assert_near(last_used, at, GIVEN_TIME_TOLERANCE, "last_used_at");
+    // The rest is kept.
+    let mut expected = created.clone();
+    expected.sign_count = used.sign_count;
+    expected.credential = used.credential.clone();
+    expected.backed_up = used.backed_up;
+    expected.last_used_at = used.last_used_at;
+    assert_eq!(used, expected, "only the use's fields change");
+    assert_eq!(
+        ok(stored().await, "find"),
+        Some(used.clone()),
+        "what the use answered is what is stored"
+    );
+    assert_eq!(
+        ok(
+            passkeys
+                .record_passkey_use(&created.id, 5, passkey_use(7, true, at))
+                .await,
+            "the old counter again"
+        ),
+        None
+    );
+
+    // The next use, from the new counter; the backup flag may go back, and
+    // the counter takes the whole u32 range.
+    let later = at + time::Duration::seconds(30);
+    let again = ok(
+        passkeys
+            .record_passkey_use(&created.id, 6, passkey_use(u32::MAX, false, later))
+            .await,
+        "the next use",
+    )
+    .expect("the counter was 6");
+    assert_eq!(again.sign_count, u32::MAX);
+    assert!(!again.backed_up);
+    assert_near(
+        again.last_used_at.expect("last_used_at is set"),
+        later,
+        GIVEN_TIME_TOLERANCE,
+        "last_used_at moves on",
+    );
+    assert_eq!(
+        ok(passkeys.list_passkeys(&owner.id).await, "list"),
+        vec![again.clone()]
+    );
+    assert!(
+        ok(
+            passkeys
+                .record_passkey_use(&created.id, u32::MAX, passkey_use(0, false, later))
+                .await,
+            "a use from the largest counter"
+        )
+        .is_some()
+    );
+
+    let missing = format!("{PASSKEY_PREFIX}_{}", unique("missing"));
+    assert_eq!(
+        ok(
+            passkeys
+                .record_passkey_use(&missing, 0, passkey_use(1, false, at))
+                .await,
+            "a use of a missing passkey"
+        ),
+        None
+    );
+}
+
+/// Of 16 concurrent uses from one counter, exactly one applies.
+pub async fn concurrent_passkey_uses_yield_one(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    const N: u32 = 16;
+    const COUNTER: u32 = 10;
+    let owner = bare_identity(store).await;
+    let mut new = new_passkey(&owner.id, PASSKEY);
+    new.sign_count = COUNTER;
+    let created = create_passkey(passkeys, new, "create").await;
+    let at = now_micros();
+    // Each use leaves another counter, so the stored one tells who won.
+    let uses = (1..=N)
+        .map(|i| {
+            passkeys.record_passkey_use(&created.id, COUNTER, passkey_use(COUNTER + i, true, at))
+        })
+        .collect();
+    let applied: Vec<PasskeyCredential> = join_all(uses)
+        .await
+        .into_iter()
+        .filter_map(|r| ok(r, "a concurrent use"))
+        .collect();
+    assert_eq!(
+        applied.len(),
+        1,
+        "exactly one of {N} uses from one counter applies"
+    );
+    assert!(applied[0].sign_count > COUNTER);
+    assert_eq!(
+        ok(passkeys.list_passkeys(&owner.id).await, "list"),
+        applied,
+        "the winner's use is what is stored"
+    );
+}
+
+/// Renaming and deleting are scoped to the owning identity: through another
+/// identity a passkey is as absent (`None`, `false`) and stays unchanged.
+/// A rename changes the name only; a deleted passkey is gone for every call.
+pub async fn passkeys_are_renamed_and_deleted_by_their_owner_only(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let created = create_passkey(passkeys, new_passkey(&owner.id, PASSKEY), "create").await;
+    let kept = create_passkey(passkeys, new_passkey(&owner.id, PASSKEY), "a second").await;
+    let stored = || passkeys.find_passkey(PASSKEY, &created.credential_id);
+
+    assert_eq!(
+        ok(
+            passkeys
+                .rename_passkey(&other.id, &created.id, "Stolen")
+                .await,
+            "a rename by another identity"
+        ),
+        None
+    );
+    assert_eq!(ok(stored().await, "find"), Some(created.clone()));
+    let renamed = ok(
+        passkeys
+            .rename_passkey(&owner.id, &created.id, "Work laptop ✓")
+            .await,
+        "a rename by the owner",
+    )
+    .expect("the owner's passkey");
+    let mut expected = created.clone();
+    expected.name = "Work laptop ✓".to_owned();
+    assert_eq!(renamed, expected, "only the name changes");
+    assert_eq!(ok(stored().await, "find"), Some(renamed.clone()));
+    assert_eq!(
+        ok(
+            passkeys
+                .rename_passkey(
+                    &owner.id,
+                    &format!("{PASSKEY_PREFIX}_{}", unique("missing")),
+                    "x"
+                )
+                .await,
+            "a rename of a missing passkey"
+        ),
+        None
+    );
+
+    assert!(
+        !ok(
+            passkeys.delete_passkey(&other.id, &created.id).await,
+            "a delete by another identity"
+        ),
+        "another identity's passkey is as absent"
+    );
+    assert_eq!(ok(stored().await, "find"), Some(renamed));
+    assert!(ok(
+        passkeys.delete_passkey(&owner.id, &created.id).await,
+        "a delete by the owner"
+    ));
+    assert_eq!(ok(stored().await, "find"), None, "the passkey is gone");
+    assert_eq!(
+        ok(passkeys.list_passkeys(&owner.id).await, "list"),
+        vec![kept],
+        "the other passkey stays"
+    );
+    assert!(!ok(
+        passkeys.delete_passkey(&owner.id, &created.id).await,
+        "a second delete"
+    ));
+    assert_eq!(
+        ok(
+            passkeys.rename_passkey(&owner.id, &created.id, "x").await,
+            "a rename of a deleted passkey"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            passkeys
+                .record_passkey_use(&created.id, 0, passkey_use(1, false, now_micros()))
+                .await,
+            "a use of a deleted passkey"
+        ),
+        None
+    );
+}
+
+/// Deleting an auth identity deletes its passkeys (their credential ids are
+/// free again), and leaves other identities' alone.
+pub async fn delete_auth_identity_cascades_to_passkeys(
+    store: &dyn IdentityStore,
+    passkeys: &dyn PasskeyStore,
+) {
+    let doomed = bare_identity(store).await;
+    let kept = bare_identity(store).await;
+    let address = email("cascade-passkey");
+    let mut created = Vec::new();
+    for owner in [&doomed, &kept] {
+        let mut new = new_passkey(&owner.id, PASSKEY);
+        new.email = Some(address.clone());
+        created.push(create_passkey(passkeys, new, "create").await);
+    }
+    let kept_before = ok(passkeys.list_passkeys(&kept.id).await, "list");
+
+    ok(store.delete_auth_identity(&doomed.id).await, "delete");
+    assert_eq!(
+        ok(passkeys.list_passkeys(&doomed.id).await, "list"),
+        Vec::new(),
+        "passkeys went with their identity"
+    );
+    assert_eq!(
+        ok(
+            passkeys
+                .find_passkey(PASSKEY, &created[0].credential_id)
+                .await,
+            "find"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            passkeys.passkeys_for_email(PASSKEY, &address).await,
+            "passkeys_for_email"
+        ),
+        vec![created[1].clone()]
+    );
+    assert_eq!(
+        ok(
+            passkeys
+                .record_passkey_use(&created[0].id, 0, passkey_use(1, false, now_micros()))
+                .await,
+            "a use of a deleted passkey"
+        ),
+        None
+    );
+    expect_kind(
+        passkeys
+            .create_passkey(new_passkey(&doomed.id, PASSKEY))
+            .await,
+        ErrorKind::NotFound,
+        "a passkey of a deleted identity",
+    );
+
+    assert_eq!(
+        ok(passkeys.list_passkeys(&kept.id).await, "list"),
+        kept_before,
+        "other identities keep theirs"
+    );
+    create_passkey(
+        passkeys,
+        passkey_with_id(&kept.id, PASSKEY, &created[0].credential_id),
+        "the deleted passkey's credential id is free again",
+    )
+    .await;
 }

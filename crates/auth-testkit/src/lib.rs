@@ -4,6 +4,8 @@ pub mod identity;
 #[cfg(feature = "idp")]
 pub mod idp;
 mod macros;
+#[cfg(feature = "passkey")]
+pub mod passkey;
 pub mod provider;
 pub mod state;
 mod support;
@@ -64,6 +66,22 @@ pub mod __private {
                      IdentityStore::verification_store answered None (implement \
                      VerificationStore and answer Some(self), or run the suite with \
                      `capabilities = [...]` without `verification`)"
+                )
+            })
+    }
+
+    /// The store's passkey credentials, for the cases of the `passkey`
+    /// capability.
+    pub fn passkey<S: auth_module::IdentityStore>(
+        store: &std::sync::Arc<S>,
+    ) -> std::sync::Arc<dyn auth_module::PasskeyStore> {
+        std::sync::Arc::clone(store)
+            .passkey_store()
+            .unwrap_or_else(|| {
+                panic!(
+                    "{store:?} keeps no passkey credentials: IdentityStore::passkey_store \
+                     answered None (implement PasskeyStore and answer Some(self), or run the \
+                     suite with `capabilities = [...]` without `passkey`)"
                 )
             })
     }

@@ -18,16 +18,19 @@
 /// // `(S, G)`; the guard `G` is dropped after the store and the teardown.
 /// auth_testkit::identity_store_suite!(file, guarded = file_store);
 ///
-/// // A store without MFA or verification records: only the capabilities it
-/// // has (default: `[mfa, verification]`).
+/// // A store without MFA, verification or passkey records: only the
+/// // capabilities it has (default: `[mfa, verification, passkey]`).
 /// auth_testkit::identity_store_suite!(plain, || async { PlainStore::new() }, capabilities = []);
+/// auth_testkit::identity_store_suite!(no_passkeys, || async { MfaOnlyStore::new() },
+///     capabilities = [mfa, verification]);
 /// ```
 ///
 /// The cases of a capability run against the store's own answer:
 /// [`auth_module::IdentityStore::mfa_store`] for `mfa` (the MFA factor and
 /// recovery-code cases), [`auth_module::IdentityStore::verification_store`]
-/// for `verification`; a store that answers `None` for a capability the suite
-/// runs fails those cases, naming it.
+/// for `verification`, [`auth_module::IdentityStore::passkey_store`] for
+/// `passkey` (the passkey credential cases); a store that answers `None` for a
+/// capability the suite runs fails those cases, naming it.
 ///
 /// Each test runs on a fresh current-thread tokio runtime with every driver
 /// enabled, as `#[tokio::test]` does, so the calling crate needs no tokio
@@ -62,9 +65,11 @@ macro_rules! identity_store_suite {
             [$([$($cap)*])?]
         );
     };
-    // No `capabilities =`: both.
+    // No `capabilities =`: all of them.
     (@cases $name:ident, $setup:expr, $teardown:tt, []) => {
-        $crate::identity_store_suite!(@cases $name, $setup, $teardown, [[mfa verification]]);
+        $crate::identity_store_suite!(
+            @cases $name, $setup, $teardown, [[mfa verification passkey]]
+        );
     };
     (@cases $name:ident, $setup:expr, $teardown:tt, [[$($cap:ident)*]]) => {
         mod $name {
@@ -119,6 +124,18 @@ macro_rules! identity_store_suite {
             verification_confirm_checks_provider_and_expiry,
             concurrent_verification_confirms_yield_one,
             delete_auth_identity_cascades_to_verifications,
+        ]);
+    };
+    (@capability passkey, $setup:expr, $teardown:tt) => {
+        $crate::__suite_cases!(identity, [passkey], $setup, $teardown, [
+            passkeys_are_created_found_and_listed_oldest_first,
+            passkey_credential_ids_are_unique_per_provider,
+            concurrent_passkey_creates_yield_one,
+            passkeys_for_email_lists_that_providers_credentials,
+            passkey_use_is_compare_and_set,
+            concurrent_passkey_uses_yield_one,
+            passkeys_are_renamed_and_deleted_by_their_owner_only,
+            delete_auth_identity_cascades_to_passkeys,
         ]);
     };
 }
@@ -267,8 +284,9 @@ macro_rules! __suite_case {
         $crate::__suite_case!(@with [], $kind, $case, $setup, $teardown);
     };
     // A case that also takes capabilities of the store: `mfa`
-    // (`&dyn MfaStore`) and/or `verification` (`&dyn VerificationStore`),
-    // in that order, each the store's own answer.
+    // (`&dyn MfaStore`), `verification` (`&dyn VerificationStore`) and/or
+    // `passkey` (`&dyn PasskeyStore`), in that order, each the store's own
+    // answer ([`__suite_capability!`]).
     (@with [$($cap:ident)*], $kind:ident, $case:ident, $setup:expr, [$($teardown:expr)?]) => {
         #[test]
         fn $case() {
@@ -281,7 +299,7 @@ macro_rules! __suite_case {
                 let outcome = $crate::__private::spawn(async move {
                     $crate::$kind::$case(
                         &*case_store
-                        $(, &*$crate::__private::$cap(&case_store))*
+                        $(, &*$crate::__suite_capability!($cap, &case_store))*
                     )
                     .await;
                 })
@@ -290,6 +308,25 @@ macro_rules! __suite_case {
                 $crate::__private::finish(outcome);
             });
         }
+    };
+}
+
+/// The capability `$cap` of `$store` (an `&Arc<S>`), as the store answers
+/// it: `mfa` ([`auth_module::IdentityStore::mfa_store`]), `verification`
+/// ([`auth_module::IdentityStore::verification_store`]) or `passkey`
+/// ([`auth_module::IdentityStore::passkey_store`]); panics, naming the store,
+/// when it answers `None`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_capability {
+    (mfa, $store:expr) => {
+        $crate::__private::mfa($store)
+    };
+    (verification, $store:expr) => {
+        $crate::__private::verification($store)
+    };
+    (passkey, $store:expr) => {
+        $crate::__private::passkey($store)
     };
 }
 

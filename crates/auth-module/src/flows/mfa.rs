@@ -1,5 +1,6 @@
-//! TOTP multi-factor authentication: factors (create, verify, disable),
-//! recovery codes, and the login challenge.
+//! Multi-factor authentication: factors (TOTP, and the kind of a provider
+//! that is also a [`SecondFactor`], e.g. passkeys: create, verify,
+//! disable), recovery codes, and the login challenge.
 //!
 //! Every guess is decided by one atomic write of a store, never a
 //! read-modify-write in memory:
@@ -42,6 +43,7 @@ use crate::mfa::{
     generate_totp_secret,
 };
 use crate::model::{AuthIdentity, Metadata};
+use crate::provider::{AuthProvider, ProviderIdentities, SecondFactor};
 use crate::records::{MfaFactor, MfaFactorStatus, MfaFactorUpdate, NewMfaFactor};
 use crate::state_keys;
 use crate::store_traits::{MfaStore, StateStore, lacks_mfa};
@@ -85,6 +87,10 @@ pub struct MfaChallenge {
     pub completed_at: Option<String>,
     /// Free metadata.
     pub metadata: Metadata,
+    /// The WebAuthn request options a `passkey` answer signs, when
+    /// `methods` lists `passkey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_options: Option<Value>,
 }
 
 /// A factor just created: its record and the secret, shown this once.
@@ -93,10 +99,43 @@ pub struct MfaChallenge {
 pub struct CreatedFactor {
     /// The pending factor.
     pub factor: MfaFactor,
-    /// The secret, RFC 4648 base32 without padding.
+    /// The secret, RFC 4648 base32 without padding (TOTP; empty otherwise).
     pub secret: String,
-    /// An `otpauth://totp/...` URI for authenticator apps.
+    /// An `otpauth://totp/...` URI for authenticator apps (TOTP; empty
+    /// otherwise).
     pub otpauth_url: String,
+    /// The options the client answers to enrol its credential (a second
+    /// factor provider's kind, e.g. WebAuthn creation options for `passkey`).
+    pub options: Option<Value>,
+}
+
+/// What answers a factor's verification or a challenge: a code (TOTP, a
+/// recovery code), or a credential's signed answer (`passkey`).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum MfaAnswer<'a> {
+    /// A code.
+    Code(&'a str),
+    /// A WebAuthn response (registration or authentication JSON).
+    Credential(&'a Value),
+}
+
+/// The provider instance that serves the second-factor kind (the first
+/// configured provider that is a [`SecondFactor`]).
+#[derive(Debug, Clone)]
+pub(crate) struct SecondFactorProvider {
+    /// The kind's identifier: factors of this `provider` (`passkey`).
+    pub(crate) kind: &'static str,
+    pub(crate) provider: Arc<dyn AuthProvider>,
+    pub(crate) ids: ProviderIdentities,
+}
+
+impl SecondFactorProvider {
+    fn factor(&self) -> Result<&dyn SecondFactor> {
+        self.provider
+            .second_factor()
+            .ok_or_else(|| Error::unexpected("the second factor provider is none"))
+    }
 }
 
 /// A completed challenge.
@@ -152,6 +191,7 @@ pub struct Mfa {
     events: EventBus,
     clock: Arc<dyn Clock>,
     configured: Option<Arc<Configured>>,
+    second: Option<SecondFactorProvider>,
 }
 
 fn key_required() -> Error {
@@ -173,6 +213,7 @@ impl Mfa {
         events: EventBus,
         clock: Arc<dyn Clock>,
         config: Option<(MfaConfig, MfaKeys)>,
+        second: Option<SecondFactorProvider>,
     ) -> Self {
         Mfa {
             records,
@@ -180,7 +221,22 @@ impl Mfa {
             events,
             clock,
             configured: config.map(|(config, keys)| Arc::new(Configured { config, keys })),
+            second,
         }
+    }
+
+    /// The second-factor provider serving factors of kind `kind`, if any.
+    fn second_for(&self, kind: &str) -> Option<&SecondFactorProvider> {
+        self.second.as_ref().filter(|s| s.kind == kind)
+    }
+
+    /// The identity's enabled factors of kind `kind`, by id.
+    fn enabled_ids(factors: &[MfaFactor], kind: &str) -> Vec<String> {
+        factors
+            .iter()
+            .filter(|f| f.provider == kind && f.status == MfaFactorStatus::Enabled)
+            .map(|f| f.id.clone())
+            .collect()
     }
 
     /// Whether `[mfa]` is configured (with its key).
@@ -289,6 +345,11 @@ impl Mfa {
         issuer: Option<&str>,
         metadata: Option<Metadata>,
     ) -> Result<CreatedFactor> {
+        if let Some(second) = self.second_for(provider) {
+            return self
+                .create_second_factor(second, auth_identity_id, label, metadata)
+                .await;
+        }
         if provider != TOTP {
             return Err(Error::invalid_data(format!(
                 "MFA provider \"{provider}\" is not supported"
@@ -319,6 +380,55 @@ impl Mfa {
             otpauth_url: totp.otpauth_url(issuer, account),
             secret: base32_encode(&secret),
             factor,
+            options: None,
+        })
+    }
+
+    /// A pending factor of the second-factor provider's kind, with the
+    /// options its credential answers. A pending factor of that kind is
+    /// reused (its earlier options may have expired).
+    async fn create_second_factor(
+        &self,
+        second: &SecondFactorProvider,
+        auth_identity_id: &str,
+        label: Option<&str>,
+        metadata: Option<Metadata>,
+    ) -> Result<CreatedFactor> {
+        self.configured()?;
+        let mut metadata = metadata.unwrap_or_default();
+        if let Some(label) = label {
+            metadata.insert("label".to_owned(), Value::String(label.to_owned()));
+        }
+        let new = NewMfaFactor::new(auth_identity_id, second.kind, "").metadata(metadata);
+        let factor = match self.records()?.create_mfa_factor(new).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::DuplicateError => {
+                let pending = self
+                    .list_factors(auth_identity_id)
+                    .await?
+                    .into_iter()
+                    .find(|f| f.provider == second.kind && f.status == MfaFactorStatus::Pending);
+                match pending {
+                    Some(f) => f,
+                    None => {
+                        return Err(Error::not_allowed(format!(
+                            "An active {} factor already exists for this auth identity",
+                            second.kind
+                        )));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let options = second
+            .factor()?
+            .enrolment_options(auth_identity_id, &factor.id, &second.ids)
+            .await?;
+        Ok(CreatedFactor {
+            factor,
+            secret: String::new(),
+            otpauth_url: String::new(),
+            options: Some(options),
         })
     }
 
@@ -355,6 +465,19 @@ impl Mfa {
         factor_id: &str,
         code: &str,
     ) -> Result<MfaFactor> {
+        self.verify_factor_with(auth_identity_id, factor_id, MfaAnswer::Code(code))
+            .await
+    }
+
+    /// [`Mfa::verify_factor`] with any answer: a TOTP code, or the
+    /// credential that enrols a second-factor provider's factor (a pending
+    /// `passkey` factor becomes enabled by its registration response).
+    pub async fn verify_factor_with(
+        &self,
+        auth_identity_id: &str,
+        factor_id: &str,
+        answer: MfaAnswer<'_>,
+    ) -> Result<MfaFactor> {
         let factor = self.own_factor(auth_identity_id, factor_id).await?;
         if factor.status == MfaFactorStatus::Disabled {
             return Err(Error::not_allowed(
@@ -362,10 +485,40 @@ impl Mfa {
             ));
         }
         let c = self.configured()?;
-        let updated = self
-            .spend_totp(c, &factor, code, Some(MfaFactorStatus::Enabled))
-            .await?
-            .ok_or_else(|| Error::not_allowed("Invalid TOTP code"))?;
+        let updated = match (self.second_for(&factor.provider), answer) {
+            (Some(second), MfaAnswer::Credential(credential)) => {
+                if factor.status == MfaFactorStatus::Enabled {
+                    return Ok(factor);
+                }
+                if !second
+                    .factor()?
+                    .enrol(auth_identity_id, &factor.id, credential, &second.ids)
+                    .await?
+                {
+                    return Err(Error::not_allowed("Invalid passkey"));
+                }
+                let update = MfaFactorUpdate::new()
+                    .if_status(&[MfaFactorStatus::Pending])
+                    .status(MfaFactorStatus::Enabled);
+                self.records()?
+                    .update_mfa_factor(&factor.id, update)
+                    .await?
+                    .ok_or_else(|| factor_not_found(factor_id))?
+            }
+            (Some(_), MfaAnswer::Code(_)) => {
+                return Err(Error::invalid_data(format!(
+                    "A {} factor is verified with a credential",
+                    factor.provider
+                )));
+            }
+            (None, MfaAnswer::Code(code)) => self
+                .spend_totp(c, &factor, code, Some(MfaFactorStatus::Enabled))
+                .await?
+                .ok_or_else(|| Error::not_allowed("Invalid TOTP code"))?,
+            (None, MfaAnswer::Credential(_)) => {
+                return Err(Error::invalid_data("A TOTP factor is verified with a code"));
+            }
+        };
         if factor.status != MfaFactorStatus::Enabled {
             self.emit_status(MFA_ENABLED_EVENT, &updated);
         }
@@ -437,6 +590,12 @@ impl Mfa {
             .await?
         {
             Some(f) => {
+                if let Some(second) = self.second_for(&f.provider) {
+                    second
+                        .factor()?
+                        .forget(auth_identity_id, &f.id, &second.ids)
+                        .await?;
+                }
                 self.emit_status(MFA_DISABLED_EVENT, &f);
                 f
             }
@@ -529,7 +688,7 @@ impl Mfa {
             .and_then(Value::as_u64)
             .unwrap_or(0)
             .min(self.max_attempts());
-        let challenge = MfaChallenge {
+        let mut challenge = MfaChallenge {
             id: crate::model::generate_id("authmfachal"),
             auth_identity_id: identity.id.clone(),
             auth_provider: auth_provider.to_owned(),
@@ -539,7 +698,18 @@ impl Mfa {
             max_attempts: self.max_attempts(),
             completed_at: None,
             metadata: Metadata::new(),
+            passkey_options: None,
         };
+        if let Some(second) = &self.second
+            && challenge.methods.iter().any(|m| m == second.kind)
+        {
+            let factor_ids = Self::enabled_ids(&factors, second.kind);
+            let options = second
+                .factor()?
+                .challenge_options(&identity.id, &challenge.id, &factor_ids, &second.ids)
+                .await?;
+            challenge.passkey_options = Some(options);
+        }
         self.state
             .set(
                 &state_keys::mfa_challenge(&challenge.id),
@@ -586,6 +756,10 @@ impl Mfa {
         method: &str,
         code: &str,
     ) -> Result<bool> {
+        if self.second_for(method).is_some() {
+            // A second-factor kind answers with a credential, not a code.
+            return Ok(false);
+        }
         if method == RECOVERY_CODE {
             let candidates = c.keys.recovery_code_hashes(code);
             return self
@@ -613,6 +787,25 @@ impl Mfa {
         challenge_id: &str,
         method: &str,
         code: &str,
+    ) -> Result<ChallengeCompleted> {
+        self.verify_challenge_with(
+            auth_identity_id,
+            challenge_id,
+            method,
+            MfaAnswer::Code(code),
+        )
+        .await
+    }
+
+    /// [`Mfa::verify_challenge`] with any answer: a code, or (method
+    /// `passkey`) the credential's signed answer to the challenge's
+    /// `passkey_options`.
+    pub async fn verify_challenge_with(
+        &self,
+        auth_identity_id: &str,
+        challenge_id: &str,
+        method: &str,
+        answer: MfaAnswer<'_>,
     ) -> Result<ChallengeCompleted> {
         let key = state_keys::mfa_challenge(challenge_id);
         let raw = self
@@ -645,10 +838,27 @@ impl Mfa {
             return Err(too_many());
         };
         let factors = self.list_factors(auth_identity_id).await?;
-        if !self
-            .check_code(c, auth_identity_id, &factors, method, code.trim())
-            .await?
-        {
+        let right = match (self.second_for(method), answer) {
+            (Some(second), MfaAnswer::Credential(credential)) => {
+                let factor_ids = Self::enabled_ids(&factors, second.kind);
+                second
+                    .factor()?
+                    .verify(
+                        auth_identity_id,
+                        challenge_id,
+                        &factor_ids,
+                        credential,
+                        &second.ids,
+                    )
+                    .await?
+            }
+            (_, MfaAnswer::Code(code)) => {
+                self.check_code(c, auth_identity_id, &factors, method, code.trim())
+                    .await?
+            }
+            (None, MfaAnswer::Credential(_)) => false,
+        };
+        if !right {
             return Err(if n >= self.max_attempts() {
                 too_many()
             } else {

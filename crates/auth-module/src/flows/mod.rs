@@ -12,10 +12,11 @@ mod session;
 mod verification;
 
 pub use limits::{IN_FLIGHT_PER_IDENTIFIER, Limits, Slot, Taken};
+pub(crate) use mfa::SecondFactorProvider;
 pub use mfa::{
     ChallengeCompleted, CreatedFactor, MFA_DISABLED_EVENT, MFA_ENABLED_EVENT,
-    MFA_RECOVERY_CODES_EVENT, Mfa, MfaChallenge, RECOVERY_CODE, TOTP, factor_json, iso_millis,
-    parse_iso,
+    MFA_RECOVERY_CODES_EVENT, Mfa, MfaAnswer, MfaChallenge, RECOVERY_CODE, TOTP, factor_json,
+    iso_millis, parse_iso,
 };
 pub use session::{DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionInfo, Sessions};
 pub use verification::{

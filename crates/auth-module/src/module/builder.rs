@@ -157,7 +157,9 @@ impl AuthModuleBuilder {
     /// needs: an [`crate::MfaStore`] ([`IdentityStore::mfa_store`]) with
     /// `[mfa]`, a [`crate::VerificationStore`]
     /// ([`IdentityStore::verification_store`]) when
-    /// `http.auth_verifications_per_actor` has a rule; else a [`ConfigError`]
+    /// `http.auth_verifications_per_actor` has a rule, a
+    /// [`crate::PasskeyStore`] ([`IdentityStore::passkey_store`]) for a
+    /// provider kind that keeps passkeys; else a [`ConfigError`]
     /// says what it lacks (never the store's `Debug`, which may show what it
     /// holds).
     pub fn build(self) -> std::result::Result<AuthModule, ConfigError> {
@@ -218,6 +220,12 @@ impl AuthModuleBuilder {
             let reg = registry
                 .get(&p.resolve)
                 .ok_or_else(|| registry.unknown_provider_error(&context, &p.resolve))?;
+            if reg.needs_passkey_store() && Arc::clone(&identities).passkey_store().is_none() {
+                return Err(ConfigError::new(format!(
+                    "{context}: the identity store keeps no passkeys; use a store that \
+                     implements PasskeyStore"
+                )));
+            }
             let provider = reg
                 .build(&p.id, p.options)
                 .map_err(|e| ConfigError::new(format!("{context}: {e}")))?;
@@ -246,12 +254,24 @@ impl AuthModuleBuilder {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(crate::mfa::SystemClock));
+        // The first configured provider that is also a second factor
+        // serves factors of its kind.
+        let second = order.iter().find_map(|id| {
+            let instance = &instances[id];
+            instance.provider.second_factor()?;
+            Some(crate::flows::SecondFactorProvider {
+                kind: instance.info.identifier,
+                provider: Arc::clone(&instance.provider),
+                ids: instance.ids.clone(),
+            })
+        });
         let mfa = crate::flows::Mfa::new(
             mfa_records,
             state.clone(),
             events.clone(),
             clock.clone(),
             mfa,
+            second,
         );
         let limits = Limits::new(state.clone(), config.limits);
         let verifications = crate::flows::Verifications::new(

@@ -66,13 +66,21 @@ impl AuthModule {
         // Rate limits: every slot is taken before any hash or provider call.
         let limits = &self.inner.limits;
         let addr = req.client_addr;
-        let redirect = instance.info.flow == ProviderFlow::Redirect;
+        // A redirect or challenge login starts by handing out state (a
+        // location, WebAuthn options): counted per address as a start; the
+        // proof comes at its callback.
+        let redirect = instance.info.flow != ProviderFlow::Credentials;
         let identifier = match method {
             Method::Authenticate | Method::Register if !redirect => p.identifier(&req),
             _ => None,
         };
+        let challenge = instance.info.flow == ProviderFlow::Challenge;
         let mut login = None;
         let mut register = None;
+        // A challenge provider's registration that answers options writes
+        // state, as a redirect start does: counted as one (given back when
+        // the step turns out to be an answer instead).
+        let mut start = None;
         let taken = match method {
             Method::Authenticate if redirect => Some(limits.take_redirect_start(addr).await?),
             Method::Authenticate => Some(limits.take_login(identifier.as_deref(), addr).await?),
@@ -83,6 +91,7 @@ impl AuthModule {
                     Taken::Go(slot) => {
                         register = Some(slot);
                         match identifier {
+                            _ if challenge => Some(limits.take_redirect_start(addr).await?),
                             Some(_) => Some(limits.take_login(identifier.as_deref(), addr).await?),
                             None => None,
                         }
@@ -98,6 +107,9 @@ impl AuthModule {
                     self.settle(limits.release(slot).await, provider_id);
                 }
                 return Ok(LoginOutcome::Throttled { retry_after });
+            }
+            Some(Taken::Go(slot)) if challenge && matches!(method, Method::Register) => {
+                start = Some(slot);
             }
             Some(Taken::Go(slot)) if !redirect => login = Some(slot),
             _ => {}
@@ -127,6 +139,11 @@ impl AuthModule {
         }
         if let Some(slot) = register
             && !success
+        {
+            give_back.push(slot);
+        }
+        if let Some(slot) = start
+            && !matches!(result, Ok(AuthOutcome::Options(_)))
         {
             give_back.push(slot);
         }
@@ -172,6 +189,15 @@ impl AuthModule {
             // A refusal of the request itself (e.g. a callback URL off the
             // allow-list): the caller answers it as such, not as a failed login.
             Err(e) if e.kind() == ErrorKind::NotAllowed => Err(e),
+            // A challenge provider's malformed body (WebAuthn JSON, the field
+            // named) is the caller's 400, not a failed login. Other providers
+            // answer bad input as a failed login, as Medusa does.
+            Err(e)
+                if e.kind() == ErrorKind::InvalidData
+                    && instance.info.flow == ProviderFlow::Challenge =>
+            {
+                Err(e)
+            }
             Err(e) => Ok(LoginOutcome::failed(e.message())),
         }
     }

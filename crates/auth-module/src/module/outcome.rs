@@ -48,6 +48,13 @@ pub enum LoginOutcome {
         /// Where to continue.
         location: String,
     },
+    /// The client answers the challenge in `options` first (passkeys:
+    /// WebAuthn creation or request options).
+    #[non_exhaustive]
+    Options {
+        /// The options to answer.
+        options: serde_json::Value,
+    },
     /// The step failed; `message` is safe to show to the client.
     #[non_exhaustive]
     Failed {
@@ -100,6 +107,7 @@ impl LoginOutcome {
                 linked: true,
             },
             AuthOutcome::Redirect(location) => LoginOutcome::Redirect { location },
+            AuthOutcome::Options(options) => LoginOutcome::Options { options },
             AuthOutcome::Failed(message) | AuthOutcome::WrongCredentials(message) => {
                 LoginOutcome::Failed { message }
             }
