@@ -187,7 +187,7 @@ async fn an_over_full_hashing_queue_answers_503() {
     let toml = sqlite_config(
         dir.path(),
         "[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n\
-         [providers.options]\nmax_concurrent_hashes = 1\nmax_queue = 2\nmax_queue_wait = \"2s\"\n",
+         [providers.options]\nmax_concurrent_hashes = 1\nmax_queue = 2\nmax_queue_wait = \"2s\"\npassword_policy = { min_length = 1, reject_common = false }\n",
     );
     let s = std::sync::Arc::new(TestServer::start_toml(&toml).await);
     // Twelve accounts: tries of one identifier take turns before the queue.

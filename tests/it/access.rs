@@ -276,7 +276,7 @@ impl Harness {
         // Verification is owed through `emailpass2` only, so `emailpass`
         // logins of identities without MFA end in full or unregistered tokens.
         let extra = format!(
-            "{EMAILPASS}[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass2\"\n\
+            "{EMAILPASS}[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass2\"\n[providers.options]\npassword_policy = {{ min_length = 1, reject_common = false }}\n\
              [mfa]\nencryption_key = \"{MFA_KEY}\"\n\
              [http.auth_verifications_per_actor]\n\
              user = [{{ entity_type = \"email\", auth_provider = \"emailpass2\" }}]\n\

@@ -429,7 +429,7 @@ async fn auth_methods_per_actor_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let toml = sqlite_config(
         dir.path(),
-        "[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n\n[[providers]]\nresolve = \"emailpass\"\nid = \"staff\"\n",
+        "[[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n[providers.options]\npassword_policy = { min_length = 1, reject_common = false }\n\n[[providers]]\nresolve = \"emailpass\"\nid = \"staff\"\n[providers.options]\npassword_policy = { min_length = 1, reject_common = false }\n",
     )
     .replace("\n\n[store]", "\n[http.auth_methods_per_actor]\nuser = [\"staff\"]\n\n[store]");
     let s = TestServer::start_toml(&toml).await;

@@ -19,6 +19,7 @@ mod mfa;
 mod module;
 mod origin;
 mod passkey;
+mod password_policy;
 mod pg_fault;
 mod postgres;
 mod replicas;

@@ -19,12 +19,15 @@ fn module_from_toml(toml: &str) -> AuthModule {
         .expect("module builds")
 }
 
+/// Its password policy is off: these tests are about other rules.
 const EMAILPASS: &str = r#"
 [store]
 url = "memory://"
 [[providers]]
 resolve = "emailpass"
 id = "emailpass"
+[providers.options]
+password_policy = { min_length = 1, reject_common = false }
 "#;
 
 fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
@@ -356,9 +359,12 @@ async fn fifty_concurrent_registrations_of_one_email() {
     for i in 0..50 {
         let m = m.clone();
         tasks.push(tokio::spawn(async move {
-            m.register("emailpass", creds("race@example.com", &format!("pw-{i}")))
-                .await
-                .unwrap()
+            m.register(
+                "emailpass",
+                creds("race@example.com", &format!("race password {i}")),
+            )
+            .await
+            .unwrap()
         }));
     }
     let mut ok = 0;
@@ -408,23 +414,23 @@ async fn one_kind_under_two_ids_keeps_identities_apart() {
         "[store]\nurl='memory://'\n[[providers]]\nresolve='emailpass'\nid='staff'\n[[providers]]\nresolve='emailpass'\nid='shoppers'\n",
     );
     let a = m
-        .register("staff", creds("eve@example.com", "staff-pw"))
+        .register("staff", creds("eve@example.com", "staff password"))
         .await
         .unwrap();
     let b = m
-        .register("shoppers", creds("eve@example.com", "shop-pw"))
+        .register("shoppers", creds("eve@example.com", "shop password"))
         .await
         .unwrap();
     assert!(a.is_authenticated() && b.is_authenticated());
     assert_ne!(a.into_identity().unwrap().id, b.into_identity().unwrap().id);
     assert!(
-        !m.authenticate("staff", creds("eve@example.com", "shop-pw"))
+        !m.authenticate("staff", creds("eve@example.com", "shop password"))
             .await
             .unwrap()
             .is_authenticated()
     );
     assert!(
-        m.authenticate("shoppers", creds("eve@example.com", "shop-pw"))
+        m.authenticate("shoppers", creds("eve@example.com", "shop password"))
             .await
             .unwrap()
             .is_authenticated()
@@ -447,7 +453,7 @@ async fn weaker_stored_hash_is_upgraded_on_login() {
         )
         .build()
         .unwrap();
-    weak.register("emailpass", creds("old@example.com", "pw"))
+    weak.register("emailpass", creds("old@example.com", "an old password"))
         .await
         .unwrap();
     let stored = |store: Arc<dyn IdentityStore>| async move {
@@ -471,7 +477,7 @@ async fn weaker_stored_hash_is_upgraded_on_login() {
         .unwrap();
     assert!(
         strong
-            .authenticate("emailpass", creds("old@example.com", "pw"))
+            .authenticate("emailpass", creds("old@example.com", "an old password"))
             .await
             .unwrap()
             .is_authenticated()
@@ -480,7 +486,7 @@ async fn weaker_stored_hash_is_upgraded_on_login() {
     assert!(upgraded.contains("m=19456,t=2,p=1"), "{upgraded}");
     assert!(
         strong
-            .authenticate("emailpass", creds("old@example.com", "pw"))
+            .authenticate("emailpass", creds("old@example.com", "an old password"))
             .await
             .unwrap()
             .is_authenticated()
@@ -665,7 +671,7 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
         json!({"hash": {"memory_kib": 7168, "iterations": 5}}),
     );
     let id = weak
-        .register("emailpass", creds("race@example.com", "old-pw"))
+        .register("emailpass", creds("race@example.com", "the old password"))
         .await
         .unwrap()
         .into_identity()
@@ -683,7 +689,7 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
     let login_module = module(gated, Value::Null);
     let login = tokio::spawn(async move {
         login_module
-            .authenticate("emailpass", creds("race@example.com", "old-pw"))
+            .authenticate("emailpass", creds("race@example.com", "the old password"))
             .await
             .unwrap()
     });
@@ -693,7 +699,9 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
     let changed = reset_module
         .update_provider(
             "emailpass",
-            AuthRequest::json(json!({"entity_id": "race@example.com", "password": "new-pw"})),
+            AuthRequest::json(
+                json!({"entity_id": "race@example.com", "password": "the new password"}),
+            ),
         )
         .await
         .unwrap();
@@ -708,7 +716,7 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
     assert_eq!(after.credential_version, 1, "the change's version stays");
     assert!(
         !reset_module
-            .authenticate("emailpass", creds("race@example.com", "old-pw"))
+            .authenticate("emailpass", creds("race@example.com", "the old password"))
             .await
             .unwrap()
             .is_authenticated(),
@@ -716,7 +724,7 @@ async fn a_hash_upgrade_never_undoes_a_concurrent_password_change() {
     );
     assert!(
         reset_module
-            .authenticate("emailpass", creds("race@example.com", "new-pw"))
+            .authenticate("emailpass", creds("race@example.com", "the new password"))
             .await
             .unwrap()
             .is_authenticated()

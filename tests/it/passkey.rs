@@ -563,6 +563,35 @@ async fn passkeys_are_added_to_an_identity_listed_renamed_and_removed() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(claims(&r.token())["actor_id"], "cus_hal");
 
+    // A password reset and a revoke (every token ended) keep the passkey.
+    let reset = crate::reset::reset_token(&s, "customer", "hal@shop.example").await;
+    let r = crate::reset::update(
+        &s,
+        "customer",
+        &reset,
+        json!({"password": "a different phrase"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    s.service
+        .module()
+        .identity_store()
+        .bump_credential_version(&identity_of(&full))
+        .await
+        .unwrap();
+    let r = request(
+        &s,
+        reqwest::Method::GET,
+        "/auth/passkeys",
+        Some(&full),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 401, "the revoked token: {}", r.body);
+    let r = login(&s, &mut auth, "passkey", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let full = r.token();
+
     // Listed, renamed, removed (the password stays a way in).
     let r = request(
         &s,

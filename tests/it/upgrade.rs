@@ -41,7 +41,7 @@ async fn a_database_from_0_1_0_migrates_and_keeps_tokens_and_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let path = restore_fixture(dir.path()).await;
     let toml = format!(
-        "[http]\njwt_secret = \"{SECRET}\"\n[store]\nurl = \"sqlite://{db}\"\n[state]\nurl = \"sqlite://{db}\"\n         [[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
+        "[http]\njwt_secret = \"{SECRET}\"\n[store]\nurl = \"sqlite://{db}\"\n[state]\nurl = \"sqlite://{db}\"\n         [[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n[providers.options]\npassword_policy = {{ min_length = 1, reject_common = false }}\n",
         db = path.display()
     );
     let s = TestServer::start_toml(&toml).await;

@@ -3,7 +3,8 @@
 //! `cargo xtask new-provider NAME [--flow credentials|redirect]` writes
 //! `providers/provider-NAME` and adds it to the workspace;
 //! `cargo xtask sync-examples` brings `examples/Cargo.lock` in step with the
-//! root lock file.
+//! root lock file; `cargo xtask common-passwords LIST` writes emailpass's
+//! common-password list from a text list (one password per line).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -533,6 +534,52 @@ fn generated_providers() -> Result<(), String> {
     result
 }
 
+/// 32-bit FNV-1a, as `provider-emailpass` hashes a password it looks up.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// The list file's bytes for the passwords in `text` (one per line): the
+/// sorted, distinct FNV-1a hashes of the lower-cased, non-empty lines,
+/// little-endian.
+fn common_password_hashes(text: &str) -> (usize, Vec<u8>) {
+    let mut hashes: Vec<u32> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_lowercase())
+        .filter(|l| !l.is_empty())
+        .map(|l| fnv1a(l.as_bytes()))
+        .collect();
+    let passwords = hashes.len();
+    hashes.sort_unstable();
+    hashes.dedup();
+    (
+        passwords,
+        hashes.iter().flat_map(|h| h.to_le_bytes()).collect(),
+    )
+}
+
+/// Writes `providers/provider-emailpass/data/common-passwords.bin` from the
+/// text list at `list` (the README names the source and how to fetch it).
+fn common_passwords(list: &Path) -> Result<(), String> {
+    let text = std::fs::read(list).map_err(|e| format!("cannot read {}: {e}", list.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let (passwords, bytes) = common_password_hashes(&text);
+    let out = root().join("providers/provider-emailpass/data/common-passwords.bin");
+    std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "{}: {} distinct hashes of {passwords} passwords, {} bytes",
+        out.display(),
+        bytes.len() / 4,
+        bytes.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args
@@ -547,8 +594,9 @@ fn main() -> ExitCode {
         ["new-provider", name, "--flow", flow] => new_provider(&root(), name, flow),
         ["sync-examples"] => sync_examples(),
         ["check-generated-providers"] => generated_providers(),
+        ["common-passwords", list] => common_passwords(Path::new(list)),
         _ => Err(
-            "usage: cargo xtask ci | bench | sync-examples | new-provider NAME [--flow credentials|redirect]"
+            "usage: cargo xtask ci | bench | sync-examples | new-provider NAME [--flow credentials|redirect] | common-passwords LIST"
                 .into(),
         ),
     };
@@ -564,6 +612,21 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_password_hashes_are_sorted_distinct_and_lower_cased() {
+        let (n, bytes) = common_password_hashes("Password\npassword\n\n123456\r\nqwerty\n");
+        assert_eq!(n, 4);
+        let hashes: Vec<u32> = bytes
+            .chunks(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let mut want = vec![fnv1a(b"password"), fnv1a(b"123456"), fnv1a(b"qwerty")];
+        want.sort_unstable();
+        assert_eq!(hashes, want);
+        // FNV-1a's published test vector.
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+    }
 
     #[test]
     fn the_target_directory_is_read_from_cargo_metadata() {

@@ -183,7 +183,7 @@ async fn default_mode_keeps_data_and_secret_across_restarts() {
     }
 
     let base = format!("http://{}", server.addr);
-    let creds = serde_json::json!({"email": "cli@example.com", "password": "pw-cli"});
+    let creds = serde_json::json!({"email": "cli@example.com", "password": "pw-cli-long-enough"});
     let token = register(&base, creds.clone()).await;
     let cookie = open_session(&base, &token).await.1.unwrap();
     drop(server);
@@ -430,7 +430,7 @@ async fn a_second_process_on_one_sqlite_file_refuses_to_start() {
     );
     let (status, _) = post(
         &format!("http://{}/auth/customer/emailpass/register", server.addr),
-        serde_json::json!({"email": "first@example.com", "password": "pw"}),
+        serde_json::json!({"email": "first@example.com", "password": "pw-long-enough"}),
         None,
     )
     .await;

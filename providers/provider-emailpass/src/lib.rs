@@ -41,10 +41,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod hashing;
+mod policy;
 mod pool;
 mod scrypt_kdf;
 
 pub use hashing::{HashError, HashOptions, PasswordHashing, Verification};
+pub use policy::{
+    PASSWORD_TOO_COMMON, PASSWORD_TOO_WEAK, PasswordPolicy, common_password_count, is_common,
+};
 pub use pool::{HashingStats, hashing_stats};
 
 /// The provider kind's identifier, named by `resolve` in the config.
@@ -104,6 +108,12 @@ pub struct EmailPassOptions {
     /// to false when no Medusa user was ever imported.
     #[serde(default = "default_true")]
     pub scrypt_timing_floor: bool,
+    /// What a new password (registration, update) must be: at least 8
+    /// characters, at most 256 bytes, not on the common-password list, and
+    /// optionally a zxcvbn score. [`PasswordPolicy::off`] accepts any
+    /// non-empty password, as Medusa does.
+    #[serde(default)]
+    pub password_policy: PasswordPolicy,
 }
 
 fn default_true() -> bool {
@@ -131,6 +141,7 @@ impl Default for EmailPassOptions {
 impl ValidateOptions for EmailPassOptions {
     fn validate_options(&self) -> std::result::Result<(), OptionsError> {
         self.hash.validate()?;
+        self.password_policy.validate()?;
         if self.max_queue_wait.is_zero() {
             return Err(OptionsError::new("max_queue_wait", "must be positive"));
         }
@@ -161,6 +172,8 @@ pub struct EmailPassProvider {
     dummy_hash: Arc<str>,
     /// The failure floor, when `scrypt_timing_floor` is on.
     floor: Option<FailureFloor>,
+    /// What a new password must be.
+    policy: PasswordPolicy,
 }
 
 /// The least time a failed login takes: a scrypt verification at Medusa's
@@ -240,6 +253,7 @@ impl ProviderKind for EmailPassProvider {
             pool,
             dummy_hash: dummy_hash.into(),
             floor: init.options.scrypt_timing_floor.then(FailureFloor::default),
+            policy: init.options.password_policy,
         })
     }
 }
@@ -279,6 +293,15 @@ fn stored_hash<'a>(identity: &'a auth_module::AuthIdentity, provider: &str) -> O
 }
 
 impl EmailPassProvider {
+    /// The password policy's refusal of a new password: 400 `invalid_data`
+    /// saying what to do, before any hash.
+    fn check_policy(&self, password: &str, email: Option<&str>) -> Result<()> {
+        match self.policy.check(password, email) {
+            Some(message) => Err(Error::invalid_data(message)),
+            None => Ok(()),
+        }
+    }
+
     async fn run_blocking<T: Send + 'static>(
         &self,
         job: impl FnOnce(&PasswordHashing) -> T + Send + 'static,
@@ -407,8 +430,11 @@ impl AuthProvider for EmailPassProvider {
             return Ok(AuthOutcome::failed(EMAIL_TOO_LONG));
         }
         if let Some(existing) = ids.find(&creds.email).await? {
+            // An existing identity's password is checked, not chosen: the
+            // policy is for new passwords only.
             return self.register_existing(existing, creds.password).await;
         }
+        self.check_policy(&creds.password, Some(&creds.email))?;
         let hash = self.hash(creds.password.clone()).await?;
         let new = NewProviderIdentity::new(&self.id, &creds.email)
             .provider_metadata(Self::password_metadata(None, hash));
@@ -440,6 +466,7 @@ impl AuthProvider for EmailPassProvider {
             _ => return Ok(AuthOutcome::failed(PASSWORD_NOT_STRING)),
         };
         let identity = ids.retrieve(&entity_id).await?;
+        self.check_policy(&password, Some(&entity_id))?;
         let existing = identity
             .provider_identity(&self.id)
             .and_then(|p| p.provider_metadata.clone());

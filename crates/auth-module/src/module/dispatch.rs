@@ -188,16 +188,10 @@ impl AuthModule {
             }
             // A refusal of the request itself (e.g. a callback URL off the
             // allow-list): the caller answers it as such, not as a failed login.
-            Err(e) if e.kind() == ErrorKind::NotAllowed => Err(e),
-            // A challenge provider's malformed body (WebAuthn JSON, the field
-            // named) is the caller's 400, not a failed login. Other providers
-            // answer bad input as a failed login, as Medusa does.
-            Err(e)
-                if e.kind() == ErrorKind::InvalidData
-                    && instance.info.flow == ProviderFlow::Challenge =>
-            {
-                Err(e)
-            }
+            // Invalid data the provider names (a password the policy refuses,
+            // a passkey's malformed JSON) is the caller's 400, not a failed
+            // login.
+            Err(e) if matches!(e.kind(), ErrorKind::NotAllowed | ErrorKind::InvalidData) => Err(e),
             Err(e) => Ok(LoginOutcome::failed(e.message())),
         }
     }
