@@ -398,7 +398,58 @@ fn credential_json(credential: &Credential) -> Result<Value> {
         .map_err(|e| Error::unexpected("passkey: a credential cannot be written").with_source(e))
 }
 
+/// How a pending ceremony's state is read back.
+#[derive(Clone, Copy)]
+enum Read {
+    /// Taken: the challenge works once.
+    Take,
+    /// Read and left: the caller spends it another way (an MFA challenge is
+    /// completed once by the MFA flow).
+    Keep,
+}
+
 impl PasskeyProvider {
+    /// Keeps a ceremony's state under `key` for the challenge's lifetime.
+    async fn keep_pending<T: serde::Serialize>(
+        &self,
+        ids: &ProviderIdentities,
+        key: &str,
+        pending: &T,
+    ) -> Result<()> {
+        let value = serde_json::to_value(pending)
+            .map_err(|e| Error::unexpected("passkey: state cannot be written").with_source(e))?;
+        ids.set_state(key, value, self.ttl).await
+    }
+
+    /// The ceremony state under `key`, if it is there and readable (an
+    /// unreadable one is as good as gone).
+    async fn pending<T: DeserializeOwned>(
+        ids: &ProviderIdentities,
+        key: &str,
+        read: Read,
+    ) -> Result<Option<T>> {
+        let value = match read {
+            Read::Take => ids.take_state(key).await?,
+            Read::Keep => ids.get_state(key).await?,
+        };
+        Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// The credential a registration answer makes, if the verifier accepts
+    /// it under `state` (why not is logged at debug).
+    fn verify_registration(
+        &self,
+        credential: &RegisterPublicKeyCredential,
+        state: &RegistrationState,
+    ) -> Option<Credential> {
+        self.core
+            .register_credential(credential, state, None)
+            .inspect_err(|e| {
+                tracing::debug!(provider = %self.id, error = %e, "passkey registration refused");
+            })
+            .ok()
+    }
+
     fn store(&self, ids: &ProviderIdentities) -> Result<Arc<dyn PasskeyStore>> {
         // The module refuses to start without one (NEEDS_PASSKEY_STORE).
         ids.passkeys()
@@ -477,12 +528,10 @@ impl PasskeyProvider {
             email,
             link_to,
         };
-        let value = serde_json::to_value(&pending)
-            .map_err(|e| Error::unexpected("passkey: state cannot be written").with_source(e))?;
-        ids.set_state(
+        self.keep_pending(
+            ids,
             &Ceremony::Register.state_key(actor, &challenge),
-            value,
-            self.ttl,
+            &pending,
         )
         .await?;
         Ok(AuthOutcome::options(options))
@@ -510,28 +559,17 @@ impl PasskeyProvider {
         let credential: RegisterPublicKeyCredential = credential_of(req)?;
         let challenge = challenge_of(&credential.response.client_data_json)?;
         let actor = req.actor_type.as_deref().unwrap_or_default();
-        let Some(pending) = ids
-            .take_state(&Ceremony::Register.state_key(actor, &challenge))
-            .await?
+        let key = Ceremony::Register.state_key(actor, &challenge);
+        let Some(pending) = Self::pending::<PendingRegistration>(ids, &key, Read::Take).await?
         else {
-            return Ok(expired());
-        };
-        let Ok(pending) = serde_json::from_value::<PendingRegistration>(pending) else {
             return Ok(expired());
         };
         // A passkey added to an identity needs the same proof at both steps.
         if pending.link_to != req.link_to {
             return Ok(failed());
         }
-        let verified = match self
-            .core
-            .register_credential(&credential, &pending.state, None)
-        {
-            Ok(verified) => verified,
-            Err(e) => {
-                tracing::debug!(provider = %self.id, error = %e, "passkey registration refused");
-                return Ok(failed());
-            }
+        let Some(verified) = self.verify_registration(&credential, &pending.state) else {
+            return Ok(failed());
         };
         let credential_id = B64.encode(&verified.cred_id);
         if store
@@ -613,13 +651,8 @@ impl PasskeyProvider {
         let credential: PublicKeyCredential = credential_of(req)?;
         let challenge = challenge_of(&credential.response.client_data_json)?;
         let actor = req.actor_type.as_deref().unwrap_or_default();
-        let Some(pending) = ids
-            .take_state(&Ceremony::Login.state_key(actor, &challenge))
-            .await?
-        else {
-            return Ok(expired());
-        };
-        let Ok(PendingLogin { state }) = serde_json::from_value::<PendingLogin>(pending) else {
+        let key = Ceremony::Login.state_key(actor, &challenge);
+        let Some(PendingLogin { state }) = Self::pending(ids, &key, Read::Take).await? else {
             return Ok(expired());
         };
         let credential_id = B64.encode(&credential.raw_id);
@@ -741,12 +774,10 @@ impl PasskeyProvider {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let value = serde_json::to_value(PendingLogin { state })
-            .map_err(|e| Error::unexpected("passkey: state cannot be written").with_source(e))?;
-        ids.set_state(
+        self.keep_pending(
+            ids,
             &Ceremony::Login.state_key(actor, &challenge),
-            value,
-            self.ttl,
+            &PendingLogin { state },
         )
         .await?;
         Ok(AuthOutcome::options(options))

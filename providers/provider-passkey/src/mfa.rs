@@ -6,14 +6,14 @@
 //! factor forgets it.
 
 use auth_module::{
-    Error, ErrorKind, NewPasskeyCredential, ProviderIdentities, Result, SecondFactor, async_trait,
+    ErrorKind, NewPasskeyCredential, ProviderIdentities, Result, SecondFactor, async_trait,
 };
 use base64::Engine as _;
 use serde_json::Value;
 use webauthn_rs_core::proto::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::{
-    B64, PasskeyProvider, PendingLogin, PendingRegistration, challenge_of, credential_json,
+    B64, PasskeyProvider, PendingLogin, PendingRegistration, Read, challenge_of, credential_json,
     parse_credential, public_key_of, stored_credential, webauthn_failure,
 };
 
@@ -25,11 +25,6 @@ fn enrolment_key(factor_id: &str) -> String {
 /// The state key of MFA challenge `challenge_id`'s request options.
 fn challenge_key(challenge_id: &str) -> String {
     format!("mfa-challenge:{challenge_id}")
-}
-
-fn state_json<T: serde::Serialize>(value: &T) -> Result<Value> {
-    serde_json::to_value(value)
-        .map_err(|e| Error::unexpected("passkey: state cannot be written").with_source(e))
 }
 
 #[async_trait]
@@ -63,7 +58,7 @@ impl SecondFactor for PasskeyProvider {
             email: None,
             link_to: Some(auth_identity_id.to_owned()),
         };
-        ids.set_state(&enrolment_key(factor_id), state_json(&pending)?, self.ttl)
+        self.keep_pending(ids, &enrolment_key(factor_id), &pending)
             .await?;
         public_key_of(answer)
     }
@@ -78,24 +73,17 @@ impl SecondFactor for PasskeyProvider {
         let store = self.store(ids)?;
         let credential: RegisterPublicKeyCredential = parse_credential(Some(answer))?;
         challenge_of(&credential.response.client_data_json)?;
-        let Some(pending) = ids.take_state(&enrolment_key(factor_id)).await? else {
-            return Ok(false);
-        };
-        let Ok(pending) = serde_json::from_value::<PendingRegistration>(pending) else {
+        let Some(pending) =
+            Self::pending::<PendingRegistration>(ids, &enrolment_key(factor_id), Read::Take)
+                .await?
+        else {
             return Ok(false);
         };
         if pending.link_to.as_deref() != Some(auth_identity_id) {
             return Ok(false);
         }
-        let verified = match self
-            .core
-            .register_credential(&credential, &pending.state, None)
-        {
-            Ok(verified) => verified,
-            Err(e) => {
-                tracing::debug!(provider = %self.id, error = %e, "MFA passkey refused");
-                return Ok(false);
-            }
+        let Some(verified) = self.verify_registration(&credential, &pending.state) else {
+            return Ok(false);
         };
         let mut new = NewPasskeyCredential::new(
             auth_identity_id,
@@ -137,12 +125,8 @@ impl SecondFactor for PasskeyProvider {
             .core
             .generate_challenge_authenticate(builder)
             .map_err(webauthn_failure)?;
-        ids.set_state(
-            &challenge_key(challenge_id),
-            state_json(&PendingLogin { state })?,
-            self.ttl,
-        )
-        .await?;
+        self.keep_pending(ids, &challenge_key(challenge_id), &PendingLogin { state })
+            .await?;
         public_key_of(answer)
     }
 
@@ -159,10 +143,9 @@ impl SecondFactor for PasskeyProvider {
         challenge_of(&credential.response.client_data_json)?;
         // Read, not taken: a wrong answer leaves the challenge answerable;
         // the MFA challenge itself is completed once (compare-and-swap).
-        let Some(pending) = ids.get_state(&challenge_key(challenge_id)).await? else {
-            return Ok(false);
-        };
-        let Ok(PendingLogin { state }) = serde_json::from_value::<PendingLogin>(pending) else {
+        let Some(PendingLogin { state }) =
+            Self::pending(ids, &challenge_key(challenge_id), Read::Keep).await?
+        else {
             return Ok(false);
         };
         let credential_id = B64.encode(&credential.raw_id);

@@ -756,10 +756,6 @@ impl Mfa {
         method: &str,
         code: &str,
     ) -> Result<bool> {
-        if self.second_for(method).is_some() {
-            // A second-factor kind answers with a credential, not a code.
-            return Ok(false);
-        }
         if method == RECOVERY_CODE {
             let candidates = c.keys.recovery_code_hashes(code);
             return self
@@ -852,11 +848,13 @@ impl Mfa {
                     )
                     .await?
             }
-            (_, MfaAnswer::Code(code)) => {
+            (None, MfaAnswer::Code(code)) => {
                 self.check_code(c, auth_identity_id, &factors, method, code.trim())
                     .await?
             }
-            (None, MfaAnswer::Credential(_)) => false,
+            // A second-factor kind answers with a credential, the others with
+            // a code.
+            (Some(_), MfaAnswer::Code(_)) | (None, MfaAnswer::Credential(_)) => false,
         };
         if !right {
             return Err(if n >= self.max_attempts() {
