@@ -176,6 +176,34 @@ fn rows() -> Vec<(
             Access::Only(FULL),
         ),
         (
+            "GET",
+            "/auth/devices",
+            "/auth/devices",
+            None,
+            Access::Only(FULL),
+        ),
+        (
+            "DELETE",
+            "/auth/devices/{id}",
+            "/auth/devices/authdev_none",
+            None,
+            Access::Only(FULL),
+        ),
+        (
+            "DELETE",
+            "/auth/devices",
+            "/auth/devices?other=true",
+            None,
+            Access::Only(FULL),
+        ),
+        (
+            "POST",
+            "/auth/token/revoke",
+            "/auth/token/revoke",
+            None,
+            Access::Only(&[Full, Unregistered]),
+        ),
+        (
             "POST",
             "/auth/verification/request",
             "/auth/verification/request",
@@ -506,6 +534,17 @@ async fn next_reset(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Str
 }
 
 impl Creds {
+    /// The credential of `kind` for a call that may end it: a full or
+    /// unregistered token from a new login (its own device), else as
+    /// [`Creds::of`].
+    async fn fresh(&self, h: &Harness, kind: Kind) -> Cred {
+        match kind {
+            Full => Cred::Bearer(h.login("emailpass", "full@example.com").await.token()),
+            Unregistered => Cred::Bearer(h.login("emailpass", "new@example.com").await.token()),
+            _ => self.of(h, kind).await,
+        }
+    }
+
     /// The credential of `kind` (sessions made now, from their token).
     async fn of(&self, h: &Harness, kind: Kind) -> Cred {
         match kind {
@@ -547,7 +586,11 @@ async fn every_credential_on_every_route() {
     for (method, route, path, body, access) in &rows {
         let anonymous = h.call(method, path, body.as_ref(), &Cred::None).await;
         for kind in KINDS {
-            let cred = creds.of(&h, kind).await;
+            let cred = if *route == "/auth/token/revoke" {
+                creds.fresh(&h, kind).await
+            } else {
+                creds.of(&h, kind).await
+            };
             let r = h.call(method, path, body.as_ref(), &cred).await;
             let ok = match access {
                 Access::Public => r.status == anonymous.status && !refused(&r),

@@ -24,6 +24,7 @@ mod pg_fault;
 mod postgres;
 mod replicas;
 mod reset;
+mod security;
 mod social;
 mod support;
 mod upgrade;

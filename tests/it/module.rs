@@ -649,6 +649,9 @@ impl IdentityStore for GatedStore {
     async fn delete_provider_identity(&self, id: &str) -> auth_module::Result<()> {
         self.inner.delete_provider_identity(id).await
     }
+    fn audit_store(self: Arc<Self>) -> Option<Arc<dyn auth_module::AuditStore>> {
+        Arc::clone(&self.inner).audit_store()
+    }
 }
 
 /// A login that upgrades a weak stored hash must not undo a password change

@@ -303,3 +303,90 @@ async fn replicas_starting_at_once_on_a_new_schema_both_start() {
     b.expect("replica B starts");
     drop_schema(&schema).await;
 }
+
+/// Devices across replicas: listed on either, and one ended on A (or a
+/// token revoked on A) is refused on B at once, though B had just checked
+/// and cached it.
+#[tokio::test]
+async fn a_device_ended_on_one_replica_is_refused_on_the_other_at_once() {
+    if !services_up().await {
+        return;
+    }
+    let schema = unique("auth_dev_");
+    let toml = replica_config(&schema, &redis_url(), &unique("auth-test:"), "");
+    let a = TestServer::start_toml(&toml).await;
+    let b = TestServer::start_toml(&toml).await;
+    let first = a.register("devrep@example.com", "replica password").await;
+    let id = claims(&first)["auth_identity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.service
+        .module()
+        .link_actor(&id, "customer", "cus_devrep")
+        .await
+        .unwrap();
+    async fn login(s: &TestServer) -> String {
+        s.login("devrep@example.com", "replica password")
+            .await
+            .token()
+    }
+    let keep = login(&a).await;
+    for _ in 0..20 {
+        // B checks (and caches) a device, A ends it, B refuses it.
+        let doomed = login(&b).await;
+        let device = claims(&doomed)["device_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            b.post_bearer("/auth/token/refresh", &doomed).await.status,
+            200
+        );
+        let listed = Reply::of(
+            b.client
+                .get(b.url("/auth/devices"))
+                .bearer_auth(&keep)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(listed.text.contains(&device), "{}", listed.text);
+        let ended = Reply::of(
+            a.client
+                .delete(a.url(&format!("/auth/devices/{device}")))
+                .bearer_auth(&keep)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(ended.status, 200, "{}", ended.body);
+        assert_eq!(
+            b.post_bearer("/auth/token/refresh", &doomed).await.status,
+            401
+        );
+        assert_eq!(
+            a.post_bearer("/auth/token/refresh", &doomed).await.status,
+            401
+        );
+    }
+    // A JWT revoked on A is refused on B at once.
+    let revoked = login(&b).await;
+    assert_eq!(
+        b.post_bearer("/auth/token/refresh", &revoked).await.status,
+        200
+    );
+    assert_eq!(
+        a.post_bearer("/auth/token/revoke", &revoked).await.status,
+        200
+    );
+    assert_eq!(
+        b.post_bearer("/auth/token/refresh", &revoked).await.status,
+        401
+    );
+    assert_eq!(
+        b.post_bearer("/auth/token/refresh", &keep).await.status,
+        200
+    );
+    drop((a, b));
+    drop_schema(&schema).await;
+}

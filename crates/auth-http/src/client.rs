@@ -42,14 +42,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The client address of a request (see the module docs).
 pub(crate) fn client_addr(parts: &Parts, trusted: &[Cidr]) -> Option<IpAddr> {
-    let peer = canonical(parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip());
+    client_addr_of(&parts.headers, &parts.extensions, trusted)
+}
+
+/// [`client_addr`] from a request's headers and extensions.
+pub(crate) fn client_addr_of(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    trusted: &[Cidr],
+) -> Option<IpAddr> {
+    let peer = canonical(extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip());
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     if !is_trusted(peer) {
         return Some(peer);
     }
     let mut last = peer;
-    let hops = parts
-        .headers
+    let hops = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -53,6 +53,13 @@ pub struct HttpConfig {
     /// Default none: the header is ignored and the socket peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// How long a device (a session or token family) lives unused; then it
+    /// is dropped and its credentials refused. Default 30 days.
+    #[serde(
+        default = "default_device_idle_ttl",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub device_idle_ttl: Duration,
     /// Sessions one identity may hold; creating one more ends the oldest.
     /// Default 20.
     #[serde(default = "default_max_sessions")]
@@ -110,6 +117,10 @@ fn default_algorithm() -> String {
 
 fn default_max_sessions() -> usize {
     auth_module::flows::DEFAULT_MAX_SESSIONS_PER_IDENTITY
+}
+
+fn default_device_idle_ttl() -> Duration {
+    auth_module::flows::DEFAULT_DEVICE_IDLE_TTL
 }
 
 fn default_lifetime() -> Duration {
@@ -350,6 +361,9 @@ impl HttpConfig {
             return Err(ConfigError::new(
                 "http.max_sessions_per_identity: must be at least 1",
             ));
+        }
+        if self.device_idle_ttl.is_zero() {
+            return Err(ConfigError::new("http.device_idle_ttl: must be positive"));
         }
         if self.session_ttl.is_zero() {
             return Err(ConfigError::new("http.session_ttl: must be positive"));

@@ -116,8 +116,18 @@ where
         let span =
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path());
         let started = (!span.is_disabled()).then(Instant::now);
+        let client = auth_module::audit::ClientInfo::new(
+            req.headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            crate::client::client_addr_of(
+                req.headers(),
+                req.extensions(),
+                self.service.trusted_proxies(),
+            ),
+        );
         GuardFuture::Running {
-            inner: self.inner.call(req).instrument(span),
+            inner: auth_module::audit::client_scope(client, self.inner.call(req)).instrument(span),
             origin,
             started,
         }
@@ -135,7 +145,7 @@ pin_project! {
         },
         Running {
             #[pin]
-            inner: Instrumented<F>,
+            inner: Instrumented<auth_module::audit::ClientScoped<F>>,
             origin: Option<HeaderValue>,
             started: Option<Instant>,
         },

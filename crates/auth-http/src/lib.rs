@@ -50,6 +50,7 @@ mod body;
 mod client;
 mod config;
 mod context;
+mod devices;
 mod error;
 mod extract;
 mod guard;
@@ -101,6 +102,10 @@ fn table() -> Vec<Entry> {
     use Method as M;
     vec![
         entry(M::POST, "/auth/token/refresh", refresh::refresh),
+        entry(M::POST, "/auth/token/revoke", devices::revoke),
+        entry(M::GET, "/auth/devices", devices::list),
+        entry(M::DELETE, "/auth/devices", devices::end_others),
+        entry(M::DELETE, "/auth/devices/{id}", devices::end),
         entry(M::POST, "/auth/session", session::create_session),
         entry(M::DELETE, "/auth/session", session::delete_session),
         entry(M::GET, "/auth/{actor}/providers", meta::list_providers),

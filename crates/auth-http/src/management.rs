@@ -12,6 +12,9 @@
 //! | `/admin/auth-identities/{id}/actors/{actor_type}` | DELETE | `{"auth_identity"}` |
 //! | `/admin/auth-identities/{id}/app-metadata` | PATCH `{"key": value, …}` | `{"auth_identity"}`: merges top-level keys into `app_metadata` (`null` removes a key) |
 //! | `/admin/auth-identities/{id}/revoke` | POST | `{"auth_identity", "sessions_ended"}`: every token and session issued before ends |
+//! | `/admin/auth-identities/{id}/devices` | GET | `{"devices"}` |
+//! | `/admin/auth-identities/{id}/devices/{device_id}` | DELETE | `{"id", "object": "device", "deleted": true}`: its session and tokens end |
+//! | `/admin/audit?auth_identity_id=&action=&since=&until=&cursor=&limit=` | GET | `{"entries", "next_cursor"}`: newest first; `since`/`until` RFC 3339, `limit` 1–1000 (default 50), `next_cursor` `null` on the last page |
 //!
 //! Identities never carry `provider_metadata` (password hashes, tokens).
 //!
@@ -27,7 +30,7 @@
 
 use std::sync::Arc;
 
-use auth_module::{AuthIdentity, Secret};
+use auth_module::{AuditQuery, AuthIdentity, NewAuditEntry, Secret};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
@@ -95,6 +98,12 @@ pub fn management_router(service: AuthService, api_key: &Secret) -> Router {
             patch(merge_app_metadata),
         )
         .route("/admin/auth-identities/{id}/revoke", post(revoke))
+        .route("/admin/auth-identities/{id}/devices", get(devices))
+        .route(
+            "/admin/auth-identities/{id}/devices/{device_id}",
+            axum::routing::delete(end_device),
+        )
+        .route("/admin/audit", get(audit))
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_key))
         .with_state(admin)
 }
@@ -141,6 +150,12 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     admin.service.module().delete_auth_identity(&id).await?;
+    admin
+        .service
+        .module()
+        .audit()
+        .record(NewAuditEntry::new("identity.deleted", "succeeded").identity(&id))
+        .await;
     Ok(Json(
         json!({ "id": id, "object": "auth_identity", "deleted": true }),
     ))
@@ -171,26 +186,34 @@ async fn link(
             )));
         }
     };
-    Ok(identity_body(
-        admin
-            .service
-            .module()
-            .link_actor(&id, &actor_type, &actor_id)
-            .await?,
-    ))
+    let module = admin.service.module();
+    let identity = module.link_actor(&id, &actor_type, &actor_id).await?;
+    module
+        .audit()
+        .record(
+            NewAuditEntry::new("link", "succeeded")
+                .identity(&id)
+                .actor_type(&actor_type),
+        )
+        .await;
+    Ok(identity_body(identity))
 }
 
 async fn unlink(
     State(admin): State<Admin>,
     Path((id, actor_type)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(identity_body(
-        admin
-            .service
-            .module()
-            .unlink_actor(&id, &actor_type)
-            .await?,
-    ))
+    let module = admin.service.module();
+    let identity = module.unlink_actor(&id, &actor_type).await?;
+    module
+        .audit()
+        .record(
+            NewAuditEntry::new("unlink", "succeeded")
+                .identity(&id)
+                .actor_type(&actor_type),
+        )
+        .await;
+    Ok(identity_body(identity))
 }
 
 /// Whether the body is declared JSON (`application/json` or `…+json`).
@@ -241,10 +264,140 @@ async fn revoke(
     State(admin): State<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let gate = admin.service.gate();
     let identity = admin.service.module().revoke(&id).await?;
     let ended = admin.service.sessions().end_all(&id).await?;
+    let devices: Vec<String> = gate
+        .devices()
+        .list(&id)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    gate.devices().end(&id, &devices).await?;
+    admin
+        .service
+        .module()
+        .audit()
+        .record(NewAuditEntry::new("identity.revoked", "succeeded").identity(&id))
+        .await;
     Ok(Json(json!({
         "auth_identity": identity,
         "sessions_ended": ended,
     })))
+}
+
+/// The devices of identity `id`, oldest first.
+async fn devices(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let module = admin.service.module();
+    // An unknown identity is 404, not an empty list.
+    module.retrieve_auth_identity(&id).await?;
+    let devices = admin.service.gate().devices().list(&id).await?;
+    let devices: Vec<Value> = devices
+        .iter()
+        .map(|d| auth_module::flows::device_json(d, false))
+        .collect();
+    Ok(Json(json!({ "devices": devices })))
+}
+
+/// Ends device `device_id` of identity `id`.
+async fn end_device(
+    State(admin): State<Admin>,
+    Path((id, device_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let ended = admin
+        .service
+        .gate()
+        .end_devices(&id, std::slice::from_ref(&device_id))
+        .await?;
+    if ended.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "Device with id: {device_id} was not found"
+        )));
+    }
+    Ok(Json(
+        json!({ "id": device_id, "object": "device", "deleted": true }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    auth_identity_id: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// The default and largest page of `GET /admin/audit`.
+const AUDIT_PAGE: usize = 50;
+const AUDIT_PAGE_MAX: usize = 1000;
+
+fn parse_time(name: &str, value: Option<String>) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).map_err(
+                |_| {
+                    ApiError::invalid_data(format!(
+                        "Invalid request: '{name}' must be an RFC 3339 time such as \
+                         2026-01-31T00:00:00Z"
+                    ))
+                },
+            )
+        })
+        .transpose()
+}
+
+/// The audit log, newest first, a page at a time.
+async fn audit(
+    State(admin): State<Admin>,
+    Query(q): Query<AuditParams>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(store) = admin.service.module().audit().store().cloned() else {
+        return Err(ApiError::not_found("The audit log is off"));
+    };
+    let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
+        None => AUDIT_PAGE,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=AUDIT_PAGE_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid_data(format!(
+                    "Invalid request: 'limit' must be a whole number from 1 to {AUDIT_PAGE_MAX}"
+                )));
+            }
+        },
+    };
+    let before_seq = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => match c.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(ApiError::invalid_data(
+                    "Invalid request: 'cursor' must be a next_cursor this route answered",
+                ));
+            }
+        },
+    };
+    let mut query = AuditQuery::newest(limit + 1);
+    query.auth_identity_id = q.auth_identity_id.filter(|v| !v.is_empty());
+    query.action = q.action.filter(|v| !v.is_empty());
+    query.since = parse_time("since", q.since)?;
+    query.until = parse_time("until", q.until)?;
+    query.before_seq = before_seq;
+    let mut entries = store.query_audit(&query).await?;
+    let next_cursor = if entries.len() > limit {
+        entries.truncate(limit);
+        entries.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    let entries: Vec<Value> = entries.iter().map(auth_module::audit::entry_json).collect();
+    Ok(Json(
+        json!({ "entries": entries, "next_cursor": next_cursor }),
+    ))
 }

@@ -72,7 +72,8 @@ impl AuthService {
         Ok(AuthService {
             inner: Arc::new(ServiceInner {
                 users: Arc::new(LinkedIdentityUsers::new(module.clone())),
-                gate: Gate::new(module, tokens, sessions),
+                gate: Gate::new(module, tokens, sessions)
+                    .with_device_idle_ttl(http.device_idle_ttl),
                 settings: HttpSettings {
                     http: http.clone(),
                     public_origin: None,
@@ -112,6 +113,11 @@ impl AuthService {
     /// The user directory of the SSO user route.
     pub fn users(&self) -> &Arc<dyn UserDirectory> {
         &self.inner.users
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed.
+    pub(crate) fn trusted_proxies(&self) -> &[crate::client::Cidr] {
+        &self.inner.settings.trusted_proxies
     }
 
     /// The client address of a request: the socket peer, or behind trusted

@@ -13,16 +13,21 @@
 //! Both keep their entries in [`Entries`] (`quick_cache`), which evicts one
 //! entry at a time when full rather than forgetting everything.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
+use crate::records_security::{Device, NewDevice};
 use crate::store_traits::{
-    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore,
-    VerificationStore,
+    AuditStore, DeviceStore, ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore,
+    NewAuthIdentity, PasskeyStore, VerificationStore,
 };
 
 /// The bounded map both identity caches keep their entries in: at most about
@@ -40,6 +45,10 @@ pub(crate) struct Kept {
     redacted: Arc<AuthIdentity>,
     /// Each provider identity's `provider_metadata`, in order.
     secrets: Vec<Option<Metadata>>,
+    /// Devices of the identity read since it was loaded, by id (`None`:
+    /// it has no such device). Current as long as the entry is: ending a
+    /// device forgets the identity.
+    devices: Mutex<HashMap<String, Option<Device>>>,
 }
 
 impl Kept {
@@ -52,12 +61,17 @@ impl Kept {
         Kept {
             redacted: Arc::new(full),
             secrets,
+            devices: Mutex::new(HashMap::new()),
         }
     }
 
     /// The identity without secrets, shared.
     pub(crate) fn redacted(&self) -> Arc<AuthIdentity> {
         self.redacted.clone()
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Device>>> {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The identity as stored, secrets included: a copy.
@@ -273,6 +287,125 @@ impl<S: IdentityStore> IdentityStore for CachedIdentityStore<S> {
 
     fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
         S::passkey_store(Arc::clone(&self.inner))
+    }
+
+    fn device_store(self: Arc<Self>) -> Option<Arc<dyn DeviceStore>> {
+        let inner = S::device_store(Arc::clone(&self.inner))?;
+        Some(Arc::new(CachingDeviceStore { inner, cache: self }))
+    }
+
+    fn audit_store(self: Arc<Self>) -> Option<Arc<dyn AuditStore>> {
+        S::audit_store(Arc::clone(&self.inner))
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: IdentityStore> KeepsDevices for CachedIdentityStore<S> {
+    async fn current(&self, auth_identity_id: &str) -> Result<Option<Arc<Kept>>> {
+        // Only this process writes: an entry is current until forgotten.
+        match self.kept(auth_identity_id).await {
+            Ok(kept) => Ok(Some(kept)),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn peek(&self, auth_identity_id: &str) -> Option<Arc<Kept>> {
+        self.entries.get(auth_identity_id)
+    }
+}
+
+/// An identity cache that keeps the devices read of each identity beside it
+/// ([`Kept`]), so checking a credential's device costs what checking its
+/// identity does.
+#[async_trait::async_trait]
+pub(crate) trait KeepsDevices: ForgetsIdentities {
+    /// The cached entry of `auth_identity_id`, proved current now (loaded
+    /// if need be); `None` when it cannot be cached.
+    async fn current(&self, auth_identity_id: &str) -> Result<Option<Arc<Kept>>>;
+
+    /// The cached entry of `auth_identity_id` if there is one, unproved:
+    /// only for keeping a cached device's `last_seen_at` up to date.
+    fn peek(&self, auth_identity_id: &str) -> Option<Arc<Kept>>;
+}
+
+/// A cache's [`DeviceStore`]: reads of one device are answered from the
+/// identity's cache entry once read; ending devices forgets their identities
+/// (on every replica, for [`crate::SharedIdentityCache`]); everything else
+/// goes to the wrapped store.
+pub(crate) struct CachingDeviceStore<C> {
+    pub(crate) inner: Arc<dyn DeviceStore>,
+    pub(crate) cache: Arc<C>,
+}
+
+impl<C: fmt::Debug> fmt::Debug for CachingDeviceStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.cache, f)
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: KeepsDevices> DeviceStore for CachingDeviceStore<C> {
+    async fn create_device(&self, new: NewDevice) -> Result<Device> {
+        // A new id: no entry can have read it.
+        self.inner.create_device(new).await
+    }
+
+    async fn device(&self, auth_identity_id: &str, id: &str) -> Result<Option<Device>> {
+        let Some(kept) = self.cache.current(auth_identity_id).await? else {
+            return self.inner.device(auth_identity_id, id).await;
+        };
+        if let Some(known) = kept.memo().get(id) {
+            return Ok(known.clone());
+        }
+        let read = self.inner.device(auth_identity_id, id).await?;
+        // An end committed during this read forgot the entry (a new one is
+        // loaded next time), so what is memoised here is never used stale.
+        kept.memo().insert(id.to_owned(), read.clone());
+        Ok(read)
+    }
+
+    async fn list_devices(&self, auth_identity_id: &str) -> Result<Vec<Device>> {
+        self.inner.list_devices(auth_identity_id).await
+    }
+
+    async fn touch_device(
+        &self,
+        auth_identity_id: &str,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let touched = self.inner.touch_device(auth_identity_id, id, at).await?;
+        if let Some(kept) = self.cache.peek(auth_identity_id)
+            && let Some(Some(d)) = kept.memo().get_mut(id)
+            && d.last_seen_at < at
+        {
+            d.last_seen_at = at;
+        }
+        Ok(touched)
+    }
+
+    async fn delete_devices(&self, auth_identity_id: &str, ids: &[String]) -> Result<Vec<String>> {
+        let deleted = self.inner.delete_devices(auth_identity_id, ids).await?;
+        if !deleted.is_empty() {
+            self.cache.forget(auth_identity_id).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_idle_devices(
+        &self,
+        seen_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let deleted = self.inner.delete_idle_devices(seen_before, limit).await?;
+        let mut identities: Vec<&str> = deleted.iter().map(|(i, _)| i.as_str()).collect();
+        identities.sort_unstable();
+        identities.dedup();
+        for identity in identities {
+            self.cache.forget(identity).await?;
+        }
+        Ok(deleted)
     }
 }
 

@@ -9,11 +9,11 @@
 //! | credential | may |
 //! |---|---|
 //! | full token or session (actor linked, no step owed) | every protected action; not [`Action::UpdatePassword`] |
-//! | unregistered token (no actor yet, no step owed) | refresh, create a session, MFA enrolment (list, enrol, verify and disable factors, recovery codes), the SSO user route, host routes that allow unregistered, social linking |
+//! | unregistered token (no actor yet, no step owed) | refresh, create a session, revoke itself, MFA enrolment (list, enrol, verify and disable factors, recovery codes), the SSO user route, host routes that allow unregistered, social linking, adding a passkey |
 //! | verification step | request a verification, refresh (re-runs the steps) |
 //! | MFA step | verify an MFA challenge, refresh (a new challenge) |
 //! | reset token | [`Action::UpdatePassword`] of its own provider and actor type |
-//! | stale (older credential version, revoked, link removed, identity gone) | nothing |
+//! | stale (older credential version, revoked, link removed, identity gone, device ended) | nothing |
 //!
 //! A token says which step it is in with the `step` claim (`"verification"`
 //! or `"mfa"`, see [`Step`]); a token that owes an MFA challenge by Medusa's
@@ -36,11 +36,12 @@ use std::time::Duration;
 
 use crate::accounts::PasswordReset;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flows::{MfaAnswer, MfaChallenge, Sessions};
+use crate::flows::{DeviceCheck, Devices, MfaAnswer, MfaChallenge, Sessions};
 use crate::model::{AuthIdentity, Metadata};
 use crate::module::{AuthModule, LoginOutcome};
 use crate::provider::{AuthRequest, ProviderFlow};
 use crate::records::Verification;
+use crate::records_security::NewAuditEntry;
 use crate::token::{AuthClaims, Step, Tokens};
 
 /// What kind of credential a caller holds, read from its claims.
@@ -109,6 +110,11 @@ pub enum Action<'a> {
     /// `GET /auth/passkeys`, `PATCH|DELETE /auth/passkeys/{id}` (full
     /// credentials only).
     ManagePasskeys,
+    /// `GET /auth/devices`, `DELETE /auth/devices/{id}`,
+    /// `DELETE /auth/devices?other=true` (full credentials only).
+    ManageDevices,
+    /// `POST /auth/token/revoke` (bearer only): ends the token's device.
+    RevokeToken,
     /// `POST /auth/{actor}/{provider}/update` (reset tokens only).
     UpdatePassword,
     /// A host application's route, under its policy.
@@ -119,7 +125,9 @@ impl Action<'_> {
     /// Which credentials the action reads: `(session, bearer)`.
     fn methods(&self) -> (bool, bool) {
         match self {
-            Action::CreateSession | Action::SsoUser | Action::LinkSocial => (false, true),
+            Action::CreateSession | Action::SsoUser | Action::LinkSocial | Action::RevokeToken => {
+                (false, true)
+            }
             Action::UpdatePassword => (false, false),
             Action::Host(p) => (p.session, p.bearer),
             _ => (true, true),
@@ -159,7 +167,8 @@ pub fn may(kind: CredentialKind, action: &Action<'_>) -> bool {
             | A::SsoUser
             | A::LinkSocial
             | A::CompleteLink
-            | A::AddPasskey,
+            | A::AddPasskey
+            | A::RevokeToken,
         ) => true,
         (K::Unregistered, A::Host(p)) => p.allow_unregistered,
         (K::VerificationStep, A::RequestVerification | A::Refresh) => true,
@@ -449,6 +458,7 @@ struct Inner {
     module: AuthModule,
     tokens: Tokens,
     sessions: Sessions,
+    devices: Devices,
     resets: PasswordReset,
     hook: Arc<dyn ClaimsHook>,
 }
@@ -486,6 +496,11 @@ impl Gate {
         Gate {
             inner: Arc::new(Inner {
                 resets: PasswordReset::new(module.clone(), tokens.clone()),
+                devices: Devices::new(
+                    module.device_store().cloned(),
+                    crate::flows::DEFAULT_DEVICE_IDLE_TTL,
+                    module.events().clone(),
+                ),
                 module,
                 tokens,
                 sessions,
@@ -498,6 +513,22 @@ impl Gate {
     pub fn with_claims_hook(mut self, hook: Arc<dyn ClaimsHook>) -> Self {
         Arc::make_mut(&mut self.inner).hook = hook;
         self
+    }
+
+    /// Drops devices unused for `idle_ttl` (default 30 days).
+    pub fn with_device_idle_ttl(mut self, idle_ttl: Duration) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.devices = Devices::new(
+            inner.module.device_store().cloned(),
+            idle_ttl,
+            inner.module.events().clone(),
+        );
+        self
+    }
+
+    /// The devices.
+    pub fn devices(&self) -> &Devices {
+        &self.inner.devices
     }
 
     /// The auth module.
@@ -566,6 +597,11 @@ impl Gate {
         let Some(identity) = self.current(&claims, provider).await? else {
             return Ok(None);
         };
+        if let Some(device) = claims.device_id.as_deref()
+            && self.inner.devices.check(&identity.id, device).await? == DeviceCheck::Ended
+        {
+            return Ok(None);
+        }
         let kind = CredentialKind::of(&claims);
         if !may(kind, action) {
             // A token that owes the MFA challenge is told so (Medusa's gate);
@@ -649,12 +685,33 @@ impl Gate {
         actor_type: &str,
         provider: &str,
     ) -> Result<Answer> {
+        self.answer_on(outcome, actor_type, provider, None).await
+    }
+
+    /// [`Gate::answer`], a token going to `device` when given (a refresh
+    /// keeps its device), else to a new device.
+    async fn answer_on(
+        &self,
+        outcome: LoginOutcome,
+        actor_type: &str,
+        provider: &str,
+        device: Option<String>,
+    ) -> Result<Answer> {
         Ok(match outcome {
             LoginOutcome::Authenticated {
                 identity, linked, ..
             } => {
                 let mut claims = self.claims(&identity, actor_type, provider).await?;
                 claims.linked = linked;
+                claims.device_id = match device {
+                    Some(device) => Some(device),
+                    None => {
+                        self.inner
+                            .devices
+                            .start(&identity.id, actor_type, provider, true)
+                            .await?
+                    }
+                };
                 Answer::Token {
                     token: self.inner.tokens.sign(&claims)?,
                 }
@@ -723,6 +780,7 @@ impl Gate {
             LoginStep::Authenticate => module.authenticate(provider, req).await?,
             LoginStep::Callback => module.validate_callback(provider, req).await?,
         };
+        self.audit_login(step, provider, &actor, &outcome).await;
         match (step, outcome) {
             (LoginStep::Register, LoginOutcome::Authenticated { identity, .. }) => {
                 // A registration always answers a token; it says whether MFA
@@ -730,9 +788,13 @@ impl Gate {
                 let token = if module.mfa().enabled_for(&identity).await? {
                     self.step_token(&identity, &actor, provider, Step::Mfa)?
                 } else {
-                    self.inner
-                        .tokens
-                        .sign(&self.claims(&identity, &actor, provider).await?)?
+                    let mut claims = self.claims(&identity, &actor, provider).await?;
+                    claims.device_id = self
+                        .inner
+                        .devices
+                        .start(&identity.id, &actor, provider, false)
+                        .await?;
+                    self.inner.tokens.sign(&claims)?
                 };
                 Ok(Answer::Token { token })
             }
@@ -743,6 +805,58 @@ impl Gate {
             }
             (_, outcome) => self.answer(outcome, &actor, provider).await,
         }
+    }
+
+    /// Records a login step's outcome in the audit log: `login` or
+    /// `register` (and `link` when it linked). Redirects and options are
+    /// not outcomes yet.
+    async fn audit_login(
+        &self,
+        step: LoginStep,
+        provider: &str,
+        actor: &str,
+        outcome: &LoginOutcome,
+    ) {
+        let audit = self.inner.module.audit();
+        if !audit.enabled() {
+            return;
+        }
+        let action = match step {
+            LoginStep::Register => "register",
+            _ => "login",
+        };
+        let entry = |action: &str, outcome: &str| {
+            NewAuditEntry::new(action, outcome)
+                .provider(provider)
+                .actor_type(actor)
+        };
+        let entries = match outcome {
+            LoginOutcome::Authenticated {
+                identity, linked, ..
+            } => {
+                let mut entries = vec![entry(action, "succeeded").identity(&identity.id)];
+                if *linked {
+                    entries.push(entry("link", "succeeded").identity(&identity.id));
+                }
+                entries
+            }
+            LoginOutcome::VerificationRequired { identity, .. } => vec![
+                entry(action, "succeeded")
+                    .identity(&identity.id)
+                    .detail("step", "verification"),
+            ],
+            LoginOutcome::MfaRequired { identity, .. } => vec![
+                entry(action, "succeeded")
+                    .identity(&identity.id)
+                    .detail("step", "mfa"),
+            ],
+            LoginOutcome::Failed { message, .. } => {
+                vec![entry(action, "failed").detail("reason", message.as_str())]
+            }
+            LoginOutcome::Throttled { .. } => vec![entry(action, "throttled")],
+            _ => return,
+        };
+        audit.record_all(entries).await;
     }
 
     /// `POST /auth/token/refresh`: a new token re-read from the store. A
@@ -765,7 +879,8 @@ impl Gate {
                     false,
                 )
                 .await?;
-            return Ok(self.answer(outcome, actor, &provider).await?);
+            let device = claims.device_id.clone();
+            return Ok(self.answer_on(outcome, actor, &provider, device).await?);
         }
         if claims.mfa_challenge_completed_at.is_none()
             && module.mfa().enabled_for(&grant.identity).await?
@@ -794,9 +909,77 @@ impl Gate {
             .await?;
         fresh.mfa_enabled = mfa_enabled;
         fresh.mfa_challenge_completed_at = completed;
+        if fresh.device_id.is_none() {
+            // Issued before devices existed: its family gets one now.
+            fresh.device_id = self
+                .inner
+                .devices
+                .start(&identity.id, &actor, &provider, false)
+                .await?;
+        }
         Ok(Answer::Token {
             token: self.inner.tokens.sign(&fresh)?,
         })
+    }
+
+    /// Ends devices `ids` of the identity of `grant` (or of
+    /// `auth_identity_id`, for the management API): their sessions and
+    /// every token issued to them are refused from now on, on every
+    /// replica. Answers the ids it had.
+    pub async fn end_devices(&self, auth_identity_id: &str, ids: &[String]) -> Result<Vec<String>> {
+        let ended = self.inner.devices.end(auth_identity_id, ids).await?;
+        if !ended.is_empty() {
+            self.inner
+                .sessions
+                .end_devices(auth_identity_id, &ended)
+                .await?;
+            let entries = ended
+                .iter()
+                .map(|id| {
+                    NewAuditEntry::new("device.ended", "succeeded")
+                        .identity(auth_identity_id)
+                        .detail("device_id", id.as_str())
+                })
+                .collect();
+            self.inner.module.audit().record_all(entries).await;
+        }
+        Ok(ended)
+    }
+
+    /// `POST /auth/token/revoke`: ends the device of the bearer token, so
+    /// it, every token refreshed from it and the sessions made from them are
+    /// refused at once. A token issued before devices existed has none: its
+    /// identity's credential version moves on instead (every credential of
+    /// the identity ends), the only way to end such a token.
+    pub async fn revoke_token(
+        &self,
+        presented: &Presented<'_>,
+    ) -> std::result::Result<(), Refusal> {
+        let grant = self.authorize(presented, Action::RevokeToken).await?;
+        let identity = &grant.identity.id;
+        let entry = NewAuditEntry::new("token.revoked", "succeeded")
+            .identity(identity)
+            .actor_type(&grant.claims.actor_type);
+        match &grant.claims.device_id {
+            Some(device) => {
+                self.inner
+                    .devices
+                    .end(identity, std::slice::from_ref(device))
+                    .await?;
+                self.inner
+                    .sessions
+                    .end_devices(identity, std::slice::from_ref(device))
+                    .await?;
+                let entry = entry.detail("device_id", device.as_str());
+                self.inner.module.audit().record(entry).await;
+            }
+            None => {
+                self.inner.module.revoke(identity).await?;
+                let entry = entry.detail("every_device", true);
+                self.inner.module.audit().record(entry).await;
+            }
+        }
+        Ok(())
     }
 
     /// `POST /auth/session`: stores the bearer token's claims server-side;
@@ -835,16 +1018,37 @@ impl Gate {
         answer: MfaAnswer<'_>,
     ) -> Result<String> {
         let module = &self.inner.module;
-        let done = module
+        let entry = NewAuditEntry::new("mfa.challenge", "succeeded")
+            .identity(&grant.identity.id)
+            .actor_type(&grant.claims.actor_type)
+            .detail("method", method);
+        let done = match module
             .mfa()
             .verify_challenge_with(&grant.identity.id, challenge_id, method, answer)
-            .await?;
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                if e.kind() != ErrorKind::Unavailable {
+                    let mut failed = entry;
+                    failed.outcome = "failed".to_owned();
+                    module.audit().record(failed).await;
+                }
+                return Err(e);
+            }
+        };
+        module.audit().record(entry).await;
         let provider = done.challenge.auth_provider.clone();
         let identity = module.retrieve_auth_identity(&grant.identity.id).await?;
-        let claims = self
+        let mut claims = self
             .claims(&identity, &grant.claims.actor_type, &provider)
             .await?
             .mfa_completed(done.completed_at);
+        claims.device_id = self
+            .inner
+            .devices
+            .start(&identity.id, &grant.claims.actor_type, &provider, true)
+            .await?;
         self.inner.tokens.sign(&claims)
     }
 }

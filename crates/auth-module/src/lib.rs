@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod accounts;
+pub mod audit;
 mod cache;
 mod config;
 mod digest;
@@ -16,6 +17,7 @@ mod module;
 mod provider;
 mod random;
 mod records;
+mod records_security;
 mod registry;
 mod shared_cache;
 mod state_keys;
@@ -27,8 +29,8 @@ pub use async_trait::async_trait;
 
 pub use cache::CachedIdentityStore;
 pub use config::{
-    Config, ConfigDocument, Format, Limit, LimitsConfig, MfaConfig, MfaDisablePolicy, MfaProviders,
-    ProviderConfig, Secret, StateConfig, StoreConfig, TotpConfig, VerificationRule,
+    AuditConfig, Config, ConfigDocument, Format, Limit, LimitsConfig, MfaConfig, MfaDisablePolicy,
+    MfaProviders, ProviderConfig, Secret, StateConfig, StoreConfig, TotpConfig, VerificationRule,
     deserialize_duration, section_defaults,
 };
 pub use error::{ConfigError, Error, ErrorKind, OptionsError, Result};
@@ -49,10 +51,15 @@ pub use records::{
     NewPasskeyCredential, NewVerification, PASSKEY_PREFIX, PasskeyCredential, PasskeyUse,
     VERIFICATION_PREFIX, Verification,
 };
+pub use records_security::{
+    AUDIT_PREFIX, AuditChainStart, AuditEntry, AuditQuery, DEVICE_PREFIX, Device, NewAuditEntry,
+    NewDevice,
+};
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use shared_cache::SharedIdentityCache;
 pub use store_traits::{
-    IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore, StateStore, VerificationStore,
+    AuditStore, DeviceStore, IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore, StateStore,
+    VerificationStore,
 };
 pub use token::{AuthClaims, Hs256Signer, RESET_TOKEN_TTL, ResetClaims, Signer, Step, Tokens};
 

@@ -22,8 +22,13 @@ use crate::records::{
     MfaFactor, MfaFactorUpdate, NewMfaFactor, NewPasskeyCredential, NewVerification,
     PASSKEY_PREFIX, PasskeyCredential, PasskeyUse, Verification,
 };
+use crate::records_security::{
+    AUDIT_PREFIX, AuditChainStart, AuditEntry, AuditQuery, DEVICE_PREFIX, Device, NewAuditEntry,
+    NewDevice,
+};
 use crate::store_traits::{
-    IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore, StateStore, VerificationStore,
+    AuditStore, DeviceStore, IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore, StateStore,
+    VerificationStore,
 };
 
 #[derive(Debug, Default)]
@@ -40,6 +45,14 @@ struct Identities {
     verifications: HashMap<String, Verification>,
     /// Passkey credentials by id.
     passkeys: HashMap<String, PasskeyCredential>,
+    /// Devices by id.
+    devices: HashMap<String, Device>,
+    /// The audit log, oldest first.
+    audit: Vec<AuditEntry>,
+    /// Where the audit chain starts after a sweep.
+    audit_start: Option<AuditChainStart>,
+    /// The `seq` and hash of the newest audit entry ever appended.
+    audit_head: Option<(u64, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +313,7 @@ impl IdentityStore for MemoryIdentityStore {
         g.recovery.remove(id);
         g.verifications.retain(|_, v| v.auth_identity_id != id);
         g.passkeys.retain(|_, p| p.auth_identity_id != id);
+        g.devices.retain(|_, d| d.auth_identity_id != id);
         Ok(())
     }
 
@@ -389,8 +403,175 @@ impl IdentityStore for MemoryIdentityStore {
         Some(self)
     }
 
+    fn device_store(self: Arc<Self>) -> Option<Arc<dyn DeviceStore>> {
+        Some(self)
+    }
+
+    fn audit_store(self: Arc<Self>) -> Option<Arc<dyn AuditStore>> {
+        Some(self)
+    }
+
     fn verification_store(self: Arc<Self>) -> Option<Arc<dyn VerificationStore>> {
         Some(self)
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryIdentityStore {
+    async fn create_device(&self, new: NewDevice) -> Result<Device> {
+        let mut g = self.lock();
+        if !g.auth.contains_key(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        let now = crate::audit::whole_millis(OffsetDateTime::now_utc());
+        let device = new.into_device(generate_id(DEVICE_PREFIX), now);
+        g.devices.insert(device.id.clone(), device.clone());
+        Ok(device)
+    }
+
+    async fn device(&self, auth_identity_id: &str, id: &str) -> Result<Option<Device>> {
+        let g = self.lock();
+        Ok(g.devices
+            .get(id)
+            .filter(|d| d.auth_identity_id == auth_identity_id)
+            .cloned())
+    }
+
+    async fn list_devices(&self, auth_identity_id: &str) -> Result<Vec<Device>> {
+        let g = self.lock();
+        let mut found: Vec<Device> = g
+            .devices
+            .values()
+            .filter(|d| d.auth_identity_id == auth_identity_id)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(found)
+    }
+
+    async fn touch_device(
+        &self,
+        auth_identity_id: &str,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut g = self.lock();
+        match g.devices.get_mut(id) {
+            Some(d) if d.auth_identity_id == auth_identity_id => {
+                let at = crate::audit::whole_millis(at);
+                if at > d.last_seen_at {
+                    d.last_seen_at = at;
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_devices(&self, auth_identity_id: &str, ids: &[String]) -> Result<Vec<String>> {
+        let mut g = self.lock();
+        let mut deleted = Vec::new();
+        for id in ids {
+            if g.devices
+                .get(id)
+                .is_some_and(|d| d.auth_identity_id == auth_identity_id)
+            {
+                g.devices.remove(id);
+                deleted.push(id.clone());
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_idle_devices(
+        &self,
+        seen_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let mut g = self.lock();
+        let doomed: Vec<(String, String)> = g
+            .devices
+            .values()
+            .filter(|d| d.last_seen_at < seen_before)
+            .take(limit)
+            .map(|d| (d.auth_identity_id.clone(), d.id.clone()))
+            .collect();
+        for (_, id) in &doomed {
+            g.devices.remove(id);
+        }
+        Ok(doomed)
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryIdentityStore {
+    async fn append_audit(&self, entries: Vec<NewAuditEntry>) -> Result<Vec<AuditEntry>> {
+        let mut g = self.lock();
+        let now = OffsetDateTime::now_utc();
+        let mut out = Vec::with_capacity(entries.len());
+        for new in entries {
+            let (seq, prev) = match &g.audit_head {
+                Some((seq, hash)) => (seq + 1, hash.clone()),
+                None => (1, crate::audit::GENESIS.to_owned()),
+            };
+            let entry = new.into_entry(generate_id(AUDIT_PREFIX), seq, now, prev);
+            g.audit_head = Some((seq, entry.hash.clone()));
+            g.audit.push(entry.clone());
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let g = self.lock();
+        let limit = query.limit.min(1000);
+        Ok(g.audit
+            .iter()
+            .rev()
+            .filter(|e| {
+                query.before_seq.is_none_or(|s| e.seq < s)
+                    && query
+                        .auth_identity_id
+                        .as_deref()
+                        .is_none_or(|id| e.auth_identity_id.as_deref() == Some(id))
+                    && query.action.as_deref().is_none_or(|a| e.action == a)
+                    && query.since.is_none_or(|t| e.at >= t)
+                    && query.until.is_none_or(|t| e.at < t)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn audit_chain(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let g = self.lock();
+        Ok(g.audit
+            .iter()
+            .filter(|e| e.seq > after_seq)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn audit_chain_start(&self) -> Result<Option<AuditChainStart>> {
+        Ok(self.lock().audit_start.clone())
+    }
+
+    async fn prune_audit(&self, before: OffsetDateTime) -> Result<u64> {
+        let mut g = self.lock();
+        let keep_from = g
+            .audit
+            .iter()
+            .position(|e| e.at >= before)
+            .unwrap_or(g.audit.len())
+            .min(g.audit.len().saturating_sub(1));
+        if keep_from == 0 {
+            return Ok(0);
+        }
+        let first = &g.audit[keep_from];
+        g.audit_start = Some(AuditChainStart::new(first.seq, first.prev_hash.clone()));
+        g.audit.drain(..keep_from);
+        Ok(keep_from as u64)
     }
 }
 

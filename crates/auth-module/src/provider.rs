@@ -474,6 +474,7 @@ pub struct ProviderIdentities {
     identities: Arc<dyn IdentityStore>,
     state: Arc<dyn StateStore>,
     events: EventBus,
+    audit: crate::audit::AuditLog,
 }
 
 impl fmt::Debug for ProviderIdentities {
@@ -496,7 +497,23 @@ impl ProviderIdentities {
             identities,
             state,
             events: EventBus::new(),
+            audit: crate::audit::AuditLog::off(),
         }
+    }
+
+    /// This handle, recording into `audit` (the module's audit log).
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// Appends `entry` to the module's audit log (when it is on), naming this
+    /// provider instance unless the entry names one. Never fails the caller.
+    pub async fn audit(&self, mut entry: crate::NewAuditEntry) {
+        if entry.provider.is_none() {
+            entry.provider = Some(self.provider.to_string());
+        }
+        self.audit.record(entry).await;
     }
 
     /// This handle, emitting through `events` (the module's bus).

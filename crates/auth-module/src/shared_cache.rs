@@ -27,14 +27,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cache::{Entries, Kept, entries};
+use crate::cache::{CachingDeviceStore, Entries, KeepsDevices, Kept, entries};
 use crate::error::{Error, Result};
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
 use crate::store_traits::{
-    ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore, NewAuthIdentity, PasskeyStore,
-    StateStore, VerificationStore,
+    AuditStore, DeviceStore, ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore,
+    NewAuthIdentity, PasskeyStore, StateStore, VerificationStore,
 };
 
 /// How long a token lives in the state store without writes (a missing token
@@ -43,7 +43,7 @@ const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 struct Entry {
     token: String,
-    identity: Kept,
+    identity: Arc<Kept>,
     loaded: Instant,
 }
 
@@ -186,7 +186,7 @@ impl<S: IdentityStore> SharedIdentityCache<S> {
         let loaded = Instant::now();
         let fresh = Arc::new(Entry {
             token,
-            identity: Kept::new(self.inner.retrieve_auth_identity(id).await?),
+            identity: Arc::new(Kept::new(self.inner.retrieve_auth_identity(id).await?)),
             loaded,
         });
         self.entries.insert(id.to_owned(), fresh.clone());
@@ -311,6 +311,34 @@ impl<S: IdentityStore> IdentityStore for SharedIdentityCache<S> {
 
     fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
         S::passkey_store(Arc::clone(&self.inner))
+    }
+
+    fn device_store(self: Arc<Self>) -> Option<Arc<dyn DeviceStore>> {
+        let inner = S::device_store(Arc::clone(&self.inner))?;
+        Some(Arc::new(CachingDeviceStore { inner, cache: self }))
+    }
+
+    fn audit_store(self: Arc<Self>) -> Option<Arc<dyn AuditStore>> {
+        S::audit_store(Arc::clone(&self.inner))
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: IdentityStore> KeepsDevices for SharedIdentityCache<S> {
+    async fn current(&self, auth_identity_id: &str) -> Result<Option<Arc<Kept>>> {
+        // Proved against the identity's shared token, as identities are.
+        match self.kept(auth_identity_id).await {
+            Ok(Ok(entry)) => Ok(Some(entry.identity.clone())),
+            Ok(Err(_uncached)) => Ok(None),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn peek(&self, auth_identity_id: &str) -> Option<Arc<Kept>> {
+        self.entries
+            .get(auth_identity_id)
+            .map(|e| e.identity.clone())
     }
 }
 

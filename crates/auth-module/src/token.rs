@@ -156,6 +156,11 @@ pub struct AuthClaims {
     /// ([`crate::gate`]) reads it to decide what the token may do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<Step>,
+    /// The device the token or session belongs to
+    /// ([`crate::flows::Devices`]); a refresh keeps it. Absent on step
+    /// tokens and on credentials issued before devices existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
 }
 
 /// The unfinished login step a token is in: the `step` claim.
@@ -180,6 +185,7 @@ impl AuthClaims {
         self.mfa_enabled = step == Step::Mfa;
         self.mfa_challenge_completed_at = None;
         self.step = Some(step);
+        self.device_id = None;
         self
     }
 
@@ -378,6 +384,7 @@ impl Tokens {
             cv: 0,
             linked: false,
             step: None,
+            device_id: None,
         };
         self.refill(&mut claims, identity, actor_type, provider);
         claims
@@ -416,6 +423,8 @@ impl Tokens {
             cv,
             linked,
             step,
+            // A refresh keeps the device.
+            device_id: _,
         } = claims;
         set(actor_id, identity.actor_id(actor_type).unwrap_or_default());
         set(claims_actor_type, actor_type);

@@ -37,6 +37,11 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Read the audit log of the configured identity store.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Import a Medusa 2.x database's auth identities into the configured
     /// store (ids, timestamps, links and scrypt passwords kept).
     #[cfg(feature = "postgres")]
@@ -58,6 +63,74 @@ enum Command {
         #[arg(long)]
         provider_map: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and name the first entry that breaks it (exit
+    /// status 1 when one does).
+    Verify {
+        /// The configuration whose `[store]` holds the log.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write the entries, oldest first, as JSON lines on standard output.
+    Export {
+        /// The configuration whose `[store]` holds the log.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only entries at or after this RFC 3339 time (`2026-01-31T00:00:00Z`).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+/// `audit verify` and `audit export`.
+fn audit(command: AuditCommand) -> Result<(), String> {
+    let rt = runtime()?;
+    match command {
+        AuditCommand::Verify { config } => {
+            let config = crate::load_config(Some(&config)).map_err(|e| e.to_string())?;
+            let report = rt
+                .block_on(crate::audit_verify(&config))
+                .map_err(|e| e.to_string())?;
+            match report.broken {
+                None => {
+                    println!(
+                        "audit verify: ok: {} entries from seq {}; head {}",
+                        report.checked, report.start_seq, report.head_hash
+                    );
+                    Ok(())
+                }
+                Some(b) => Err(format!(
+                    "audit verify: the chain breaks at entry {} (seq {}): {}",
+                    b.id, b.seq, b.reason
+                )),
+            }
+        }
+        AuditCommand::Export { config, since } => {
+            let config = crate::load_config(Some(&config)).map_err(|e| e.to_string())?;
+            let since = since
+                .map(|s| {
+                    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| {
+                            format!(
+                                "--since: expected an RFC 3339 time such as \
+                                 2026-01-31T00:00:00Z, got {s:?}"
+                            )
+                        })
+                })
+                .transpose()?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let count = rt
+                .block_on(crate::audit_export(&config, since, &mut out))
+                .map_err(|e| e.to_string())?;
+            drop(out);
+            eprintln!("audit export: {count} entries");
+            Ok(())
+        }
+    }
 }
 
 /// `import-medusa`: a progress bar on a terminal, always a summary.
@@ -308,6 +381,10 @@ impl Server {
                     .map_err(|e| e.to_string())
             }
             Command::Serve { config, listen } => start(config, listen, self.routes),
+            Command::Audit { command } => {
+                init_logging(crate::LogFormat::default());
+                audit(command)
+            }
             #[cfg(feature = "postgres")]
             Command::ImportMedusa {
                 config,

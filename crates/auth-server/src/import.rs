@@ -297,6 +297,17 @@ pub(crate) async fn import_medusa(
                 Ok(Imported::New(n)) => {
                     summary.imported += 1;
                     summary.mfa_factors_imported += n;
+                    if !options.dry_run {
+                        module
+                            .audit()
+                            .record(
+                                auth_module::NewAuditEntry::new("import", "succeeded")
+                                    .identity(&id)
+                                    .detail("from", "medusa")
+                                    .detail("mfa_factors", n),
+                            )
+                            .await;
+                    }
                 }
                 Ok(Imported::AlreadyPresent { factors_added }) => {
                     summary.already_present += 1;

@@ -231,6 +231,7 @@ pub async fn serve(
         config,
         metrics,
         metrics_listener,
+        service: app_service,
         ..
     } = app;
     // Layered here, on the final router: a layer added in `build_app` would
@@ -247,12 +248,82 @@ pub async fn serve(
         })),
         _ => None,
     };
+    let sweeps = spawn_sweeps(app_service);
     let served = serve::run(listener, router, &config.server, shutdown).await;
+    sweeps.abort();
     if let Some(task) = metrics_task {
         task.abort();
     }
     drop(locks);
     served
+}
+
+/// How often a serving process removes idle devices and audit entries past
+/// their retention.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes idle devices and expired audit entries now and every hour, until
+/// the task is aborted. Failures are logged (the next sweep retries).
+fn spawn_sweeps(service: AuthService) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match service.gate().devices().sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(devices = n, "idle devices removed"),
+                Err(e) => tracing::warn!(error = %e, "the idle-device sweep failed"),
+            }
+            let module = service.module();
+            match module.audit().sweep(module.audit_retention()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "audit entries past retention removed"),
+                Err(e) => tracing::warn!(error = %e, "the audit retention sweep failed"),
+            }
+        }
+    })
+}
+
+/// `auth-server audit verify`: walks the audit chain of `config`'s store.
+/// `Ok(report)` whether or not it is intact; the caller says which.
+pub async fn audit_verify(
+    config: &AppConfig,
+) -> Result<auth_module::audit::ChainReport, ConfigError> {
+    let store = stores::open_audit_store(&config.module.store).await?;
+    auth_module::audit::verify(store.as_ref())
+        .await
+        .map_err(|e| ConfigError::new(format!("reading the audit log failed: {}", e.message())))
+}
+
+/// `auth-server audit export`: writes the entries at or after `since`
+/// (all without it), oldest first, one JSON object per line, to `out`.
+/// Answers how many.
+pub async fn audit_export(
+    config: &AppConfig,
+    since: Option<time::OffsetDateTime>,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, ConfigError> {
+    let store = stores::open_audit_store(&config.module.store).await?;
+    let failed = |e: auth_module::Error| {
+        ConfigError::new(format!("reading the audit log failed: {}", e.message()))
+    };
+    let written = |e: std::io::Error| ConfigError::new(format!("writing the export failed: {e}"));
+    let mut after = 0;
+    let mut count = 0;
+    loop {
+        let page = store.audit_chain(after, 1000).await.map_err(failed)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for entry in page.iter().filter(|e| since.is_none_or(|t| e.at >= t)) {
+            serde_json::to_writer(&mut *out, &auth_module::audit::entry_json(entry))
+                .map_err(|e| written(e.into()))?;
+            out.write_all(b"\n").map_err(written)?;
+            count += 1;
+        }
+    }
+    out.flush().map_err(written)?;
+    Ok(count)
 }
 
 /// The linked provider kinds: `(identifier, display name)`.

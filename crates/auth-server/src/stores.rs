@@ -209,6 +209,29 @@ pub async fn open_stores(store: &StoreConfig, state: &StateConfig) -> Result<Sto
     })
 }
 
+/// The audit log of the identity store `[store]` names, opened without the
+/// SQLite file's lock (reading it beside a running server is safe: entries
+/// are only ever appended), for `auth-server audit`.
+pub(crate) async fn open_audit_store(
+    store: &StoreConfig,
+) -> Result<Arc<dyn auth_module::AuditStore>, ConfigError> {
+    let url = store.url.expose();
+    let kind = kind_of("store.url", url)?;
+    if kind == Kind::Redis {
+        return Err(ConfigError::new(
+            "store.url: Redis holds only short-lived state; the audit log lives in the \
+             identity store",
+        ));
+    }
+    let Some(sql) = open_sql("store.url", kind, url, store.schema.as_deref()).await? else {
+        return Err(ConfigError::new(
+            "store.url: memory:// keeps nothing between processes: there is no audit log to read",
+        ));
+    };
+    IdentityStore::audit_store(sql)
+        .ok_or_else(|| ConfigError::new("store.url: this store keeps no audit log"))
+}
+
 /// `cache` as the identity store, and the reader of its hits and misses
 /// (`counts`) for metrics.
 fn counted<C: IdentityStore>(

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_module::{
-    AuthIdentity, Error, IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, MfaStore,
-    NewAuthIdentity, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity, NewVerification,
+    AuditChainStart, AuditEntry, AuditQuery, AuditStore, AuthIdentity, Device, DeviceStore, Error,
+    IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, MfaStore, NewAuditEntry, NewAuthIdentity,
+    NewDevice, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity, NewVerification,
     PasskeyCredential, PasskeyStore, PasskeyUse, ProviderIdentity, ProviderIdentityUpdate, Result,
     StateStore, Verification, VerificationStore,
 };
@@ -25,7 +26,8 @@ use time::OffsetDateTime;
 
 /// An [`IdentityStore`] on a SQL database: SQLite (feature `sqlite`, default)
 /// or PostgreSQL (feature `postgres`), with every capability ([`MfaStore`],
-/// [`VerificationStore`] and [`PasskeyStore`], on either engine).
+/// [`VerificationStore`], [`PasskeyStore`], [`DeviceStore`] and
+/// [`AuditStore`], on either engine).
 ///
 /// Open it with [`SqlStore::sqlite`] or [`SqlStore::postgres`] (which URL
 /// scheme means which store is decided by the caller's store factory, e.g.
@@ -338,6 +340,14 @@ impl IdentityStore for SqlStore {
     fn passkey_store(self: Arc<Self>) -> Option<Arc<dyn PasskeyStore>> {
         Some(self)
     }
+
+    fn device_store(self: Arc<Self>) -> Option<Arc<dyn DeviceStore>> {
+        Some(self)
+    }
+
+    fn audit_store(self: Arc<Self>) -> Option<Arc<dyn AuditStore>> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -564,6 +574,136 @@ impl PasskeyStore for SqlStore {
     }
 }
 
+/// Devices: `auth_device`, one row per device; deleting an auth identity
+/// deletes its rows (`ON DELETE CASCADE`, foreign keys being on in SQLite
+/// too). Every read and delete names the owning identity. Times are whole
+/// milliseconds, as in memory. A user agent or network holding NUL (U+0000),
+/// which PostgreSQL text cannot hold, is kept with U+FFFD in its place: it
+/// is what a client sent, and its device must still be recorded.
+#[async_trait]
+impl DeviceStore for SqlStore {
+    async fn create_device(&self, mut new: NewDevice) -> Result<Device> {
+        if has_nul(&new.auth_identity_id) {
+            return Err(auth_not_found(&new.auth_identity_id));
+        }
+        if has_nul(&new.actor_type) || has_nul(&new.auth_provider) {
+            return Err(Error::invalid_data(
+                "device actor types and providers must not contain NUL (U+0000) characters",
+            ));
+        }
+        replace_nul(&mut new.user_agent);
+        replace_nul(&mut new.network);
+        dispatch_write!(self, create_device(new))
+    }
+
+    async fn device(&self, auth_identity_id: &str, id: &str) -> Result<Option<Device>> {
+        if has_nul(auth_identity_id) || has_nul(id) {
+            return Ok(None);
+        }
+        dispatch!(self, device(auth_identity_id, id))
+    }
+
+    async fn list_devices(&self, auth_identity_id: &str) -> Result<Vec<Device>> {
+        if has_nul(auth_identity_id) {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, list_devices(auth_identity_id))
+    }
+
+    async fn touch_device(
+        &self,
+        auth_identity_id: &str,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        if has_nul(auth_identity_id) || has_nul(id) {
+            return Ok(false);
+        }
+        dispatch_write!(self, touch_device(auth_identity_id, id, at))
+    }
+
+    async fn delete_devices(&self, auth_identity_id: &str, ids: &[String]) -> Result<Vec<String>> {
+        if has_nul(auth_identity_id) {
+            return Ok(Vec::new());
+        }
+        // No stored id holds NUL: such an id matches nothing.
+        let ids: Vec<String> = ids.iter().filter(|id| !has_nul(id)).cloned().collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch_write!(self, delete_devices(auth_identity_id, &ids))
+    }
+
+    async fn delete_idle_devices(
+        &self,
+        seen_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        dispatch_write!(self, delete_idle_devices(seen_before, limit))
+    }
+}
+
+/// The audit log: `auth_audit`, one row per entry keyed by its `seq`, and
+/// `auth_audit_chain`, the one row holding the chain's head and start. An
+/// append is one transaction that first locks the chain row (PostgreSQL:
+/// `SELECT … FOR UPDATE`; SQLite: a no-op `UPDATE`, which takes the write
+/// lock), so appends from every process sharing the database form one
+/// gapless chain. Entries outlive the identities they name (no foreign key).
+///
+/// NUL (U+0000), which PostgreSQL cannot hold: in a user agent or network
+/// (what a client sent) it is kept as U+FFFD, before the entry is hashed; in
+/// `detail` it is refused as in any metadata, and in the other fields as in
+/// any other record (`InvalidData`, the whole append refused).
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn append_audit(&self, mut entries: Vec<NewAuditEntry>) -> Result<Vec<AuditEntry>> {
+        for e in &mut entries {
+            if has_nul(&e.action)
+                || has_nul(&e.outcome)
+                || [&e.auth_identity_id, &e.actor_type, &e.provider]
+                    .into_iter()
+                    .any(|s| s.as_deref().is_some_and(has_nul))
+            {
+                return Err(Error::invalid_data(
+                    "audit entries must not contain NUL (U+0000) characters",
+                ));
+            }
+            refuse_nul_metadata(Some(&e.detail))?;
+            replace_nul(&mut e.user_agent);
+            replace_nul(&mut e.network);
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch_write!(self, append_audit(entries))
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        if query.auth_identity_id.as_deref().is_some_and(has_nul)
+            || query.action.as_deref().is_some_and(has_nul)
+        {
+            // No stored entry holds NUL there.
+            return Ok(Vec::new());
+        }
+        dispatch!(self, query_audit(query))
+    }
+
+    async fn audit_chain(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        dispatch!(self, audit_chain(after_seq, limit))
+    }
+
+    async fn audit_chain_start(&self) -> Result<Option<AuditChainStart>> {
+        dispatch!(self, audit_chain_start())
+    }
+
+    async fn prune_audit(&self, before: OffsetDateTime) -> Result<u64> {
+        dispatch_write!(self, prune_audit(before))
+    }
+}
+
 // NUL characters: PostgreSQL `text` and `jsonb` cannot hold U+0000 and answer
 // an encoding error. Rather than a database error on one engine and success on
 // the other, both refuse it up front: no stored key contains NUL, so a lookup
@@ -740,6 +880,16 @@ fn has_nul(s: &str) -> bool {
     s.contains('\0')
 }
 
+/// `s` with every NUL (U+0000) replaced by U+FFFD: for text a client sent
+/// (a user agent), which is kept rather than refused.
+fn replace_nul(s: &mut Option<String>) {
+    if let Some(text) = s
+        && has_nul(text)
+    {
+        *text = text.replace('\0', "\u{FFFD}");
+    }
+}
+
 fn value_has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => has_nul(s),
@@ -879,6 +1029,16 @@ fn truncate(t: OffsetDateTime) -> OffsetDateTime {
     t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
 }
 
+/// `t` rounded up to whole microseconds: for a stored time `x` (whole
+/// microseconds on both engines, which would cut a bound's nanoseconds),
+/// `x >= t` is `x >= ceil_micros(t)` and `x < t` is `x < ceil_micros(t)`.
+fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
+    match t.nanosecond() % 1_000 {
+        0 => t,
+        below => t + time::Duration::nanoseconds(i64::from(1_000 - below)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -886,5 +1046,29 @@ mod tests {
     #[test]
     fn now_is_whole_microseconds() {
         assert_eq!(now().nanosecond() % 1_000, 0);
+    }
+
+    #[test]
+    fn bounds_round_up_to_whole_microseconds() {
+        let t = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_700_000_000);
+        assert_eq!(ceil_micros(t), t);
+        assert_eq!(
+            ceil_micros(t + time::Duration::nanoseconds(1)),
+            t + time::Duration::microseconds(1)
+        );
+        assert_eq!(
+            ceil_micros(t + time::Duration::nanoseconds(999_999_999)),
+            t + time::Duration::seconds(1)
+        );
+    }
+
+    #[test]
+    fn nul_is_replaced_in_client_text() {
+        let mut ua = Some("Agent\0/1".to_owned());
+        replace_nul(&mut ua);
+        assert_eq!(ua.as_deref(), Some("Agent\u{FFFD}/1"));
+        let mut none = None;
+        replace_nul(&mut none);
+        assert_eq!(none, None);
     }
 }

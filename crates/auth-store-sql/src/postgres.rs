@@ -71,6 +71,13 @@ const COUNTER_PLUS_ONE: &str = "to_jsonb((auth_state.value #>> '{}')::bigint + 1
 const COUNTER_MINUS_ONE: &str = "to_jsonb((auth_state.value #>> '{}')::bigint - 1)";
 const COUNTER_ENDED: &str = "'0'::jsonb";
 
+/// Takes the audit chain's row for the transaction and answers its head
+/// (`head_seq`, `head_hash`): the row lock makes appends (and sweeps) from
+/// every pool on the database wait their turn, so each takes the next `seq`
+/// after the head the one before it committed.
+const AUDIT_LOCK_HEAD: &str =
+    "SELECT head_seq, head_hash FROM auth_audit_chain WHERE id = 1 FOR UPDATE";
+
 /// How a timestamp is stored: `timestamptz`.
 type Ts = OffsetDateTime;
 

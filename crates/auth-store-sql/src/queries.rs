@@ -18,10 +18,11 @@ use auth_module::store::{
     valid_app_metadata_key,
 };
 use auth_module::{
-    AUTH_IDENTITY_PREFIX, AuthIdentity, Error, Metadata, MfaFactor, MfaFactorStatus,
-    MfaFactorUpdate, NewAuthIdentity, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity,
-    NewVerification, PASSKEY_PREFIX, PasskeyCredential, PasskeyUse, ProviderIdentity,
-    ProviderIdentityUpdate, Result, Verification, generate_id,
+    AUDIT_PREFIX, AUTH_IDENTITY_PREFIX, AuditChainStart, AuditEntry, AuditQuery, AuthIdentity,
+    DEVICE_PREFIX, Device, Error, Metadata, MfaFactor, MfaFactorStatus, MfaFactorUpdate,
+    NewAuditEntry, NewAuthIdentity, NewDevice, NewMfaFactor, NewPasskeyCredential,
+    NewProviderIdentity, NewVerification, PASSKEY_PREFIX, PasskeyCredential, PasskeyUse,
+    ProviderIdentity, ProviderIdentityUpdate, Result, Verification, generate_id,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -29,9 +30,9 @@ use sqlx::{Pool, Row};
 use time::OffsetDateTime;
 
 use super::{
-    COUNTER, COUNTER_ENDED, COUNTER_MINUS_ONE, COUNTER_PLUS_ONE, Db, PATCH_APP_METADATA_REMOVE,
-    PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts, merge_app_metadata_statement, ts_from_db,
-    ts_to_db,
+    AUDIT_LOCK_HEAD, COUNTER, COUNTER_ENDED, COUNTER_MINUS_ONE, COUNTER_PLUS_ONE, Db,
+    PATCH_APP_METADATA_REMOVE, PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts,
+    merge_app_metadata_statement, ts_from_db, ts_to_db,
 };
 use crate::{
     auth_not_found, database, duplicate, duplicate_passkey, is_foreign_key_violation,
@@ -1190,6 +1191,542 @@ pub(crate) async fn delete_passkey(
         .await
         .map_err(database("deleting a passkey"))?;
     Ok(deleted.rows_affected() > 0)
+}
+
+// ----- devices ------------------------------------------------------------------
+
+/// A device's columns, in the order [`device_row`] reads them.
+macro_rules! device_columns {
+    () => {
+        "id, auth_identity_id, actor_type, auth_provider, user_agent, network, \
+         created_at, last_seen_at"
+    };
+}
+
+/// How many ids one device `DELETE` names at most (both engines' bind limits
+/// are far above it); more are deleted in chunks inside one transaction.
+const DEVICE_IDS_PER_DELETE: usize = 500;
+
+/// A row selected with `device_columns!()`.
+fn device_row(row: &DbRow) -> Result<Device> {
+    const WHAT: &str = "reading a device";
+    let new = NewDevice::new(
+        get::<String>(row, 1, WHAT)?,
+        get::<String>(row, 2, WHAT)?,
+        get::<String>(row, 3, WHAT)?,
+    )
+    .client(get(row, 4, WHAT)?, get(row, 5, WHAT)?);
+    let mut device = new.into_device(get(row, 0, WHAT)?, ts_from_db(get(row, 6, WHAT)?)?);
+    device.last_seen_at = ts_from_db(get(row, 7, WHAT)?)?;
+    Ok(device)
+}
+
+pub(crate) async fn create_device(pool: &Pool<Db>, new: NewDevice) -> Result<Device> {
+    // Whole milliseconds, as the in-memory store keeps them.
+    let now = auth_module::audit::whole_millis(OffsetDateTime::now_utc());
+    let device = new.into_device(generate_id(DEVICE_PREFIX), now);
+    let ts = ts_to_db(now)?;
+    // One statement: `INSERT … SELECT` inserts nothing when the auth identity
+    // does not exist.
+    let inserted = sqlx::query(
+        "INSERT INTO auth_device (id, auth_identity_id, actor_type, auth_provider, user_agent, \
+           network, created_at, last_seen_at) \
+         SELECT $1, id, $3, $4, $5, $6, $7, $7 FROM auth_identity WHERE id = $2",
+    )
+    .bind(&device.id)
+    .bind(&device.auth_identity_id)
+    .bind(&device.actor_type)
+    .bind(&device.auth_provider)
+    .bind(device.user_agent.as_deref())
+    .bind(device.network.as_deref())
+    .bind(&ts)
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected());
+    match inserted {
+        Ok(0) => Err(auth_not_found(&device.auth_identity_id)),
+        Ok(_) => Ok(device),
+        // The auth identity was deleted between the SELECT and the INSERT.
+        Err(e) if is_foreign_key_violation(&e) => Err(auth_not_found(&device.auth_identity_id)),
+        Err(e) => Err(database("creating a device")(e)),
+    }
+}
+
+pub(crate) async fn device(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    id: &str,
+) -> Result<Option<Device>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        device_columns!(),
+        " FROM auth_device WHERE id = $1 AND auth_identity_id = $2"
+    ))
+    .bind(id)
+    .bind(auth_identity_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(database("reading a device"))?;
+    row.as_ref().map(device_row).transpose()
+}
+
+pub(crate) async fn list_devices(pool: &Pool<Db>, auth_identity_id: &str) -> Result<Vec<Device>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        device_columns!(),
+        " FROM auth_device WHERE auth_identity_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(auth_identity_id)
+    .fetch_all(pool)
+    .await
+    .map_err(database("listing devices"))?;
+    rows.iter().map(device_row).collect()
+}
+
+pub(crate) async fn touch_device(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    id: &str,
+    at: OffsetDateTime,
+) -> Result<bool> {
+    let at = ts_to_db(auth_module::audit::whole_millis(at))?;
+    // One conditional statement: `last_seen_at` only moves forward, and a
+    // touch that would not move it writes nothing.
+    let moved = sqlx::query(
+        "UPDATE auth_device SET last_seen_at = $3 \
+         WHERE id = $1 AND auth_identity_id = $2 AND last_seen_at < $3",
+    )
+    .bind(id)
+    .bind(auth_identity_id)
+    .bind(&at)
+    .execute(pool)
+    .await
+    .map_err(database("touching a device"))?;
+    if moved.rows_affected() > 0 {
+        return Ok(true);
+    }
+    device_exists(pool, auth_identity_id, id).await
+}
+
+/// Whether `auth_identity_id` has device `id`.
+async fn device_exists(pool: &Pool<Db>, auth_identity_id: &str, id: &str) -> Result<bool> {
+    let found = sqlx::query("SELECT 1 FROM auth_device WHERE id = $1 AND auth_identity_id = $2")
+        .bind(id)
+        .bind(auth_identity_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database("reading a device"))?;
+    Ok(found.is_some())
+}
+
+/// `DELETE … WHERE auth_identity_id = $1 AND id IN (…) RETURNING id` of
+/// `ids` (in a transaction or not).
+async fn delete_device_ids<'e, E>(
+    executor: E,
+    auth_identity_id: &str,
+    ids: &[&str],
+) -> sqlx::Result<Vec<String>>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let sql = format!(
+        "DELETE FROM auth_device WHERE auth_identity_id = $1 AND id IN ({}) RETURNING id",
+        placeholders(2, ids.len(), |p| p)
+    );
+    let mut delete = sqlx::query_scalar(&sql).bind(auth_identity_id);
+    for id in ids {
+        delete = delete.bind(*id);
+    }
+    delete.fetch_all(executor).await
+}
+
+pub(crate) async fn delete_devices(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    ids: &[String],
+) -> Result<Vec<String>> {
+    // Each id once, in the order given: the order of the answer.
+    let mut seen = BTreeSet::new();
+    let ids: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| seen.insert(*id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let deleted: Vec<String> = if ids.len() <= DEVICE_IDS_PER_DELETE {
+        // One statement: atomic by itself.
+        delete_device_ids(pool, auth_identity_id, &ids)
+            .await
+            .map_err(database("deleting devices"))?
+    } else {
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(database("starting a transaction"))?;
+        let mut deleted = Vec::new();
+        for chunk in ids.chunks(DEVICE_IDS_PER_DELETE) {
+            deleted.extend(
+                delete_device_ids(&mut *tx, auth_identity_id, chunk)
+                    .await
+                    .map_err(database("deleting devices"))?,
+            );
+        }
+        tx.commit()
+            .await
+            .map_err(database("committing a device deletion"))?;
+        deleted
+    };
+    let deleted: BTreeSet<String> = deleted.into_iter().collect();
+    Ok(ids
+        .into_iter()
+        .filter(|id| deleted.contains(*id))
+        .map(str::to_owned)
+        .collect())
+}
+
+pub(crate) async fn delete_idle_devices(
+    pool: &Pool<Db>,
+    seen_before: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<(String, String)>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // Stored times are whole microseconds: `< ceil(t)` is `< t` exactly.
+    let seen_before = ts_to_db(crate::ceil_micros(seen_before))?;
+    // One statement, its work bounded by `limit` through the last_seen_at
+    // index, longest idle first.
+    let rows = sqlx::query(
+        "DELETE FROM auth_device WHERE id IN \
+           (SELECT id FROM auth_device WHERE last_seen_at < $1 ORDER BY last_seen_at LIMIT $2) \
+         RETURNING auth_identity_id, id",
+    )
+    .bind(&seen_before)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(database("deleting idle devices"))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                get(row, 0, "deleting idle devices")?,
+                get(row, 1, "deleting idle devices")?,
+            ))
+        })
+        .collect()
+}
+
+// ----- the audit log --------------------------------------------------------------
+
+/// An audit entry's columns, in the order [`audit_row`] reads them.
+macro_rules! audit_columns {
+    () => {
+        "seq, id, at, action, outcome, auth_identity_id, actor_type, provider, network, \
+         user_agent, detail, prev_hash, hash"
+    };
+}
+
+/// The columns [`audit_columns!`] names, for a multi-row `INSERT`.
+const AUDIT_COLUMNS: usize = 13;
+
+/// How many entries one `INSERT` writes at most (13 parameters each: both
+/// engines' bind limits are far above it).
+const AUDIT_ENTRIES_PER_INSERT: usize = 200;
+
+/// The most entries [`query_audit`] answers.
+const AUDIT_QUERY_MAX: usize = 1000;
+
+/// A `seq` as the database keeps it (a signed 64-bit integer).
+fn seq_to_db(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A stored `seq` (never negative).
+fn seq_from_db(seq: i64, what: &str) -> Result<u64> {
+    u64::try_from(seq).map_err(|_| {
+        Error::unexpected(format!(
+            "auth-store-sql: {what} has a negative audit sequence number {seq}"
+        ))
+    })
+}
+
+/// A row selected with `audit_columns!()`, exactly as stored: the stored
+/// `hash` is kept, not recomputed, so an edited row shows as edited.
+fn audit_row(row: &DbRow) -> Result<AuditEntry> {
+    const WHAT: &str = "reading an audit entry";
+    let seq = seq_from_db(get(row, 0, WHAT)?, "a stored audit entry")?;
+    let id: String = get(row, 1, WHAT)?;
+    let at = ts_from_db(get(row, 2, WHAT)?)?;
+    let mut new = NewAuditEntry::new(get::<String>(row, 3, WHAT)?, get::<String>(row, 4, WHAT)?);
+    new.auth_identity_id = get(row, 5, WHAT)?;
+    new.actor_type = get(row, 6, WHAT)?;
+    new.provider = get(row, 7, WHAT)?;
+    new.network = get(row, 8, WHAT)?;
+    new.user_agent = get(row, 9, WHAT)?;
+    let Json(detail): Json<Metadata> = get(row, 10, WHAT)?;
+    new.detail = detail;
+    let prev_hash: String = get(row, 11, WHAT)?;
+    let hash: String = get(row, 12, WHAT)?;
+    let mut entry = new.into_entry(id, seq, at, prev_hash);
+    entry.hash = hash;
+    Ok(entry)
+}
+
+/// Locks the chain's row for `tx` ([`AUDIT_LOCK_HEAD`]) and answers its head:
+/// the `seq` and hash of the newest entry ever appended.
+async fn lock_audit_head(tx: &mut sqlx::Transaction<'_, Db>) -> Result<(u64, String)> {
+    const WHAT: &str = "locking the audit chain";
+    let row = sqlx::query(AUDIT_LOCK_HEAD)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(database(WHAT))?;
+    let seq = seq_from_db(get(&row, 0, WHAT)?, "the audit chain's head")?;
+    Ok((seq, get(&row, 1, WHAT)?))
+}
+
+/// Inserts `entries` (in a transaction) in one multi-row `INSERT`.
+async fn insert_audit_entries(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    entries: &[AuditEntry],
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO auth_audit ({}) VALUES {}",
+        audit_columns!(),
+        (0..entries.len())
+            .map(|i| format!(
+                "({})",
+                placeholders(1 + i * AUDIT_COLUMNS, AUDIT_COLUMNS, |p| p)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let ats = entries
+        .iter()
+        .map(|e| ts_to_db(e.at))
+        .collect::<Result<Vec<Ts>>>()?;
+    let mut insert = sqlx::query(&sql);
+    for (e, at) in entries.iter().zip(ats) {
+        insert = insert
+            .bind(seq_to_db(e.seq))
+            .bind(&e.id)
+            .bind(at)
+            .bind(&e.action)
+            .bind(&e.outcome)
+            .bind(e.auth_identity_id.as_deref())
+            .bind(e.actor_type.as_deref())
+            .bind(e.provider.as_deref())
+            .bind(e.network.as_deref())
+            .bind(e.user_agent.as_deref())
+            .bind(Json(&e.detail))
+            .bind(&e.prev_hash)
+            .bind(&e.hash);
+    }
+    insert
+        .execute(&mut **tx)
+        .await
+        .map_err(database("appending audit entries"))?;
+    Ok(())
+}
+
+/// One transaction: lock the chain's row, chain the entries on from its
+/// head, insert them, move the head. Of concurrent appends (from any pool on
+/// the database) each waits for the lock, so `seq` has no gap or repeat.
+pub(crate) async fn append_audit(
+    pool: &Pool<Db>,
+    entries: Vec<NewAuditEntry>,
+) -> Result<Vec<AuditEntry>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(database("starting a transaction"))?;
+    let (mut seq, mut prev_hash) = lock_audit_head(&mut tx).await?;
+    // The clock is read under the lock, so `at` follows `seq`.
+    let now = OffsetDateTime::now_utc();
+    let mut appended = Vec::with_capacity(entries.len());
+    for new in entries {
+        seq += 1;
+        let entry = new.into_entry(generate_id(AUDIT_PREFIX), seq, now, prev_hash);
+        prev_hash = entry.hash.clone();
+        appended.push(entry);
+    }
+    for chunk in appended.chunks(AUDIT_ENTRIES_PER_INSERT) {
+        insert_audit_entries(&mut tx, chunk).await?;
+    }
+    sqlx::query("UPDATE auth_audit_chain SET head_seq = $1, head_hash = $2 WHERE id = 1")
+        .bind(seq_to_db(seq))
+        .bind(&prev_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(database("moving the audit chain's head"))?;
+    tx.commit()
+        .await
+        .map_err(database("committing audit entries"))?;
+    Ok(appended)
+}
+
+pub(crate) async fn query_audit(pool: &Pool<Db>, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+    use std::fmt::Write as _;
+    let limit = query.limit.min(AUDIT_QUERY_MAX);
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // Only the filters given, so each combination is a statement of its own
+    // that the planner can serve from its index ((auth_identity_id, seq),
+    // (action, seq), (at) or the primary key) walked newest first.
+    let since = query
+        .since
+        .map(|t| ts_to_db(crate::ceil_micros(t)))
+        .transpose()?;
+    let until = query
+        .until
+        .map(|t| ts_to_db(crate::ceil_micros(t)))
+        .transpose()?;
+    let mut sql = String::from(concat!("SELECT ", audit_columns!(), " FROM auth_audit"));
+    let mut n = 0;
+    let mut clause = |sql: &mut String, condition: &str| {
+        n += 1;
+        let _ = write!(
+            sql,
+            " {} {condition} ${n}",
+            if n == 1 { "WHERE" } else { "AND" }
+        );
+    };
+    if query.auth_identity_id.is_some() {
+        clause(&mut sql, "auth_identity_id =");
+    }
+    if query.action.is_some() {
+        clause(&mut sql, "action =");
+    }
+    // Stored times are whole microseconds: `>= ceil(t)` is `>= t` exactly,
+    // and `< ceil(t)` is `< t`.
+    if since.is_some() {
+        clause(&mut sql, "at >=");
+    }
+    if until.is_some() {
+        clause(&mut sql, "at <");
+    }
+    if query.before_seq.is_some() {
+        clause(&mut sql, "seq <");
+    }
+    let _ = write!(sql, " ORDER BY seq DESC LIMIT ${}", n + 1);
+    let mut select = sqlx::query(&sql);
+    if let Some(id) = &query.auth_identity_id {
+        select = select.bind(id);
+    }
+    if let Some(action) = &query.action {
+        select = select.bind(action);
+    }
+    if let Some(since) = since {
+        select = select.bind(since);
+    }
+    if let Some(until) = until {
+        select = select.bind(until);
+    }
+    if let Some(before_seq) = query.before_seq {
+        select = select.bind(seq_to_db(before_seq));
+    }
+    let rows = select
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await
+        .map_err(database("querying the audit log"))?;
+    rows.iter().map(audit_row).collect()
+}
+
+pub(crate) async fn audit_chain(
+    pool: &Pool<Db>,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM auth_audit WHERE seq > $1 ORDER BY seq LIMIT $2"
+    ))
+    .bind(seq_to_db(after_seq))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(database("reading the audit chain"))?;
+    rows.iter().map(audit_row).collect()
+}
+
+pub(crate) async fn audit_chain_start(pool: &Pool<Db>) -> Result<Option<AuditChainStart>> {
+    const WHAT: &str = "reading the audit chain's start";
+    let row = sqlx::query("SELECT start_seq, start_prev_hash FROM auth_audit_chain WHERE id = 1")
+        .fetch_optional(pool)
+        .await
+        .map_err(database(WHAT))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let seq: Option<i64> = get(&row, 0, WHAT)?;
+    let prev_hash: Option<String> = get(&row, 1, WHAT)?;
+    match (seq, prev_hash) {
+        (Some(seq), Some(prev_hash)) => Ok(Some(AuditChainStart::new(
+            seq_from_db(seq, "the audit chain's start")?,
+            prev_hash,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// One transaction, under the chain row's lock (so no append lands in
+/// between): the first entry kept is the oldest at or after `before`, or the
+/// newest of all when every entry is older; the entries below it go, and the
+/// chain's start becomes it.
+pub(crate) async fn prune_audit(pool: &Pool<Db>, before: OffsetDateTime) -> Result<u64> {
+    const WHAT: &str = "pruning the audit log";
+    // Stored times are whole microseconds: `>= ceil(t)` is `>= t` exactly.
+    let before = ts_to_db(crate::ceil_micros(before))?;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(database("starting a transaction"))?;
+    lock_audit_head(&mut tx).await?;
+    let first_kept = sqlx::query(
+        "SELECT seq, prev_hash FROM auth_audit \
+         WHERE at >= $1 OR seq = (SELECT MAX(seq) FROM auth_audit) \
+         ORDER BY seq LIMIT 1",
+    )
+    .bind(&before)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(database(WHAT))?;
+    let Some(first_kept) = first_kept else {
+        // An empty log: dropping `tx` rolls back.
+        return Ok(0);
+    };
+    let seq: i64 = get(&first_kept, 0, WHAT)?;
+    let prev_hash: String = get(&first_kept, 1, WHAT)?;
+    let removed = sqlx::query("DELETE FROM auth_audit WHERE seq < $1")
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(database(WHAT))?
+        .rows_affected();
+    if removed == 0 {
+        // Nothing older: the start stays as it is.
+        return Ok(0);
+    }
+    sqlx::query("UPDATE auth_audit_chain SET start_seq = $1, start_prev_hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&prev_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(database("recording the audit chain's start"))?;
+    tx.commit()
+        .await
+        .map_err(database("committing an audit log prune"))?;
+    Ok(removed)
 }
 
 // ----- state: keyed values with a time to live (milliseconds since the epoch)

@@ -95,6 +95,16 @@ const COUNTER_PLUS_ONE: &str = "CAST(CAST(auth_state.value AS INTEGER) + 1 AS TE
 const COUNTER_MINUS_ONE: &str = "CAST(CAST(auth_state.value AS INTEGER) - 1 AS TEXT)";
 const COUNTER_ENDED: &str = "'0'";
 
+/// Takes the audit chain's row for the transaction and answers its head
+/// (`head_seq`, `head_hash`). A no-op write rather than a read, so the
+/// transaction holds SQLite's write lock from its first statement: a read
+/// first would have to upgrade later, which another connection to the file
+/// (another store, another process) could refuse with `SQLITE_BUSY` instead
+/// of the busy handler's wait. Within one store the writer queue serialises
+/// appends already.
+const AUDIT_LOCK_HEAD: &str = "UPDATE auth_audit_chain SET head_seq = head_seq WHERE id = 1 \
+     RETURNING head_seq, head_hash";
+
 /// How a timestamp is stored: RFC 3339 text.
 type Ts = String;
 

@@ -14,9 +14,10 @@
 )]
 
 use auth_module::{
-    ErrorKind, IdentityStore, Metadata, MfaFactorUpdate, MfaStore, NewAuthIdentity, NewMfaFactor,
-    NewPasskeyCredential, NewProviderIdentity, NewVerification, PasskeyStore, PasskeyUse,
-    ProviderIdentityUpdate, VerificationStore,
+    AuditQuery, AuditStore, DeviceStore, ErrorKind, IdentityStore, Metadata, MfaFactorUpdate,
+    MfaStore, NewAuditEntry, NewAuthIdentity, NewDevice, NewMfaFactor, NewPasskeyCredential,
+    NewProviderIdentity, NewVerification, PasskeyStore, PasskeyUse, ProviderIdentityUpdate,
+    VerificationStore,
 };
 use auth_store_sql::SqlStore;
 
@@ -402,6 +403,202 @@ async fn check_reactivation_is_refused(store: &SqlStore) {
     );
 }
 
+/// Devices and audit entries with NUL (U+0000), which PostgreSQL text cannot
+/// hold: what a client sent (a user agent) is kept with U+FFFD in its place,
+/// on both engines; other fields and audit `detail` are refused as any
+/// record's are (`InvalidData`); lookups with NUL find nothing.
+async fn check_nul_devices_and_audit(store: &SqlStore) {
+    let kind = |e: Option<auth_module::Error>| e.map(|e| e.kind());
+    let owner = store
+        .create_auth_identity(NewAuthIdentity::new())
+        .await
+        .expect("create");
+    let device = store
+        .create_device(NewDevice::new(&owner.id, "customer", "emailpass").client(
+            Some("Agent\u{0}/1.0\u{0}".into()),
+            Some("203.0.113.0/24".into()),
+        ))
+        .await
+        .expect("a user agent with NUL is kept");
+    assert_eq!(
+        device.user_agent.as_deref(),
+        Some("Agent\u{FFFD}/1.0\u{FFFD}")
+    );
+    assert_eq!(
+        store.device(&owner.id, &device.id).await.expect("read"),
+        Some(device.clone()),
+        "what the create answered is what is stored"
+    );
+    assert_eq!(
+        kind(
+            store
+                .create_device(NewDevice::new("authid_\u{0}", "customer", "emailpass"))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::NotFound)
+    );
+    assert_eq!(
+        kind(
+            store
+                .create_device(NewDevice::new(&owner.id, "cust\u{0}omer", "emailpass"))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        kind(
+            store
+                .create_device(NewDevice::new(&owner.id, "customer", "email\u{0}pass"))
+                .await
+                .err()
+        ),
+        Some(ErrorKind::InvalidData)
+    );
+    assert_eq!(
+        store
+            .device(&owner.id, "authdev_\u{0}")
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(store.list_devices("authid_\u{0}").await.expect("list"), []);
+    assert!(
+        !store
+            .touch_device(&owner.id, "authdev_\u{0}", time::OffsetDateTime::now_utc())
+            .await
+            .expect("touch")
+    );
+    assert_eq!(
+        store
+            .delete_devices(&owner.id, &["authdev_\u{0}".into(), device.id.clone()])
+            .await
+            .expect("delete"),
+        vec![device.id.clone()],
+        "an id with NUL matches nothing; the others are deleted"
+    );
+
+    let mut with_ua = NewAuditEntry::new("login", "failed");
+    with_ua.user_agent = Some("Agent\u{0}".into());
+    let appended = store
+        .append_audit(vec![with_ua])
+        .await
+        .expect("a user agent with NUL is kept");
+    assert_eq!(appended[0].user_agent.as_deref(), Some("Agent\u{FFFD}"));
+    assert_eq!(
+        appended[0].hash,
+        auth_module::audit::chain_hash(&appended[0].prev_hash, &appended[0]),
+        "the hash covers the entry as stored"
+    );
+    let refused = [
+        NewAuditEntry::new("login", "failed").detail("email", "a\u{0}@example.test"),
+        NewAuditEntry::new("login", "failed").detail("nested", serde_json::json!({ "k\u{0}": 1 })),
+        NewAuditEntry::new("log\u{0}in", "failed"),
+        NewAuditEntry::new("login", "failed").identity("authid_\u{0}"),
+        NewAuditEntry::new("login", "failed").provider("email\u{0}pass"),
+    ];
+    for entry in refused {
+        assert_eq!(
+            kind(
+                store
+                    .append_audit(vec![NewAuditEntry::new("ok", "succeeded"), entry.clone()])
+                    .await
+                    .err()
+            ),
+            Some(ErrorKind::InvalidData),
+            "{entry:?}"
+        );
+    }
+    let mut q = AuditQuery::newest(10);
+    q.auth_identity_id = Some("authid_\u{0}".into());
+    assert_eq!(store.query_audit(&q).await.expect("query"), []);
+    assert_eq!(
+        store.audit_chain(0, 10).await.expect("chain"),
+        appended,
+        "refused appends stored nothing"
+    );
+    let report = auth_module::audit::verify(store).await.expect("verify");
+    assert_eq!(report.broken, None);
+}
+
+/// An entry edited in the database shows as edited: the stored hash is
+/// answered, never recomputed. `exec` runs one SQL statement on the store's
+/// database.
+async fn check_edits_break_the_chain<F, Fut>(store: &SqlStore, exec: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let appended = store
+        .append_audit(vec![
+            NewAuditEntry::new("login", "succeeded").detail("n", 1),
+            NewAuditEntry::new("login", "failed").detail("n", 2),
+            NewAuditEntry::new("login", "succeeded").detail("n", 3),
+        ])
+        .await
+        .expect("append");
+    let report = auth_module::audit::verify(store).await.expect("verify");
+    assert_eq!((report.checked, report.broken), (3, None));
+    assert_eq!(report.head_hash, appended[2].hash);
+    exec("UPDATE auth_audit SET outcome = 'succeeded' WHERE seq = 2").await;
+    let report = auth_module::audit::verify(store).await.expect("verify");
+    let broken = report.broken.expect("an edit breaks the chain");
+    assert_eq!((broken.seq, broken.reason), (2, "edited"));
+    exec("UPDATE auth_audit SET outcome = 'failed' WHERE seq = 2").await;
+    exec("DELETE FROM auth_audit WHERE seq = 2").await;
+    let report = auth_module::audit::verify(store).await.expect("verify");
+    let broken = report.broken.expect("a removal breaks the chain");
+    assert_eq!((broken.seq, broken.reason), (3, "missing"));
+}
+
+/// Appends from two stores on one database, concurrently (`per_store` single
+/// appends each), form one chain: seq 1 to 2 × `per_store`, each once, and
+/// [`auth_module::audit::verify`] finds it intact.
+async fn check_two_stores_append_one_chain(
+    a: std::sync::Arc<SqlStore>,
+    b: std::sync::Arc<SqlStore>,
+    per_store: u64,
+) {
+    let run = |store: std::sync::Arc<SqlStore>, tag: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..per_store {
+                store
+                    .append_audit(vec![
+                        NewAuditEntry::new("login", "succeeded")
+                            .detail("store", tag)
+                            .detail("i", i),
+                    ])
+                    .await
+                    .expect("append");
+            }
+        })
+    };
+    let (ra, rb) = tokio::join!(
+        run(std::sync::Arc::clone(&a), "a"),
+        run(std::sync::Arc::clone(&b), "b")
+    );
+    ra.expect("store a's appends");
+    rb.expect("store b's appends");
+    let chain = a.audit_chain(0, 10_000).await.expect("chain");
+    let seqs: Vec<u64> = chain.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=2 * per_store).collect::<Vec<_>>(),
+        "no gap, no repeat"
+    );
+    for tag in ["a", "b"] {
+        assert_eq!(
+            chain.iter().filter(|e| e.detail["store"] == tag).count() as u64,
+            per_store
+        );
+    }
+    let report = auth_module::audit::verify(&*b).await.expect("verify");
+    assert_eq!(report.broken, None, "{report:?}");
+    assert_eq!(report.checked, 2 * per_store);
+    assert_eq!(report.head_hash, chain.last().expect("entries").hash);
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn bad_sqlite_urls_are_refused_without_echoing_secrets() {
@@ -732,6 +929,67 @@ mod sqlite {
     async fn refuses_nul_like_postgres() {
         check_nul_refusal(&SqlStore::sqlite_memory().await.expect("open")).await;
     }
+
+    #[tokio::test]
+    async fn devices_and_audit_handle_nul_like_postgres() {
+        super::check_nul_devices_and_audit(&SqlStore::sqlite_memory().await.expect("open")).await;
+    }
+
+    /// The same for devices: a device of a missing auth identity.
+    #[tokio::test]
+    async fn device_messages_match_the_memory_store() {
+        use auth_module::{DeviceStore, NewDevice};
+        let sql = SqlStore::sqlite_memory().await.expect("open");
+        let memory = MemoryIdentityStore::new();
+        let stores: [&dyn DeviceStore; 2] = [&sql, &memory];
+        let mut messages = Vec::new();
+        for devices in stores {
+            let err = devices
+                .create_device(NewDevice::new("authid_missing", "customer", "emailpass"))
+                .await
+                .err();
+            messages.push(err.map(|e| (e.kind(), e.message().to_owned())));
+        }
+        assert!(messages[0].is_some(), "{messages:?}");
+        assert_eq!(messages[0], messages[1]);
+    }
+
+    #[tokio::test]
+    async fn audit_edits_break_the_chain() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = sqlite_url(&dir);
+        let store = SqlStore::sqlite(&url).await.expect("open");
+        super::check_edits_break_the_chain(&store, |sql| {
+            let url = url.clone();
+            async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+                conn.close().await.expect("close");
+            }
+        })
+        .await;
+    }
+
+    /// Two stores on one file (as two processes would be) append
+    /// concurrently: one gapless chain. The append's first statement takes
+    /// SQLite's write lock, so the other store waits in the busy handler
+    /// rather than failing to upgrade a read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_file_append_one_chain() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = sqlite_url(&dir);
+        let a = SqlStore::sqlite(&url).await.expect("open a");
+        let b = SqlStore::sqlite(&url).await.expect("open b");
+        super::check_two_stores_append_one_chain(
+            std::sync::Arc::new(a),
+            std::sync::Arc::new(b),
+            50,
+        )
+        .await;
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -956,5 +1214,59 @@ mod postgres {
         let store = Arc::new(store);
         super::check_nul_refusal(&store).await;
         drop_schema(store).await;
+    }
+
+    #[tokio::test]
+    async fn devices_and_audit_handle_nul() {
+        let Some(store) = store().await else {
+            return;
+        };
+        let store = Arc::new(store);
+        super::check_nul_devices_and_audit(&store).await;
+        drop_schema(store).await;
+    }
+
+    #[tokio::test]
+    async fn audit_edits_break_the_chain() {
+        let Some(store) = store().await else {
+            return;
+        };
+        let store = Arc::new(store);
+        let schema = store
+            .postgres_schema()
+            .map(str::to_owned)
+            .expect("a schema");
+        super::check_edits_break_the_chain(&store, |sql| {
+            let schema = schema.clone();
+            async move {
+                let mut conn = sqlx::PgConnection::connect(&url()).await.expect("connect");
+                sqlx::query(&format!("SET search_path TO {schema}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("search_path");
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+                conn.close().await.expect("close");
+            }
+        })
+        .await;
+        drop_schema(store).await;
+    }
+
+    /// Two stores (two pools, as two replicas would have) on one schema
+    /// append concurrently, 50 entries each: the chain row's lock makes one
+    /// gapless chain, 1 to 100, intact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_pools_append_one_chain() {
+        let Some(a) = store().await else {
+            return;
+        };
+        let schema = a.postgres_schema().map(str::to_owned).expect("a schema");
+        let b = SqlStore::postgres(&url(), Some(&schema))
+            .await
+            .expect("a second store on the schema");
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        super::check_two_stores_append_one_chain(Arc::clone(&a), Arc::clone(&b), 50).await;
+        b.close().await;
+        drop_schema(a).await;
     }
 }

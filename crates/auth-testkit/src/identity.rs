@@ -1,24 +1,32 @@
 //! The [`IdentityStore`] conformance cases, and those of its capabilities
-//! ([`MfaStore`], [`VerificationStore`], [`PasskeyStore`]).
+//! ([`MfaStore`], [`VerificationStore`], [`PasskeyStore`], [`DeviceStore`],
+//! [`AuditStore`]).
 //!
 //! Each case is a plain async function over `&dyn IdentityStore` that panics,
 //! like a failed `assert!`, when the store breaks the contract. The cases of a
 //! capability also take it: `(store, mfa: &dyn MfaStore)`, `(store,
-//! verifications: &dyn VerificationStore)` or `(store, passkeys: &dyn
-//! PasskeyStore)`, the store's [`IdentityStore::mfa_store`],
-//! [`IdentityStore::verification_store`] or [`IdentityStore::passkey_store`]
+//! verifications: &dyn VerificationStore)`, `(store, passkeys: &dyn
+//! PasskeyStore)`, `(store, devices: &dyn DeviceStore)` or `(store, audit:
+//! &dyn AuditStore)`, the store's [`IdentityStore::mfa_store`],
+//! [`IdentityStore::verification_store`], [`IdentityStore::passkey_store`],
+//! [`IdentityStore::device_store`] or [`IdentityStore::audit_store`]
 //! (records hang on the store's identities). Each creates its own data under
-//! entity ids unique to the run, so cases may share a backend.
+//! entity ids unique to the run, so cases may share a backend, except those
+//! of the audit log, which is one chain per store: they read all of it, and
+//! one prunes it.
 //! [`crate::identity_store_suite!`] stamps one test per case.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use auth_module::audit::{GENESIS, chain_hash, verify};
 use auth_module::{
-    AUTH_IDENTITY_PREFIX, AuthIdentity, ErrorKind, IdentityStore, MFA_FACTOR_PREFIX, MfaFactor,
-    MfaFactorStatus, MfaFactorUpdate, MfaStore, NewAuthIdentity, NewMfaFactor,
-    NewPasskeyCredential, NewProviderIdentity, NewVerification, PASSKEY_PREFIX,
-    PROVIDER_IDENTITY_PREFIX, PasskeyCredential, PasskeyStore, PasskeyUse, ProviderIdentityUpdate,
-    VERIFICATION_PREFIX, Verification, VerificationStore,
+    AUDIT_PREFIX, AUTH_IDENTITY_PREFIX, AuditChainStart, AuditEntry, AuditQuery, AuditStore,
+    AuthIdentity, DEVICE_PREFIX, Device, DeviceStore, ErrorKind, IdentityStore, MFA_FACTOR_PREFIX,
+    MfaFactor, MfaFactorStatus, MfaFactorUpdate, MfaStore, NewAuditEntry, NewAuthIdentity,
+    NewDevice, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity, NewVerification,
+    PASSKEY_PREFIX, PROVIDER_IDENTITY_PREFIX, PasskeyCredential, PasskeyStore, PasskeyUse,
+    ProviderIdentityUpdate, VERIFICATION_PREFIX, Verification, VerificationStore,
 };
 use serde_json::json;
 
@@ -3124,4 +3132,942 @@ pub async fn delete_auth_identity_cascades_to_passkeys(
         "the deleted passkey's credential id is free again",
     )
     .await;
+}
+
+// ----- Devices --------------------------------------------------------------
+
+/// The store's devices, for the cases of the `device` capability (used by
+/// [`crate::identity_store_suite!`]; not part of the API).
+#[doc(hidden)]
+pub fn __device_store<S: IdentityStore>(store: &Arc<S>) -> Arc<dyn DeviceStore> {
+    Arc::clone(store).device_store().unwrap_or_else(|| {
+        panic!(
+            "{store:?} keeps no devices: IdentityStore::device_store answered None \
+             (implement DeviceStore and answer Some(self), or run the suite with \
+             `capabilities = [...]` without `device`)"
+        )
+    })
+}
+
+/// The store's audit log, for the cases of the `audit` capability (used by
+/// [`crate::identity_store_suite!`]; not part of the API).
+#[doc(hidden)]
+pub fn __audit_store<S: IdentityStore>(store: &Arc<S>) -> Arc<dyn AuditStore> {
+    Arc::clone(store).audit_store().unwrap_or_else(|| {
+        panic!(
+            "{store:?} keeps no audit log: IdentityStore::audit_store answered None \
+             (implement AuditStore and answer Some(self), or run the suite with \
+             `capabilities = [...]` without `audit`)"
+        )
+    })
+}
+
+/// The actor type and provider instance of the device cases.
+const ACTOR: &str = "customer";
+
+async fn create_device(devices: &dyn DeviceStore, new: NewDevice, what: &str) -> Device {
+    ok(devices.create_device(new).await, what)
+}
+
+/// A device of `owner` with a user agent and network.
+fn new_device(owner: &str) -> NewDevice {
+    NewDevice::new(owner, ACTOR, EMAILPASS).client(
+        Some("Mozilla/5.0 (X11; Linux x86_64) Ünïcode ✓".to_owned()),
+        Some("203.0.113.0/24".to_owned()),
+    )
+}
+
+/// Devices are created with an `authdev_` id, the given fields, and
+/// `created_at` = `last_seen_at` = now; `device` answers what the create
+/// did, for its owner only; each identity lists its own, oldest first. A
+/// device of an unknown auth identity is `NotFound` and stores nothing.
+pub async fn devices_are_created_read_and_listed_oldest_first(
+    store: &dyn IdentityStore,
+    devices: &dyn DeviceStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let first = create_device(devices, new_device(&owner.id), "create").await;
+    assert!(
+        first.id.starts_with(&format!("{DEVICE_PREFIX}_")),
+        "{}",
+        first.id
+    );
+    assert_eq!(first.auth_identity_id, owner.id);
+    assert_eq!(first.actor_type, ACTOR);
+    assert_eq!(first.auth_provider, EMAILPASS);
+    assert_eq!(
+        first.user_agent.as_deref(),
+        Some("Mozilla/5.0 (X11; Linux x86_64) Ünïcode ✓")
+    );
+    assert_eq!(first.network.as_deref(), Some("203.0.113.0/24"));
+    assert_near(
+        first.created_at,
+        time::OffsetDateTime::now_utc(),
+        NOW_TOLERANCE,
+        "created_at is now",
+    );
+    assert_eq!(first.last_seen_at, first.created_at, "seen when created");
+
+    tokio::time::sleep(TICK).await;
+    let second = create_device(
+        devices,
+        NewDevice::new(&owner.id, "admin", GOOGLE),
+        "a device with no user agent or network",
+    )
+    .await;
+    assert_eq!(
+        (second.user_agent.as_deref(), second.network.as_deref()),
+        (None, None)
+    );
+    assert_eq!(
+        (second.actor_type.as_str(), second.auth_provider.as_str()),
+        ("admin", GOOGLE)
+    );
+    assert_ne!(second.id, first.id);
+    tokio::time::sleep(TICK).await;
+    let third = create_device(devices, new_device(&owner.id), "a third").await;
+    let theirs = create_device(devices, new_device(&other.id), "another identity's").await;
+
+    assert_eq!(
+        ok(devices.list_devices(&owner.id).await, "list_devices"),
+        vec![first.clone(), second.clone(), third],
+        "oldest first, as created"
+    );
+    assert_eq!(
+        ok(devices.list_devices(&other.id).await, "list"),
+        vec![theirs.clone()],
+        "each identity lists its own"
+    );
+    assert_eq!(
+        ok(devices.device(&owner.id, &first.id).await, "device"),
+        Some(first.clone()),
+        "what the create answered is what is stored"
+    );
+    assert_eq!(
+        ok(devices.device(&owner.id, &second.id).await, "device"),
+        Some(second)
+    );
+    assert_eq!(
+        ok(
+            devices.device(&other.id, &first.id).await,
+            "device of another identity"
+        ),
+        None,
+        "another identity's device is as absent"
+    );
+    assert_eq!(
+        ok(
+            devices.device(&owner.id, &theirs.id).await,
+            "device of another identity"
+        ),
+        None
+    );
+    let missing_device = format!("{DEVICE_PREFIX}_{}", unique("missing"));
+    assert_eq!(
+        ok(
+            devices.device(&owner.id, &missing_device).await,
+            "a missing device"
+        ),
+        None
+    );
+
+    let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
+    expect_kind(
+        devices.create_device(new_device(&missing)).await,
+        ErrorKind::NotFound,
+        "a device of an unknown auth identity",
+    );
+    assert_eq!(
+        ok(
+            devices.list_devices(&missing).await,
+            "list of an unknown identity"
+        ),
+        Vec::new(),
+        "nothing was stored"
+    );
+}
+
+/// `touch_device` moves `last_seen_at` to the given time when that is later
+/// (kept to the millisecond at least) and never back; either way it answers
+/// `true` for the owner's device, and `false`, changing nothing, for another
+/// identity's or a missing one. Nothing else of the device changes.
+pub async fn touch_device_only_moves_last_seen_forward(
+    store: &dyn IdentityStore,
+    devices: &dyn DeviceStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let created = create_device(devices, new_device(&owner.id), "create").await;
+    let stored = || devices.device(&owner.id, &created.id);
+
+    let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
+    assert!(ok(
+        devices.touch_device(&owner.id, &created.id, later).await,
+        "a touch by the owner"
+    ));
+    let touched = ok(stored().await, "device").expect("the device exists");
+    assert_near(
+        touched.last_seen_at,
+        later,
+        GIVEN_TIME_TOLERANCE,
+        "last_seen_at moves to the touch",
+    );
+    assert!(touched.last_seen_at <= later, "never past the touch");
+    let mut expected = created.clone();
+    expected.last_seen_at = touched.last_seen_at;
+    assert_eq!(touched, expected, "only last_seen_at changes");
+
+    for (at, what) in [
+        (later - time::Duration::minutes(1), "an earlier touch"),
+        (created.created_at, "a touch at creation"),
+        (touched.last_seen_at, "a touch at the same time"),
+    ] {
+        assert!(
+            ok(devices.touch_device(&owner.id, &created.id, at).await, what),
+            "{what}: the device exists"
+        );
+        assert_eq!(
+            ok(stored().await, "device"),
+            Some(touched.clone()),
+            "{what}: last_seen_at never goes back"
+        );
+    }
+
+    let much_later = later + time::Duration::hours(1);
+    assert!(
+        !ok(
+            devices
+                .touch_device(&other.id, &created.id, much_later)
+                .await,
+            "a touch by another identity"
+        ),
+        "another identity's device is as absent"
+    );
+    assert_eq!(ok(stored().await, "device"), Some(touched.clone()));
+    let missing = format!("{DEVICE_PREFIX}_{}", unique("missing"));
+    assert!(!ok(
+        devices.touch_device(&owner.id, &missing, much_later).await,
+        "a touch of a missing device"
+    ));
+    assert!(ok(
+        devices
+            .touch_device(&owner.id, &created.id, much_later)
+            .await,
+        "a later touch"
+    ));
+    assert_near(
+        ok(stored().await, "device")
+            .expect("the device exists")
+            .last_seen_at,
+        much_later,
+        GIVEN_TIME_TOLERANCE,
+        "last_seen_at moves on",
+    );
+}
+
+/// `delete_devices` deletes, in one write, those of the given ids that are
+/// devices of the identity, and answers them in the order given (each once);
+/// another identity's devices and missing ids are skipped and stay as they
+/// are.
+pub async fn devices_are_deleted_by_their_owner_only(
+    store: &dyn IdentityStore,
+    devices: &dyn DeviceStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let a = create_device(devices, new_device(&owner.id), "a").await;
+    tokio::time::sleep(TICK).await;
+    let b = create_device(devices, new_device(&owner.id), "b").await;
+    tokio::time::sleep(TICK).await;
+    let c = create_device(devices, new_device(&owner.id), "c").await;
+    let theirs = create_device(devices, new_device(&other.id), "another identity's").await;
+
+    assert_eq!(
+        ok(
+            devices.delete_devices(&owner.id, &[]).await,
+            "delete nothing"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ok(
+            devices
+                .delete_devices(&other.id, &[a.id.clone(), b.id.clone()])
+                .await,
+            "a delete by another identity"
+        ),
+        Vec::<String>::new(),
+        "another identity's devices are as absent"
+    );
+    assert_eq!(
+        ok(devices.list_devices(&owner.id).await, "list"),
+        vec![a.clone(), b.clone(), c.clone()]
+    );
+
+    let missing = format!("{DEVICE_PREFIX}_{}", unique("missing"));
+    let deleted = ok(
+        devices
+            .delete_devices(
+                &owner.id,
+                &[
+                    c.id.clone(),
+                    missing.clone(),
+                    theirs.id.clone(),
+                    a.id.clone(),
+                    c.id.clone(),
+                ],
+            )
+            .await,
+        "a delete by the owner",
+    );
+    assert_eq!(
+        deleted,
+        vec![c.id.clone(), a.id.clone()],
+        "the owner's devices among the ids, in the order given, each once"
+    );
+    assert_eq!(
+        ok(devices.list_devices(&owner.id).await, "list"),
+        vec![b.clone()],
+        "the device not named stays"
+    );
+    assert_eq!(ok(devices.device(&owner.id, &a.id).await, "device"), None);
+    assert_eq!(
+        ok(devices.list_devices(&other.id).await, "list"),
+        vec![theirs],
+        "another identity's device named by the owner stays"
+    );
+    assert_eq!(
+        ok(
+            devices
+                .delete_devices(&owner.id, std::slice::from_ref(&a.id))
+                .await,
+            "a second delete"
+        ),
+        Vec::<String>::new()
+    );
+    assert!(!ok(
+        devices
+            .touch_device(&owner.id, &a.id, time::OffsetDateTime::now_utc())
+            .await,
+        "a touch of a deleted device"
+    ));
+}
+
+/// `delete_idle_devices` deletes up to `limit` devices of any identity last
+/// seen before the given time and answers their `(auth_identity_id, id)`;
+/// a device seen since stays.
+pub async fn idle_devices_are_deleted_longest_idle_first(
+    store: &dyn IdentityStore,
+    devices: &dyn DeviceStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let idle_a = create_device(devices, new_device(&owner.id), "idle a").await;
+    let idle_b = create_device(devices, new_device(&other.id), "idle b").await;
+    let active = create_device(devices, new_device(&owner.id), "active").await;
+    tokio::time::sleep(TICK).await;
+    let cutoff = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(TICK).await;
+    assert!(ok(
+        devices
+            .touch_device(&owner.id, &active.id, time::OffsetDateTime::now_utc())
+            .await,
+        "touch"
+    ));
+    let active = ok(devices.device(&owner.id, &active.id).await, "device").expect("active");
+
+    assert_eq!(
+        ok(devices.delete_idle_devices(cutoff, 0).await, "a limit of 0"),
+        Vec::new()
+    );
+    let mut swept = ok(devices.delete_idle_devices(cutoff, 1).await, "a limit of 1");
+    assert_eq!(swept.len(), 1, "at most the limit: {swept:?}");
+    swept.extend(ok(
+        devices.delete_idle_devices(cutoff, 1000).await,
+        "the rest",
+    ));
+    let idle = [
+        (owner.id.clone(), idle_a.id.clone()),
+        (other.id.clone(), idle_b.id.clone()),
+    ];
+    for pair in &idle {
+        assert_eq!(
+            swept.iter().filter(|p| *p == pair).count(),
+            1,
+            "{pair:?} is swept once: {swept:?}"
+        );
+    }
+    assert!(
+        !swept.iter().any(|(_, id)| *id == active.id),
+        "a device seen after the cutoff stays"
+    );
+    for (owner, id) in &swept {
+        assert_eq!(
+            ok(devices.device(owner, id).await, "device"),
+            None,
+            "a swept device is gone"
+        );
+    }
+    assert_eq!(
+        ok(devices.list_devices(&owner.id).await, "list"),
+        vec![active]
+    );
+    assert_eq!(
+        ok(devices.list_devices(&other.id).await, "list"),
+        Vec::new()
+    );
+    let again = ok(devices.delete_idle_devices(cutoff, 1000).await, "again");
+    assert!(
+        !again.iter().any(|p| idle.contains(p)),
+        "nothing of them is left to sweep: {again:?}"
+    );
+}
+
+/// Deleting an auth identity deletes its devices, and leaves other
+/// identities' alone.
+pub async fn delete_auth_identity_cascades_to_devices(
+    store: &dyn IdentityStore,
+    devices: &dyn DeviceStore,
+) {
+    let doomed = bare_identity(store).await;
+    let kept = bare_identity(store).await;
+    let gone = create_device(devices, new_device(&doomed.id), "create").await;
+    create_device(devices, new_device(&doomed.id), "a second").await;
+    create_device(devices, new_device(&kept.id), "another identity's").await;
+    let kept_before = ok(devices.list_devices(&kept.id).await, "list");
+
+    ok(store.delete_auth_identity(&doomed.id).await, "delete");
+    assert_eq!(
+        ok(devices.list_devices(&doomed.id).await, "list"),
+        Vec::new(),
+        "devices went with their identity"
+    );
+    assert_eq!(
+        ok(devices.device(&doomed.id, &gone.id).await, "device"),
+        None
+    );
+    assert!(!ok(
+        devices
+            .touch_device(&doomed.id, &gone.id, time::OffsetDateTime::now_utc())
+            .await,
+        "a touch of a deleted identity's device"
+    ));
+    expect_kind(
+        devices.create_device(new_device(&doomed.id)).await,
+        ErrorKind::NotFound,
+        "a device of a deleted identity",
+    );
+    assert_eq!(
+        ok(devices.list_devices(&kept.id).await, "list"),
+        kept_before,
+        "other identities keep theirs"
+    );
+}
+
+// ----- The audit log --------------------------------------------------------
+
+/// The seq and hash of the newest entry, `(0, GENESIS)` before the first.
+async fn audit_head(audit: &dyn AuditStore) -> (u64, String) {
+    let newest = ok(audit.query_audit(&AuditQuery::newest(1)).await, "query");
+    newest
+        .first()
+        .map_or((0, GENESIS.to_owned()), |e| (e.seq, e.hash.clone()))
+}
+
+/// Every entry of the chain, oldest first, walked in pages of 7.
+async fn whole_chain(audit: &dyn AuditStore) -> Vec<AuditEntry> {
+    let mut all: Vec<AuditEntry> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e| e.seq);
+        let page = ok(audit.audit_chain(after, 7).await, "audit_chain");
+        assert!(page.len() <= 7, "a page holds at most the limit");
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+/// Asserts that [`verify`] finds the chain intact, and answers its report.
+async fn assert_intact(audit: &dyn AuditStore, what: &str) -> auth_module::audit::ChainReport {
+    let report = ok(verify(audit).await, "verify");
+    assert_eq!(report.broken, None, "{what}: the chain is intact");
+    report
+}
+
+/// An entry with every field set, `detail` of every JSON shape.
+fn full_entry(action: &str, who: &str) -> NewAuditEntry {
+    let mut entry = NewAuditEntry::new(action, "succeeded")
+        .identity(who)
+        .actor_type(ACTOR)
+        .provider(EMAILPASS)
+        .detail("email", "j***@example.test")
+        .detail(
+            "nested",
+            json!({ "z": [1, 2.5, null, true], "a": { "ünï": "✓ \"quoted\"\n" } }),
+        )
+        .detail("big", u64::MAX)
+        .detail("negative", -42);
+    entry.network = Some("2001:db8:1234::/48".to_owned());
+    entry.user_agent = Some("curl/8.5.0".to_owned());
+    entry
+}
+
+/// Appends are chained: each entry takes the next `seq` after the newest
+/// (1 and 64 zeros first), has an `authaud_` id, `at` of the store's clock in
+/// whole milliseconds, and `hash` = [`chain_hash`] of the hash before and
+/// itself. Reading the chain back answers exactly what the appends did
+/// (`detail` included), and [`verify`] finds it intact. Appending nothing
+/// changes nothing.
+pub async fn audit_entries_are_appended_in_one_chain(
+    _store: &dyn IdentityStore,
+    audit: &dyn AuditStore,
+) {
+    let (head_seq, head_hash) = audit_head(audit).await;
+    if head_seq == 0 {
+        assert_eq!(
+            ok(audit.audit_chain_start().await, "audit_chain_start"),
+            None,
+            "a log never swept starts at 1, after 64 zeros"
+        );
+    }
+    assert_eq!(
+        ok(audit.append_audit(Vec::new()).await, "an empty append"),
+        Vec::new()
+    );
+    let who = unique("audit-who");
+    let action = unique("audit.chain");
+    let first = ok(
+        audit
+            .append_audit(vec![
+                full_entry(&action, &who),
+                NewAuditEntry::new(&action, "failed"),
+                NewAuditEntry::new(&action, "throttled").identity(&who),
+            ])
+            .await,
+        "append three",
+    );
+    let second = ok(
+        audit
+            .append_audit(vec![full_entry(&action, &who).detail("n", 4)])
+            .await,
+        "append one",
+    );
+    assert_eq!((first.len(), second.len()), (3, 1));
+
+    let mut prev = head_hash;
+    for (i, entry) in first.iter().enumerate() {
+        assert_eq!(
+            entry.seq,
+            head_seq + 1 + i as u64,
+            "one append's entries are consecutive"
+        );
+        assert_eq!(
+            entry.prev_hash, prev,
+            "entry {} follows the one before",
+            entry.seq
+        );
+        assert_eq!(
+            entry.hash,
+            chain_hash(&entry.prev_hash, entry),
+            "its hash covers it"
+        );
+        assert!(
+            entry.id.starts_with(&format!("{AUDIT_PREFIX}_")),
+            "{}",
+            entry.id
+        );
+        assert_eq!(
+            entry.at.nanosecond() % 1_000_000,
+            0,
+            "at is whole milliseconds"
+        );
+        assert_near(
+            entry.at,
+            time::OffsetDateTime::now_utc(),
+            NOW_TOLERANCE,
+            "at is now",
+        );
+        prev.clone_from(&entry.hash);
+    }
+    let entry = &first[0];
+    assert_eq!(
+        (entry.action.as_str(), entry.outcome.as_str()),
+        (action.as_str(), "succeeded")
+    );
+    assert_eq!(entry.auth_identity_id.as_deref(), Some(who.as_str()));
+    assert_eq!(entry.actor_type.as_deref(), Some(ACTOR));
+    assert_eq!(entry.provider.as_deref(), Some(EMAILPASS));
+    assert_eq!(entry.network.as_deref(), Some("2001:db8:1234::/48"));
+    assert_eq!(entry.user_agent.as_deref(), Some("curl/8.5.0"));
+    assert_eq!(entry.detail, full_entry(&action, &who).detail);
+    assert_eq!(first[1].auth_identity_id, None);
+    assert!(first[1].detail.is_empty());
+    assert!(second[0].seq > first[2].seq, "a later append comes later");
+    assert_ne!(first[0].id, first[1].id);
+
+    let appended: Vec<AuditEntry> = first.iter().chain(&second).cloned().collect();
+    let chain = whole_chain(audit).await;
+    for entry in &appended {
+        assert_eq!(
+            chain.iter().find(|e| e.id == entry.id),
+            Some(entry),
+            "what the append answered is what is stored, to the millisecond"
+        );
+    }
+    assert_eq!(
+        ok(audit.audit_chain(head_seq, 2).await, "a page of 2"),
+        first[..2].to_vec(),
+        "the chain after a seq, oldest first, up to the limit"
+    );
+    assert_eq!(
+        ok(audit.audit_chain(head_seq, 0).await, "a page of 0"),
+        Vec::new()
+    );
+    assert_eq!(
+        ok(
+            audit.audit_chain(second[0].seq, 10).await,
+            "after the newest"
+        ),
+        Vec::new()
+    );
+    let report = assert_intact(audit, "after appends").await;
+    assert_eq!(
+        report.head_hash, second[0].hash,
+        "the head is the newest entry"
+    );
+    assert_eq!(report.checked, chain.len() as u64);
+    assert_eq!(
+        audit_head(audit).await,
+        (second[0].seq, second[0].hash.clone()),
+        "an empty append changes nothing"
+    );
+}
+
+/// `query_audit` answers the entries its filters select (identity, action,
+/// `since` inclusive, `until` exclusive, below a `seq`), newest first, up to
+/// the limit.
+pub async fn audit_query_filters_newest_first(_store: &dyn IdentityStore, audit: &dyn AuditStore) {
+    let (a, b) = (unique("audit-a"), unique("audit-b"));
+    let (x, y) = (unique("audit.x"), unique("audit.y"));
+    let append = |entries: Vec<NewAuditEntry>| audit.append_audit(entries);
+    let early = ok(
+        append(vec![
+            NewAuditEntry::new(&x, "succeeded").identity(&a),
+            NewAuditEntry::new(&x, "failed").identity(&b),
+        ])
+        .await,
+        "append",
+    );
+    let a_y = ok(
+        append(vec![NewAuditEntry::new(&y, "succeeded").identity(&a)]).await,
+        "append",
+    );
+    tokio::time::sleep(TICK).await;
+    let middle = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(TICK).await;
+    let late = ok(
+        append(vec![
+            NewAuditEntry::new(&x, "succeeded").identity(&a),
+            NewAuditEntry::new(&x, "throttled"),
+        ])
+        .await,
+        "append",
+    );
+    let (a_x1, b_x, a_y, a_x2, anon_x) = (&early[0], &early[1], &a_y[0], &late[0], &late[1]);
+    let query = |f: &dyn Fn(&mut AuditQuery)| {
+        let mut q = AuditQuery::newest(100);
+        f(&mut q);
+        async move { ok(audit.query_audit(&q).await, "query_audit") }
+    };
+    let ids = |entries: Vec<AuditEntry>| entries.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let want = |entries: &[&AuditEntry]| entries.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+
+    let by_a = query(&|q| q.auth_identity_id = Some(a.clone())).await;
+    assert_eq!(
+        ids(by_a.clone()),
+        want(&[a_x2, a_y, a_x1]),
+        "an identity's, newest first"
+    );
+    assert_eq!(by_a[0], *a_x2, "entries are answered whole");
+    assert_eq!(
+        ids(query(&|q| {
+            q.auth_identity_id = Some(a.clone());
+            q.limit = 2;
+        })
+        .await),
+        want(&[a_x2, a_y]),
+        "up to the limit"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.auth_identity_id = Some(a.clone());
+            q.before_seq = Some(a_y.seq);
+        })
+        .await),
+        want(&[a_x1]),
+        "below a seq: the next page"
+    );
+    assert_eq!(
+        ids(query(&|q| q.action = Some(x.clone())).await),
+        want(&[anon_x, a_x2, b_x, a_x1]),
+        "an action's, whoever's"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.action = Some(x.clone());
+            q.auth_identity_id = Some(a.clone());
+        })
+        .await),
+        want(&[a_x2, a_x1]),
+        "filters combine"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.action = Some(x.clone());
+            q.since = Some(middle);
+        })
+        .await),
+        want(&[anon_x, a_x2]),
+        "since a time"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.action = Some(x.clone());
+            q.until = Some(middle);
+        })
+        .await),
+        want(&[b_x, a_x1]),
+        "until a time"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.action = Some(x.clone());
+            q.since = Some(a_x2.at);
+            q.until = Some(anon_x.at + time::Duration::milliseconds(1));
+        })
+        .await),
+        want(&[anon_x, a_x2]),
+        "since is inclusive, to the millisecond"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.action = Some(x.clone());
+            q.until = Some(a_x2.at);
+            q.since = Some(middle);
+        })
+        .await),
+        Vec::<String>::new(),
+        "until is exclusive"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.auth_identity_id = Some(a.clone());
+            q.limit = 0;
+        })
+        .await),
+        Vec::<String>::new(),
+        "a limit of 0"
+    );
+    assert_eq!(
+        ids(query(&|q| {
+            q.auth_identity_id = Some(a.clone());
+            q.limit = usize::MAX;
+        })
+        .await)
+        .len(),
+        3,
+        "a huge limit is fine (the store may cap it)"
+    );
+    assert_eq!(
+        ids(query(&|q| q.auth_identity_id = Some(unique("audit-nobody"))).await),
+        Vec::<String>::new(),
+        "an identity never named"
+    );
+    let newest = ok(audit.query_audit(&AuditQuery::newest(2)).await, "newest");
+    assert_eq!(newest.len(), 2);
+    assert!(newest[0].seq > newest[1].seq, "newest first");
+    assert!(newest[0].seq >= anon_x.seq);
+}
+
+/// Audit entries outlive the identity they name: deleting it deletes none,
+/// and an entry may name an identity that never existed.
+pub async fn audit_entries_outlive_their_identity(
+    store: &dyn IdentityStore,
+    audit: &dyn AuditStore,
+) {
+    let doomed = bare_identity(store).await;
+    let appended = ok(
+        audit
+            .append_audit(vec![
+                NewAuditEntry::new("register", "succeeded").identity(&doomed.id),
+                NewAuditEntry::new("identity.deleted", "succeeded").identity(&doomed.id),
+            ])
+            .await,
+        "append",
+    );
+    ok(store.delete_auth_identity(&doomed.id).await, "delete");
+    let mut q = AuditQuery::newest(10);
+    q.auth_identity_id = Some(doomed.id.clone());
+    assert_eq!(
+        ok(audit.query_audit(&q).await, "query"),
+        appended.into_iter().rev().collect::<Vec<_>>(),
+        "the entries stay"
+    );
+    let never = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("never"));
+    ok(
+        audit
+            .append_audit(vec![NewAuditEntry::new("login", "failed").identity(&never)])
+            .await,
+        "an entry naming an identity that never existed",
+    );
+    assert_intact(audit, "after the identity is gone").await;
+}
+
+/// Of 16 concurrent appends (of 1 to 3 entries each), each entry gets its
+/// own `seq`, one append's entries are consecutive, and the chain stays
+/// intact.
+pub async fn concurrent_audit_appends_form_one_chain(
+    _store: &dyn IdentityStore,
+    audit: &dyn AuditStore,
+) {
+    const N: usize = 16;
+    let (head_seq, _) = audit_head(audit).await;
+    let action = unique("audit.race");
+    let appends = (0..N)
+        .map(|i| {
+            let entries = (0..=i % 3)
+                .map(|j| NewAuditEntry::new(&action, "succeeded").detail("n", i * 10 + j))
+                .collect();
+            audit.append_audit(entries)
+        })
+        .collect();
+    let results: Vec<Vec<AuditEntry>> = join_all(appends)
+        .await
+        .into_iter()
+        .map(|r| ok(r, "a concurrent append"))
+        .collect();
+    let mut seqs = Vec::new();
+    for (i, entries) in results.iter().enumerate() {
+        assert_eq!(entries.len(), i % 3 + 1);
+        for pair in entries.windows(2) {
+            assert_eq!(
+                pair[1].seq,
+                pair[0].seq + 1,
+                "one append's entries are consecutive"
+            );
+            assert_eq!(pair[1].prev_hash, pair[0].hash);
+        }
+        seqs.extend(entries.iter().map(|e| e.seq));
+    }
+    seqs.sort_unstable();
+    let total = seqs.len();
+    seqs.dedup();
+    assert_eq!(seqs.len(), total, "no seq is given twice");
+    assert!(seqs[0] > head_seq, "every seq follows the head before");
+    let chain = whole_chain(audit).await;
+    for entry in results.iter().flatten() {
+        assert_eq!(
+            chain.iter().find(|e| e.seq == entry.seq),
+            Some(entry),
+            "what each append answered is what is stored"
+        );
+    }
+    let report = assert_intact(audit, "after concurrent appends").await;
+    assert!(report.checked >= total as u64);
+}
+
+/// `prune_audit` removes the entries appended before the given time, except
+/// the newest of all, and records where the chain now starts (the first
+/// entry kept, and the hash it follows), so [`verify`] finds what is left
+/// intact; with nothing to remove it answers 0 and changes nothing. Later
+/// appends continue the chain.
+///
+/// It prunes the whole log: run it on a store of its own.
+pub async fn audit_prune_keeps_the_newest_and_records_the_start(
+    _store: &dyn IdentityStore,
+    audit: &dyn AuditStore,
+) {
+    let far_future = || time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    if audit_head(audit).await.0 == 0 {
+        assert_eq!(
+            ok(audit.prune_audit(far_future()).await, "prune an empty log"),
+            0
+        );
+        assert_eq!(ok(audit.audit_chain_start().await, "start"), None);
+    }
+    let action = unique("audit.prune");
+    let entry = || NewAuditEntry::new(&action, "succeeded");
+    let old = ok(
+        audit.append_audit(vec![entry(), entry(), entry()]).await,
+        "append old",
+    );
+    tokio::time::sleep(TICK).await;
+    let cutoff = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(TICK).await;
+    let new = ok(
+        audit.append_audit(vec![entry(), entry()]).await,
+        "append new",
+    );
+    let before = whole_chain(audit).await;
+    let expected_removed = before.iter().filter(|e| e.seq < new[0].seq).count() as u64;
+
+    let removed = ok(audit.prune_audit(cutoff).await, "prune");
+    assert_eq!(
+        removed, expected_removed,
+        "every entry before the cutoff is removed"
+    );
+    let after = whole_chain(audit).await;
+    assert!(
+        after.iter().all(|e| !old.iter().any(|o| o.id == e.id)),
+        "the old ones are gone"
+    );
+    assert_eq!(after[..2], new[..], "the new ones stay, unchanged");
+    assert_eq!(
+        ok(audit.audit_chain_start().await, "start"),
+        Some(AuditChainStart::new(new[0].seq, new[0].prev_hash.clone())),
+        "the chain starts at the first entry kept"
+    );
+    let report = assert_intact(audit, "after a prune").await;
+    assert_eq!(report.start_seq, new[0].seq);
+
+    assert_eq!(
+        ok(audit.prune_audit(cutoff).await, "prune again"),
+        0,
+        "nothing left to remove"
+    );
+    assert_eq!(
+        ok(audit.audit_chain_start().await, "start"),
+        Some(AuditChainStart::new(new[0].seq, new[0].prev_hash.clone())),
+        "a prune that removes nothing leaves the start"
+    );
+
+    // Everything is older than a day from now, but the newest stays.
+    let removed = ok(audit.prune_audit(far_future()).await, "prune all");
+    assert_eq!(removed, after.len() as u64 - 1, "all but the newest");
+    let newest = after.last().expect("entries").clone();
+    assert_eq!(whole_chain(audit).await, vec![newest.clone()]);
+    assert_eq!(
+        ok(audit.audit_chain_start().await, "start"),
+        Some(AuditChainStart::new(newest.seq, newest.prev_hash.clone()))
+    );
+    assert_eq!(
+        ok(audit.prune_audit(far_future()).await, "prune all again"),
+        0
+    );
+    let report = assert_intact(audit, "after pruning all but the newest").await;
+    assert_eq!((report.checked, report.start_seq), (1, newest.seq));
+
+    let next = ok(
+        audit.append_audit(vec![entry()]).await,
+        "append after a prune",
+    );
+    assert_eq!(next[0].seq, newest.seq + 1, "the chain continues");
+    assert_eq!(next[0].prev_hash, newest.hash);
+    let report = assert_intact(audit, "after an append after a prune").await;
+    assert_eq!(
+        (report.checked, report.head_hash.as_str()),
+        (2, next[0].hash.as_str())
+    );
 }

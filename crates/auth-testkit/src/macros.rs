@@ -18,8 +18,9 @@
 /// // `(S, G)`; the guard `G` is dropped after the store and the teardown.
 /// auth_testkit::identity_store_suite!(file, guarded = file_store);
 ///
-/// // A store without MFA, verification or passkey records: only the
-/// // capabilities it has (default: `[mfa, verification, passkey]`).
+/// // A store without MFA, verification or passkey records, devices or audit
+/// // log: only the capabilities it has (default:
+/// // `[mfa, verification, passkey, device, audit]`).
 /// auth_testkit::identity_store_suite!(plain, || async { PlainStore::new() }, capabilities = []);
 /// auth_testkit::identity_store_suite!(no_passkeys, || async { MfaOnlyStore::new() },
 ///     capabilities = [mfa, verification]);
@@ -29,8 +30,15 @@
 /// [`auth_module::IdentityStore::mfa_store`] for `mfa` (the MFA factor and
 /// recovery-code cases), [`auth_module::IdentityStore::verification_store`]
 /// for `verification`, [`auth_module::IdentityStore::passkey_store`] for
-/// `passkey` (the passkey credential cases); a store that answers `None` for a
-/// capability the suite runs fails those cases, naming it.
+/// `passkey` (the passkey credential cases),
+/// [`auth_module::IdentityStore::device_store`] for `device` (the device
+/// cases), [`auth_module::IdentityStore::audit_store`] for `audit` (the audit
+/// log cases); a store that answers `None` for a capability the suite runs
+/// fails those cases, naming it.
+///
+/// The audit cases read the whole chain, and one prunes it: give each case a
+/// store whose audit log no other test writes (a fresh store, schema or
+/// file per case, as the factory is called once per test).
 ///
 /// Each test runs on a fresh current-thread tokio runtime with every driver
 /// enabled, as `#[tokio::test]` does, so the calling crate needs no tokio
@@ -68,7 +76,7 @@ macro_rules! identity_store_suite {
     // No `capabilities =`: all of them.
     (@cases $name:ident, $setup:expr, $teardown:tt, []) => {
         $crate::identity_store_suite!(
-            @cases $name, $setup, $teardown, [[mfa verification passkey]]
+            @cases $name, $setup, $teardown, [[mfa verification passkey device audit]]
         );
     };
     (@cases $name:ident, $setup:expr, $teardown:tt, [[$($cap:ident)*]]) => {
@@ -136,6 +144,24 @@ macro_rules! identity_store_suite {
             concurrent_passkey_uses_yield_one,
             passkeys_are_renamed_and_deleted_by_their_owner_only,
             delete_auth_identity_cascades_to_passkeys,
+        ]);
+    };
+    (@capability device, $setup:expr, $teardown:tt) => {
+        $crate::__suite_cases!(identity, [device], $setup, $teardown, [
+            devices_are_created_read_and_listed_oldest_first,
+            touch_device_only_moves_last_seen_forward,
+            devices_are_deleted_by_their_owner_only,
+            idle_devices_are_deleted_longest_idle_first,
+            delete_auth_identity_cascades_to_devices,
+        ]);
+    };
+    (@capability audit, $setup:expr, $teardown:tt) => {
+        $crate::__suite_cases!(identity, [audit], $setup, $teardown, [
+            audit_entries_are_appended_in_one_chain,
+            audit_query_filters_newest_first,
+            audit_entries_outlive_their_identity,
+            concurrent_audit_appends_form_one_chain,
+            audit_prune_keeps_the_newest_and_records_the_start,
         ]);
     };
 }
@@ -284,9 +310,10 @@ macro_rules! __suite_case {
         $crate::__suite_case!(@with [], $kind, $case, $setup, $teardown);
     };
     // A case that also takes capabilities of the store: `mfa`
-    // (`&dyn MfaStore`), `verification` (`&dyn VerificationStore`) and/or
-    // `passkey` (`&dyn PasskeyStore`), in that order, each the store's own
-    // answer ([`__suite_capability!`]).
+    // (`&dyn MfaStore`), `verification` (`&dyn VerificationStore`),
+    // `passkey` (`&dyn PasskeyStore`), `device` (`&dyn DeviceStore`) and/or
+    // `audit` (`&dyn AuditStore`), in that order, each the store's own answer
+    // ([`__suite_capability!`]).
     (@with [$($cap:ident)*], $kind:ident, $case:ident, $setup:expr, [$($teardown:expr)?]) => {
         #[test]
         fn $case() {
@@ -313,8 +340,10 @@ macro_rules! __suite_case {
 
 /// The capability `$cap` of `$store` (an `&Arc<S>`), as the store answers
 /// it: `mfa` ([`auth_module::IdentityStore::mfa_store`]), `verification`
-/// ([`auth_module::IdentityStore::verification_store`]) or `passkey`
-/// ([`auth_module::IdentityStore::passkey_store`]); panics, naming the store,
+/// ([`auth_module::IdentityStore::verification_store`]), `passkey`
+/// ([`auth_module::IdentityStore::passkey_store`]), `device`
+/// ([`auth_module::IdentityStore::device_store`]) or `audit`
+/// ([`auth_module::IdentityStore::audit_store`]); panics, naming the store,
 /// when it answers `None`.
 #[doc(hidden)]
 #[macro_export]
@@ -327,6 +356,12 @@ macro_rules! __suite_capability {
     };
     (passkey, $store:expr) => {
         $crate::__private::passkey($store)
+    };
+    (device, $store:expr) => {
+        $crate::identity::__device_store($store)
+    };
+    (audit, $store:expr) => {
+        $crate::identity::__audit_store($store)
     };
 }
 

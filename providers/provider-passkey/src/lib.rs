@@ -33,10 +33,10 @@ use std::time::Duration;
 mod mfa;
 
 use auth_module::{
-    AuthOutcome, AuthProvider, AuthRequest, Error, ErrorKind, Metadata, NewPasskeyCredential,
-    NewProviderIdentity, OptionsError, PasskeyCredential, PasskeyStore, PasskeyUse, ProviderFlow,
-    ProviderIdentities, ProviderInit, ProviderKind, Result, SecondFactor, ValidateOptions,
-    async_trait,
+    AuthOutcome, AuthProvider, AuthRequest, Error, ErrorKind, Metadata, NewAuditEntry,
+    NewPasskeyCredential, NewProviderIdentity, OptionsError, PasskeyCredential, PasskeyStore,
+    PasskeyUse, ProviderFlow, ProviderIdentities, ProviderInit, ProviderKind, Result, SecondFactor,
+    ValidateOptions, async_trait,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -635,6 +635,13 @@ impl PasskeyProvider {
                 "actor_type": actor,
             }),
         );
+        ids.audit(
+            NewAuditEntry::new("passkey.added", "succeeded")
+                .identity(&identity.id)
+                .actor_type(actor)
+                .detail("passkey_id", record.id.as_str()),
+        )
+        .await;
         Ok(if pending.link_to.is_some() {
             AuthOutcome::linked(identity)
         } else {

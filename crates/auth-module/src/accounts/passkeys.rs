@@ -140,5 +140,13 @@ pub async fn remove_passkey(module: &AuthModule, identity: &AuthIdentity, id: &s
         PASSKEY_REMOVED_EVENT,
         json!({ "auth_identity_id": identity.id, "passkey_id": id }),
     ));
+    module
+        .audit()
+        .record(
+            crate::NewAuditEntry::new("passkey.removed", "succeeded")
+                .identity(&identity.id)
+                .detail("passkey_id", id),
+        )
+        .await;
     Ok(())
 }

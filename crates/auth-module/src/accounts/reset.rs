@@ -119,9 +119,17 @@ impl PasswordReset {
         let entity_id = module
             .normalize_entity_id(provider, identifier)
             .unwrap_or_else(|| identifier.to_owned());
+        let entry = |outcome: &str| {
+            crate::NewAuditEntry::new("reset.requested", outcome)
+                .provider(provider)
+                .actor_type(actor_type)
+        };
         match module.limits().reset_allowed(&entity_id, client_addr).await {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => {
+                module.audit().record(entry("throttled")).await;
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "reset-password rate limit check failed");
                 return;
@@ -135,17 +143,26 @@ impl PasswordReset {
             }
         };
         let hash = sha256_hex(&claims.jti);
-        let exists = if module.provider_info(provider).is_some() {
+        let owner = if module.provider_info(provider).is_some() {
             match module.find_provider_identity(provider, &entity_id).await {
-                Ok(found) => found.is_some(),
+                Ok(found) => found.map(|p| p.auth_identity_id),
                 Err(e) => {
                     tracing::error!(error = %e, "reset-password lookup failed");
-                    false
+                    None
                 }
             }
         } else {
-            false
+            None
         };
+        // The same write either way: the log does not time who exists.
+        module
+            .audit()
+            .record(match &owner {
+                Some(id) => entry("succeeded").identity(id),
+                None => entry("failed").detail("reason", "no such identity"),
+            })
+            .await;
+        let exists = owner.is_some();
         let event = Event::new(
             PASSWORD_RESET_EVENT,
             json!({
@@ -242,8 +259,18 @@ impl PasswordReset {
                 AuthRequest::with_body(body).actor_type(claims.actor_type.as_str()),
             )
             .await;
-        if let Ok(LoginOutcome::Authenticated { .. }) = result {
+        if let Ok(LoginOutcome::Authenticated { identity, .. }) = &result {
             let _ = state.delete(&latest).await;
+            let entry = |action: &str| {
+                crate::NewAuditEntry::new(action, "succeeded")
+                    .identity(&identity.id)
+                    .provider(&claims.provider)
+                    .actor_type(&claims.actor_type)
+            };
+            self.module
+                .audit()
+                .record_all(vec![entry("reset.completed"), entry("password.changed")])
+                .await;
             return Ok(ResetOutcome::Done);
         }
         // Not redeemed: put the ticket back for the rest of its life.

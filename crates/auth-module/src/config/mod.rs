@@ -34,8 +34,8 @@ use crate::error::ConfigError;
 pub use document::{ConfigDocument, Format, Secret};
 pub use duration::deserialize_duration;
 pub use sections::{
-    Limit, LimitsConfig, MfaConfig, MfaDisablePolicy, MfaProviders, ProviderConfig, StateConfig,
-    StoreConfig, TotpConfig,
+    AuditConfig, Limit, LimitsConfig, MfaConfig, MfaDisablePolicy, MfaProviders, ProviderConfig,
+    StateConfig, StoreConfig, TotpConfig,
 };
 pub(crate) use sections::{
     default_challenge_max_attempts, default_challenge_ttl_seconds, default_failure_window_seconds,
@@ -60,6 +60,8 @@ pub struct Config {
     pub state: StateConfig,
     /// `[limits]`: rate limits, counted in the state store.
     pub limits: LimitsConfig,
+    /// `[audit]`: the audit log.
+    pub audit: AuditConfig,
     /// `[mfa]`: multi-factor authentication; absent, MFA methods are refused
     /// as Medusa refuses them without an encryption key.
     pub mfa: Option<MfaConfig>,
@@ -121,7 +123,15 @@ impl VerificationRule {
 }
 
 /// The sections [`Config`] reads.
-const CORE_SECTIONS: [&str; 6] = ["http", "limits", "mfa", "providers", "state", "store"];
+const CORE_SECTIONS: [&str; 7] = [
+    "audit",
+    "http",
+    "limits",
+    "mfa",
+    "providers",
+    "state",
+    "store",
+];
 
 impl Config {
     /// A configuration with default sections and the given providers.
@@ -133,6 +143,7 @@ impl Config {
             store: StoreConfig::default(),
             state: StateConfig::default(),
             limits: LimitsConfig::default(),
+            audit: AuditConfig::default(),
             mfa: None,
             auth_verifications_per_actor: None,
             checked: None,
@@ -155,6 +166,7 @@ impl Config {
             store: doc.take_or_default("store")?,
             state: doc.take_or_default("state")?,
             limits: doc.take_or_default("limits")?,
+            audit: doc.take_or_default("audit")?,
             mfa: doc.take("mfa")?,
             checked: None,
         };
@@ -211,6 +223,9 @@ impl Config {
 
     /// Every check of the core's configuration, in one place.
     fn check(&self) -> Result<Checked, ConfigError> {
+        if self.audit.retention.is_zero() {
+            return Err(ConfigError::new("audit.retention: must be positive"));
+        }
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, p) in self.providers.iter().enumerate() {
             if p.id.is_empty()

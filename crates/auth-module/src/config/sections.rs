@@ -350,3 +350,49 @@ impl ProviderConfig {
         }
     }
 }
+
+/// `[audit]`: the audit log ([`crate::audit`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuditConfig {
+    /// Whether entries are recorded. Default true.
+    #[serde(default = "audit_enabled")]
+    pub enabled: bool,
+    /// How long entries are kept (`400d`, ...); a sweep removes older ones.
+    /// Default 400 days.
+    #[serde(
+        default = "audit_retention",
+        deserialize_with = "deserialize_duration",
+        serialize_with = "serialize_secs"
+    )]
+    pub retention: Duration,
+}
+
+fn audit_enabled() -> bool {
+    true
+}
+
+fn audit_retention() -> Duration {
+    Duration::from_secs(400 * 24 * 3600)
+}
+
+fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        super::section_defaults()
+    }
+}
+
+impl AuditConfig {
+    /// The log off.
+    pub fn off() -> Self {
+        AuditConfig {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+}

@@ -192,6 +192,7 @@ pub struct Mfa {
     clock: Arc<dyn Clock>,
     configured: Option<Arc<Configured>>,
     second: Option<SecondFactorProvider>,
+    audit: crate::audit::AuditLog,
 }
 
 fn key_required() -> Error {
@@ -214,6 +215,7 @@ impl Mfa {
         clock: Arc<dyn Clock>,
         config: Option<(MfaConfig, MfaKeys)>,
         second: Option<SecondFactorProvider>,
+        audit: crate::audit::AuditLog,
     ) -> Self {
         Mfa {
             records,
@@ -222,6 +224,7 @@ impl Mfa {
             clock,
             configured: config.map(|(config, keys)| Arc::new(Configured { config, keys })),
             second,
+            audit,
         }
     }
 
@@ -520,12 +523,12 @@ impl Mfa {
             }
         };
         if factor.status != MfaFactorStatus::Enabled {
-            self.emit_status(MFA_ENABLED_EVENT, &updated);
+            self.emit_status(MFA_ENABLED_EVENT, &updated).await;
         }
         Ok(updated)
     }
 
-    fn emit_status(&self, name: &str, factor: &MfaFactor) {
+    async fn emit_status(&self, name: &str, factor: &MfaFactor) {
         self.events.emit(Event::new(
             name,
             json!({
@@ -534,6 +537,19 @@ impl Mfa {
                 "provider": factor.provider,
             }),
         ));
+        let action = if name == MFA_ENABLED_EVENT {
+            "mfa.enrolled"
+        } else {
+            "mfa.disabled"
+        };
+        self.audit
+            .record(
+                crate::NewAuditEntry::new(action, "succeeded")
+                    .identity(&factor.auth_identity_id)
+                    .provider(&factor.provider)
+                    .detail("mfa_id", factor.id.as_str()),
+            )
+            .await;
     }
 
     /// Disables a factor. Under the `challenge` policy an enabled factor
@@ -596,7 +612,7 @@ impl Mfa {
                         .forget(auth_identity_id, &f.id, &second.ids)
                         .await?;
                 }
-                self.emit_status(MFA_DISABLED_EVENT, &f);
+                self.emit_status(MFA_DISABLED_EVENT, &f).await;
                 f
             }
             // Already disabled (perhaps concurrently): nothing changes.
@@ -642,6 +658,13 @@ impl Mfa {
             MFA_RECOVERY_CODES_EVENT,
             json!({ "auth_identity_id": auth_identity_id, "count": codes.len() }),
         ));
+        self.audit
+            .record(
+                crate::NewAuditEntry::new("recovery_codes.created", "succeeded")
+                    .identity(auth_identity_id)
+                    .detail("count", codes.len()),
+            )
+            .await;
         Ok(codes)
     }
 
@@ -758,10 +781,19 @@ impl Mfa {
     ) -> Result<bool> {
         if method == RECOVERY_CODE {
             let candidates = c.keys.recovery_code_hashes(code);
-            return self
+            let used = self
                 .records()?
                 .consume_recovery_code(auth_identity_id, &candidates)
-                .await;
+                .await?;
+            if used {
+                self.audit
+                    .record(
+                        crate::NewAuditEntry::new("recovery_codes.used", "succeeded")
+                            .identity(auth_identity_id),
+                    )
+                    .await;
+            }
+            return Ok(used);
         }
         for f in factors
             .iter()

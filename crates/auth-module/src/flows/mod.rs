@@ -6,11 +6,16 @@
 //! `auth-http` parses requests, calls them and serialises their answers;
 //! nothing more.
 
+mod devices;
 mod limits;
 mod mfa;
 mod session;
 mod verification;
 
+pub use devices::{
+    DEFAULT_DEVICE_IDLE_TTL, DeviceCheck, Devices, MAX_DEVICES_PER_IDENTITY, NEW_DEVICE_EVENT,
+    device_json,
+};
 pub use limits::{IN_FLIGHT_PER_IDENTIFIER, Limits, Slot, Taken};
 pub(crate) use mfa::SecondFactorProvider;
 pub use mfa::{

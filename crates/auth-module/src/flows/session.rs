@@ -45,6 +45,9 @@ struct IndexEntry {
     auth_provider: Option<String>,
     created_at_ms: i64,
     expires_at_ms: i64,
+    /// The device of the session's claims, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_id: Option<String>,
 }
 
 type Index = std::collections::BTreeMap<String, IndexEntry>;
@@ -130,6 +133,7 @@ impl Sessions {
             auth_provider: claims.auth_provider.clone(),
             created_at_ms: now,
             expires_at_ms: now.saturating_add(millis(self.ttl)),
+            device_id: claims.device_id.clone(),
         };
         let max = self.max_per_identity;
         let mut evicted = Vec::new();
@@ -248,6 +252,25 @@ impl Sessions {
             }
             None => Ok(false),
         }
+    }
+
+    /// Ends the sessions of `auth_identity_id` that belong to a device of
+    /// `devices`; answers how many were live.
+    pub async fn end_devices(&self, auth_identity_id: &str, devices: &[String]) -> Result<usize> {
+        let index = self.read_index(auth_identity_id).await?.1;
+        let mut ended = 0;
+        for (handle, entry) in &index {
+            if entry
+                .device_id
+                .as_ref()
+                .is_some_and(|d| devices.contains(d))
+                && let Some(value) = self.state.take(&state_keys::session(handle)).await?
+            {
+                self.unlist(&value, handle).await;
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     /// Ends every listed session of `auth_identity_id`; answers how many were

@@ -211,6 +211,17 @@ impl AuthModuleBuilder {
                  verifications; use a store that implements VerificationStore",
             ));
         }
+        let audit = if config.audit.enabled {
+            crate::audit::AuditLog::new(Arc::clone(&identities).audit_store().ok_or_else(|| {
+                ConfigError::new(
+                    "[audit]: the identity store keeps no audit log; use a store that \
+                         implements AuditStore, or set audit.enabled = false",
+                )
+            })?)
+        } else {
+            crate::audit::AuditLog::off()
+        };
+        let devices = Arc::clone(&identities).device_store();
         let mfa = config.mfa.zip(checked.mfa_keys);
         let events = self.events.unwrap_or_default();
         let mut instances = BTreeMap::new();
@@ -240,7 +251,8 @@ impl AuthModuleBuilder {
                 flow: reg.flow(),
             };
             let ids = ProviderIdentities::new(p.id.as_str(), identities.clone(), state.clone())
-                .with_events(events.clone());
+                .with_events(events.clone())
+                .with_audit(audit.clone());
             order.push(p.id.clone());
             instances.insert(
                 p.id,
@@ -272,6 +284,7 @@ impl AuthModuleBuilder {
             clock.clone(),
             mfa,
             second,
+            audit.clone(),
         );
         let limits = Limits::new(state.clone(), config.limits);
         let verifications = crate::flows::Verifications::new(
@@ -293,6 +306,9 @@ impl AuthModuleBuilder {
                 limits,
                 mfa,
                 verifications,
+                audit,
+                audit_retention: config.audit.retention,
+                devices,
             }),
         })
     }

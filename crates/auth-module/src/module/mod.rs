@@ -53,6 +53,9 @@ struct Inner {
     limits: Limits,
     mfa: crate::flows::Mfa,
     verifications: crate::flows::Verifications,
+    audit: crate::audit::AuditLog,
+    audit_retention: std::time::Duration,
+    devices: Option<Arc<dyn crate::store_traits::DeviceStore>>,
 }
 
 /// The auth module: provider instances by id over an identity store and a
@@ -187,6 +190,21 @@ impl AuthModule {
             .get(&crate::state_keys::readiness_probe())
             .await
             .map(|_| ())
+    }
+
+    /// The audit log (off with `[audit] enabled = false`).
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.inner.audit
+    }
+
+    /// How long audit entries are kept (`[audit] retention`).
+    pub fn audit_retention(&self) -> std::time::Duration {
+        self.inner.audit_retention
+    }
+
+    /// The identity store's devices, when it keeps them.
+    pub fn device_store(&self) -> Option<&Arc<dyn crate::store_traits::DeviceStore>> {
+        self.inner.devices.as_ref()
     }
 
     /// TOTP MFA: factors, recovery codes, challenges.
