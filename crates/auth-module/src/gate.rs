@@ -708,7 +708,12 @@ impl Gate {
                     None => {
                         self.inner
                             .devices
-                            .start(&identity.id, actor_type, provider, true)
+                            .start(
+                                &identity.id,
+                                actor_type,
+                                provider,
+                                Some(identity.created_at),
+                            )
                             .await?
                     }
                 };
@@ -792,7 +797,7 @@ impl Gate {
                     claims.device_id = self
                         .inner
                         .devices
-                        .start(&identity.id, &actor, provider, false)
+                        .start(&identity.id, &actor, provider, None)
                         .await?;
                     self.inner.tokens.sign(&claims)?
                 };
@@ -914,7 +919,7 @@ impl Gate {
             fresh.device_id = self
                 .inner
                 .devices
-                .start(&identity.id, &actor, &provider, false)
+                .start(&identity.id, &actor, &provider, None)
                 .await?;
         }
         Ok(Answer::Token {
@@ -1047,7 +1052,12 @@ impl Gate {
         claims.device_id = self
             .inner
             .devices
-            .start(&identity.id, &grant.claims.actor_type, &provider, true)
+            .start(
+                &identity.id,
+                &grant.claims.actor_type,
+                &provider,
+                Some(identity.created_at),
+            )
             .await?;
         self.inner.tokens.sign(&claims)
     }

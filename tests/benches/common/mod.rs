@@ -317,7 +317,18 @@ pub(crate) async fn linked_login(
     .await
     .expect("link the customer");
     store.close().await;
-    let token = client
+    let token = login_token(client, addr, creds).await;
+    assert_ne!(claims(&token)["actor_id"], "", "the token is linked");
+    (unlinked, token)
+}
+
+/// The token of a login with `creds` at `addr`.
+pub(crate) async fn login_token(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    creds: &serde_json::Value,
+) -> String {
+    client
         .post(format!("http://{addr}/auth/customer/emailpass"))
         .json(creds)
         .send()
@@ -328,9 +339,7 @@ pub(crate) async fn linked_login(
         .expect("json")["token"]
         .as_str()
         .expect("a token")
-        .to_owned();
-    assert_ne!(claims(&token)["actor_id"], "", "the token is linked");
-    (unlinked, token)
+        .to_owned()
 }
 
 /// `connections` loops posting to `url` with `bearer` for `secs`.

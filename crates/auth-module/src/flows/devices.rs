@@ -32,6 +32,10 @@ const TOUCH_EVERY: time::Duration = time::Duration::seconds(60);
 /// seen least recently.
 pub const MAX_DEVICES_PER_IDENTITY: usize = 100;
 
+/// A first sign-in this soon after the identity was created is its sign-up,
+/// not a new device to announce.
+const SIGN_UP_WINDOW: time::Duration = time::Duration::seconds(60);
+
 /// How many idle devices one sweep step removes.
 const SWEEP_BATCH: usize = 500;
 
@@ -82,15 +86,19 @@ impl Devices {
 
     /// A new device of `auth_identity_id` for a sign-in as `actor_type`
     /// through `provider`, from the running request's client; its id, or
-    /// `None` without a device store. With `announce`, a user agent and
-    /// network none of the identity's devices has emits
-    /// [`NEW_DEVICE_EVENT`] (not on a registration: nothing was used before).
+    /// `None` without a device store.
+    ///
+    /// With `announce` (the identity's `created_at`), a user agent and
+    /// network none of the identity's devices has emits [`NEW_DEVICE_EVENT`],
+    /// unless the identity is its own sign-up: created within the last
+    /// minute and without devices yet. `None` (a registration, a refresh
+    /// giving an old token its device) announces nothing.
     pub async fn start(
         &self,
         auth_identity_id: &str,
         actor_type: &str,
         provider: &str,
-        announce: bool,
+        announce: Option<OffsetDateTime>,
     ) -> Result<Option<String>> {
         let Some(store) = &self.store else {
             return Ok(None);
@@ -112,7 +120,10 @@ impl Devices {
             let doomed: Vec<String> = existing[..extra].iter().map(|d| d.id.clone()).collect();
             store.delete_devices(auth_identity_id, &doomed).await?;
         }
-        if announce && !known {
+        let sign_up = |created_at: OffsetDateTime| {
+            existing.is_empty() && OffsetDateTime::now_utc() - created_at < SIGN_UP_WINDOW
+        };
+        if !known && announce.is_some_and(|created_at| !sign_up(created_at)) {
             self.events.emit(Event::new(
                 NEW_DEVICE_EVENT,
                 json!({
