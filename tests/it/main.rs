@@ -17,6 +17,7 @@ mod management;
 mod medusa;
 mod mfa;
 mod module;
+mod openapi;
 mod origin;
 mod passkey;
 mod password_policy;

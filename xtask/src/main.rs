@@ -108,6 +108,7 @@ fn ci() -> Result<(), String> {
     )?;
     examples()?;
     generated_providers()?;
+    openapi()?;
     run(
         "cargo",
         &[
@@ -124,6 +125,117 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     Ok(())
+}
+
+/// The versions of the OpenAPI tools CI installs from PyPI.
+const OPENAPI_TOOLS: [&str; 2] = ["openapi-spec-validator==0.9.0", "schemathesis==4.32.5"];
+
+/// The management key of the server the OpenAPI check starts.
+const OPENAPI_CHECK_KEY: &str = "openapi-check-management-key";
+
+/// The OpenAPI document, checked by tools we did not write: validated with
+/// `openapi-spec-validator`, then `schemathesis` runs every operation with a
+/// bounded number of examples against a live `auth-server` (SQLite in a
+/// fresh directory, the management API on): no server error, and every
+/// answer matches the document (status, content type, body schema).
+fn openapi() -> Result<(), String> {
+    let target = target_dir()?;
+    let venv = target.join("openapi-venv");
+    let bin = |tool: &str| venv.join("bin").join(tool);
+    if !bin("python").exists() {
+        run("python3", &["-m", "venv", &venv.display().to_string()], &[])?;
+    }
+    let pip = bin("pip").display().to_string();
+    let mut install = vec!["install", "--quiet", "--disable-pip-version-check"];
+    install.extend(OPENAPI_TOOLS);
+    run(&pip, &install, &[])?;
+    run(
+        "cargo",
+        &["build", "-p", "auth-server", "--all-features", "--locked"],
+        &[],
+    )?;
+    let server = target.join("debug").join("auth-server");
+    let work = target.join("openapi-check");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let doc = Command::new(&server)
+        .arg("openapi")
+        .output()
+        .map_err(|e| format!("cannot run auth-server openapi: {e}"))?;
+    if !doc.status.success() {
+        return Err(format!("auth-server openapi failed ({})", doc.status));
+    }
+    let doc_path = work.join("openapi.json");
+    std::fs::write(&doc_path, &doc.stdout)
+        .map_err(|e| format!("cannot write {}: {e}", doc_path.display()))?;
+    run(
+        &bin("openapi-spec-validator").display().to_string(),
+        &[&doc_path.display().to_string()],
+        &[],
+    )?;
+    // A free port, given to the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("cannot find a free port: {e}"))?
+        .port();
+    let config = work.join("auth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\njwt_secret = \"openapi-check-secret-0123456789abcdef0123\"\n\
+             [store]\nurl = \"sqlite://{}/auth.db\"\n\
+             [management]\napi_key = \"{OPENAPI_CHECK_KEY}\"\n\
+             [[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
+            work.display()
+        ),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let listen = format!("127.0.0.1:{port}");
+    eprintln!(
+        "+ {} serve --config {} --listen {listen} &",
+        server.display(),
+        config.display()
+    );
+    let mut child = Command::new(&server)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &listen])
+        .spawn()
+        .map_err(|e| format!("cannot start auth-server: {e}"))?;
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            return Err("auth-server did not start listening within 30 s".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("http://{listen}/openapi.json");
+    let key = format!("X-Api-Key: {OPENAPI_CHECK_KEY}");
+    let checked = run(
+        &bin("st").display().to_string(),
+        &[
+            "run",
+            &url,
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_schema_conformance",
+            "--max-examples",
+            "10",
+            "--seed",
+            "1",
+            // One worker: two threads of hypothesis can trip CPython 3.11's
+            // `ast` ("AST constructor recursion depth mismatch").
+            "--workers",
+            "1",
+            "--header",
+            &key,
+        ],
+        &[("SCHEMATHESIS_TELEMETRY", "false")],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    checked
 }
 
 /// `(name, version, checksum)` of every `[[package]]` of a lock file.

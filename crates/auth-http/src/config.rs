@@ -60,6 +60,10 @@ pub struct HttpConfig {
         deserialize_with = "deserialize_duration"
     )]
     pub device_idle_ttl: Duration,
+    /// Whether `GET /openapi.json` serves the OpenAPI document of the
+    /// routes. Default true.
+    #[serde(default = "default_true")]
+    pub openapi: bool,
     /// Sessions one identity may hold; creating one more ends the oldest.
     /// Default 20.
     #[serde(default = "default_max_sessions")]
@@ -117,6 +121,10 @@ fn default_algorithm() -> String {
 
 fn default_max_sessions() -> usize {
     auth_module::flows::DEFAULT_MAX_SESSIONS_PER_IDENTITY
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_device_idle_ttl() -> Duration {

@@ -58,6 +58,7 @@ mod login;
 mod management;
 mod meta;
 mod mfa;
+mod openapi;
 mod passkeys;
 mod refresh;
 mod reset;
@@ -70,7 +71,8 @@ pub use auth_module::gate::ClaimsHook;
 pub use config::HttpConfig;
 pub use context::{AuthContext, AuthMethod, AuthPolicy, RequireAuth, RequireAuthLayer};
 pub use error::ApiError;
-pub use management::management_router;
+pub use management::{management_router, management_routes};
+pub use openapi::openapi_document;
 pub use service::{AuthService, HttpSettings, PublicOrigin};
 
 pub(crate) use service::valid_host;
@@ -153,6 +155,7 @@ fn table() -> Vec<Entry> {
             login::callback,
         ),
         entry(M::GET, "/.well-known/jwks.json", meta::jwks),
+        entry(M::GET, "/openapi.json", openapi::serve),
         entry(M::GET, "/health", meta::health),
         entry(M::GET, "/ready", meta::ready),
     ]

@@ -33,9 +33,10 @@ use std::sync::Arc;
 use auth_module::{AuditQuery, AuthIdentity, NewAuditEntry, Secret};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{MethodRouter, get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -79,6 +80,53 @@ async fn require_key(State(admin): State<Admin>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
+/// Every management route, once: [`management_router`] is built from it and
+/// [`management_routes`] lists it.
+fn table() -> Vec<(Method, &'static str, MethodRouter<Admin>)> {
+    use axum::routing::delete as del;
+    vec![
+        (Method::GET, "/admin/auth-identities", get(find)),
+        (Method::GET, "/admin/auth-identities/{id}", get(retrieve)),
+        (Method::DELETE, "/admin/auth-identities/{id}", del(delete)),
+        (
+            Method::POST,
+            "/admin/auth-identities/{id}/actors/{actor_type}",
+            post(link),
+        ),
+        (
+            Method::DELETE,
+            "/admin/auth-identities/{id}/actors/{actor_type}",
+            del(unlink),
+        ),
+        (
+            Method::PATCH,
+            "/admin/auth-identities/{id}/app-metadata",
+            patch(merge_app_metadata),
+        ),
+        (
+            Method::POST,
+            "/admin/auth-identities/{id}/revoke",
+            post(revoke),
+        ),
+        (
+            Method::GET,
+            "/admin/auth-identities/{id}/devices",
+            get(devices),
+        ),
+        (
+            Method::DELETE,
+            "/admin/auth-identities/{id}/devices/{device_id}",
+            del(end_device),
+        ),
+        (Method::GET, "/admin/audit", get(audit)),
+    ]
+}
+
+/// Every route [`management_router`] serves, as `(method, path)`.
+pub fn management_routes() -> Vec<(Method, &'static str)> {
+    table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
 /// The management routes, guarded by `api_key`. Merge them into the app only
 /// when a key is configured.
 pub fn management_router(service: AuthService, api_key: &Secret) -> Router {
@@ -86,24 +134,11 @@ pub fn management_router(service: AuthService, api_key: &Secret) -> Router {
         service,
         key_digest: Arc::new(digest(api_key.expose())),
     };
-    Router::new()
-        .route("/admin/auth-identities", get(find))
-        .route("/admin/auth-identities/{id}", get(retrieve).delete(delete))
-        .route(
-            "/admin/auth-identities/{id}/actors/{actor_type}",
-            post(link).delete(unlink),
-        )
-        .route(
-            "/admin/auth-identities/{id}/app-metadata",
-            patch(merge_app_metadata),
-        )
-        .route("/admin/auth-identities/{id}/revoke", post(revoke))
-        .route("/admin/auth-identities/{id}/devices", get(devices))
-        .route(
-            "/admin/auth-identities/{id}/devices/{device_id}",
-            axum::routing::delete(end_device),
-        )
-        .route("/admin/audit", get(audit))
+    let mut router = Router::new();
+    for (_, path, handler) in table() {
+        router = router.route(path, handler);
+    }
+    router
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_key))
         .with_state(admin)
 }

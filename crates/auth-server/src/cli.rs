@@ -37,6 +37,8 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document of the routes this server serves.
+    Openapi,
     /// Read the audit log of the configured identity store.
     Audit {
         #[command(subcommand)]
@@ -381,6 +383,9 @@ impl Server {
                     .map_err(|e| e.to_string())
             }
             Command::Serve { config, listen } => start(config, listen, self.routes),
+            Command::Openapi => serde_json::to_string_pretty(&auth_http::openapi_document())
+                .map(|doc| println!("{doc}"))
+                .map_err(|e| e.to_string()),
             Command::Audit { command } => {
                 init_logging(crate::LogFormat::default());
                 audit(command)
