@@ -275,7 +275,13 @@ fn rows() -> Vec<(
             None,
             Access::Public,
         ),
-        ("GET", "/openapi.json", "/openapi.json", None, Access::Public),
+        (
+            "GET",
+            "/openapi.json",
+            "/openapi.json",
+            None,
+            Access::Public,
+        ),
         ("GET", "/health", "/health", None, Access::Public),
         ("GET", "/ready", "/ready", None, Access::Public),
     ]
