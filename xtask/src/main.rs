@@ -212,7 +212,10 @@ fn openapi() -> Result<(), String> {
     }
     let url = format!("http://{listen}/openapi.json");
     let key = format!("X-Api-Key: {OPENAPI_CHECK_KEY}");
-    let checked = run(
+    // Run in the scratch directory: schemathesis keeps a `.schemathesis`
+    // cache where it runs.
+    let checked = run_in(
+        &work,
         &bin("st").display().to_string(),
         &[
             "run",

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::model::{
     AuthIdentity, Metadata, NewProviderIdentity, ProviderIdentity, ProviderIdentityUpdate,
 };
-use crate::records_security::{Device, NewDevice};
+use crate::records_security::{Device, DeviceTally, NewDevice};
 use crate::store_traits::{
     AuditStore, DeviceStore, ForgetsIdentities, ForgettingMfaStore, IdentityStore, MfaStore,
     NewAuthIdentity, PasskeyStore, VerificationStore,
@@ -404,6 +404,25 @@ impl<C: KeepsDevices> DeviceStore for CachingDeviceStore<C> {
         identities.dedup();
         for identity in identities {
             self.cache.forget(identity).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn device_tally(
+        &self,
+        auth_identity_id: &str,
+        user_agent: Option<&str>,
+        network: Option<&str>,
+    ) -> Result<DeviceTally> {
+        self.inner
+            .device_tally(auth_identity_id, user_agent, network)
+            .await
+    }
+
+    async fn trim_devices(&self, auth_identity_id: &str, keep: usize) -> Result<Vec<String>> {
+        let deleted = self.inner.trim_devices(auth_identity_id, keep).await?;
+        if !deleted.is_empty() {
+            self.cache.forget(auth_identity_id).await?;
         }
         Ok(deleted)
     }

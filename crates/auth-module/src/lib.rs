@@ -52,8 +52,8 @@ pub use records::{
     VERIFICATION_PREFIX, Verification,
 };
 pub use records_security::{
-    AUDIT_PREFIX, AuditChainStart, AuditEntry, AuditQuery, DEVICE_PREFIX, Device, NewAuditEntry,
-    NewDevice,
+    AUDIT_PREFIX, AuditChainStart, AuditEntry, AuditQuery, DEVICE_PREFIX, Device, DeviceTally,
+    NewAuditEntry, NewDevice,
 };
 pub use registry::{ProviderRegistration, Registry, linked_providers};
 pub use shared_cache::SharedIdentityCache;

@@ -35,6 +35,26 @@ pub struct Device {
     pub last_seen_at: OffsetDateTime,
 }
 
+/// What [`crate::DeviceStore::device_tally`] counts of an identity's devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceTally {
+    /// How many devices it has.
+    pub devices: usize,
+    /// Whether one of them has the user agent and network asked about.
+    pub same_client: bool,
+}
+
+impl DeviceTally {
+    /// `devices` devices, one of them from the same client or not.
+    pub fn new(devices: usize, same_client: bool) -> Self {
+        DeviceTally {
+            devices,
+            same_client,
+        }
+    }
+}
+
 /// A device to create ([`crate::DeviceStore::create_device`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -26,7 +26,7 @@ use crate::records::{
     PasskeyCredential, PasskeyUse, Verification,
 };
 use crate::records_security::{
-    AuditChainStart, AuditEntry, AuditQuery, Device, NewAuditEntry, NewDevice,
+    AuditChainStart, AuditEntry, AuditQuery, Device, DeviceTally, NewAuditEntry, NewDevice,
 };
 
 /// An identity cache ([`crate::CachedIdentityStore`],
@@ -474,6 +474,37 @@ pub trait DeviceStore: Send + Sync + fmt::Debug + 'static {
         seen_before: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<(String, String)>>;
+
+    /// How many devices `auth_identity_id` has, and whether one has this
+    /// `user_agent` and `network` (an absent one equal only to an absent
+    /// one): what a sign-in asks before adding a device. The default lists
+    /// the devices; a database answers it with one aggregate query.
+    async fn device_tally(
+        &self,
+        auth_identity_id: &str,
+        user_agent: Option<&str>,
+        network: Option<&str>,
+    ) -> Result<DeviceTally> {
+        let devices = self.list_devices(auth_identity_id).await?;
+        let same = devices
+            .iter()
+            .any(|d| d.user_agent.as_deref() == user_agent && d.network.as_deref() == network);
+        Ok(DeviceTally::new(devices.len(), same))
+    }
+
+    /// Deletes the devices of `auth_identity_id` beyond the `keep` most
+    /// recently seen (ties: the greater id kept); answers their ids. The
+    /// default lists the devices and deletes with
+    /// [`DeviceStore::delete_devices`]; a database does it in one statement.
+    async fn trim_devices(&self, auth_identity_id: &str, keep: usize) -> Result<Vec<String>> {
+        let mut devices = self.list_devices(auth_identity_id).await?;
+        if devices.len() <= keep {
+            return Ok(Vec::new());
+        }
+        devices.sort_by(|a, b| (b.last_seen_at, &b.id).cmp(&(a.last_seen_at, &a.id)));
+        let doomed: Vec<String> = devices[keep..].iter().map(|d| d.id.clone()).collect();
+        self.delete_devices(auth_identity_id, &doomed).await
+    }
 }
 
 /// The audit log: an append-only, hash-chained table of the identity store,

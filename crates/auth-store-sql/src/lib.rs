@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_module::{
-    AuditChainStart, AuditEntry, AuditQuery, AuditStore, AuthIdentity, Device, DeviceStore, Error,
-    IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, MfaStore, NewAuditEntry, NewAuthIdentity,
-    NewDevice, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity, NewVerification,
-    PasskeyCredential, PasskeyStore, PasskeyUse, ProviderIdentity, ProviderIdentityUpdate, Result,
-    StateStore, Verification, VerificationStore,
+    AuditChainStart, AuditEntry, AuditQuery, AuditStore, AuthIdentity, Device, DeviceStore,
+    DeviceTally, Error, IdentityStore, Metadata, MfaFactor, MfaFactorUpdate, MfaStore,
+    NewAuditEntry, NewAuthIdentity, NewDevice, NewMfaFactor, NewPasskeyCredential,
+    NewProviderIdentity, NewVerification, PasskeyCredential, PasskeyStore, PasskeyUse,
+    ProviderIdentity, ProviderIdentityUpdate, Result, StateStore, Verification, VerificationStore,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -643,6 +643,37 @@ impl DeviceStore for SqlStore {
             return Ok(Vec::new());
         }
         dispatch_write!(self, delete_idle_devices(seen_before, limit))
+    }
+
+    async fn device_tally(
+        &self,
+        auth_identity_id: &str,
+        user_agent: Option<&str>,
+        network: Option<&str>,
+    ) -> Result<DeviceTally> {
+        if has_nul(auth_identity_id) {
+            return Ok(DeviceTally::new(0, false));
+        }
+        // Compared as stored: a NUL is kept as U+FFFD.
+        let (mut user_agent, mut network) =
+            (user_agent.map(str::to_owned), network.map(str::to_owned));
+        replace_nul(&mut user_agent);
+        replace_nul(&mut network);
+        let (devices, same) = dispatch!(
+            self,
+            device_tally(auth_identity_id, user_agent.as_deref(), network.as_deref())
+        )?;
+        Ok(DeviceTally::new(
+            usize::try_from(devices).unwrap_or(usize::MAX),
+            same != 0,
+        ))
+    }
+
+    async fn trim_devices(&self, auth_identity_id: &str, keep: usize) -> Result<Vec<String>> {
+        if has_nul(auth_identity_id) {
+            return Ok(Vec::new());
+        }
+        dispatch_write!(self, trim_devices(auth_identity_id, keep))
     }
 }
 

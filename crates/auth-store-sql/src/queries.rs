@@ -1386,6 +1386,56 @@ pub(crate) async fn delete_devices(
         .collect())
 }
 
+/// How many devices `auth_identity_id` has, and whether one has this user
+/// agent and network (NULL equal to NULL), in one aggregate query.
+pub(crate) async fn device_tally(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    user_agent: Option<&str>,
+    network: Option<&str>,
+) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(MAX(CASE \
+           WHEN user_agent IS NOT DISTINCT FROM $2 AND network IS NOT DISTINCT FROM $3 \
+           THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         FROM auth_device WHERE auth_identity_id = $1",
+    )
+    .bind(auth_identity_id)
+    .bind(user_agent)
+    .bind(network)
+    .fetch_one(pool)
+    .await
+    .map_err(database("counting devices"))?;
+    Ok((
+        get(&row, 0, "counting devices")?,
+        get(&row, 1, "counting devices")?,
+    ))
+}
+
+/// Deletes the devices of `auth_identity_id` beyond the `keep` most
+/// recently seen, in one statement; answers their ids.
+pub(crate) async fn trim_devices(
+    pool: &Pool<Db>,
+    auth_identity_id: &str,
+    keep: usize,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "DELETE FROM auth_device WHERE auth_identity_id = $1 AND id IN \
+           (SELECT id FROM auth_device WHERE auth_identity_id = $1 \
+            ORDER BY last_seen_at DESC, id DESC LIMIT $3 OFFSET $2) \
+         RETURNING id",
+    )
+    .bind(auth_identity_id)
+    .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+    .bind(i64::MAX)
+    .fetch_all(pool)
+    .await
+    .map_err(database("trimming devices"))?;
+    rows.iter()
+        .map(|row| get(row, 0, "trimming devices"))
+        .collect()
+}
+
 pub(crate) async fn delete_idle_devices(
     pool: &Pool<Db>,
     seen_before: OffsetDateTime,

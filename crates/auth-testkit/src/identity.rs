@@ -22,11 +22,11 @@ use std::time::Duration;
 use auth_module::audit::{GENESIS, chain_hash, verify};
 use auth_module::{
     AUDIT_PREFIX, AUTH_IDENTITY_PREFIX, AuditChainStart, AuditEntry, AuditQuery, AuditStore,
-    AuthIdentity, DEVICE_PREFIX, Device, DeviceStore, ErrorKind, IdentityStore, MFA_FACTOR_PREFIX,
-    MfaFactor, MfaFactorStatus, MfaFactorUpdate, MfaStore, NewAuditEntry, NewAuthIdentity,
-    NewDevice, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity, NewVerification,
-    PASSKEY_PREFIX, PROVIDER_IDENTITY_PREFIX, PasskeyCredential, PasskeyStore, PasskeyUse,
-    ProviderIdentityUpdate, VERIFICATION_PREFIX, Verification, VerificationStore,
+    AuthIdentity, DEVICE_PREFIX, Device, DeviceStore, DeviceTally, ErrorKind, IdentityStore,
+    MFA_FACTOR_PREFIX, MfaFactor, MfaFactorStatus, MfaFactorUpdate, MfaStore, NewAuditEntry,
+    NewAuthIdentity, NewDevice, NewMfaFactor, NewPasskeyCredential, NewProviderIdentity,
+    NewVerification, PASSKEY_PREFIX, PROVIDER_IDENTITY_PREFIX, PasskeyCredential, PasskeyStore,
+    PasskeyUse, ProviderIdentityUpdate, VERIFICATION_PREFIX, Verification, VerificationStore,
 };
 use serde_json::json;
 
@@ -3452,6 +3452,92 @@ pub async fn devices_are_deleted_by_their_owner_only(
             .await,
         "a touch of a deleted device"
     ));
+}
+
+/// `device_tally` counts an identity's devices and says whether one has the
+/// given user agent and network (an absent one equal only to an absent
+/// one); `trim_devices` deletes all but the `keep` most recently seen and
+/// answers their ids, leaving other identities alone.
+pub async fn devices_are_tallied_and_trimmed(store: &dyn IdentityStore, devices: &dyn DeviceStore) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let tally = |ua: Option<&'static str>, net: Option<&'static str>| {
+        let owner = owner.id.clone();
+        async move { ok(devices.device_tally(&owner, ua, net).await, "tally") }
+    };
+    assert_eq!(tally(None, None).await, DeviceTally::new(0, false));
+    let seen = new_device(&owner.id);
+    let (ua, net) = (seen.user_agent.clone(), seen.network.clone());
+    let a = create_device(devices, seen, "a").await;
+    tokio::time::sleep(TICK).await;
+    let b = create_device(
+        devices,
+        NewDevice::new(&owner.id, ACTOR, EMAILPASS),
+        "b (no user agent, no network)",
+    )
+    .await;
+    tokio::time::sleep(TICK).await;
+    let c = create_device(devices, new_device(&owner.id), "c").await;
+    let theirs = create_device(devices, new_device(&other.id), "another identity's").await;
+    let t = ok(
+        devices
+            .device_tally(&owner.id, ua.as_deref(), net.as_deref())
+            .await,
+        "tally",
+    );
+    assert_eq!(t, DeviceTally::new(3, true), "three, one from this client");
+    assert_eq!(
+        tally(None, None).await,
+        DeviceTally::new(3, true),
+        "b has neither"
+    );
+    assert_eq!(
+        tally(Some("Other/1"), net.as_deref().map(|_| "203.0.113.0/24")).await,
+        DeviceTally::new(3, false),
+        "another user agent"
+    );
+    assert_eq!(
+        ok(
+            devices
+                .device_tally(&owner.id, ua.as_deref(), Some("198.51.100.0/24"))
+                .await,
+            "tally"
+        ),
+        DeviceTally::new(3, false),
+        "another network"
+    );
+
+    // a is seen again: b is now the least recently seen, then c.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
+    assert!(ok(
+        devices.touch_device(&owner.id, &a.id, later).await,
+        "touch"
+    ));
+    assert_eq!(
+        ok(devices.trim_devices(&owner.id, 3).await, "trim to 3"),
+        Vec::<String>::new(),
+        "nothing beyond three"
+    );
+    let mut gone = ok(devices.trim_devices(&owner.id, 1).await, "trim to 1");
+    gone.sort();
+    let mut expected = vec![b.id.clone(), c.id.clone()];
+    expected.sort();
+    assert_eq!(gone, expected, "all but the most recently seen");
+    let left: Vec<String> = ok(devices.list_devices(&owner.id).await, "list")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(left, vec![a.id.clone()]);
+    assert_eq!(
+        ok(devices.list_devices(&other.id).await, "list"),
+        vec![theirs.clone()],
+        "another identity's devices stay"
+    );
+    assert_eq!(
+        ok(devices.trim_devices(&other.id, 0).await, "trim to 0"),
+        vec![theirs.id],
+        "keep 0: every device goes"
+    );
 }
 
 /// `delete_idle_devices` deletes up to `limit` devices of any identity last

@@ -151,6 +151,7 @@ macro_rules! identity_store_suite {
             devices_are_created_read_and_listed_oldest_first,
             touch_device_only_moves_last_seen_forward,
             devices_are_deleted_by_their_owner_only,
+            devices_are_tallied_and_trimmed,
             idle_devices_are_deleted_longest_idle_first,
             delete_auth_identity_cascades_to_devices,
         ]);

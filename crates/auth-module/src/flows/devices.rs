@@ -104,26 +104,28 @@ impl Devices {
             return Ok(None);
         };
         let client: Arc<ClientInfo> = current_client();
-        let mut existing = store.list_devices(auth_identity_id).await?;
-        let known = existing
-            .iter()
-            .any(|d| d.user_agent == client.user_agent && d.network == client.network);
+        let tally = store
+            .device_tally(
+                auth_identity_id,
+                client.user_agent.as_deref(),
+                client.network.as_deref(),
+            )
+            .await?;
         let device = store
             .create_device(
                 NewDevice::new(auth_identity_id, actor_type, provider)
                     .client(client.user_agent.clone(), client.network.clone()),
             )
             .await?;
-        if existing.len() >= MAX_DEVICES_PER_IDENTITY {
-            existing.sort_by(|a, b| (a.last_seen_at, &a.id).cmp(&(b.last_seen_at, &b.id)));
-            let extra = existing.len() + 1 - MAX_DEVICES_PER_IDENTITY;
-            let doomed: Vec<String> = existing[..extra].iter().map(|d| d.id.clone()).collect();
-            store.delete_devices(auth_identity_id, &doomed).await?;
+        if tally.devices >= MAX_DEVICES_PER_IDENTITY {
+            store
+                .trim_devices(auth_identity_id, MAX_DEVICES_PER_IDENTITY)
+                .await?;
         }
         let sign_up = |created_at: OffsetDateTime| {
-            existing.is_empty() && OffsetDateTime::now_utc() - created_at < SIGN_UP_WINDOW
+            tally.devices == 0 && OffsetDateTime::now_utc() - created_at < SIGN_UP_WINDOW
         };
-        if !known && announce.is_some_and(|created_at| !sign_up(created_at)) {
+        if !tally.same_client && announce.is_some_and(|created_at| !sign_up(created_at)) {
             self.events.emit(Event::new(
                 NEW_DEVICE_EVENT,
                 json!({
