@@ -222,28 +222,35 @@ pub async fn verify(store: &dyn AuditStore) -> Result<ChainReport> {
     Ok(report)
 }
 
-/// Who is asking: the client's user agent and network, as the audit log and
-/// the devices keep them.
+/// Who is asking: the client's user agent and address, of which the audit
+/// log and the devices keep the agent and the address's network. Made for
+/// every request, read by few (sign-ins, audited changes): the network is
+/// worked out when asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientInfo {
     /// `User-Agent`, at most 256 bytes (cut at a character boundary).
     pub user_agent: Option<String>,
-    /// The address's /24 (IPv4) or /48 (IPv6) network, e.g. `203.0.113.0/24`.
-    pub network: Option<String>,
+    addr: Option<IpAddr>,
 }
 
 impl ClientInfo {
     /// From a request's `User-Agent` and client address: the agent cut to
-    /// 256 bytes, the address to its network.
+    /// 256 bytes.
     pub fn new(user_agent: Option<&str>, addr: Option<IpAddr>) -> Self {
         ClientInfo {
             user_agent: user_agent
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(truncate_user_agent),
-            network: addr.map(network_of),
+            addr,
         }
+    }
+
+    /// The address's /24 (IPv4) or /48 (IPv6) network, e.g. `203.0.113.0/24`
+    /// ([`network_of`]).
+    pub fn network(&self) -> Option<String> {
+        self.addr.map(network_of)
     }
 }
 
@@ -279,7 +286,7 @@ pub fn network_of(addr: IpAddr) -> String {
 }
 
 tokio::task_local! {
-    static CLIENT: Arc<ClientInfo>;
+    static CLIENT: ClientInfo;
 }
 
 /// Runs `fut` with `client` as the client every audit entry and device it
@@ -290,18 +297,16 @@ pub async fn with_client<F: Future>(client: ClientInfo, fut: F) -> F::Output {
 }
 
 /// A future run under a [`ClientInfo`] ([`client_scope`]).
-pub type ClientScoped<F> = tokio::task::futures::TaskLocalFuture<Arc<ClientInfo>, F>;
+pub type ClientScoped<F> = tokio::task::futures::TaskLocalFuture<ClientInfo, F>;
 
 /// [`with_client`] as a nameable future, for hand-written tower services.
 pub fn client_scope<F: Future>(client: ClientInfo, fut: F) -> ClientScoped<F> {
-    CLIENT.scope(Arc::new(client), fut)
+    CLIENT.scope(client, fut)
 }
 
 /// The client of the running request ([`with_client`]); empty outside one.
-pub fn current_client() -> Arc<ClientInfo> {
-    CLIENT
-        .try_with(Arc::clone)
-        .unwrap_or_else(|_| Arc::new(ClientInfo::default()))
+pub fn current_client() -> ClientInfo {
+    CLIENT.try_with(ClientInfo::clone).unwrap_or_default()
 }
 
 fn strip_nul(v: &mut Value) {
@@ -350,6 +355,7 @@ impl AuditLog {
             return;
         }
         let client = current_client();
+        let network = client.network();
         for e in &mut entries {
             // No store can keep a NUL in text everywhere (PostgreSQL cannot):
             // replaced, so an entry is never lost to one.
@@ -357,7 +363,7 @@ impl AuditLog {
                 strip_nul(v);
             }
             if e.network.is_none() {
-                e.network.clone_from(&client.network);
+                e.network.clone_from(&network);
             }
             if e.user_agent.is_none() {
                 e.user_agent.clone_from(&client.user_agent);

@@ -490,17 +490,23 @@ impl fmt::Debug for Gate {
     }
 }
 
+/// The devices of `module`'s identity store, dropped after `idle_ttl`
+/// unused, announced on its event bus.
+fn devices_of(module: &AuthModule, idle_ttl: Duration) -> Devices {
+    Devices::new(
+        module.device_store().cloned(),
+        idle_ttl,
+        module.events().clone(),
+    )
+}
+
 impl Gate {
     /// A gate over `module`, signing with `tokens`, keeping `sessions`.
     pub fn new(module: AuthModule, tokens: Tokens, sessions: Sessions) -> Self {
         Gate {
             inner: Arc::new(Inner {
                 resets: PasswordReset::new(module.clone(), tokens.clone()),
-                devices: Devices::new(
-                    module.device_store().cloned(),
-                    crate::flows::DEFAULT_DEVICE_IDLE_TTL,
-                    module.events().clone(),
-                ),
+                devices: devices_of(&module, crate::flows::DEFAULT_DEVICE_IDLE_TTL),
                 module,
                 tokens,
                 sessions,
@@ -518,11 +524,7 @@ impl Gate {
     /// Drops devices unused for `idle_ttl` (default 30 days).
     pub fn with_device_idle_ttl(mut self, idle_ttl: Duration) -> Self {
         let inner = Arc::make_mut(&mut self.inner);
-        inner.devices = Devices::new(
-            inner.module.device_store().cloned(),
-            idle_ttl,
-            inner.module.events().clone(),
-        );
+        inner.devices = devices_of(&inner.module, idle_ttl);
         self
     }
 
@@ -927,17 +929,26 @@ impl Gate {
         })
     }
 
-    /// Ends devices `ids` of the identity of `grant` (or of
-    /// `auth_identity_id`, for the management API): their sessions and
-    /// every token issued to them are refused from now on, on every
-    /// replica. Answers the ids it had.
-    pub async fn end_devices(&self, auth_identity_id: &str, ids: &[String]) -> Result<Vec<String>> {
+    /// Ends devices `ids` of `auth_identity_id` and removes their sessions;
+    /// answers the ids it had. Records nothing: the callers say why.
+    async fn end_quietly(&self, auth_identity_id: &str, ids: &[String]) -> Result<Vec<String>> {
         let ended = self.inner.devices.end(auth_identity_id, ids).await?;
         if !ended.is_empty() {
             self.inner
                 .sessions
                 .end_devices(auth_identity_id, &ended)
                 .await?;
+        }
+        Ok(ended)
+    }
+
+    /// Ends devices `ids` of `auth_identity_id` (the caller's, or any
+    /// identity's for the management API): their sessions and every token
+    /// issued to them are refused from now on, on every replica. Answers
+    /// the ids it had.
+    pub async fn end_devices(&self, auth_identity_id: &str, ids: &[String]) -> Result<Vec<String>> {
+        let ended = self.end_quietly(auth_identity_id, ids).await?;
+        if !ended.is_empty() {
             let entries = ended
                 .iter()
                 .map(|id| {
@@ -967,13 +978,7 @@ impl Gate {
             .actor_type(&grant.claims.actor_type);
         match &grant.claims.device_id {
             Some(device) => {
-                self.inner
-                    .devices
-                    .end(identity, std::slice::from_ref(device))
-                    .await?;
-                self.inner
-                    .sessions
-                    .end_devices(identity, std::slice::from_ref(device))
+                self.end_quietly(identity, std::slice::from_ref(device))
                     .await?;
                 let entry = entry.detail("device_id", device.as_str());
                 self.inner.module.audit().record(entry).await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::audit::{ClientInfo, current_client};
+use crate::audit::current_client;
 use crate::error::Result;
 use crate::events::{Event, EventBus};
 use crate::records_security::{Device, NewDevice};
@@ -103,18 +103,19 @@ impl Devices {
         let Some(store) = &self.store else {
             return Ok(None);
         };
-        let client: Arc<ClientInfo> = current_client();
+        let client = current_client();
+        let network = client.network();
         let tally = store
             .device_tally(
                 auth_identity_id,
                 client.user_agent.as_deref(),
-                client.network.as_deref(),
+                network.as_deref(),
             )
             .await?;
         let device = store
             .create_device(
                 NewDevice::new(auth_identity_id, actor_type, provider)
-                    .client(client.user_agent.clone(), client.network.clone()),
+                    .client(client.user_agent, network),
             )
             .await?;
         if tally.devices >= MAX_DEVICES_PER_IDENTITY {
