@@ -787,8 +787,10 @@ impl Gate {
             LoginStep::Authenticate => module.authenticate(provider, req).await?,
             LoginStep::Callback => module.validate_callback(provider, req).await?,
         };
-        self.audit_login(step, provider, &actor, &outcome).await;
-        match (step, outcome) {
+        // Recorded once the answer is made: a store that fails while making
+        // it ends the request at once, and the log holds what was answered.
+        let entries = self.login_entries(step, provider, &actor, &outcome);
+        let answer = match (step, outcome) {
             (LoginStep::Register, LoginOutcome::Authenticated { identity, .. }) => {
                 // A registration always answers a token; it says whether MFA
                 // is on (and then owes the challenge).
@@ -803,30 +805,31 @@ impl Gate {
                         .await?;
                     self.inner.tokens.sign(&claims)?
                 };
-                Ok(Answer::Token { token })
+                Answer::Token { token }
             }
             (LoginStep::Register | LoginStep::Callback, LoginOutcome::Redirect { .. }) => {
-                Ok(Answer::Failed {
+                Answer::Failed {
                     message: "Unauthorized".to_owned(),
-                })
+                }
             }
-            (_, outcome) => self.answer(outcome, &actor, provider).await,
-        }
+            (_, outcome) => self.answer(outcome, &actor, provider).await?,
+        };
+        module.audit().record_all(entries).await;
+        Ok(answer)
     }
 
-    /// Records a login step's outcome in the audit log: `login` or
-    /// `register` (and `link` when it linked). Redirects and options are
-    /// not outcomes yet.
-    async fn audit_login(
+    /// The audit entries of a login step's outcome: `login` or `register`
+    /// (and `link` when it linked). Redirects and options are not outcomes
+    /// yet; with the log off, nothing.
+    fn login_entries(
         &self,
         step: LoginStep,
         provider: &str,
         actor: &str,
         outcome: &LoginOutcome,
-    ) {
-        let audit = self.inner.module.audit();
-        if !audit.enabled() {
-            return;
+    ) -> Vec<NewAuditEntry> {
+        if !self.inner.module.audit().enabled() {
+            return Vec::new();
         }
         let action = match step {
             LoginStep::Register => "register",
@@ -837,7 +840,7 @@ impl Gate {
                 .provider(provider)
                 .actor_type(actor)
         };
-        let entries = match outcome {
+        match outcome {
             LoginOutcome::Authenticated {
                 identity, linked, ..
             } => {
@@ -861,9 +864,8 @@ impl Gate {
                 vec![entry(action, "failed").detail("reason", message.as_str())]
             }
             LoginOutcome::Throttled { .. } => vec![entry(action, "throttled")],
-            _ => return,
-        };
-        audit.record_all(entries).await;
+            _ => Vec::new(),
+        }
     }
 
     /// `POST /auth/token/refresh`: a new token re-read from the store. A
@@ -1047,7 +1049,6 @@ impl Gate {
                 return Err(e);
             }
         };
-        module.audit().record(entry).await;
         let provider = done.challenge.auth_provider.clone();
         let identity = module.retrieve_auth_identity(&grant.identity.id).await?;
         let mut claims = self
@@ -1064,7 +1065,9 @@ impl Gate {
                 Some(identity.created_at),
             )
             .await?;
-        self.inner.tokens.sign(&claims)
+        let token = self.inner.tokens.sign(&claims)?;
+        module.audit().record(entry).await;
+        Ok(token)
     }
 }
 
