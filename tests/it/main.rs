@@ -9,6 +9,7 @@ use provider_emailpass as _;
 mod abuse;
 mod access;
 mod bad_input;
+mod console;
 mod http;
 mod import;
 mod jwks;

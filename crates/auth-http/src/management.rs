@@ -6,6 +6,7 @@
 //! | route | method | answer |
 //! |---|---|---|
 //! | `/admin/auth-identities?provider=P&entity_id=E` | GET | `{"auth_identity"}` |
+//! | `/admin/auth-identities/search?q=TERM` | GET | `{"auth_identities"}`: the identity with that id, and every identity a configured provider knows by that entity id (an e-mail at emailpass, a subject at a social provider) |
 //! | `/admin/auth-identities/{id}` | GET | `{"auth_identity"}` |
 //! | `/admin/auth-identities/{id}` | DELETE | `{"id", "object": "auth_identity", "deleted": true}` |
 //! | `/admin/auth-identities/{id}/actors/{actor_type}` | POST `{"actor_id"}` | `{"auth_identity"}` |
@@ -14,7 +15,10 @@
 //! | `/admin/auth-identities/{id}/revoke` | POST | `{"auth_identity", "sessions_ended"}`: every token and session issued before ends |
 //! | `/admin/auth-identities/{id}/devices` | GET | `{"devices"}` |
 //! | `/admin/auth-identities/{id}/devices/{device_id}` | DELETE | `{"id", "object": "device", "deleted": true}`: its session and tokens end |
+//! | `/admin/auth-identities/{id}/mfa-factors` | GET | `{"mfa_factors"}`: never a secret |
+//! | `/admin/auth-identities/{id}/passkeys` | GET | `{"passkeys"}` |
 //! | `/admin/audit?auth_identity_id=&action=&since=&until=&cursor=&limit=` | GET | `{"entries", "next_cursor"}`: newest first; `since`/`until` RFC 3339, `limit` 1–1000 (default 50), `next_cursor` `null` on the last page |
+//! | `/admin/audit/sign-ins?hours=H` | GET | `{"since", "buckets", "partial"}`: logins per hour over the last `H` hours (1–168, default 168), each bucket `{"start", "succeeded", "failed", "throttled"}`, oldest first |
 //!
 //! Identities never carry `provider_metadata` (password hashes, tokens).
 //!
@@ -86,6 +90,7 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Admin>)> {
     use axum::routing::delete as del;
     vec![
         (Method::GET, "/admin/auth-identities", get(find)),
+        (Method::GET, "/admin/auth-identities/search", get(search)),
         (Method::GET, "/admin/auth-identities/{id}", get(retrieve)),
         (Method::DELETE, "/admin/auth-identities/{id}", del(delete)),
         (
@@ -118,7 +123,18 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Admin>)> {
             "/admin/auth-identities/{id}/devices/{device_id}",
             del(end_device),
         ),
+        (
+            Method::GET,
+            "/admin/auth-identities/{id}/mfa-factors",
+            get(mfa_factors),
+        ),
+        (
+            Method::GET,
+            "/admin/auth-identities/{id}/passkeys",
+            get(passkeys),
+        ),
         (Method::GET, "/admin/audit", get(audit)),
+        (Method::GET, "/admin/audit/sign-ins", get(sign_ins)),
     ]
 }
 
@@ -435,4 +451,179 @@ async fn audit(
     Ok(Json(
         json!({ "entries": entries, "next_cursor": next_cursor }),
     ))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+/// The longest search term: an e-mail address is at most 254 bytes.
+const SEARCH_MAX: usize = 320;
+
+/// The identities a term names: the identity with that id, and each one a
+/// configured provider knows by that entity id (normalized as the provider
+/// does), once each.
+async fn search(
+    State(admin): State<Admin>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let term = q.q.as_deref().map(str::trim).unwrap_or_default();
+    if term.is_empty() || term.len() > SEARCH_MAX {
+        return Err(ApiError::invalid_data(format!(
+            "Invalid request: query parameter 'q' is required, at most {SEARCH_MAX} bytes"
+        )));
+    }
+    let module = admin.service.module();
+    let found = |r: auth_module::Result<AuthIdentity>| match r {
+        Ok(identity) => Ok(Some(identity)),
+        Err(e) if e.kind() == auth_module::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    let mut identities: Vec<AuthIdentity> = Vec::new();
+    if let Some(identity) = found(module.retrieve_auth_identity(term).await)? {
+        identities.push(identity);
+    }
+    for provider in module.providers() {
+        let entity_id = module
+            .normalize_entity_id(&provider.id, term)
+            .unwrap_or_else(|| term.to_owned());
+        if let Some(identity) = found(module.retrieve_by_provider(&provider.id, &entity_id).await)?
+            && !identities.iter().any(|i| i.id == identity.id)
+        {
+            identities.push(identity);
+        }
+    }
+    let identities: Vec<Value> = identities
+        .into_iter()
+        .map(|i| serde_json::to_value(i.redacted()).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({ "auth_identities": identities })))
+}
+
+/// The MFA factors of identity `id` (never a secret), oldest first.
+async fn mfa_factors(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let module = admin.service.module();
+    module.retrieve_auth_identity(&id).await?;
+    let factors = module.mfa().list_factors(&id).await?;
+    let factors: Vec<Value> = factors
+        .iter()
+        .map(auth_module::flows::factor_json)
+        .collect();
+    Ok(Json(json!({ "mfa_factors": factors })))
+}
+
+/// The sign-in passkeys of identity `id`, oldest first.
+async fn passkeys(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let module = admin.service.module();
+    let identity = module.retrieve_auth_identity(&id).await?;
+    let passkeys = auth_module::accounts::list_passkeys(module, &identity).await?;
+    let passkeys: Vec<Value> = passkeys
+        .iter()
+        .map(auth_module::accounts::passkey_json)
+        .collect();
+    Ok(Json(json!({ "passkeys": passkeys })))
+}
+
+#[derive(Deserialize)]
+struct SignInsQuery {
+    hours: Option<String>,
+}
+
+/// The longest span of `GET /admin/audit/sign-ins`, in hours (7 days).
+const SIGN_IN_HOURS_MAX: u32 = 168;
+/// At most this many login entries are counted per answer; past it the
+/// answer says `"partial": true` (its oldest hours are short).
+const SIGN_IN_SCAN_MAX: usize = 200_000;
+
+/// Logins per hour over the last `hours` hours, by outcome: the console's
+/// chart. Counted from the audit log's `login` entries, newest first, in
+/// pages.
+async fn sign_ins(
+    State(admin): State<Admin>,
+    Query(q): Query<SignInsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(store) = admin.service.module().audit().store().cloned() else {
+        return Err(ApiError::not_found("The audit log is off"));
+    };
+    let hours = match q.hours.as_deref().filter(|h| !h.is_empty()) {
+        None => SIGN_IN_HOURS_MAX,
+        Some(h) => match h.parse::<u32>() {
+            Ok(n) if (1..=SIGN_IN_HOURS_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid_data(format!(
+                    "Invalid request: 'hours' must be a whole number from 1 to {SIGN_IN_HOURS_MAX}"
+                )));
+            }
+        },
+    };
+    let now = time::OffsetDateTime::now_utc();
+    // Whole hours: the newest bucket is the current hour.
+    let this_hour = now
+        .replace_minute(0)
+        .and_then(|t| t.replace_second(0))
+        .and_then(|t| t.replace_nanosecond(0))
+        .unwrap_or(now);
+    let since = this_hour - time::Duration::hours(i64::from(hours) - 1);
+    let mut counts = vec![[0u64; 3]; hours as usize];
+    let mut query = AuditQuery::newest(AUDIT_PAGE_MAX);
+    query.action = Some("login".to_owned());
+    query.since = Some(since);
+    let mut scanned = 0usize;
+    let mut partial = false;
+    loop {
+        let page = store.query_audit(&query).await?;
+        let last = page.len() < AUDIT_PAGE_MAX;
+        for entry in &page {
+            let hour = (entry.at - since).whole_hours();
+            let Ok(hour) = usize::try_from(hour) else {
+                continue;
+            };
+            let column = match entry.outcome.as_str() {
+                "succeeded" => 0,
+                "failed" => 1,
+                "throttled" => 2,
+                _ => continue,
+            };
+            if let Some(bucket) = counts.get_mut(hour) {
+                bucket[column] += 1;
+            }
+        }
+        scanned += page.len();
+        if last || page.is_empty() {
+            break;
+        }
+        if scanned >= SIGN_IN_SCAN_MAX {
+            partial = true;
+            break;
+        }
+        query.before_seq = page.last().map(|e| e.seq);
+    }
+    let format = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let buckets: Vec<Value> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, [succeeded, failed, throttled])| {
+            json!({
+                "start": format(since + time::Duration::hours(i as i64)),
+                "succeeded": succeeded,
+                "failed": failed,
+                "throttled": throttled,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "since": format(since),
+        "buckets": buckets,
+        "partial": partial,
+    })))
 }

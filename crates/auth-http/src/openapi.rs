@@ -1144,6 +1144,30 @@ fn management_operations() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "get",
+            "/admin/auth-identities/search",
+            json!({
+                "operationId": "searchAuthIdentities",
+                "tags": ["management"],
+                "summary": "Search auth identities by id, e-mail or provider id",
+                "description": "The identity with that id, and every identity a configured \
+                    provider knows by that entity id (normalized as the provider does: an \
+                    e-mail at emailpass, a subject at a social provider), once each.",
+                "security": api_key(),
+                "parameters": [
+                    query("q", true, "An auth identity id, an e-mail or a provider's entity id.", json!({"type": "string", "minLength": 1, "maxLength": 320})),
+                ],
+                "responses": management_responses(json!({
+                    "200": ok("The identities found (maybe none).", json!({
+                        "type": "object",
+                        "required": ["auth_identities"],
+                        "properties": {"auth_identities": {"type": "array", "items": schema("AuthIdentity")}},
+                    })),
+                    "400": error("`invalid_data`: `q` missing, empty or longer than 320 bytes, or a query that does not parse."),
+                })),
+            }),
+        ),
+        (
+            "get",
             "/admin/auth-identities/{id}",
             json!({
                 "operationId": "retrieveAuthIdentity",
@@ -1309,6 +1333,85 @@ fn management_operations() -> Vec<(&'static str, &'static str, Value)> {
                     "200": ok("Ended.", schema("DeletedDevice")),
                     "400": error(BAD_PATH),
                     "404": not_found("`Device with id: {device_id} was not found`."),
+                })),
+            }),
+        ),
+        (
+            "get",
+            "/admin/auth-identities/{id}/mfa-factors",
+            json!({
+                "operationId": "listIdentityMfaFactors",
+                "tags": ["management"],
+                "summary": "List an identity's MFA factors",
+                "description": "Every status, oldest first; never a secret.",
+                "security": api_key(),
+                "responses": management_responses(json!({
+                    "200": ok("The factors.", json!({
+                        "type": "object",
+                        "required": ["mfa_factors"],
+                        "properties": {"mfa_factors": {"type": "array", "items": schema("MfaFactor")}},
+                    })),
+                    "400": error(BAD_PATH),
+                    "404": identity_not_found(),
+                })),
+            }),
+        ),
+        (
+            "get",
+            "/admin/auth-identities/{id}/passkeys",
+            json!({
+                "operationId": "listIdentityPasskeys",
+                "tags": ["management"],
+                "summary": "List an identity's passkeys",
+                "description": "Its sign-in passkeys, oldest first.",
+                "security": api_key(),
+                "responses": management_responses(json!({
+                    "200": ok("The passkeys.", json!({
+                        "type": "object",
+                        "required": ["passkeys"],
+                        "properties": {"passkeys": {"type": "array", "items": schema("Passkey")}},
+                    })),
+                    "400": error(BAD_PATH),
+                    "404": identity_not_found(),
+                })),
+            }),
+        ),
+        (
+            "get",
+            "/admin/audit/sign-ins",
+            json!({
+                "operationId": "countSignIns",
+                "tags": ["management"],
+                "summary": "Count sign-ins per hour",
+                "description": "Logins per hour over the last `hours` hours by outcome, \
+                    oldest first, counted from the audit log's `login` entries; the newest \
+                    bucket is the current hour. `partial` is true when more than 200,000 \
+                    entries fell in the span (the oldest buckets are then short).",
+                "security": api_key(),
+                "parameters": [
+                    query("hours", false, "How many hours, 1–168 (default 168).", json!({"type": "integer", "minimum": 1, "maximum": 168})),
+                ],
+                "responses": management_responses(json!({
+                    "200": ok("The counts.", json!({
+                        "type": "object",
+                        "required": ["since", "buckets", "partial"],
+                        "properties": {
+                            "since": timestamp(),
+                            "partial": {"type": "boolean"},
+                            "buckets": {"type": "array", "items": {
+                                "type": "object",
+                                "required": ["start", "succeeded", "failed", "throttled"],
+                                "properties": {
+                                    "start": timestamp(),
+                                    "succeeded": {"type": "integer", "minimum": 0},
+                                    "failed": {"type": "integer", "minimum": 0},
+                                    "throttled": {"type": "integer", "minimum": 0},
+                                },
+                            }},
+                        },
+                    })),
+                    "400": error("`invalid_data`: `hours` not 1–168, or a query that does not parse."),
+                    "404": not_found("`The audit log is off`."),
                 })),
             }),
         ),

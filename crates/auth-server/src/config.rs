@@ -225,6 +225,10 @@ pub struct ManagementConfig {
     /// The API key of the management routes; absent: the routes answer 404.
     #[serde(default)]
     pub api_key: Option<Secret>,
+    /// Whether the operator console is served at `/admin/` (needs `api_key`:
+    /// the console signs in with it). Default false.
+    #[serde(default)]
+    pub console: bool,
 }
 
 impl ManagementConfig {
@@ -236,6 +240,11 @@ impl ManagementConfig {
         {
             return Err(ConfigError::new(
                 "management.api_key: must be at least 16 characters",
+            ));
+        }
+        if config.console && config.api_key.is_none() {
+            return Err(ConfigError::new(
+                "management.console: needs management.api_key (the console signs in with it)",
             ));
         }
         Ok(config)

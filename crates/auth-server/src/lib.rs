@@ -34,6 +34,7 @@ use axum::Router;
 
 mod cli;
 mod config;
+pub mod console;
 #[cfg(feature = "postgres")]
 mod import;
 mod metrics;
@@ -191,6 +192,9 @@ pub async fn build_app(config: AppConfig) -> Result<App, ConfigError> {
     let mut router = auth_http::router(service.clone());
     if let Some(key) = &config.management.api_key {
         router = router.merge(auth_http::management_router(service.clone(), key));
+        if config.management.console {
+            router = router.merge(console::router());
+        }
     }
     let (mut metrics, mut metrics_addr, mut metrics_listener) = (None, None, None);
     if let Some(addr) = &config.server.metrics_listen {
