@@ -541,6 +541,20 @@ async fn passkeys_are_added_to_an_identity_listed_renamed_and_removed() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(identity_of(&r.token()), identity_of(&full));
     assert_eq!(claims(&r.token())["actor_id"], "cus_hal");
+    // Adding a passkey is no new sign-in: the answer stays on the caller's
+    // device, and the identity has no other.
+    assert!(claims(&full)["device_id"].is_string());
+    assert_eq!(claims(&r.token())["device_id"], claims(&full)["device_id"]);
+    let devices = Reply::of(
+        s.client
+            .get(s.url("/auth/devices"))
+            .bearer_auth(&full)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(devices.body["devices"].as_array().unwrap().len(), 1, "{}", devices.body);
 
     // Its next registration excludes the credential it has.
     let opts = options(

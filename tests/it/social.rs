@@ -698,6 +698,9 @@ async fn linking_needs_proof_and_never_matches_emails() {
     assert_eq!(linked["auth_identity_id"], ep_identity);
     assert_eq!(linked["linked"], true);
     assert_eq!(linked["auth_provider"], "oidc");
+    // A link is no new sign-in: the token stays on the caller's device.
+    assert!(claims_of(&login)["device_id"].is_string());
+    assert_eq!(linked["device_id"], claims_of(&login)["device_id"]);
     assert_eq!(s.provider_identities_of(&ep_identity).await, 2);
     // Logging in with it later reaches the same identity, without the claim.
     let again = claims_of(&s.full("oidc", None).await.token());

@@ -771,17 +771,23 @@ impl Gate {
             }
             _ => None,
         };
-        let link_to = match proof {
+        let proved = match proof {
             // A credential that proves nothing links nothing, so a stale
             // token kept by a client never blocks a login.
             Some(action) => match self.authorize(presented, action).await {
-                Ok(grant) => Some(grant.identity.id.clone()),
+                Ok(grant) => Some((grant.identity.id.clone(), grant.claims.device_id.clone())),
                 Err(Refusal::Failed(e)) if e.kind() == ErrorKind::Unavailable => return Err(e),
                 Err(_) => None,
             },
             None => None,
         };
-        let req = req.link_to(link_to);
+        // A link answers a token on the caller's own device (the browser
+        // that proved the identity), not a new one.
+        let link_device = |identity: &AuthIdentity| match &proved {
+            Some((id, device)) if *id == identity.id => device.clone(),
+            _ => None,
+        };
+        let req = req.link_to(proved.as_ref().map(|(id, _)| id.clone()));
         let outcome = match step {
             LoginStep::Register => module.register(provider, req).await?,
             LoginStep::Authenticate => module.authenticate(provider, req).await?,
@@ -798,11 +804,15 @@ impl Gate {
                     self.step_token(&identity, &actor, provider, Step::Mfa)?
                 } else {
                     let mut claims = self.claims(&identity, &actor, provider).await?;
-                    claims.device_id = self
-                        .inner
-                        .devices
-                        .start(&identity.id, &actor, provider, None)
-                        .await?;
+                    claims.device_id = match link_device(&identity) {
+                        Some(device) => Some(device),
+                        None => {
+                            self.inner
+                                .devices
+                                .start(&identity.id, &actor, provider, None)
+                                .await?
+                        }
+                    };
                     self.inner.tokens.sign(&claims)?
                 };
                 Answer::Token { token }
@@ -812,7 +822,13 @@ impl Gate {
                     message: "Unauthorized".to_owned(),
                 }
             }
-            (_, outcome) => self.answer(outcome, &actor, provider).await?,
+            (_, outcome) => {
+                let device = match &outcome {
+                    LoginOutcome::Authenticated { identity, .. } => link_device(identity),
+                    _ => None,
+                };
+                self.answer_on(outcome, &actor, provider, device).await?
+            }
         };
         module.audit().record_all(entries).await;
         Ok(answer)
