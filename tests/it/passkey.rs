@@ -554,7 +554,12 @@ async fn passkeys_are_added_to_an_identity_listed_renamed_and_removed() {
             .unwrap(),
     )
     .await;
-    assert_eq!(devices.body["devices"].as_array().unwrap().len(), 1, "{}", devices.body);
+    assert_eq!(
+        devices.body["devices"].as_array().unwrap().len(),
+        1,
+        "{}",
+        devices.body
+    );
 
     // Its next registration excludes the credential it has.
     let opts = options(

@@ -267,13 +267,15 @@ fn read(path: &Path) -> Result<String, String> {
 }
 
 /// Every registry package the examples' lock file pins is pinned the same in
-/// the root one, so the shared target directory serves both.
+/// the root one, so the shared target directory serves both; a package only
+/// the examples use (the storefront's QR codes) is theirs to pin.
 fn examples_lock_in_step() -> Result<(), String> {
     let root_lock = lock_packages(&read(&root().join("Cargo.lock"))?);
     let examples_lock = lock_packages(&read(&root().join("examples/Cargo.lock"))?);
     let apart: Vec<String> = examples_lock
         .iter()
         .filter(|p| p.2.is_some() && !root_lock.contains(p))
+        .filter(|p| root_lock.iter().any(|r| r.0 == p.0))
         .map(|(name, version, _)| format!("{name} {version}"))
         .collect();
     if apart.is_empty() {
@@ -340,7 +342,45 @@ fn examples() -> Result<(), String> {
         ],
         &env,
     )?;
+    browser_prerequisites()?;
     run_in(&dir, "cargo", &["test", "--locked"], &env)
+}
+
+/// Where the storefront's browser tests find Chromium unless `CHROME` says.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// What the storefront's browser tests need: Debian's `chromium` (installed
+/// with apt-get when missing and run as root; otherwise the tests say what
+/// to install) and `puppeteer-core` from the npm registry, at the version
+/// its lock file pins.
+fn browser_prerequisites() -> Result<(), String> {
+    let chrome = std::env::var("CHROME").unwrap_or_else(|_| CHROMIUM.to_owned());
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !Path::new(&chrome).exists() && root_user && Path::new("/usr/bin/apt-get").exists() {
+        let apt = [("DEBIAN_FRONTEND", "noninteractive")];
+        run("apt-get", &["update", "-qq"], &apt)?;
+        run(
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "chromium",
+            ],
+            &apt,
+        )?;
+    }
+    let browser = root().join("examples/storefront/browser");
+    run_in(
+        &browser,
+        "npm",
+        &["ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+        &[],
+    )
 }
 
 /// auth-server per feature set (a workspace build unifies features and can
@@ -709,9 +749,10 @@ fn main() -> ExitCode {
         ["new-provider", name, "--flow", flow] => new_provider(&root(), name, flow),
         ["sync-examples"] => sync_examples(),
         ["check-generated-providers"] => generated_providers(),
+        ["check-openapi"] => openapi(),
         ["common-passwords", list] => common_passwords(Path::new(list)),
         _ => Err(
-            "usage: cargo xtask ci | bench | sync-examples | new-provider NAME [--flow credentials|redirect] | common-passwords LIST"
+            "usage: cargo xtask ci | bench | sync-examples | check-openapi | new-provider NAME [--flow credentials|redirect] | common-passwords LIST"
                 .into(),
         ),
     };

@@ -193,9 +193,9 @@ async function identityView(id) {
   const failed = (r) => h("p", { class: "empty" }, r.reason.message);
   const reload = () => identityView(id);
 
-  const act = (label, text, method, path, after, cls) =>
+  const act = (label, text, method, path, after, name) =>
     h("button", {
-      type: "button", class: cls || "danger",
+      type: "button", class: "danger", "aria-label": name,
       onclick: async () => {
         if (!(await confirmAction(text, label))) return;
         await attempt(async () => {
@@ -223,7 +223,7 @@ async function identityView(id) {
       ["Actor type", (a) => a.type],
       ["Actor id", (a) => h("span", { class: "mono" }, a.id)],
       ["", (a) => act("Unlink", `Unlink the ${a.type} ${a.id} from this identity? Its tokens stop working.`,
-        "DELETE", `${base}/actors/${seg(a.type)}`, reload)],
+        "DELETE", `${base}/actors/${seg(a.type)}`, reload, `Unlink ${a.type} ${a.id}`)],
     ], actors(ident), "No actor linked.", { id: "actors-table" })),
     section("MFA factors", factors.status === "rejected" ? failed(factors) : table([
       ["Method", (f) => f.provider],
@@ -245,7 +245,7 @@ async function identityView(id) {
       ["Since", (d) => time(d.created_at)],
       ["Last seen", (d) => time(d.last_seen_at)],
       ["", (d) => act("End device", `End device ${d.id}? Its session and tokens stop working at once.`,
-        "DELETE", `${base}/devices/${seg(d.id)}`, reload)],
+        "DELETE", `${base}/devices/${seg(d.id)}`, reload, `End device ${d.id}`)],
     ], devices.value.devices, "No device signed in.", { id: "devices-table" })),
     section("Recent activity", audit.status === "rejected" ? failed(audit) : entriesTable(audit.value.entries, "audit-table"),
       h("p", {}, h("a", { href: `#/audit?identity=${seg(ident.id)}` }, "All of this identity's entries"))),
@@ -272,7 +272,10 @@ function entriesTable(entries, id) {
     ["Provider", (e) => e.provider || "—"],
     ["Network", (e) => e.network || "—"],
     ["Detail", (e) => (Object.keys(e.detail || {}).length
-      ? h("code", {}, JSON.stringify(e.detail)) : "—")],
+      ? h("ul", { class: "plain detail" }, Object.entries(e.detail).map(([k, v]) =>
+        h("li", {}, h("span", { class: "key" }, `${k}: `),
+          h("code", {}, typeof v === "string" ? v : JSON.stringify(v)))))
+      : "—")],
   ], entries, "No entries.", { id });
 }
 

@@ -11,6 +11,9 @@
 //! Every `/store` request carries `x-publishable-api-key`, checked against
 //! `STOREFRONT_PUBLISHABLE_KEY`. The customer table lives at
 //! `STOREFRONT_DATABASE_URL` (default `sqlite://storefront.db`).
+//!
+//! It also serves its own pages ([`pages`]): sign-in at `/`, the account at
+//! `/account`, `/reset` and `/callback/{provider}`, over the auth routes.
 
 use auth_http::{ApiError, AuthContext, AuthPolicy, AuthService, RequireAuthLayer};
 use axum::extract::{Request, State};
@@ -22,6 +25,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+pub mod pages;
 
 /// The store's state: the auth service, the customer table and the key.
 #[derive(Clone, Debug)]
@@ -67,8 +72,9 @@ pub async fn routes_from_env(service: AuthService) -> Result<Router, String> {
     Ok(routes(service, open_db(&url).await?, key))
 }
 
-/// The store routes over `db`, requiring `publishable_key`.
+/// The store routes over `db`, requiring `publishable_key`, and the pages.
 pub fn routes(service: AuthService, db: SqlitePool, publishable_key: String) -> Router {
+    let pages = pages::routes(publishable_key.clone());
     let store = Store {
         service: service.clone(),
         db,
@@ -94,6 +100,8 @@ pub fn routes(service: AuthService, db: SqlitePool, publishable_key: String) -> 
             publishable_key_check,
         ))
         .with_state(store)
+        // The pages need no publishable key: their scripts send it.
+        .merge(pages)
 }
 
 fn not_allowed(message: &str) -> Response {
