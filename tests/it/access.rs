@@ -183,6 +183,13 @@ fn rows() -> Vec<(
             Access::Only(FULL),
         ),
         (
+            "GET",
+            "/auth/identity",
+            "/auth/identity",
+            None,
+            Access::Only(FULL),
+        ),
+        (
             "DELETE",
             "/auth/devices/{id}",
             "/auth/devices/authdev_none",

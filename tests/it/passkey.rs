@@ -560,6 +560,28 @@ async fn passkeys_are_added_to_an_identity_listed_renamed_and_removed() {
         "{}",
         devices.body
     );
+    // The account lists both ways to sign in, with no secret of either.
+    let me = Reply::of(
+        s.client
+            .get(s.url("/auth/identity"))
+            .bearer_auth(&full)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["auth_identity"]["id"], identity_of(&full).as_str());
+    let mut providers: Vec<&str> = me.body["auth_identity"]["provider_identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["provider"].as_str().unwrap())
+        .collect();
+    providers.sort_unstable();
+    assert_eq!(providers, ["emailpass", "passkey"]);
+    assert!(!me.text.contains("provider_metadata"), "{}", me.text);
+    assert!(!me.text.contains("$argon2"), "{}", me.text);
 
     // Its next registration excludes the credential it has.
     let opts = options(

@@ -54,6 +54,7 @@ mod devices;
 mod error;
 mod extract;
 mod guard;
+mod identity;
 mod login;
 mod management;
 mod meta;
@@ -108,6 +109,7 @@ fn table() -> Vec<Entry> {
         entry(M::GET, "/auth/devices", devices::list),
         entry(M::DELETE, "/auth/devices", devices::end_others),
         entry(M::DELETE, "/auth/devices/{id}", devices::end),
+        entry(M::GET, "/auth/identity", identity::read),
         entry(M::POST, "/auth/session", session::create_session),
         entry(M::DELETE, "/auth/session", session::delete_session),
         entry(M::GET, "/auth/{actor}/providers", meta::list_providers),

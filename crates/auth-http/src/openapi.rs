@@ -66,6 +66,7 @@ pub fn openapi_document() -> Value {
         "tags": [
             {"name": "auth", "description": "Login, registration, callbacks, token refresh, password reset, providers list and SSO user"},
             {"name": "sessions", "description": "Server-side sessions (cookie `connect.sid`)"},
+            {"name": "identity", "description": "The caller's own auth identity and sign-in methods"},
             {"name": "mfa", "description": "TOTP and passkey MFA factors, recovery codes and login challenges"},
             {"name": "verification", "description": "Entity verification (e.g. an email address) during login"},
             {"name": "passkeys", "description": "The caller's sign-in passkeys"},
@@ -377,6 +378,25 @@ fn auth_operations() -> Vec<(&'static str, &'static str, Value)> {
                     "200": ok("Revoked.", schema("Success")),
                     "401": unauthorized(),
                     "413": too_large(),
+                    "503": unavailable(),
+                }
+            }),
+        ),
+        (
+            "get",
+            "/auth/identity",
+            json!({
+                "operationId": "readIdentity",
+                "tags": ["identity"],
+                "summary": "Read the caller's auth identity",
+                "description": "Its sign-in methods (`provider_identities`), actor links \
+                    and `app_metadata`, never `provider_metadata`. Full credentials only.",
+                "security": bearer_or_session(),
+                "responses": {
+                    "200": identity_answer("The caller's identity."),
+                    "401": unauthorized(),
+                    "413": too_large(),
+                    "500": internal(),
                     "503": unavailable(),
                 }
             }),

@@ -115,6 +115,9 @@ pub enum Action<'a> {
     ManageDevices,
     /// `POST /auth/token/revoke` (bearer only): ends the token's device.
     RevokeToken,
+    /// `GET /auth/identity`: the caller's own auth identity, its sign-in
+    /// methods (full credentials only).
+    ReadIdentity,
     /// `POST /auth/{actor}/{provider}/update` (reset tokens only).
     UpdatePassword,
     /// A host application's route, under its policy.

@@ -22,7 +22,7 @@ import {
 } from "./api.js";
 import { createPasskey } from "./webauthn.js";
 
-const page = { claims: null, customer: null, providers: [], passkeys: [], factors: [] };
+const page = { claims: null, identity: null, customer: null, providers: [], passkeys: [], factors: [] };
 
 const authed = (method, path, body) =>
   api(method, path, body === undefined ? { auth: true } : { auth: true, body });
@@ -54,28 +54,48 @@ async function loadCustomer() {
 
 // ---- sign-in methods -----------------------------------------------------
 
+/** The provider identities of this account at `provider`. */
+const linkedAt = (provider) =>
+  ((page.identity && page.identity.provider_identities) || []).filter((p) => p.provider === provider);
+
 function renderMethods() {
   document.getElementById("current-method").textContent = providerName(page.claims.auth_provider);
   const list = document.getElementById("method-list");
   list.replaceChildren();
   for (const p of page.providers) {
     const current = p.id === page.claims.auth_provider;
-    // Whether this identity has a password is not for the page to know:
-    // a password provider is listed when it signed this session in.
-    if (p.flow === "credentials" && !current) continue;
-    const item = el("li", { "data-test": `method-${p.id}` });
+    const linked = linkedAt(p.id);
+    const item = el("li", {
+      "data-test": `method-${p.id}`,
+      "data-linked": linked.length > 0 ? "true" : "false",
+    });
     item.append(el("span", { class: "grow" }, providerLabel(p)));
     if (current) item.append(el("span", { class: "tag" }, "this sign-in"));
     if (p.identifier === "passkey") {
       const n = page.passkeys.length;
       item.append(el("span", { class: "muted" }, n === 1 ? "1 passkey" : `${n} passkeys`));
-    } else if (p.flow === "redirect" && !current) {
+    } else if (linked.length) {
+      // What the account is known by there: the e-mail, else the provider's id.
+      const known = linked
+        .map((l) => (l.user_metadata && l.user_metadata.email) || l.entity_id)
+        .join(", ");
+      item.append(el("span", { class: "muted" }, known), el("span", { class: "tag ok" }, "linked"));
+    } else if (p.flow === "redirect") {
       item.append(
         button(`Link ${providerLabel(p)}`, { "data-test": `link-${p.id}` }, () => link(p)),
       );
+    } else {
+      item.append(el("span", { class: "muted" }, "not set up"));
     }
     list.append(item);
   }
+}
+
+/** The account's sign-in methods, read again (after a link, say). */
+async function loadIdentity() {
+  const { auth_identity } = await authed("GET", "/auth/identity");
+  page.identity = auth_identity;
+  renderMethods();
 }
 
 /** Links a redirect provider: its login started with this account's token. */
@@ -246,7 +266,7 @@ async function addPasskey() {
   const credential = await createPasskey(options);
   // The answer's token stays on this device: this page keeps its own.
   await authed("POST", path, { credential });
-  await Promise.all([loadPasskeys(), loadDevices()]);
+  await Promise.all([loadPasskeys(), loadDevices(), loadIdentity()]);
   showNotice("Passkey added: you can now sign in with it.");
 }
 
@@ -385,7 +405,7 @@ async function start() {
   await guarded(null, async () => {
     const { providers } = await api("GET", `/auth/${ACTOR}/providers`);
     page.providers = providers;
-    renderMethods();
+    await loadIdentity();
     await loadCustomer();
     await Promise.all([loadFactors(), loadPasskeys(), loadDevices()]);
     main.dataset.loaded = "true";

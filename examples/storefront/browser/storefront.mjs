@@ -153,6 +153,10 @@ await run("storefront pages", async ({ browser }) => {
 
   await step("add a passkey on the account page", async () => {
     await visible(page, "#passkey-none");
+    // The account's sign-in methods come from GET /auth/identity.
+    await visible(page, '[data-test="method-emailpass"][data-linked="true"]');
+    await visible(page, '[data-test="method-passkey"][data-linked="false"]');
+    await visible(page, '[data-test="link-google"]');
     const devices = await page.$$eval('[data-test="device"]', (l) => l.length);
     await click(page, "#passkey-add");
     await textMatches(page, "#notice", /Passkey added/);
@@ -160,6 +164,7 @@ await run("storefront pages", async ({ browser }) => {
     const count = await page.$$eval('[data-test="passkey"]', (l) => l.length);
     expect(count === 1, `${count} passkeys listed`);
     await textMatches(page, '[data-test="method-passkey"]', /1 passkey/);
+    await visible(page, '[data-test="method-passkey"][data-linked="true"]');
     const after = await page.$$eval('[data-test="device"]', (l) => l.length);
     expect(after === devices, `adding a passkey left ${after} devices, not ${devices}`);
     await noError(page);
