@@ -12,16 +12,13 @@ use serde_json::{Value, json};
 use crate::AuthService;
 use crate::error::ApiError;
 
-/// `GET /auth/identity`: `{"auth_identity"}`, read from the store.
+/// `GET /auth/identity`: `{"auth_identity"}`, the identity the gate read
+/// to admit the caller (current, as for every route).
 pub(crate) async fn read(
     State(svc): State<AuthService>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
     let grant = svc.authorize(req.headers(), Action::ReadIdentity).await?;
-    // Read again, whole: a page asks this right after linking a method.
-    let identity = svc
-        .module()
-        .retrieve_auth_identity(&grant.identity.id)
-        .await?;
-    Ok(Json(json!({ "auth_identity": identity.redacted() })))
+    let identity = std::sync::Arc::unwrap_or_clone(grant.identity).redacted();
+    Ok(Json(json!({ "auth_identity": identity })))
 }

@@ -404,25 +404,46 @@ fn parse_time(name: &str, value: Option<String>) -> Result<Option<time::OffsetDa
         .transpose()
 }
 
+/// The audit log's store, or 404 when the log is off.
+fn audit_store(admin: &Admin) -> Result<Arc<dyn auth_module::AuditStore>, ApiError> {
+    admin
+        .service
+        .module()
+        .audit()
+        .store()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("The audit log is off"))
+}
+
+/// Query parameter `name`: `default` when absent or empty, else a whole
+/// number from 1 to `max` (400 otherwise).
+fn whole_number(
+    name: &str,
+    value: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_data(format!(
+                    "Invalid request: '{name}' must be a whole number from 1 to {max}"
+                ))
+            }),
+    }
+}
+
 /// The audit log, newest first, a page at a time.
 async fn audit(
     State(admin): State<Admin>,
     Query(q): Query<AuditParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(store) = admin.service.module().audit().store().cloned() else {
-        return Err(ApiError::not_found("The audit log is off"));
-    };
-    let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
-        None => AUDIT_PAGE,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=AUDIT_PAGE_MAX).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid_data(format!(
-                    "Invalid request: 'limit' must be a whole number from 1 to {AUDIT_PAGE_MAX}"
-                )));
-            }
-        },
-    };
+    let store = audit_store(&admin)?;
+    let limit = whole_number("limit", q.limit.as_deref(), AUDIT_PAGE, AUDIT_PAGE_MAX)?;
     let before_seq = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => match c.parse::<u64>() {
@@ -475,29 +496,22 @@ async fn search(
         )));
     }
     let module = admin.service.module();
-    let found = |r: auth_module::Result<AuthIdentity>| match r {
-        Ok(identity) => Ok(Some(identity)),
-        Err(e) if e.kind() == auth_module::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    };
-    let mut identities: Vec<AuthIdentity> = Vec::new();
-    if let Some(identity) = found(module.retrieve_auth_identity(term).await)? {
-        identities.push(identity);
-    }
-    for provider in module.providers() {
-        let entity_id = module
-            .normalize_entity_id(&provider.id, term)
-            .unwrap_or_else(|| term.to_owned());
-        if let Some(identity) = found(module.retrieve_by_provider(&provider.id, &entity_id).await)?
-            && !identities.iter().any(|i| i.id == identity.id)
-        {
-            identities.push(identity);
+    // The term as an identity id, then as each provider's entity id.
+    let mut ids = vec![term.to_owned()];
+    for p in module.find_everywhere(term).await? {
+        if !ids.contains(&p.auth_identity_id) {
+            ids.push(p.auth_identity_id);
         }
     }
-    let identities: Vec<Value> = identities
-        .into_iter()
-        .map(|i| serde_json::to_value(i.redacted()).unwrap_or(Value::Null))
-        .collect();
+    let mut identities: Vec<Value> = Vec::new();
+    for id in &ids {
+        match module.retrieve_auth_identity(id).await {
+            Ok(identity) => identities.push(json!(identity.redacted())),
+            // Not an id, or deleted since it was found.
+            Err(e) if e.kind() == auth_module::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(Json(json!({ "auth_identities": identities })))
 }
 
@@ -537,7 +551,7 @@ struct SignInsQuery {
 }
 
 /// The longest span of `GET /admin/audit/sign-ins`, in hours (7 days).
-const SIGN_IN_HOURS_MAX: u32 = 168;
+const SIGN_IN_HOURS_MAX: usize = 168;
 /// At most this many login entries are counted per answer; past it the
 /// answer says `"partial": true` (its oldest hours are short).
 const SIGN_IN_SCAN_MAX: usize = 200_000;
@@ -549,20 +563,13 @@ async fn sign_ins(
     State(admin): State<Admin>,
     Query(q): Query<SignInsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(store) = admin.service.module().audit().store().cloned() else {
-        return Err(ApiError::not_found("The audit log is off"));
-    };
-    let hours = match q.hours.as_deref().filter(|h| !h.is_empty()) {
-        None => SIGN_IN_HOURS_MAX,
-        Some(h) => match h.parse::<u32>() {
-            Ok(n) if (1..=SIGN_IN_HOURS_MAX).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid_data(format!(
-                    "Invalid request: 'hours' must be a whole number from 1 to {SIGN_IN_HOURS_MAX}"
-                )));
-            }
-        },
-    };
+    let store = audit_store(&admin)?;
+    let hours = whole_number(
+        "hours",
+        q.hours.as_deref(),
+        SIGN_IN_HOURS_MAX,
+        SIGN_IN_HOURS_MAX,
+    )?;
     let now = time::OffsetDateTime::now_utc();
     // Whole hours: the newest bucket is the current hour.
     let this_hour = now
@@ -570,8 +577,8 @@ async fn sign_ins(
         .and_then(|t| t.replace_second(0))
         .and_then(|t| t.replace_nanosecond(0))
         .unwrap_or(now);
-    let since = this_hour - time::Duration::hours(i64::from(hours) - 1);
-    let mut counts = vec![[0u64; 3]; hours as usize];
+    let since = this_hour - time::Duration::hours(hours as i64 - 1);
+    let mut counts = vec![[0u64; 3]; hours];
     let mut query = AuditQuery::newest(AUDIT_PAGE_MAX);
     query.action = Some("login".to_owned());
     query.since = Some(since);
@@ -579,7 +586,6 @@ async fn sign_ins(
     let mut partial = false;
     loop {
         let page = store.query_audit(&query).await?;
-        let last = page.len() < AUDIT_PAGE_MAX;
         for entry in &page {
             let hour = (entry.at - since).whole_hours();
             let Ok(hour) = usize::try_from(hour) else {
@@ -596,7 +602,7 @@ async fn sign_ins(
             }
         }
         scanned += page.len();
-        if last || page.is_empty() {
+        if page.len() < AUDIT_PAGE_MAX {
             break;
         }
         if scanned >= SIGN_IN_SCAN_MAX {

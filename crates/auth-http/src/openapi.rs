@@ -863,38 +863,19 @@ fn login_responses(success: Value) -> Value {
 fn login_operations() -> Vec<(&'static str, &'static str, Value)> {
     let optional_bearer = json!([{}, {"bearer": []}]);
     let callback_security = json!([{}, {"bearer": []}, {"session": []}]);
-    let callback_query = json!([
-        query(
-            "code",
-            false,
-            "The identity provider's authorization code.",
-            json!({"type": "string"})
-        ),
-        query(
-            "state",
-            false,
-            "The state the login answered in its `location`.",
-            json!({"type": "string"})
-        ),
-        query(
-            "error",
-            false,
-            "The identity provider's error.",
-            json!({"type": "string"})
-        ),
-        query(
+    let callback_query: Vec<Value> = [
+        ("code", "The identity provider's authorization code."),
+        ("state", "The state the login answered in its `location`."),
+        ("error", "The identity provider's error."),
+        (
             "error_description",
-            false,
             "The identity provider's error description.",
-            json!({"type": "string"})
         ),
-        query(
-            "error_uri",
-            false,
-            "The identity provider's error page.",
-            json!({"type": "string"})
-        ),
-    ]);
+        ("error_uri", "The identity provider's error page."),
+    ]
+    .into_iter()
+    .map(|(name, about)| query(name, false, about, json!({"type": "string"})))
+    .collect();
     let login_description = "Runs the provider's authentication: `{token}` for credentials \
         providers (or the verification or MFA step still owed, with a step token), \
         `{location}` to continue at for redirect providers, `{options}` for passkeys. A \

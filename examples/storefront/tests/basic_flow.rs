@@ -4,78 +4,17 @@
 //! log in again, use the session cookie on `/store/customers/me`, log out,
 //! and get 401.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use common::{EMAILPASS, Running};
+
 const KEY: &str = "pk_test_storefront";
 
-struct Running {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("auth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[http]\njwt_secret = \"a storefront secret of thirty-two bytes+\"\n\
-             [store]\nurl = \"sqlite://{d}/auth.db\"\n\
-             [state]\nurl = \"sqlite://{d}/auth.db\"\n\
-             [[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_storefront"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", &listen])
-        .env("STOREFRONT_PUBLISHABLE_KEY", KEY)
-        .env(
-            "STOREFRONT_DATABASE_URL",
-            format!("sqlite://{}/storefront.db", dir.path().display()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the storefront");
-    let url = format!("http://{listen}");
-    let running = Running {
-        child,
-        url,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{}/health", running.url))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the storefront did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    running
+    common::start(KEY, |_, _| EMAILPASS.to_owned()).await
 }
 
 fn claims(token: &str) -> Value {
@@ -97,7 +36,7 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
 async fn the_basic_flow_of_the_reference_documents() {
     let s = start().await;
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", s.url);
+    let url = |p: &str| format!("{}{p}", s.url());
     let creds = json!({ "email": "ada@example.com", "password": "a long password" });
 
     // 1. Register: a token with no actor yet.

@@ -14,10 +14,13 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use auth_testkit::idp::{FakeIdp, FakeUser};
+use common::{EMAILPASS, Running};
+
+mod common;
 
 const PUBLISHABLE_KEY: &str = "pk_test_storefront_browser";
 const ADMIN_KEY: &str = "sk_admin_storefront_browser_test";
@@ -28,49 +31,21 @@ const GOOGLE_SECRET: &str = "storefront-web-secret";
 /// The longest one script may take.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The storefront binary, the fake identity provider it signs in with, and
-/// the temporary directory of its databases, events and logs.
-struct Running {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+/// The storefront and the fake identity provider it signs in with.
+struct Server {
+    running: Running,
     _idp: FakeIdp,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
+impl Server {
     fn base_url(&self) -> String {
         // `localhost`, not 127.0.0.1: the passkey origin, and a secure context.
-        format!("http://localhost:{}", self.port)
+        format!("http://localhost:{}", self.running.port)
     }
 
     fn events_file(&self) -> PathBuf {
-        self.dir.path().join("events.jsonl")
+        self.running.path("events.jsonl")
     }
-
-    fn log(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        tail(&log, 60)
-    }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn browser_dir() -> PathBuf {
@@ -125,27 +100,19 @@ fn missing() -> Option<String> {
     None
 }
 
-async fn start() -> Running {
+async fn start() -> Server {
     let idp = FakeIdp::start().await;
     idp.add_client(GOOGLE_CLIENT, Some(GOOGLE_SECRET));
     idp.set_user(FakeUser::new("google-1001", GOOGLE_EMAIL));
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let port = free_port();
-    let origin = format!("http://localhost:{port}");
-    let config = dir.path().join("auth.toml");
-    std::fs::write(
-        &config,
+    let running = common::start(PUBLISHABLE_KEY, |port, dir| {
+        let origin = format!("http://localhost:{port}");
         format!(
-            "[http]\njwt_secret = \"the storefront browser test's secret, 32+ bytes\"\n\
-             [http.auth_verifications_per_actor]\n\
+            "[http.auth_verifications_per_actor]\n\
              customer = [{{ entity_type = \"email\", auth_provider = \"emailpass\" }}]\n\
-             [store]\nurl = \"sqlite://{d}/auth.db\"\n\
-             [state]\nurl = \"sqlite://{d}/auth.db\"\n\
              [mfa]\nencryption_key = \"the storefront browser test's MFA key, 32+ chars\"\n\
-             [events]\nfile = \"{d}/events.jsonl\"\n\
+             [events]\nfile = \"{events}\"\n\
              [management]\napi_key = \"{ADMIN_KEY}\"\nconsole = true\n\
-             [[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n\
+             {EMAILPASS}\
              [[providers]]\nresolve = \"google\"\nid = \"google\"\n[providers.options]\n\
              clientId = \"{GOOGLE_CLIENT}\"\nclientSecret = \"{GOOGLE_SECRET}\"\n\
              callbackUrl = \"{origin}/callback/google\"\n\
@@ -153,44 +120,15 @@ async fn start() -> Running {
              tokenUrl = \"{token}\"\njwksUrl = \"{jwks}\"\n\
              [[providers]]\nresolve = \"passkey\"\nid = \"passkey\"\n[providers.options]\n\
              rpId = \"localhost\"\norigins = [\"{origin}\"]\n",
+            events = dir.join("events.jsonl").display(),
             issuer = idp.issuer(),
             authorize = idp.authorization_url(),
             token = idp.token_url(),
             jwks = idp.jwks_url(),
-        ),
-    )
-    .unwrap();
-    let log = File::create(dir.path().join("server.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_storefront"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("STOREFRONT_PUBLISHABLE_KEY", PUBLISHABLE_KEY)
-        .env(
-            "STOREFRONT_DATABASE_URL",
-            format!("sqlite://{d}/storefront.db"),
         )
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the storefront");
-    let running = Running {
-        child,
-        port,
-        dir,
-        _idp: idp,
-    };
-    let health = format!("http://127.0.0.1:{port}/health");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(&health).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the storefront did not start:\n{}",
-            running.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    running
+    })
+    .await;
+    Server { running, _idp: idp }
 }
 
 /// Runs `node SCRIPT` in `browser/` with the server's environment; the
@@ -255,7 +193,7 @@ async fn run_scripts(scripts: &[&str]) {
         ("CHROME", chrome().display().to_string()),
     ];
     for script in scripts {
-        let out_dir = server.dir.path().to_owned();
+        let out_dir = server.running.dir.path().to_owned();
         let script_name = (*script).to_owned();
         let env = env.clone();
         // Off the runtime's threads: the fake identity provider runs on them.
@@ -267,7 +205,7 @@ async fn run_scripts(scripts: &[&str]) {
         assert!(
             ok,
             "{script} failed:\n{output}\n--- the server's log (last lines) ---\n{}",
-            server.log()
+            server.running.log()
         );
     }
 }

@@ -4,78 +4,18 @@
 //! config route answers the publishable key, and `POST /storefront/qr`
 //! answers SVG and refuses bad bodies.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
 use serde_json::{Value, json};
+
+use common::{EMAILPASS, Running};
 
 const KEY: &str = "pk_test_storefront_pages";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-struct Running {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("auth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[http]\njwt_secret = \"a storefront secret of thirty-two bytes+\"\n\
-             [store]\nurl = \"sqlite://{d}/auth.db\"\n\
-             [state]\nurl = \"sqlite://{d}/auth.db\"\n\
-             [[providers]]\nresolve = \"emailpass\"\nid = \"emailpass\"\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_storefront"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", &listen])
-        .env("STOREFRONT_PUBLISHABLE_KEY", KEY)
-        .env(
-            "STOREFRONT_DATABASE_URL",
-            format!("sqlite://{}/storefront.db", dir.path().display()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the storefront");
-    let running = Running {
-        child,
-        url: format!("http://{listen}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{}/health", running.url))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the storefront did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    running
+    common::start(KEY, |_, _| EMAILPASS.to_owned()).await
 }
 
 fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
@@ -161,7 +101,7 @@ async fn pages_and_assets_carry_their_headers_and_nothing_inline() {
         "/reset?token=abc",
         "/callback/google?code=c&state=s",
     ] {
-        let r = http.get(format!("{}{path}", s.url)).send().await.unwrap();
+        let r = http.get(format!("{}{path}", s.url())).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert_secured(path, &r);
         assert_eq!(
@@ -188,7 +128,7 @@ async fn pages_and_assets_carry_their_headers_and_nothing_inline() {
             continue;
         }
         assert!(path.starts_with("/assets/"), "{path}: not from /assets");
-        let r = http.get(format!("{}{path}", s.url)).send().await.unwrap();
+        let r = http.get(format!("{}{path}", s.url())).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert_secured(&path, &r);
         let content_type = header(&r, "content-type").to_owned();
@@ -228,7 +168,7 @@ async fn pages_and_assets_carry_their_headers_and_nothing_inline() {
     assert!(seen.len() >= 8, "{seen:?}");
     // Unknown assets: 404, with the headers still.
     let r = http
-        .get(format!("{}/assets/nope.js", s.url))
+        .get(format!("{}/assets/nope.js", s.url()))
         .send()
         .await
         .unwrap();
@@ -236,7 +176,7 @@ async fn pages_and_assets_carry_their_headers_and_nothing_inline() {
     assert_secured("/assets/nope.js", &r);
     // The pages need no publishable key; the store routes still do.
     let r = http
-        .get(format!("{}/store/customers/me", s.url))
+        .get(format!("{}/store/customers/me", s.url()))
         .send()
         .await
         .unwrap();
@@ -246,7 +186,7 @@ async fn pages_and_assets_carry_their_headers_and_nothing_inline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_config_route_answers_the_publishable_key() {
     let s = start().await;
-    let r = reqwest::get(format!("{}/storefront/config", s.url))
+    let r = reqwest::get(format!("{}/storefront/config", s.url()))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -264,7 +204,7 @@ async fn the_qr_route_answers_svg_and_refuses_bad_bodies() {
     let s = start().await;
     let http = reqwest::Client::new();
     let qr = |body: String| {
-        http.post(format!("{}/storefront/qr", s.url))
+        http.post(format!("{}/storefront/qr", s.url()))
             .header("content-type", "application/json")
             .body(body)
             .send()

@@ -85,17 +85,7 @@ impl LinkedIdentityUsers {
 #[async_trait]
 impl UserDirectory for LinkedIdentityUsers {
     async fn find_by_email(&self, email: &str) -> Result<Option<SsoUser>> {
-        for p in self.module.providers() {
-            let Some(entity_id) = self.module.normalize_entity_id(&p.id, email) else {
-                continue;
-            };
-            let Some(found) = self
-                .module
-                .find_provider_identity(&p.id, &entity_id)
-                .await?
-            else {
-                continue;
-            };
+        for found in self.module.find_everywhere(email).await? {
             let identity = self
                 .module
                 .retrieve_auth_identity(&found.auth_identity_id)

@@ -148,6 +148,22 @@ impl AuthModule {
             }))
     }
 
+    /// The provider identities the configured providers know as `raw`, each
+    /// provider reading it as it stores identifiers (an e-mail at emailpass,
+    /// a subject at a social provider), in the providers' order.
+    pub async fn find_everywhere(&self, raw: &str) -> Result<Vec<ProviderIdentity>> {
+        let mut found = Vec::new();
+        for p in self.providers() {
+            let entity_id = self
+                .normalize_entity_id(&p.id, raw)
+                .unwrap_or_else(|| raw.to_owned());
+            if let Some(identity) = self.find_provider_identity(&p.id, &entity_id).await? {
+                found.push(identity);
+            }
+        }
+        Ok(found)
+    }
+
     /// The auth identity that `provider` knows as `entity_id`.
     pub async fn retrieve_by_provider(
         &self,
