@@ -31,9 +31,9 @@ use time::OffsetDateTime;
 ///
 /// Open it with [`SqlStore::sqlite`] or [`SqlStore::postgres`] (which URL
 /// scheme means which store is decided by the caller's store factory, e.g.
-/// `auth-server`'s); the schema's migrations are applied then. It holds a connection pool (at most 2 connections on an SQLite file,
-/// 4 on PostgreSQL) and is cheap to
-/// share behind an `Arc`. Its `Debug` output names the engine and the URL
+/// `auth-server`'s); the schema's migrations are applied then. It holds its
+/// connections (2 on an SQLite file, 1 in memory; a pool of at most 4 on
+/// PostgreSQL) and is cheap to share behind an `Arc`. Its `Debug` output names the engine and the URL
 /// with any password replaced by `***`.
 pub struct SqlStore {
     backend: Backend,
@@ -43,11 +43,6 @@ pub struct SqlStore {
     schema: Option<String>,
     /// State writes so far; every [`SWEEP_EVERY`]th also deletes expired rows.
     state_writes: AtomicU64,
-    /// SQLite takes one writer at a time: this store's writes queue here, in
-    /// arrival order, instead of meeting a locked database and sleeping in its
-    /// busy handler (1, 2, 5, 10 … ms), which is what set a login's tail.
-    /// PostgreSQL does not use it.
-    writer: tokio::sync::Mutex<()>,
 }
 
 /// How often (in writing state calls of one store) expired state rows are
@@ -57,11 +52,13 @@ const SWEEP_EVERY: u64 = 64;
 /// The most expired state rows one sweep deletes.
 const SWEEP_BATCH: i64 = 512;
 
-/// The pool of the engine the URL named. Empty (and `SqlStore` impossible to
-/// build) when no engine feature is enabled.
+/// The connections of the engine the URL named. Empty (and `SqlStore`
+/// impossible to build) when no engine feature is enabled.
 enum Backend {
+    /// Connections held by the store (see [`sqlite::Links`]).
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(Box<sqlite::Links>),
+    /// A pool: each store call checks out one connection for its statements.
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
 }
@@ -87,11 +84,10 @@ impl SqlStore {
             return Err(Error::invalid_data("a SQLite URL starts with sqlite:"));
         }
         Ok(SqlStore {
-            backend: Backend::Sqlite(sqlite::connect(url).await?),
+            backend: Backend::Sqlite(Box::new(sqlite::connect(url).await?)),
             redacted_url: auth_module::store::redact_url(url),
             schema: None,
             state_writes: AtomicU64::new(0),
-            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -132,7 +128,6 @@ impl SqlStore {
             redacted_url: auth_module::store::redact_url(url),
             schema: schema.map(str::to_owned),
             state_writes: AtomicU64::new(0),
-            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -147,7 +142,7 @@ impl SqlStore {
     pub async fn close(&self) {
         match self.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite(ref pool) => pool.close().await,
+            Backend::Sqlite(ref links) => links.close().await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(ref pool) => pool.close().await,
         }
@@ -174,30 +169,44 @@ impl fmt::Debug for SqlStore {
     }
 }
 
-/// Calls `$f` of the engine module of `$self`'s backend with the pool first.
+/// Calls `$f` of the engine module of `$self`'s backend with a connection
+/// first: on SQLite one the store holds (the reader, or the writer when it is
+/// free), on PostgreSQL one checked out of the pool for the call.
 macro_rules! dispatch {
     ($self:ident, $f:ident($($arg:expr),* $(,)?)) => {
         match $self.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite(ref pool) => sqlite::queries::$f(pool, $($arg),*).await,
+            Backend::Sqlite(ref links) => {
+                match links.read().await {
+                    Ok(mut conn) => sqlite::queries::$f(&mut *conn, $($arg),*).await,
+                    Err(e) => Err(e),
+                }
+            }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(ref pool) => postgres::queries::$f(pool, $($arg),*).await,
+            Backend::Postgres(ref pool) => {
+                match pool.acquire().await {
+                    Ok(mut conn) => postgres::queries::$f(&mut *conn, $($arg),*).await,
+                    Err(e) => Err(database("connecting to PostgreSQL")(e)),
+                }
+            }
         }
     };
 }
 
-/// [`dispatch!`] for a call that writes: on SQLite it first waits its turn
-/// for the store's one writer.
+/// [`dispatch!`] for a call that writes: on SQLite it waits its turn for the
+/// store's one writer.
 macro_rules! dispatch_write {
     ($self:ident, $f:ident($($arg:expr),* $(,)?)) => {
         match $self.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite(ref pool) => {
-                let _turn = $self.writer.lock().await;
-                sqlite::queries::$f(pool, $($arg),*).await
+            Backend::Sqlite(ref links) => {
+                match links.write().await {
+                    Ok(mut conn) => sqlite::queries::$f(&mut *conn, $($arg),*).await,
+                    Err(e) => Err(e),
+                }
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(ref pool) => postgres::queries::$f(pool, $($arg),*).await,
+            Backend::Postgres(_) => dispatch!($self, $f($($arg),*)),
         }
     };
 }
@@ -683,7 +692,11 @@ impl DeviceStore for SqlStore {
 /// append is one transaction that first locks the chain row (PostgreSQL:
 /// `SELECT … FOR UPDATE`; SQLite: a no-op `UPDATE`, which takes the write
 /// lock), so appends from every process sharing the database form one
-/// gapless chain. Entries outlive the identities they name (no foreign key).
+/// gapless chain. On SQLite, where a trigger checks that each entry follows
+/// the head and moves it, an append on the head the store's last append left
+/// is one `INSERT`; the store's first append, or one on a head another
+/// connection has moved since, takes the lock.
+/// Entries outlive the identities they name (no foreign key).
 ///
 /// NUL (U+0000), which PostgreSQL cannot hold: in a user agent or network
 /// (what a client sent) it is kept as U+FFFD, before the entry is hashed; in
@@ -710,7 +723,12 @@ impl AuditStore for SqlStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch_write!(self, append_audit(entries))
+        match self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ref links) => links.append_audit(entries).await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => dispatch_write!(self, append_audit(entries)),
+        }
     }
 
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {

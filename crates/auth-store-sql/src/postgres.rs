@@ -37,7 +37,7 @@ const MERGE_APP_METADATA: &str = "UPDATE auth_identity SET app_metadata = CASE \
 /// Merges top-level keys into the `app_metadata` of auth identity `id` in one
 /// statement ([`MERGE_APP_METADATA`]). Answers the rows changed.
 async fn merge_app_metadata_statement(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     id: &str,
     sets: &auth_module::Metadata,
     removes: &[String],
@@ -48,7 +48,7 @@ async fn merge_app_metadata_statement(
         .bind(removes)
         .bind(ts)
         .bind(id)
-        .execute(pool)
+        .execute(conn)
         .await?
         .rows_affected())
 }
@@ -70,6 +70,9 @@ const COUNTER: &str = "(auth_state.value #>> '{}')::bigint";
 const COUNTER_PLUS_ONE: &str = "to_jsonb((auth_state.value #>> '{}')::bigint + 1)";
 const COUNTER_MINUS_ONE: &str = "to_jsonb((auth_state.value #>> '{}')::bigint - 1)";
 const COUNTER_ENDED: &str = "'0'::jsonb";
+
+/// An append moves the head with its own `UPDATE`, under the row lock.
+const AUDIT_INSERT_MOVES_HEAD: bool = false;
 
 /// Takes the audit chain's row for the transaction and answers its head
 /// (`head_seq`, `head_hash`): the row lock makes appends (and sweeps) from

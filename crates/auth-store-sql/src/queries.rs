@@ -26,12 +26,12 @@ use auth_module::{
 };
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{Pool, Row};
+use sqlx::{Connection as _, Row};
 use time::OffsetDateTime;
 
 use super::{
-    AUDIT_LOCK_HEAD, COUNTER, COUNTER_ENDED, COUNTER_MINUS_ONE, COUNTER_PLUS_ONE, Db,
-    PATCH_APP_METADATA_REMOVE, PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts,
+    AUDIT_INSERT_MOVES_HEAD, AUDIT_LOCK_HEAD, COUNTER, COUNTER_ENDED, COUNTER_MINUS_ONE,
+    COUNTER_PLUS_ONE, Db, PATCH_APP_METADATA_REMOVE, PATCH_APP_METADATA_SET, STATE_INCREMENT, Ts,
     merge_app_metadata_statement, ts_from_db, ts_to_db,
 };
 use crate::{
@@ -40,6 +40,9 @@ use crate::{
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
+
+/// One connection of the engine: every query runs on the one its caller holds.
+type Conn = <Db as sqlx::Database>::Connection;
 
 /// A provider identity's columns, in the order [`provider_at`] and
 /// [`provider_row`] read them (a macro, so that `concat!` can splice it).
@@ -140,15 +143,15 @@ where
 }
 
 pub(crate) async fn create_auth_identity(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     new: NewAuthIdentity,
 ) -> Result<AuthIdentity> {
-    create_auth_identity_with_mfa(pool, new, Vec::new()).await
+    create_auth_identity_with_mfa(conn, new, Vec::new()).await
 }
 
 /// The identity, its provider identities and `factors` in one transaction.
 pub(crate) async fn create_auth_identity_with_mfa(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     new: NewAuthIdentity,
     factors: Vec<NewMfaFactor>,
 ) -> Result<AuthIdentity> {
@@ -163,7 +166,7 @@ pub(crate) async fn create_auth_identity_with_mfa(
     let factors = new_factors(&identity.id, factors, now)?;
     // As a read would say: whether one of its factors is enabled.
     identity.mfa_enabled = Some(factors.iter().any(|f| f.status == MfaFactorStatus::Enabled));
-    let mut tx = pool
+    let mut tx = conn
         .begin()
         .await
         .map_err(database("starting a transaction"))?;
@@ -221,10 +224,10 @@ pub(crate) async fn create_auth_identity_with_mfa(
     Ok(identity)
 }
 
-pub(crate) async fn retrieve_auth_identity(pool: &Pool<Db>, id: &str) -> Result<AuthIdentity> {
+pub(crate) async fn retrieve_auth_identity(conn: &mut Conn, id: &str) -> Result<AuthIdentity> {
     let rows = sqlx::query(RETRIEVE)
         .bind(id)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(database("reading an auth identity"))?;
     let Some(first) = rows.first() else {
@@ -249,7 +252,7 @@ pub(crate) async fn retrieve_auth_identity(pool: &Pool<Db>, id: &str) -> Result<
 }
 
 pub(crate) async fn update_app_metadata(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     id: &str,
     app_metadata: Option<Metadata>,
 ) -> Result<AuthIdentity> {
@@ -259,17 +262,17 @@ pub(crate) async fn update_app_metadata(
             .bind(json(app_metadata.as_ref()))
             .bind(&ts)
             .bind(id)
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map_err(database("updating app_metadata"))?;
     if updated.rows_affected() == 0 {
         return Err(auth_not_found(id));
     }
-    retrieve_auth_identity(pool, id).await
+    retrieve_auth_identity(conn, id).await
 }
 
 pub(crate) async fn patch_app_metadata(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     id: &str,
     key: &str,
     value: Option<Value>,
@@ -287,7 +290,7 @@ pub(crate) async fn patch_app_metadata(
                 .bind(Json(v))
                 .bind(&ts)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
         }
         None => {
@@ -295,7 +298,7 @@ pub(crate) async fn patch_app_metadata(
                 .bind(key)
                 .bind(&ts)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
         }
     }
@@ -303,11 +306,11 @@ pub(crate) async fn patch_app_metadata(
     if updated.rows_affected() == 0 {
         return Err(auth_not_found(id));
     }
-    retrieve_auth_identity(pool, id).await
+    retrieve_auth_identity(conn, id).await
 }
 
 pub(crate) async fn merge_app_metadata(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     id: &str,
     patch: &Metadata,
 ) -> Result<AuthIdentity> {
@@ -326,16 +329,16 @@ pub(crate) async fn merge_app_metadata(
     let ts: Ts = ts_to_db(crate::now())?;
     // One statement (the engine's): the database changes the given keys, so
     // concurrent patches and merges of other keys are all kept.
-    let updated = merge_app_metadata_statement(pool, id, &sets, &removes, &ts)
+    let updated = merge_app_metadata_statement(conn, id, &sets, &removes, &ts)
         .await
         .map_err(database("merging app_metadata"))?;
     if updated == 0 {
         return Err(auth_not_found(id));
     }
-    retrieve_auth_identity(pool, id).await
+    retrieve_auth_identity(conn, id).await
 }
 
-pub(crate) async fn bump_credential_version(pool: &Pool<Db>, id: &str) -> Result<AuthIdentity> {
+pub(crate) async fn bump_credential_version(conn: &mut Conn, id: &str) -> Result<AuthIdentity> {
     let ts: Ts = ts_to_db(crate::now())?;
     let updated = sqlx::query(
         "UPDATE auth_identity SET credential_version = credential_version + 1, \
@@ -343,20 +346,20 @@ pub(crate) async fn bump_credential_version(pool: &Pool<Db>, id: &str) -> Result
     )
     .bind(&ts)
     .bind(id)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(database("bumping a credential version"))?;
     if updated.rows_affected() == 0 {
         return Err(auth_not_found(id));
     }
-    retrieve_auth_identity(pool, id).await
+    retrieve_auth_identity(conn, id).await
 }
 
-pub(crate) async fn delete_auth_identity(pool: &Pool<Db>, id: &str) -> Result<()> {
+pub(crate) async fn delete_auth_identity(conn: &mut Conn, id: &str) -> Result<()> {
     // Its provider identities go with it: ON DELETE CASCADE.
     let deleted = sqlx::query("DELETE FROM auth_identity WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(database("deleting an auth identity"))?;
     if deleted.rows_affected() == 0 {
@@ -366,7 +369,7 @@ pub(crate) async fn delete_auth_identity(pool: &Pool<Db>, id: &str) -> Result<()
 }
 
 pub(crate) async fn find_provider_identity(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     provider: &str,
     entity_id: &str,
 ) -> Result<Option<ProviderIdentity>> {
@@ -377,14 +380,14 @@ pub(crate) async fn find_provider_identity(
     ))
     .bind(entity_id)
     .bind(provider)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(database("finding a provider identity"))?;
     row.as_ref().map(provider_row).transpose()
 }
 
 pub(crate) async fn add_provider_identity(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     new: NewProviderIdentity,
 ) -> Result<ProviderIdentity> {
@@ -392,7 +395,7 @@ pub(crate) async fn add_provider_identity(
     let built = new_provider(auth_identity_id, new, crate::now());
     // One statement: inserts nothing when the auth identity does not exist,
     // so a missing auth identity is reported before a duplicate, as in memory.
-    match insert_provider(pool, &built).await {
+    match insert_provider(&mut *conn, &built).await {
         Ok(0) => Err(auth_not_found(auth_identity_id)),
         Ok(_) => Ok(built),
         Err(e) if is_unique_violation(&e) => Err(duplicate_error),
@@ -403,7 +406,7 @@ pub(crate) async fn add_provider_identity(
 }
 
 pub(crate) async fn update_provider_identity(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     id: &str,
     update: ProviderIdentityUpdate,
 ) -> Result<ProviderIdentity> {
@@ -414,7 +417,7 @@ pub(crate) async fn update_provider_identity(
     };
     // The first write takes the write lock (SQLite) or the row lock
     // (PostgreSQL), so the precondition and the bump hold together.
-    let mut tx = pool
+    let mut tx = conn
         .begin()
         .await
         .map_err(database("starting a transaction"))?;
@@ -443,7 +446,7 @@ pub(crate) async fn update_provider_identity(
         drop(tx);
         let exists = sqlx::query("SELECT 1 FROM provider_identity WHERE id = $1")
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(database("reading a provider identity"))?;
         return Err(match exists {
@@ -469,10 +472,10 @@ pub(crate) async fn update_provider_identity(
     Ok(updated)
 }
 
-pub(crate) async fn delete_provider_identity(pool: &Pool<Db>, id: &str) -> Result<()> {
+pub(crate) async fn delete_provider_identity(conn: &mut Conn, id: &str) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM provider_identity WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(database("deleting a provider identity"))?;
     if deleted.rows_affected() == 0 {
@@ -481,10 +484,10 @@ pub(crate) async fn delete_provider_identity(pool: &Pool<Db>, id: &str) -> Resul
     Ok(())
 }
 
-pub(crate) async fn provider_identity_owner(pool: &Pool<Db>, id: &str) -> Result<Option<String>> {
+pub(crate) async fn provider_identity_owner(conn: &mut Conn, id: &str) -> Result<Option<String>> {
     sqlx::query_scalar("SELECT auth_identity_id FROM provider_identity WHERE id = $1")
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(database("reading a provider identity's owner"))
 }
@@ -640,13 +643,13 @@ where
     .map(|done| done.rows_affected())
 }
 
-pub(crate) async fn create_mfa_factor(pool: &Pool<Db>, new: NewMfaFactor) -> Result<MfaFactor> {
+pub(crate) async fn create_mfa_factor(conn: &mut Conn, new: NewMfaFactor) -> Result<MfaFactor> {
     let factor = stored_factor(new, crate::now());
-    let inserted = insert_factor(pool, &factor).await;
+    let inserted = insert_factor(&mut *conn, &factor).await;
     match inserted {
         Ok(0) => Err(auth_not_found(&factor.auth_identity_id)),
         Ok(_) => Ok(factor),
-        Err(e) if is_unique_violation(&e) => Err(mfa_factor_duplicate(pool, &factor).await?),
+        Err(e) if is_unique_violation(&e) => Err(mfa_factor_duplicate(conn, &factor).await?),
         // The auth identity was deleted between the SELECT and the INSERT.
         Err(e) if is_foreign_key_violation(&e) => Err(auth_not_found(&factor.auth_identity_id)),
         Err(e) => Err(database("creating an MFA factor")(e)),
@@ -656,7 +659,7 @@ pub(crate) async fn create_mfa_factor(pool: &Pool<Db>, new: NewMfaFactor) -> Res
 /// Which unique key `factor` broke, for the message: the active factor of
 /// its provider (checked first, as in memory) or its given id. Both are
 /// `DuplicateError`; the database already refused the insert.
-async fn mfa_factor_duplicate(pool: &Pool<Db>, factor: &MfaFactor) -> Result<Error> {
+async fn mfa_factor_duplicate(conn: &mut Conn, factor: &MfaFactor) -> Result<Error> {
     if factor.status.is_active() {
         let active = sqlx::query(
             "SELECT 1 FROM auth_mfa_factor WHERE auth_identity_id = $1 AND provider = $2 \
@@ -664,7 +667,7 @@ async fn mfa_factor_duplicate(pool: &Pool<Db>, factor: &MfaFactor) -> Result<Err
         )
         .bind(&factor.auth_identity_id)
         .bind(&factor.provider)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(database("reading MFA factors"))?;
         if active.is_some() {
@@ -678,7 +681,7 @@ async fn mfa_factor_duplicate(pool: &Pool<Db>, factor: &MfaFactor) -> Result<Err
 }
 
 pub(crate) async fn list_mfa_factors(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
 ) -> Result<Vec<MfaFactor>> {
     let rows = sqlx::query(concat!(
@@ -687,14 +690,14 @@ pub(crate) async fn list_mfa_factors(
         " FROM auth_mfa_factor WHERE auth_identity_id = $1 ORDER BY created_at, id"
     ))
     .bind(auth_identity_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database("listing MFA factors"))?;
     rows.iter().map(factor_row).collect()
 }
 
 pub(crate) async fn update_mfa_factor(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     id: &str,
     update: MfaFactorUpdate,
 ) -> Result<Option<MfaFactor>> {
@@ -728,7 +731,7 @@ pub(crate) async fn update_mfa_factor(
     .bind(first)
     .bind(second)
     .bind(third)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await;
     match row {
         Ok(row) => row.as_ref().map(factor_row).transpose(),
@@ -738,7 +741,7 @@ pub(crate) async fn update_mfa_factor(
             let provider: Option<String> =
                 sqlx::query_scalar("SELECT provider FROM auth_mfa_factor WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *conn)
                     .await
                     .map_err(database("reading an MFA factor"))?;
             Err(duplicate_mfa_factor(provider.as_deref().unwrap_or("MFA")))
@@ -748,7 +751,7 @@ pub(crate) async fn update_mfa_factor(
 }
 
 pub(crate) async fn replace_recovery_codes(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     hashes: Vec<String>,
 ) -> Result<()> {
@@ -758,7 +761,7 @@ pub(crate) async fn replace_recovery_codes(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut tx = pool
+    let mut tx = conn
         .begin()
         .await
         .map_err(database("starting a transaction"))?;
@@ -802,7 +805,7 @@ pub(crate) async fn replace_recovery_codes(
 }
 
 pub(crate) async fn consume_recovery_code(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     candidates: &[String],
 ) -> Result<bool> {
@@ -820,17 +823,17 @@ pub(crate) async fn consume_recovery_code(
         delete = delete.bind(candidate);
     }
     let done = delete
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(database("spending a recovery code"))?;
     Ok(done.rows_affected() > 0)
 }
 
-pub(crate) async fn count_recovery_codes(pool: &Pool<Db>, auth_identity_id: &str) -> Result<u64> {
+pub(crate) async fn count_recovery_codes(conn: &mut Conn, auth_identity_id: &str) -> Result<u64> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM auth_recovery_code WHERE auth_identity_id = $1")
             .bind(auth_identity_id)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await
             .map_err(database("counting recovery codes"))?;
     Ok(u64::try_from(n).unwrap_or(0))
@@ -862,7 +865,7 @@ where
 }
 
 pub(crate) async fn request_verification(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     new: NewVerification,
 ) -> Result<Verification> {
     let now = crate::now();
@@ -876,7 +879,7 @@ pub(crate) async fn request_verification(
         ));
     };
     let ts = ts_to_db(now)?;
-    let mut tx = pool
+    let mut tx = conn
         .begin()
         .await
         .map_err(database("starting a transaction"))?;
@@ -939,16 +942,16 @@ pub(crate) async fn request_verification(
 }
 
 pub(crate) async fn find_verification(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     entity_id: &str,
     entity_type: &str,
 ) -> Result<Option<Verification>> {
-    select_verification(pool, auth_identity_id, entity_id, entity_type).await
+    select_verification(conn, auth_identity_id, entity_id, entity_type).await
 }
 
 pub(crate) async fn confirm_verification(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     code_hash: &str,
     code_provider: &str,
     now: OffsetDateTime,
@@ -966,14 +969,14 @@ pub(crate) async fn confirm_verification(
     .bind(code_hash)
     .bind(code_provider)
     .bind(&now)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(database("confirming a verification"))?;
     row.as_ref().map(verification_row).transpose()
 }
 
 pub(crate) async fn verification_by_code(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     code_hash: &str,
 ) -> Result<Option<Verification>> {
     let row = sqlx::query(concat!(
@@ -982,7 +985,7 @@ pub(crate) async fn verification_by_code(
         " FROM auth_verification WHERE code_hash = $1"
     ))
     .bind(code_hash)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(database("reading a verification"))?;
     row.as_ref().map(verification_row).transpose()
@@ -1039,7 +1042,7 @@ fn passkey_optional(row: Option<DbRow>) -> Result<Option<PasskeyCredential>> {
 }
 
 pub(crate) async fn create_passkey(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     new: NewPasskeyCredential,
 ) -> Result<PasskeyCredential> {
     let created_at = crate::now();
@@ -1066,7 +1069,7 @@ pub(crate) async fn create_passkey(
     .bind(passkey.backed_up)
     .bind(Json(&passkey.transports))
     .bind(ts_to_db(created_at)?)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map(|done| done.rows_affected());
     match inserted {
@@ -1080,7 +1083,7 @@ pub(crate) async fn create_passkey(
 }
 
 pub(crate) async fn find_passkey(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     provider: &str,
     credential_id: &str,
 ) -> Result<Option<PasskeyCredential>> {
@@ -1091,14 +1094,14 @@ pub(crate) async fn find_passkey(
     ))
     .bind(provider)
     .bind(credential_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(database("finding a passkey"))?;
     passkey_optional(row)
 }
 
 pub(crate) async fn list_passkeys(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
 ) -> Result<Vec<PasskeyCredential>> {
     let rows = sqlx::query(concat!(
@@ -1107,14 +1110,14 @@ pub(crate) async fn list_passkeys(
         " FROM auth_passkey WHERE auth_identity_id = $1 ORDER BY created_at, id"
     ))
     .bind(auth_identity_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database("listing passkeys"))?;
     passkey_rows(&rows)
 }
 
 pub(crate) async fn passkeys_for_email(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     provider: &str,
     email: &str,
 ) -> Result<Vec<PasskeyCredential>> {
@@ -1125,14 +1128,14 @@ pub(crate) async fn passkeys_for_email(
     ))
     .bind(provider)
     .bind(email)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database("listing passkeys by e-mail"))?;
     passkey_rows(&rows)
 }
 
 pub(crate) async fn record_passkey_use(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     id: &str,
     expected_sign_count: u32,
     used: PasskeyUse,
@@ -1154,14 +1157,14 @@ pub(crate) async fn record_passkey_use(
     .bind(Json(&used.credential))
     .bind(used.backed_up)
     .bind(&at)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(database("recording a passkey use"))?;
     passkey_optional(row)
 }
 
 pub(crate) async fn rename_passkey(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     id: &str,
     name: &str,
@@ -1173,21 +1176,21 @@ pub(crate) async fn rename_passkey(
     .bind(id)
     .bind(auth_identity_id)
     .bind(name)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(database("renaming a passkey"))?;
     passkey_optional(row)
 }
 
 pub(crate) async fn delete_passkey(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     id: &str,
 ) -> Result<bool> {
     let deleted = sqlx::query("DELETE FROM auth_passkey WHERE id = $1 AND auth_identity_id = $2")
         .bind(id)
         .bind(auth_identity_id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(database("deleting a passkey"))?;
     Ok(deleted.rows_affected() > 0)
@@ -1221,7 +1224,7 @@ fn device_row(row: &DbRow) -> Result<Device> {
     Ok(device)
 }
 
-pub(crate) async fn create_device(pool: &Pool<Db>, new: NewDevice) -> Result<Device> {
+pub(crate) async fn create_device(conn: &mut Conn, new: NewDevice) -> Result<Device> {
     // Whole milliseconds, as the in-memory store keeps them.
     let now = auth_module::audit::whole_millis(OffsetDateTime::now_utc());
     let device = new.into_device(generate_id(DEVICE_PREFIX), now);
@@ -1240,7 +1243,7 @@ pub(crate) async fn create_device(pool: &Pool<Db>, new: NewDevice) -> Result<Dev
     .bind(device.user_agent.as_deref())
     .bind(device.network.as_deref())
     .bind(&ts)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map(|done| done.rows_affected());
     match inserted {
@@ -1253,7 +1256,7 @@ pub(crate) async fn create_device(pool: &Pool<Db>, new: NewDevice) -> Result<Dev
 }
 
 pub(crate) async fn device(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     id: &str,
 ) -> Result<Option<Device>> {
@@ -1264,27 +1267,27 @@ pub(crate) async fn device(
     ))
     .bind(id)
     .bind(auth_identity_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(database("reading a device"))?;
     row.as_ref().map(device_row).transpose()
 }
 
-pub(crate) async fn list_devices(pool: &Pool<Db>, auth_identity_id: &str) -> Result<Vec<Device>> {
+pub(crate) async fn list_devices(conn: &mut Conn, auth_identity_id: &str) -> Result<Vec<Device>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         device_columns!(),
         " FROM auth_device WHERE auth_identity_id = $1 ORDER BY created_at, id"
     ))
     .bind(auth_identity_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database("listing devices"))?;
     rows.iter().map(device_row).collect()
 }
 
 pub(crate) async fn touch_device(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     id: &str,
     at: OffsetDateTime,
@@ -1299,21 +1302,21 @@ pub(crate) async fn touch_device(
     .bind(id)
     .bind(auth_identity_id)
     .bind(&at)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(database("touching a device"))?;
     if moved.rows_affected() > 0 {
         return Ok(true);
     }
-    device_exists(pool, auth_identity_id, id).await
+    device_exists(conn, auth_identity_id, id).await
 }
 
 /// Whether `auth_identity_id` has device `id`.
-async fn device_exists(pool: &Pool<Db>, auth_identity_id: &str, id: &str) -> Result<bool> {
+async fn device_exists(conn: &mut Conn, auth_identity_id: &str, id: &str) -> Result<bool> {
     let found = sqlx::query("SELECT 1 FROM auth_device WHERE id = $1 AND auth_identity_id = $2")
         .bind(id)
         .bind(auth_identity_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(database("reading a device"))?;
     Ok(found.is_some())
@@ -1341,7 +1344,7 @@ where
 }
 
 pub(crate) async fn delete_devices(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     ids: &[String],
 ) -> Result<Vec<String>> {
@@ -1357,11 +1360,11 @@ pub(crate) async fn delete_devices(
     }
     let deleted: Vec<String> = if ids.len() <= DEVICE_IDS_PER_DELETE {
         // One statement: atomic by itself.
-        delete_device_ids(pool, auth_identity_id, &ids)
+        delete_device_ids(conn, auth_identity_id, &ids)
             .await
             .map_err(database("deleting devices"))?
     } else {
-        let mut tx = pool
+        let mut tx = conn
             .begin()
             .await
             .map_err(database("starting a transaction"))?;
@@ -1389,7 +1392,7 @@ pub(crate) async fn delete_devices(
 /// How many devices `auth_identity_id` has, and whether one has this user
 /// agent and network (NULL equal to NULL), in one aggregate query.
 pub(crate) async fn device_tally(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     user_agent: Option<&str>,
     network: Option<&str>,
@@ -1403,7 +1406,7 @@ pub(crate) async fn device_tally(
     .bind(auth_identity_id)
     .bind(user_agent)
     .bind(network)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await
     .map_err(database("counting devices"))?;
     Ok((
@@ -1415,7 +1418,7 @@ pub(crate) async fn device_tally(
 /// Deletes the devices of `auth_identity_id` beyond the `keep` most
 /// recently seen, in one statement; answers their ids.
 pub(crate) async fn trim_devices(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     auth_identity_id: &str,
     keep: usize,
 ) -> Result<Vec<String>> {
@@ -1428,7 +1431,7 @@ pub(crate) async fn trim_devices(
     .bind(auth_identity_id)
     .bind(i64::try_from(keep).unwrap_or(i64::MAX))
     .bind(i64::MAX)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database("trimming devices"))?;
     rows.iter()
@@ -1437,7 +1440,7 @@ pub(crate) async fn trim_devices(
 }
 
 pub(crate) async fn delete_idle_devices(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     seen_before: OffsetDateTime,
     limit: usize,
 ) -> Result<Vec<(String, String)>> {
@@ -1455,7 +1458,7 @@ pub(crate) async fn delete_idle_devices(
     )
     .bind(&seen_before)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database("deleting idle devices"))?;
     rows.iter()
@@ -1536,11 +1539,19 @@ async fn lock_audit_head(tx: &mut sqlx::Transaction<'_, Db>) -> Result<(u64, Str
     Ok((seq, get(&row, 1, WHAT)?))
 }
 
-/// Inserts `entries` (in a transaction) in one multi-row `INSERT`.
-async fn insert_audit_entries(
-    tx: &mut sqlx::Transaction<'_, Db>,
-    entries: &[AuditEntry],
-) -> Result<()> {
+/// Inserts `entries` in one multi-row `INSERT` per
+/// [`AUDIT_ENTRIES_PER_INSERT`].
+async fn insert_audit_entries(conn: &mut Conn, entries: &[AuditEntry]) -> Result<()> {
+    for chunk in entries.chunks(AUDIT_ENTRIES_PER_INSERT) {
+        insert_audit_chunk(conn, chunk)
+            .await
+            .map_err(database("appending audit entries"))?;
+    }
+    Ok(())
+}
+
+/// Inserts `entries` (at most [`AUDIT_ENTRIES_PER_INSERT`]) in one statement.
+async fn insert_audit_chunk(conn: &mut Conn, entries: &[AuditEntry]) -> sqlx::Result<()> {
     let sql = format!(
         "INSERT INTO auth_audit ({}) VALUES {}",
         audit_columns!(),
@@ -1555,7 +1566,8 @@ async fn insert_audit_entries(
     let ats = entries
         .iter()
         .map(|e| ts_to_db(e.at))
-        .collect::<Result<Vec<Ts>>>()?;
+        .collect::<Result<Vec<Ts>>>()
+        .map_err(|e| sqlx::Error::Encode(e.into()))?;
     let mut insert = sqlx::query(&sql);
     for (e, at) in entries.iter().zip(ats) {
         insert = insert
@@ -1573,29 +1585,16 @@ async fn insert_audit_entries(
             .bind(&e.prev_hash)
             .bind(&e.hash);
     }
-    insert
-        .execute(&mut **tx)
-        .await
-        .map_err(database("appending audit entries"))?;
+    insert.execute(&mut *conn).await?;
     Ok(())
 }
 
-/// One transaction: lock the chain's row, chain the entries on from its
-/// head, insert them, move the head. Of concurrent appends (from any pool on
-/// the database) each waits for the lock, so `seq` has no gap or repeat.
-pub(crate) async fn append_audit(
-    pool: &Pool<Db>,
+/// `entries` chained on from the head `(seq, prev_hash)`, stamped now.
+fn chain_audit(
     entries: Vec<NewAuditEntry>,
-) -> Result<Vec<AuditEntry>> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(database("starting a transaction"))?;
-    let (mut seq, mut prev_hash) = lock_audit_head(&mut tx).await?;
-    // The clock is read under the lock, so `at` follows `seq`.
+    mut seq: u64,
+    mut prev_hash: String,
+) -> Vec<AuditEntry> {
     let now = OffsetDateTime::now_utc();
     let mut appended = Vec::with_capacity(entries.len());
     for new in entries {
@@ -1604,22 +1603,64 @@ pub(crate) async fn append_audit(
         prev_hash = entry.hash.clone();
         appended.push(entry);
     }
-    for chunk in appended.chunks(AUDIT_ENTRIES_PER_INSERT) {
-        insert_audit_entries(&mut tx, chunk).await?;
+    appended
+}
+
+/// One transaction: lock the chain's row, chain the entries on from its
+/// head, insert them, move the head. Of concurrent appends (from any pool on
+/// the database) each waits for the lock, so `seq` has no gap or repeat.
+pub(crate) async fn append_audit(
+    conn: &mut Conn,
+    entries: Vec<NewAuditEntry>,
+) -> Result<Vec<AuditEntry>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
     }
-    sqlx::query("UPDATE auth_audit_chain SET head_seq = $1, head_hash = $2 WHERE id = 1")
-        .bind(seq_to_db(seq))
-        .bind(&prev_hash)
-        .execute(&mut *tx)
+    let mut tx = conn
+        .begin()
         .await
-        .map_err(database("moving the audit chain's head"))?;
+        .map_err(database("starting a transaction"))?;
+    let (seq, prev_hash) = lock_audit_head(&mut tx).await?;
+    // The clock is read under the lock, so `at` follows `seq`.
+    let appended = chain_audit(entries, seq, prev_hash);
+    insert_audit_entries(&mut tx, &appended).await?;
+    if !AUDIT_INSERT_MOVES_HEAD {
+        let head = appended.last().expect("entries is not empty");
+        sqlx::query("UPDATE auth_audit_chain SET head_seq = $1, head_hash = $2 WHERE id = 1")
+            .bind(seq_to_db(head.seq))
+            .bind(&head.hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(database("moving the audit chain's head"))?;
+    }
     tx.commit()
         .await
         .map_err(database("committing audit entries"))?;
     Ok(appended)
 }
 
-pub(crate) async fn query_audit(pool: &Pool<Db>, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+/// Appends `entries` on the head `(seq, prev_hash)` the caller last saw, in
+/// one statement, with no lock taken: for an engine whose `INSERT` checks
+/// that each entry follows the head and moves it
+/// ([`AUDIT_INSERT_MOVES_HEAD`]), so an append on a head that has moved
+/// since is refused whole. `None` when it was (or when the entries need more
+/// than one statement): [`append_audit`] then appends under the lock.
+#[allow(dead_code, reason = "only SQLite moves the head in the INSERT")]
+pub(crate) async fn append_audit_on_head(
+    conn: &mut Conn,
+    entries: &[NewAuditEntry],
+    seq: u64,
+    prev_hash: String,
+) -> Option<Vec<AuditEntry>> {
+    if !AUDIT_INSERT_MOVES_HEAD || entries.is_empty() || entries.len() > AUDIT_ENTRIES_PER_INSERT {
+        return None;
+    }
+    let appended = chain_audit(entries.to_vec(), seq, prev_hash);
+    insert_audit_chunk(conn, &appended).await.ok()?;
+    Some(appended)
+}
+
+pub(crate) async fn query_audit(conn: &mut Conn, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
     use std::fmt::Write as _;
     let limit = query.limit.min(AUDIT_QUERY_MAX);
     if limit == 0 {
@@ -1682,14 +1723,14 @@ pub(crate) async fn query_audit(pool: &Pool<Db>, query: &AuditQuery) -> Result<V
     }
     let rows = select
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(database("querying the audit log"))?;
     rows.iter().map(audit_row).collect()
 }
 
 pub(crate) async fn audit_chain(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     after_seq: u64,
     limit: usize,
 ) -> Result<Vec<AuditEntry>> {
@@ -1703,16 +1744,16 @@ pub(crate) async fn audit_chain(
     ))
     .bind(seq_to_db(after_seq))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database("reading the audit chain"))?;
     rows.iter().map(audit_row).collect()
 }
 
-pub(crate) async fn audit_chain_start(pool: &Pool<Db>) -> Result<Option<AuditChainStart>> {
+pub(crate) async fn audit_chain_start(conn: &mut Conn) -> Result<Option<AuditChainStart>> {
     const WHAT: &str = "reading the audit chain's start";
     let row = sqlx::query("SELECT start_seq, start_prev_hash FROM auth_audit_chain WHERE id = 1")
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(database(WHAT))?;
     let Some(row) = row else {
@@ -1733,11 +1774,11 @@ pub(crate) async fn audit_chain_start(pool: &Pool<Db>) -> Result<Option<AuditCha
 /// between): the first entry kept is the oldest at or after `before`, or the
 /// newest of all when every entry is older; the entries below it go, and the
 /// chain's start becomes it.
-pub(crate) async fn prune_audit(pool: &Pool<Db>, before: OffsetDateTime) -> Result<u64> {
+pub(crate) async fn prune_audit(conn: &mut Conn, before: OffsetDateTime) -> Result<u64> {
     const WHAT: &str = "pruning the audit log";
     // Stored times are whole microseconds: `>= ceil(t)` is `>= t` exactly.
     let before = ts_to_db(crate::ceil_micros(before))?;
-    let mut tx = pool
+    let mut tx = conn
         .begin()
         .await
         .map_err(database("starting a transaction"))?;
@@ -1782,7 +1823,7 @@ pub(crate) async fn prune_audit(pool: &Pool<Db>, before: OffsetDateTime) -> Resu
 // ----- state: keyed values with a time to live (milliseconds since the epoch)
 
 pub(crate) async fn state_set(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     key: &str,
     value: &serde_json::Value,
     expires_at: i64,
@@ -1794,21 +1835,21 @@ pub(crate) async fn state_set(
     .bind(key)
     .bind(Json(value))
     .bind(expires_at)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(database("storing a state value"))?;
     Ok(())
 }
 
 pub(crate) async fn state_get(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     key: &str,
     now: i64,
 ) -> Result<Option<serde_json::Value>> {
     let row = sqlx::query("SELECT value FROM auth_state WHERE key = $1 AND expires_at > $2")
         .bind(key)
         .bind(now)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(database("reading a state value"))?;
     row.map(|r| get::<Json<serde_json::Value>>(&r, 0, "reading a state value").map(|j| j.0))
@@ -1817,13 +1858,13 @@ pub(crate) async fn state_get(
 
 /// One statement, so of concurrent takes exactly one gets the row.
 pub(crate) async fn state_take(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     key: &str,
     now: i64,
 ) -> Result<Option<serde_json::Value>> {
     let row = sqlx::query("DELETE FROM auth_state WHERE key = $1 RETURNING value, expires_at")
         .bind(key)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(database("taking a state value"))?;
     let Some(row) = row else {
@@ -1838,10 +1879,10 @@ pub(crate) async fn state_take(
     ))
 }
 
-pub(crate) async fn state_delete(pool: &Pool<Db>, key: &str, now: i64) -> Result<bool> {
+pub(crate) async fn state_delete(conn: &mut Conn, key: &str, now: i64) -> Result<bool> {
     let row = sqlx::query("DELETE FROM auth_state WHERE key = $1 RETURNING expires_at")
         .bind(key)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(database("deleting a state value"))?;
     match row {
@@ -1853,7 +1894,7 @@ pub(crate) async fn state_delete(pool: &Pool<Db>, key: &str, now: i64) -> Result
 /// One upsert: the database adds to the stored counter, or starts a new one
 /// (value `by`, expiry `expires_at`) when none is live.
 pub(crate) async fn state_increment(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     key: &str,
     by: i64,
     expires_at: i64,
@@ -1865,7 +1906,7 @@ pub(crate) async fn state_increment(
         .bind(expires_at)
         .bind(now)
         .bind(by)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(database("incrementing a counter"))?;
     let value: i64 = get(&row, 0, "incrementing a counter")?;
@@ -1877,7 +1918,7 @@ pub(crate) async fn state_increment(
 /// The keys are distinct (PostgreSQL refuses to change one row twice in one
 /// statement).
 pub(crate) async fn state_increment_each(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     counters: &[(&str, i64)],
     now: i64,
 ) -> Result<Vec<u64>> {
@@ -1906,7 +1947,7 @@ pub(crate) async fn state_increment_each(
         query = query.bind(*key).bind(*expires_at);
     }
     let rows = query
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(database("incrementing counters"))?;
     let mut values = vec![None; counters.len()];
@@ -1927,7 +1968,7 @@ pub(crate) async fn state_increment_each(
 /// statement: a counter at 1 (or `clear`) ends by expiring now, so it reads
 /// as absent and the sweep removes it.
 pub(crate) async fn state_give_back_each(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     counters: &[&str],
     clear: Option<&str>,
     now: i64,
@@ -1950,7 +1991,7 @@ pub(crate) async fn state_give_back_each(
         query = query.bind(*key);
     }
     query
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(database("giving counters back"))?;
     Ok(())
@@ -1959,7 +2000,7 @@ pub(crate) async fn state_give_back_each(
 /// One conditional statement per case, so of concurrent swaps from one
 /// expected value exactly one changes the row.
 pub(crate) async fn state_compare_and_swap(
-    pool: &Pool<Db>,
+    conn: &mut Conn,
     key: &str,
     expected: Option<&Value>,
     new: Option<&Value>,
@@ -1979,7 +2020,7 @@ pub(crate) async fn state_compare_and_swap(
             .bind(Json(new))
             .bind(expires_at)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *conn)
             .await
         }
         (Some(expected), Some(new)) => {
@@ -1992,7 +2033,7 @@ pub(crate) async fn state_compare_and_swap(
             .bind(key)
             .bind(now)
             .bind(Json(expected))
-            .execute(pool)
+            .execute(&mut *conn)
             .await
         }
         (Some(expected), None) => {
@@ -2000,10 +2041,10 @@ pub(crate) async fn state_compare_and_swap(
                 .bind(key)
                 .bind(now)
                 .bind(Json(expected))
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
         }
-        (None, None) => return Ok(state_get(pool, key, now).await?.is_none()),
+        (None, None) => return Ok(state_get(conn, key, now).await?.is_none()),
     }
     .map_err(database("swapping a state value"))?;
     Ok(done.rows_affected() == 1)
@@ -2012,23 +2053,23 @@ pub(crate) async fn state_compare_and_swap(
 /// Deletes up to `batch` rows expired at `now`, soonest expiry first (through
 /// the `expires_at` index), so one sweep's work is bounded however many
 /// rows are dead.
-pub(crate) async fn state_sweep(pool: &Pool<Db>, now: i64, batch: i64) -> Result<()> {
+pub(crate) async fn state_sweep(conn: &mut Conn, now: i64, batch: i64) -> Result<()> {
     sqlx::query(
         "DELETE FROM auth_state WHERE key IN \
          (SELECT key FROM auth_state WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
     )
     .bind(now)
     .bind(batch)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(database("sweeping expired state"))?;
     Ok(())
 }
 
 /// The rows of the state table, expired or not.
-pub(crate) async fn state_count(pool: &Pool<Db>) -> Result<u64> {
+pub(crate) async fn state_count(conn: &mut Conn) -> Result<u64> {
     let row = sqlx::query("SELECT COUNT(*) FROM auth_state")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(database("counting state rows"))?;
     let count: i64 = get(&row, 0, "counting state rows")?;

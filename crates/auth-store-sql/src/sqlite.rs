@@ -4,14 +4,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use auth_module::{Error, Result};
-use sqlx::SqlitePool;
+use auth_module::{AuditEntry, Error, NewAuditEntry, Result};
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use time::format_description::BorrowedFormatItem;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 // The same queries, compiled for this engine: see `queries.rs`.
 #[allow(clippy::duplicate_mod)]
@@ -39,7 +41,7 @@ const PATCH_APP_METADATA_REMOVE: &str = "UPDATE auth_identity SET \
 /// digits, `_`, `-`), so quoting them in the path is enough. A NULL
 /// `app_metadata` stays NULL when nothing is set. Answers the rows changed.
 async fn merge_app_metadata_statement(
-    pool: &SqlitePool,
+    conn: &mut sqlx::SqliteConnection,
     id: &str,
     sets: &auth_module::Metadata,
     removes: &[String],
@@ -74,7 +76,7 @@ async fn merge_app_metadata_statement(
     for key in removes {
         query = query.bind(key);
     }
-    Ok(query.execute(pool).await?.rows_affected())
+    Ok(query.execute(conn).await?.rows_affected())
 }
 
 /// Adds `$5` to counter `$1`, or starts it at `$2` until `$3` when no live
@@ -105,6 +107,11 @@ const COUNTER_ENDED: &str = "'0'";
 const AUDIT_LOCK_HEAD: &str = "UPDATE auth_audit_chain SET head_seq = head_seq WHERE id = 1 \
      RETURNING head_seq, head_hash";
 
+/// An `INSERT` into `auth_audit` checks that the entry follows the chain's
+/// head and moves the head (trigger `auth_audit_follows_head`), so an append
+/// on a known head is one statement.
+const AUDIT_INSERT_MOVES_HEAD: bool = true;
+
 /// How a timestamp is stored: RFC 3339 text.
 type Ts = String;
 
@@ -130,36 +137,132 @@ fn ts_from_db(s: Ts) -> Result<OffsetDateTime> {
     })
 }
 
-/// Opens the database at `url` and applies the migrations.
-pub(crate) async fn connect(url: &str) -> Result<SqlitePool> {
+/// Each file connection's page cache, in KiB (SQLite's `-N` form; its default
+/// is 2,000). The writer is the only connection that writes, so its cache is
+/// never emptied by another's write and would stay full after a load; the
+/// pages a sign-in touches (the interior pages and right edges of a few
+/// indexes) fit in far fewer, and a miss is a read from the OS's file cache.
+const PAGE_CACHE_KIB: &str = "-256";
+
+/// The connections of one store, held for its whole life.
+///
+/// A query on a pool checks a connection out and back in, and sqlx tests it
+/// both times (a round trip to the connection's thread each): three round
+/// trips for one statement. Held connections cost one.
+pub(crate) struct Links {
+    pool: SqlitePool,
+    /// Every write, in arrival order: SQLite writes one at a time, so writes
+    /// queue here instead of meeting a locked database and sleeping in its
+    /// busy handler (1, 2, 5, 10 … ms), which is what set a login's tail.
+    /// Reads use it too when the reader is busy. `None` once closed.
+    writer: Mutex<Option<PoolConnection<Sqlite>>>,
+    /// Reads beside a write (WAL mode); none for an in-memory database, which
+    /// lives in its one connection.
+    reader: Option<Mutex<Option<PoolConnection<Sqlite>>>>,
+    /// The audit chain's head (`seq`, hash) as this store's last append left
+    /// it; read and set only by a holder of the writer.
+    audit_head: std::sync::Mutex<Option<(u64, String)>>,
+}
+
+/// A held connection, for as long as the guard lives.
+pub(crate) type Held<'a> = MappedMutexGuard<'a, SqliteConnection>;
+
+impl Links {
+    /// The writer, once the writes before have run.
+    pub(crate) async fn write(&self) -> Result<Held<'_>> {
+        held(self.writer.lock().await)
+    }
+
+    /// A connection for a read: the reader, or the writer when only it is
+    /// free.
+    pub(crate) async fn read(&self) -> Result<Held<'_>> {
+        let Some(reader) = &self.reader else {
+            return self.write().await;
+        };
+        if let Ok(guard) = reader.try_lock() {
+            return held(guard);
+        }
+        if let Ok(guard) = self.writer.try_lock() {
+            return held(guard);
+        }
+        held(reader.lock().await)
+    }
+
+    /// Appends `entries` to the audit log: in one statement on the head this
+    /// store's last append left ([`queries::append_audit_on_head`]), or, when
+    /// none is known or another connection has moved it since, under the
+    /// chain row's lock ([`queries::append_audit`]).
+    pub(crate) async fn append_audit(
+        &self,
+        entries: Vec<NewAuditEntry>,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.write().await?;
+        // Taken, not read: an append cut short leaves no head behind.
+        let head = self.known_audit_head().take();
+        let on_head = match head {
+            Some((seq, hash)) => {
+                queries::append_audit_on_head(&mut conn, &entries, seq, hash).await
+            }
+            None => None,
+        };
+        let appended = match on_head {
+            Some(appended) => appended,
+            None => queries::append_audit(&mut conn, entries).await?,
+        };
+        *self.known_audit_head() = appended.last().map(|e| (e.seq, e.hash.clone()));
+        Ok(appended)
+    }
+
+    fn known_audit_head(&self) -> std::sync::MutexGuard<'_, Option<(u64, String)>> {
+        self.audit_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives the connections back and closes them; later calls fail.
+    pub(crate) async fn close(&self) {
+        self.writer.lock().await.take();
+        if let Some(reader) = &self.reader {
+            reader.lock().await.take();
+        }
+        self.pool.close().await;
+    }
+}
+
+fn held(guard: MutexGuard<'_, Option<PoolConnection<Sqlite>>>) -> Result<Held<'_>> {
+    MutexGuard::try_map(guard, |c| c.as_deref_mut())
+        .map_err(|_| crate::database("using the store")(sqlx::Error::PoolClosed))
+}
+
+/// Opens the database at `url`, applies the migrations and takes the
+/// store's connections.
+pub(crate) async fn connect(url: &str) -> Result<Links> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| Error::invalid_data("invalid SQLite URL").with_source(e))?
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
-    let (options, pool) = if in_memory {
-        // An in-memory database lives as long as a connection to it: keep
-        // exactly one, forever, so every query sees the same data.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None);
-        (options, pool)
+    let options = if in_memory {
+        options
     } else {
         private_file(options.get_filename())?;
-        let options = options
+        options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        // Two connections: SQLite writes one at a time whatever the pool,
-        // and in WAL mode the second serves reads beside a write. Each
-        // connection is a thread with its own statement cache and page
-        // cache (measured: two more kept 0.6 MiB more after a login load,
-        // at the same throughput).
-        (options, SqlitePoolOptions::new().max_connections(2))
+            .synchronous(SqliteSynchronous::Normal)
+            .pragma("cache_size", PAGE_CACHE_KIB)
     };
-    let pool = pool
+    // An in-memory database lives as long as a connection to it: exactly
+    // one, held forever, so every query sees the same data. A file has two:
+    // SQLite writes one at a time whatever the pool, and in WAL mode the
+    // second serves reads beside a write. Each connection is a thread with
+    // its own statement cache and page cache (measured: two more kept
+    // 0.6 MiB more after a login load, at the same throughput).
+    let connections = if in_memory { 1 } else { 2 };
+    let pool = SqlitePoolOptions::new()
+        .max_connections(connections)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .connect_with(options)
         .await
         .map_err(crate::opening("opening the SQLite database"))?;
@@ -167,7 +270,23 @@ pub(crate) async fn connect(url: &str) -> Result<SqlitePool> {
         .run(&pool)
         .await
         .map_err(|e| Error::database("auth-store-sql: applying the SQLite migrations failed", e))?;
-    Ok(pool)
+    let take = || async {
+        pool.acquire()
+            .await
+            .map_err(crate::opening("opening the SQLite database"))
+    };
+    let writer = Mutex::new(Some(take().await?));
+    let reader = if in_memory {
+        None
+    } else {
+        Some(Mutex::new(Some(take().await?)))
+    };
+    Ok(Links {
+        pool,
+        writer,
+        reader,
+        audit_head: std::sync::Mutex::new(None),
+    })
 }
 
 /// Creates the database file with mode 0600 if it is missing, and narrows an

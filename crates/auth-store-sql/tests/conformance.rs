@@ -973,6 +973,94 @@ mod sqlite {
         .await;
     }
 
+    /// A store appends on the head its last append left, in one statement;
+    /// when another store on the file has moved the head since, that
+    /// statement is refused and the append is made again under the lock: the
+    /// chain stays whole, in the order the appends were made.
+    #[tokio::test]
+    async fn an_append_on_a_moved_head_is_made_again() {
+        use auth_module::{AuditStore, NewAuditEntry};
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = sqlite_url(&dir);
+        let a = SqlStore::sqlite(&url).await.expect("open a");
+        let b = SqlStore::sqlite(&url).await.expect("open b");
+        let entry = |n: u64| vec![NewAuditEntry::new("login", "succeeded").detail("n", n)];
+        let mut order = Vec::new();
+        for n in 0..6u64 {
+            // a, a, b, a, b, b: each store's known head is stale at its
+            // first append after the other's.
+            let store = if [2, 4, 5].contains(&n) { &b } else { &a };
+            let appended = store.append_audit(entry(n)).await.expect("append");
+            assert_eq!(appended[0].seq, n + 1);
+            order.push(appended[0].hash.clone());
+        }
+        let chain = b.audit_chain(0, 100).await.expect("chain");
+        assert_eq!(
+            chain
+                .iter()
+                .map(|e| e.detail["n"].as_u64())
+                .collect::<Vec<_>>(),
+            (0..6).map(Some).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            chain.iter().map(|e| e.hash.clone()).collect::<Vec<_>>(),
+            order
+        );
+        let report = auth_module::audit::verify(&a).await.expect("verify");
+        assert_eq!(report.broken, None, "{report:?}");
+        assert_eq!(report.checked, 6);
+    }
+
+    /// An entry written past the store, not on the chain's head, is refused
+    /// by the database itself, and the head stays.
+    #[tokio::test]
+    async fn an_entry_off_the_head_is_refused() {
+        use auth_module::{AuditStore, NewAuditEntry};
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = sqlite_url(&dir);
+        let store = SqlStore::sqlite(&url).await.expect("open");
+        let first = store
+            .append_audit(vec![NewAuditEntry::new("login", "succeeded")])
+            .await
+            .expect("append")
+            .remove(0);
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        let insert = |seq: i64, prev_hash: &str| {
+            format!(
+                "INSERT INTO auth_audit (seq, id, at, action, outcome, detail, prev_hash, hash) \
+                 VALUES ({seq}, 'aud_x{seq}', '2026-01-01T00:00:00.000000Z', 'login', 'failed', \
+                 '{{}}', '{prev_hash}', '{}')",
+                "f".repeat(64)
+            )
+        };
+        for (seq, prev_hash) in [
+            (2, "0".repeat(64)),
+            (3, first.hash.clone()),
+            (1, first.hash.clone()),
+        ] {
+            let refused = sqlx::query(&insert(seq, &prev_hash))
+                .execute(&mut conn)
+                .await
+                .expect_err("off the head");
+            assert!(
+                refused.to_string().contains("must follow the chain head"),
+                "{refused}"
+            );
+        }
+        conn.close().await.expect("close");
+        let next = store
+            .append_audit(vec![NewAuditEntry::new("logout", "succeeded")])
+            .await
+            .expect("append")
+            .remove(0);
+        assert_eq!((next.seq, next.prev_hash), (2, first.hash));
+        let report = auth_module::audit::verify(&store).await.expect("verify");
+        assert_eq!(report.broken, None, "{report:?}");
+    }
+
     /// Two stores on one file (as two processes would be) append
     /// concurrently: one gapless chain. The append's first statement takes
     /// SQLite's write lock, so the other store waits in the busy handler
