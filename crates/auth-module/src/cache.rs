@@ -419,6 +419,11 @@ impl<C: KeepsDevices> DeviceStore for CachingDeviceStore<C> {
             .await
     }
 
+    async fn add_device(&self, new: NewDevice) -> Result<(DeviceTally, Device)> {
+        // A new id, as in `create_device`.
+        self.inner.add_device(new).await
+    }
+
     async fn trim_devices(&self, auth_identity_id: &str, keep: usize) -> Result<Vec<String>> {
         let deleted = self.inner.trim_devices(auth_identity_id, keep).await?;
         if !deleted.is_empty() {

@@ -492,6 +492,21 @@ pub trait DeviceStore: Send + Sync + fmt::Debug + 'static {
         Ok(DeviceTally::new(devices.len(), same))
     }
 
+    /// Stores a new device, as [`DeviceStore::create_device`], and answers
+    /// with it the [`DeviceStore::device_tally`] of its identity for its user
+    /// agent and network just before: what a sign-in asks. The default calls
+    /// the two in turn; a database answers both in one statement.
+    async fn add_device(&self, new: NewDevice) -> Result<(DeviceTally, Device)> {
+        let tally = self
+            .device_tally(
+                &new.auth_identity_id,
+                new.user_agent.as_deref(),
+                new.network.as_deref(),
+            )
+            .await?;
+        Ok((tally, self.create_device(new).await?))
+    }
+
     /// Deletes the devices of `auth_identity_id` beyond the `keep` most
     /// recently seen (ties: the greater id kept); answers their ids. The
     /// default lists the devices and deletes with

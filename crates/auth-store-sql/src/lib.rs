@@ -592,18 +592,14 @@ impl PasskeyStore for SqlStore {
 /// is what a client sent, and its device must still be recorded.
 #[async_trait]
 impl DeviceStore for SqlStore {
-    async fn create_device(&self, mut new: NewDevice) -> Result<Device> {
-        if has_nul(&new.auth_identity_id) {
-            return Err(auth_not_found(&new.auth_identity_id));
-        }
-        if has_nul(&new.actor_type) || has_nul(&new.auth_provider) {
-            return Err(Error::invalid_data(
-                "device actor types and providers must not contain NUL (U+0000) characters",
-            ));
-        }
-        replace_nul(&mut new.user_agent);
-        replace_nul(&mut new.network);
+    async fn create_device(&self, new: NewDevice) -> Result<Device> {
+        let new = storable_device(new)?;
         dispatch_write!(self, create_device(new))
+    }
+
+    async fn add_device(&self, new: NewDevice) -> Result<(DeviceTally, Device)> {
+        let new = storable_device(new)?;
+        dispatch_write!(self, add_device(new))
     }
 
     async fn device(&self, auth_identity_id: &str, id: &str) -> Result<Option<Device>> {
@@ -975,6 +971,23 @@ fn refuse_nul_factor(f: &NewMfaFactor) -> Result<()> {
 
 /// A new passkey's provider, ids, e-mail, name, record and transports (not
 /// its auth identity id, whose NUL means "not found").
+/// `new` as a device can be stored: an owner id with NUL names no identity,
+/// an actor type or provider with NUL is refused, and NUL in what the client
+/// sent is kept as U+FFFD.
+fn storable_device(mut new: NewDevice) -> Result<NewDevice> {
+    if has_nul(&new.auth_identity_id) {
+        return Err(auth_not_found(&new.auth_identity_id));
+    }
+    if has_nul(&new.actor_type) || has_nul(&new.auth_provider) {
+        return Err(Error::invalid_data(
+            "device actor types and providers must not contain NUL (U+0000) characters",
+        ));
+    }
+    replace_nul(&mut new.user_agent);
+    replace_nul(&mut new.network);
+    Ok(new)
+}
+
 fn refuse_nul_passkey(p: &NewPasskeyCredential) -> Result<()> {
     if [&p.provider, &p.credential_id, &p.user_handle, &p.name]
         .into_iter()

@@ -19,8 +19,8 @@ use auth_module::store::{
 };
 use auth_module::{
     AUDIT_PREFIX, AUTH_IDENTITY_PREFIX, AuditChainStart, AuditEntry, AuditQuery, AuthIdentity,
-    DEVICE_PREFIX, Device, Error, Metadata, MfaFactor, MfaFactorStatus, MfaFactorUpdate,
-    NewAuditEntry, NewAuthIdentity, NewDevice, NewMfaFactor, NewPasskeyCredential,
+    DEVICE_PREFIX, Device, DeviceTally, Error, Metadata, MfaFactor, MfaFactorStatus,
+    MfaFactorUpdate, NewAuditEntry, NewAuthIdentity, NewDevice, NewMfaFactor, NewPasskeyCredential,
     NewProviderIdentity, NewVerification, PASSKEY_PREFIX, PasskeyCredential, PasskeyUse,
     ProviderIdentity, ProviderIdentityUpdate, Result, Verification, generate_id,
 };
@@ -1387,6 +1387,48 @@ pub(crate) async fn delete_devices(
         .filter(|id| deleted.contains(*id))
         .map(str::to_owned)
         .collect())
+}
+
+/// [`create_device`] and, in the same statement, the [`device_tally`] of its
+/// identity without it: the subqueries of `RETURNING` leave the new row out
+/// by its id (PostgreSQL would not see it anyway; SQLite would).
+pub(crate) async fn add_device(conn: &mut Conn, new: NewDevice) -> Result<(DeviceTally, Device)> {
+    const WHAT: &str = "creating a device";
+    let now = auth_module::audit::whole_millis(OffsetDateTime::now_utc());
+    let device = new.into_device(generate_id(DEVICE_PREFIX), now);
+    let ts = ts_to_db(now)?;
+    let row = sqlx::query(
+        "INSERT INTO auth_device (id, auth_identity_id, actor_type, auth_provider, user_agent, \
+           network, created_at, last_seen_at) \
+         SELECT $1, id, $3, $4, $5, $6, $7, $7 FROM auth_identity WHERE id = $2 \
+         RETURNING \
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM auth_device d \
+            WHERE d.auth_identity_id = $2 AND d.id <> $1), \
+           (SELECT CAST(COALESCE(MAX(CASE WHEN d.user_agent IS NOT DISTINCT FROM $5 \
+                AND d.network IS NOT DISTINCT FROM $6 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+            FROM auth_device d WHERE d.auth_identity_id = $2 AND d.id <> $1)",
+    )
+    .bind(&device.id)
+    .bind(&device.auth_identity_id)
+    .bind(&device.actor_type)
+    .bind(&device.auth_provider)
+    .bind(device.user_agent.as_deref())
+    .bind(device.network.as_deref())
+    .bind(&ts)
+    .fetch_optional(&mut *conn)
+    .await;
+    match row {
+        Ok(None) => Err(auth_not_found(&device.auth_identity_id)),
+        Ok(Some(row)) => {
+            let devices: i64 = get(&row, 0, WHAT)?;
+            let same: i64 = get(&row, 1, WHAT)?;
+            let tally = DeviceTally::new(usize::try_from(devices).unwrap_or(0), same != 0);
+            Ok((tally, device))
+        }
+        // The auth identity was deleted between the SELECT and the INSERT.
+        Err(e) if is_foreign_key_violation(&e) => Err(auth_not_found(&device.auth_identity_id)),
+        Err(e) => Err(database(WHAT)(e)),
+    }
 }
 
 /// How many devices `auth_identity_id` has, and whether one has this user

@@ -3540,6 +3540,62 @@ pub async fn devices_are_tallied_and_trimmed(store: &dyn IdentityStore, devices:
     );
 }
 
+/// `add_device` stores a device as `create_device` does and answers the
+/// identity's tally just before it, for the new device's client; a device of
+/// an unknown identity is `NotFound` and stores nothing.
+pub async fn devices_are_added_with_the_tally_before(
+    store: &dyn IdentityStore,
+    devices: &dyn DeviceStore,
+) {
+    let owner = bare_identity(store).await;
+    let other = bare_identity(store).await;
+    let add =
+        |new: NewDevice, what: &'static str| async move { ok(devices.add_device(new).await, what) };
+    let (tally, first) = add(new_device(&owner.id), "the first").await;
+    assert_eq!(tally, DeviceTally::new(0, false), "none before the first");
+    assert!(first.id.starts_with(DEVICE_PREFIX), "{}", first.id);
+    assert_eq!(
+        ok(devices.device(&owner.id, &first.id).await, "read"),
+        Some(first.clone()),
+        "stored as answered"
+    );
+    let (tally, _) = add(new_device(&owner.id), "the same client again").await;
+    assert_eq!(
+        tally,
+        DeviceTally::new(1, true),
+        "one before, from this client"
+    );
+    let (tally, bare) = add(
+        NewDevice::new(&owner.id, ACTOR, EMAILPASS),
+        "no user agent, no network",
+    )
+    .await;
+    assert_eq!(
+        tally,
+        DeviceTally::new(2, false),
+        "two before, neither bare"
+    );
+    assert_eq!((bare.user_agent, bare.network), (None, None));
+    let (tally, _) = add(new_device(&other.id), "another identity's").await;
+    assert_eq!(
+        tally,
+        DeviceTally::new(0, false),
+        "another identity's are apart"
+    );
+    assert_eq!(ok(devices.list_devices(&owner.id).await, "list").len(), 3);
+    let missing = format!("{AUTH_IDENTITY_PREFIX}_{}", unique("missing"));
+    expect_kind(
+        devices.add_device(new_device(&missing)).await,
+        ErrorKind::NotFound,
+        "a device of a missing identity",
+    );
+    assert_eq!(
+        ok(devices.list_devices(&missing).await, "list"),
+        Vec::new(),
+        "nothing stored"
+    );
+}
+
 /// `delete_idle_devices` deletes up to `limit` devices of any identity last
 /// seen before the given time and answers their `(auth_identity_id, id)`;
 /// a device seen since stays.

@@ -152,6 +152,7 @@ macro_rules! identity_store_suite {
             touch_device_only_moves_last_seen_forward,
             devices_are_deleted_by_their_owner_only,
             devices_are_tallied_and_trimmed,
+            devices_are_added_with_the_tally_before,
             idle_devices_are_deleted_longest_idle_first,
             delete_auth_identity_cascades_to_devices,
         ]);

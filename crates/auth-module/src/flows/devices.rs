@@ -105,15 +105,8 @@ impl Devices {
         };
         let client = current_client();
         let network = client.network();
-        let tally = store
-            .device_tally(
-                auth_identity_id,
-                client.user_agent.as_deref(),
-                network.as_deref(),
-            )
-            .await?;
-        let device = store
-            .create_device(
+        let (tally, device) = store
+            .add_device(
                 NewDevice::new(auth_identity_id, actor_type, provider)
                     .client(client.user_agent, network),
             )
