@@ -33,8 +33,8 @@ use time::OffsetDateTime;
 /// scheme means which store is decided by the caller's store factory, e.g.
 /// `auth-server`'s); the schema's migrations are applied then. It holds its
 /// connections (2 on an SQLite file, 1 in memory; a pool of at most 4 on
-/// PostgreSQL) and is cheap to share behind an `Arc`. Its `Debug` output names the engine and the URL
-/// with any password replaced by `***`.
+/// PostgreSQL) and is cheap to share behind an `Arc`. Its `Debug` output
+/// names the engine and the URL with any password replaced by `***`.
 pub struct SqlStore {
     backend: Backend,
     /// The URL with its password redacted, for `Debug` only.
@@ -593,8 +593,8 @@ impl PasskeyStore for SqlStore {
 #[async_trait]
 impl DeviceStore for SqlStore {
     async fn create_device(&self, new: NewDevice) -> Result<Device> {
-        let new = storable_device(new)?;
-        dispatch_write!(self, create_device(new))
+        // The tally comes with the device, in the same statement.
+        Ok(self.add_device(new).await?.1)
     }
 
     async fn add_device(&self, new: NewDevice) -> Result<(DeviceTally, Device)> {
@@ -969,8 +969,6 @@ fn refuse_nul_factor(f: &NewMfaFactor) -> Result<()> {
     refuse_nul_metadata(f.metadata.as_ref())
 }
 
-/// A new passkey's provider, ids, e-mail, name, record and transports (not
-/// its auth identity id, whose NUL means "not found").
 /// `new` as a device can be stored: an owner id with NUL names no identity,
 /// an actor type or provider with NUL is refused, and NUL in what the client
 /// sent is kept as U+FFFD.
@@ -988,6 +986,8 @@ fn storable_device(mut new: NewDevice) -> Result<NewDevice> {
     Ok(new)
 }
 
+/// A new passkey's provider, ids, e-mail, name, record and transports (not
+/// its auth identity id, whose NUL means "not found").
 fn refuse_nul_passkey(p: &NewPasskeyCredential) -> Result<()> {
     if [&p.provider, &p.credential_id, &p.user_handle, &p.name]
         .into_iter()

@@ -1224,37 +1224,6 @@ fn device_row(row: &DbRow) -> Result<Device> {
     Ok(device)
 }
 
-pub(crate) async fn create_device(conn: &mut Conn, new: NewDevice) -> Result<Device> {
-    // Whole milliseconds, as the in-memory store keeps them.
-    let now = auth_module::audit::whole_millis(OffsetDateTime::now_utc());
-    let device = new.into_device(generate_id(DEVICE_PREFIX), now);
-    let ts = ts_to_db(now)?;
-    // One statement: `INSERT … SELECT` inserts nothing when the auth identity
-    // does not exist.
-    let inserted = sqlx::query(
-        "INSERT INTO auth_device (id, auth_identity_id, actor_type, auth_provider, user_agent, \
-           network, created_at, last_seen_at) \
-         SELECT $1, id, $3, $4, $5, $6, $7, $7 FROM auth_identity WHERE id = $2",
-    )
-    .bind(&device.id)
-    .bind(&device.auth_identity_id)
-    .bind(&device.actor_type)
-    .bind(&device.auth_provider)
-    .bind(device.user_agent.as_deref())
-    .bind(device.network.as_deref())
-    .bind(&ts)
-    .execute(&mut *conn)
-    .await
-    .map(|done| done.rows_affected());
-    match inserted {
-        Ok(0) => Err(auth_not_found(&device.auth_identity_id)),
-        Ok(_) => Ok(device),
-        // The auth identity was deleted between the SELECT and the INSERT.
-        Err(e) if is_foreign_key_violation(&e) => Err(auth_not_found(&device.auth_identity_id)),
-        Err(e) => Err(database("creating a device")(e)),
-    }
-}
-
 pub(crate) async fn device(
     conn: &mut Conn,
     auth_identity_id: &str,
@@ -1389,9 +1358,11 @@ pub(crate) async fn delete_devices(
         .collect())
 }
 
-/// [`create_device`] and, in the same statement, the [`device_tally`] of its
-/// identity without it: the subqueries of `RETURNING` leave the new row out
-/// by its id (PostgreSQL would not see it anyway; SQLite would).
+/// Stores a new device (one statement: `INSERT … SELECT` inserts nothing
+/// when the auth identity does not exist) and, in the same statement, the
+/// [`device_tally`] of its identity without it: the subqueries of
+/// `RETURNING` leave the new row out by its id (PostgreSQL would not see it
+/// anyway; SQLite would). Times are whole milliseconds, as in memory.
 pub(crate) async fn add_device(conn: &mut Conn, new: NewDevice) -> Result<(DeviceTally, Device)> {
     const WHAT: &str = "creating a device";
     let now = auth_module::audit::whole_millis(OffsetDateTime::now_utc());

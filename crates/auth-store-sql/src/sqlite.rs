@@ -155,13 +155,18 @@ pub(crate) struct Links {
     /// queue here instead of meeting a locked database and sleeping in its
     /// busy handler (1, 2, 5, 10 … ms), which is what set a login's tail.
     /// Reads use it too when the reader is busy. `None` once closed.
-    writer: Mutex<Option<PoolConnection<Sqlite>>>,
+    writer: Mutex<Option<Writer>>,
     /// Reads beside a write (WAL mode); none for an in-memory database, which
     /// lives in its one connection.
     reader: Option<Mutex<Option<PoolConnection<Sqlite>>>>,
+}
+
+/// The writer's connection, and what only a writer may know.
+struct Writer {
+    conn: PoolConnection<Sqlite>,
     /// The audit chain's head (`seq`, hash) as this store's last append left
-    /// it; read and set only by a holder of the writer.
-    audit_head: std::sync::Mutex<Option<(u64, String)>>,
+    /// it.
+    audit_head: Option<(u64, String)>,
 }
 
 /// A held connection, for as long as the guard lives.
@@ -170,7 +175,7 @@ pub(crate) type Held<'a> = MappedMutexGuard<'a, SqliteConnection>;
 impl Links {
     /// The writer, once the writes before have run.
     pub(crate) async fn write(&self) -> Result<Held<'_>> {
-        held(self.writer.lock().await)
+        held(self.writer.lock().await, |w| &mut *w.conn)
     }
 
     /// A connection for a read: the reader, or the writer when only it is
@@ -180,12 +185,12 @@ impl Links {
             return self.write().await;
         };
         if let Ok(guard) = reader.try_lock() {
-            return held(guard);
+            return held(guard, |c| &mut **c);
         }
         if let Ok(guard) = self.writer.try_lock() {
-            return held(guard);
+            return held(guard, |w| &mut *w.conn);
         }
-        held(reader.lock().await)
+        held(reader.lock().await, |c| &mut **c)
     }
 
     /// Appends `entries` to the audit log: in one statement on the head this
@@ -196,27 +201,21 @@ impl Links {
         &self,
         entries: Vec<NewAuditEntry>,
     ) -> Result<Vec<AuditEntry>> {
-        let mut conn = self.write().await?;
+        let mut guard = self.writer.lock().await;
+        let writer = guard.as_mut().ok_or_else(closed)?;
         // Taken, not read: an append cut short leaves no head behind.
-        let head = self.known_audit_head().take();
-        let on_head = match head {
+        let on_head = match writer.audit_head.take() {
             Some((seq, hash)) => {
-                queries::append_audit_on_head(&mut conn, &entries, seq, hash).await
+                queries::append_audit_on_head(&mut writer.conn, &entries, seq, hash).await
             }
             None => None,
         };
         let appended = match on_head {
             Some(appended) => appended,
-            None => queries::append_audit(&mut conn, entries).await?,
+            None => queries::append_audit(&mut writer.conn, entries).await?,
         };
-        *self.known_audit_head() = appended.last().map(|e| (e.seq, e.hash.clone()));
+        writer.audit_head = appended.last().map(|e| (e.seq, e.hash.clone()));
         Ok(appended)
-    }
-
-    fn known_audit_head(&self) -> std::sync::MutexGuard<'_, Option<(u64, String)>> {
-        self.audit_head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Gives the connections back and closes them; later calls fail.
@@ -229,9 +228,17 @@ impl Links {
     }
 }
 
-fn held(guard: MutexGuard<'_, Option<PoolConnection<Sqlite>>>) -> Result<Held<'_>> {
-    MutexGuard::try_map(guard, |c| c.as_deref_mut())
-        .map_err(|_| crate::database("using the store")(sqlx::Error::PoolClosed))
+/// The connection in `guard`, or the error of a closed store.
+fn held<T>(
+    guard: MutexGuard<'_, Option<T>>,
+    conn: fn(&mut T) -> &mut SqliteConnection,
+) -> Result<Held<'_>> {
+    MutexGuard::try_map(guard, |c| c.as_mut().map(conn)).map_err(|_| closed())
+}
+
+/// What a call on a closed store meets.
+fn closed() -> Error {
+    crate::database("using the store")(sqlx::Error::PoolClosed)
 }
 
 /// Opens the database at `url`, applies the migrations and takes the
@@ -275,7 +282,10 @@ pub(crate) async fn connect(url: &str) -> Result<Links> {
             .await
             .map_err(crate::opening("opening the SQLite database"))
     };
-    let writer = Mutex::new(Some(take().await?));
+    let writer = Mutex::new(Some(Writer {
+        conn: take().await?,
+        audit_head: None,
+    }));
     let reader = if in_memory {
         None
     } else {
@@ -285,7 +295,6 @@ pub(crate) async fn connect(url: &str) -> Result<Links> {
         pool,
         writer,
         reader,
-        audit_head: std::sync::Mutex::new(None),
     })
 }
 
