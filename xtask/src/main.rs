@@ -4,7 +4,11 @@
 //! `providers/provider-NAME` and adds it to the workspace;
 //! `cargo xtask sync-examples` brings `examples/Cargo.lock` in step with the
 //! root lock file; `cargo xtask common-passwords LIST` writes emailpass's
-//! common-password list from a text list (one password per line).
+//! common-password list from a text list (one password per line);
+//! `cargo xtask hot-functions [--check]` writes (or checks) the list of
+//! functions the server's link places together.
+
+mod hot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -60,7 +64,26 @@ fn run(cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
 
 fn run_in(dir: &Path, cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     eprintln!("+ (in {}) {cmd} {}", dir.display(), args.join(" "));
-    let status = Command::new(cmd)
+    let mut command = Command::new(cmd);
+    // What `cargo run` sets for xtask itself (its package's name, version,
+    // manifest): a build script that reads one of them (ring's does) would
+    // see another value than in a plain shell, and cargo would build it and
+    // everything above it again.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name.as_ref())
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let status = command
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(dir)
@@ -467,6 +490,9 @@ fn features() -> Result<(), String> {
 fn bench() -> Result<(), String> {
     // The process bench runs the release binary beside it.
     run("cargo", &["build", "--release", "-p", "auth-server"], &[])?;
+    if let Err(e) = hot::check() {
+        eprintln!("xtask: the hot-function list was not checked: {e}");
+    }
     run(
         "cargo",
         &["bench", "-p", "auth-tests", "--bench", "process"],
@@ -751,8 +777,10 @@ fn main() -> ExitCode {
         ["check-generated-providers"] => generated_providers(),
         ["check-openapi"] => openapi(),
         ["common-passwords", list] => common_passwords(Path::new(list)),
+        ["hot-functions"] => hot::write(),
+        ["hot-functions", "--check"] => hot::check(),
         _ => Err(
-            "usage: cargo xtask ci | bench | sync-examples | check-openapi | new-provider NAME [--flow credentials|redirect] | common-passwords LIST"
+            "usage: cargo xtask ci | bench | sync-examples | check-openapi | new-provider NAME [--flow credentials|redirect] | common-passwords LIST | hot-functions [--check]"
                 .into(),
         ),
     };
