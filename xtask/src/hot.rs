@@ -245,7 +245,12 @@ fn functions_run(text: &str, object: &str) -> BTreeSet<String> {
         .filter_map(|id| names.get(id))
         // Unnamed code (`0x…`) and callgrind's own entries (`(below main)`).
         .filter(|n| !n.starts_with("0x") && !n.starts_with('('))
-        .map(|n| (*n).to_owned())
+        // A recursive call's level (`name'2`) is not part of the name.
+        .map(|n| match n.rsplit_once('\'') {
+            Some((name, level)) if level.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => n,
+        })
+        .map(str::to_owned)
         .collect()
 }
 
@@ -369,6 +374,10 @@ fn=(2)
 0 7
 fn=(3) main
 0 1
+fn=(6) main'2
+0 1
+fn=(7) again'2
+0 1
 fn=(4) 0x0000000000001234
 0 1
 ob=(1)
@@ -378,6 +387,6 @@ fn=(5) only_in_libc
 0 1
 ";
         let names: Vec<String> = functions_run(text, "/auth-server").into_iter().collect();
-        assert_eq!(names, ["helper", "main"]);
+        assert_eq!(names, ["again", "helper", "main"]);
     }
 }
