@@ -262,6 +262,38 @@ async fn a_device_unused_for_its_idle_lifetime_is_dropped() {
     s.stop().await;
 }
 
+/// An identity keeps 100 devices, and a burst of sign-ins ends its own
+/// devices before one in use: a token refreshed once (its device used) still
+/// refreshes after 101 more sign-ins, as a login load followed by a refresh
+/// load with the first token does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_sign_ins_ends_its_own_devices_before_one_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits_off = "[limits]\nlogin_per_identifier = { count = 0 }\n\
+                      login_per_address = { count = 0 }\n";
+    let s = TestServer::start_toml(&config(dir.path(), limits_off)).await;
+    customer(&s, "burst@example.com").await;
+    let first = login_as(&s, "burst@example.com", "App/1").await;
+    let r = refresh(&s, &first).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut last = String::new();
+    for _ in 0..101 {
+        last = login_as(&s, "burst@example.com", "Script/1").await;
+    }
+    let r = refresh(&s, &first).await;
+    assert_eq!(r.status, 200, "the device in use is kept: {}", r.text);
+    let r = call(&s, "GET", "/auth/devices", Some(&last), "Script/1", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let devices = r.body["devices"].as_array().unwrap().clone();
+    assert_eq!(devices.len(), 100, "an identity keeps 100 devices");
+    let first_device = claims(&first)["device_id"].as_str().unwrap().to_owned();
+    assert!(
+        devices.iter().any(|d| d["id"] == first_device.as_str()),
+        "the first device is among them"
+    );
+    s.stop().await;
+}
+
 #[test]
 fn the_idle_lifetime_must_be_positive() {
     let dir = tempfile::tempdir().unwrap();

@@ -507,8 +507,10 @@ pub trait DeviceStore: Send + Sync + fmt::Debug + 'static {
         Ok((tally, self.create_device(new).await?))
     }
 
-    /// Deletes the devices of `auth_identity_id` beyond the `keep` most
-    /// recently seen (ties: the greater id kept); answers their ids. The
+    /// Deletes the devices of `auth_identity_id` beyond the `keep` to keep;
+    /// answers their ids. Kept first are those used since their sign-in
+    /// (`last_seen_at` past `created_at`), then the most recently seen
+    /// (ties: the greater id kept). The
     /// default lists the devices and deletes with
     /// [`DeviceStore::delete_devices`]; a database does it in one statement.
     async fn trim_devices(&self, auth_identity_id: &str, keep: usize) -> Result<Vec<String>> {
@@ -516,7 +518,8 @@ pub trait DeviceStore: Send + Sync + fmt::Debug + 'static {
         if devices.len() <= keep {
             return Ok(Vec::new());
         }
-        devices.sort_by(|a, b| (b.last_seen_at, &b.id).cmp(&(a.last_seen_at, &a.id)));
+        let rank = |d: &Device| (d.last_seen_at > d.created_at, d.last_seen_at);
+        devices.sort_by(|a, b| (rank(b), &b.id).cmp(&(rank(a), &a.id)));
         let doomed: Vec<String> = devices[keep..].iter().map(|d| d.id.clone()).collect();
         self.delete_devices(auth_identity_id, &doomed).await
     }

@@ -1438,7 +1438,8 @@ pub(crate) async fn trim_devices(
     let rows = sqlx::query(
         "DELETE FROM auth_device WHERE auth_identity_id = $1 AND id IN \
            (SELECT id FROM auth_device WHERE auth_identity_id = $1 \
-            ORDER BY last_seen_at DESC, id DESC LIMIT $3 OFFSET $2) \
+            ORDER BY last_seen_at > created_at DESC, last_seen_at DESC, id DESC \
+            LIMIT $3 OFFSET $2) \
          RETURNING id",
     )
     .bind(auth_identity_id)

@@ -3456,8 +3456,9 @@ pub async fn devices_are_deleted_by_their_owner_only(
 
 /// `device_tally` counts an identity's devices and says whether one has the
 /// given user agent and network (an absent one equal only to an absent
-/// one); `trim_devices` deletes all but the `keep` most recently seen and
-/// answers their ids, leaving other identities alone.
+/// one); `trim_devices` deletes all but the `keep` to keep (those used since
+/// their sign-in first, then the most recently seen) and answers their ids,
+/// leaving other identities alone.
 pub async fn devices_are_tallied_and_trimmed(store: &dyn IdentityStore, devices: &dyn DeviceStore) {
     let owner = bare_identity(store).await;
     let other = bare_identity(store).await;
@@ -3528,6 +3529,40 @@ pub async fn devices_are_tallied_and_trimmed(store: &dyn IdentityStore, devices:
         .map(|d| d.id)
         .collect();
     assert_eq!(left, vec![a.id.clone()]);
+
+    // A device used since its sign-in is kept before newer ones never used,
+    // even when they were seen after it: d is used a millisecond after its
+    // sign-in, e and f are signed in later and never used.
+    let d = create_device(devices, new_device(&owner.id), "d").await;
+    let used = d.created_at + time::Duration::milliseconds(1);
+    assert!(ok(
+        devices.touch_device(&owner.id, &d.id, used).await,
+        "touch d"
+    ));
+    tokio::time::sleep(TICK).await;
+    let e = create_device(devices, new_device(&owner.id), "e").await;
+    tokio::time::sleep(TICK).await;
+    let f = create_device(devices, new_device(&owner.id), "f").await;
+    let mut gone = ok(devices.trim_devices(&owner.id, 3).await, "trim to 3");
+    gone.sort();
+    assert_eq!(
+        gone,
+        vec![e.id.clone()],
+        "the older of the unused goes first"
+    );
+    let mut left: Vec<String> = ok(devices.list_devices(&owner.id).await, "list")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    left.sort();
+    let mut expected = vec![a.id.clone(), d.id.clone(), f.id.clone()];
+    expected.sort();
+    assert_eq!(left, expected, "the used ones and the newest unused stay");
+    assert_eq!(
+        ok(devices.trim_devices(&owner.id, 2).await, "trim to 2"),
+        vec![f.id],
+        "then the last unused one, before any used one"
+    );
     assert_eq!(
         ok(devices.list_devices(&other.id).await, "list"),
         vec![theirs.clone()],

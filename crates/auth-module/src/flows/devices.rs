@@ -28,8 +28,10 @@ pub const DEFAULT_DEVICE_IDLE_TTL: Duration = Duration::from_secs(30 * 24 * 3600
 /// How often a device's `last_seen_at` moves, at most.
 const TOUCH_EVERY: time::Duration = time::Duration::seconds(60);
 
-/// How many devices an identity keeps; signing in once more drops the one
-/// seen least recently.
+/// How many devices an identity keeps. Signing in once more drops first a
+/// device never used since its sign-in (the oldest such), else the one seen
+/// least recently: a burst of sign-ins (a script, a load test, someone who
+/// knows the password) ends its own devices before those in use.
 pub const MAX_DEVICES_PER_IDENTITY: usize = 100;
 
 /// A first sign-in this soon after the identity was created is its sign-up,
@@ -137,7 +139,8 @@ impl Devices {
 
     /// Whether device `device_id` of `auth_identity_id` is live: it exists
     /// and was used within the idle lifetime. A use moves its
-    /// `last_seen_at`, at most once a minute.
+    /// `last_seen_at`, at most once a minute, and always the first time
+    /// (which marks it used, see [`MAX_DEVICES_PER_IDENTITY`]).
     pub async fn check(&self, auth_identity_id: &str, device_id: &str) -> Result<DeviceCheck> {
         let Some(store) = &self.store else {
             // A store without devices issued no device ids: a claim naming
@@ -152,7 +155,7 @@ impl Devices {
             store.delete_devices(auth_identity_id, &[device.id]).await?;
             return Ok(DeviceCheck::Ended);
         }
-        if now - device.last_seen_at >= TOUCH_EVERY {
+        if now - device.last_seen_at >= TOUCH_EVERY || device.last_seen_at <= device.created_at {
             store.touch_device(auth_identity_id, device_id, now).await?;
         }
         Ok(DeviceCheck::Live)
