@@ -8,7 +8,9 @@
 //!   queue on that bound (32 / bound);
 //! - refresh vs a stateless refresh (verify the bearer HS256 token, sign its
 //!   claims again, no store) and a bare JSON echo, both served by axum in a
-//!   second process of this bench (as `auth-server` is a process of its own).
+//!   second process of this bench (as `auth-server` is a process of its own);
+//!   refresh and the stateless refresh take turns, five slices each, so the
+//!   machine's drift over the run weighs on both alike.
 //!
 //! The release binary is taken beside this bench (`target/release/auth-server`,
 //! which `cargo xtask bench` builds first), or from `AUTH_SERVER_BIN`.
@@ -26,13 +28,16 @@ use serde_json::json;
 #[path = "common/mod.rs"]
 mod common;
 use common::{
-    client_runtime, drive, drive_bearer, drive_echo, env_u64, print_table, serve_echo,
+    Stats, client_runtime, drive, drive_bearer, drive_echo, env_u64, print_table, serve_echo,
     serve_stateless_refresh,
 };
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 /// How long after the load the idle memory is read.
 const IDLE_AFTER: Duration = Duration::from_secs(15);
+/// Turns refresh and the stateless refresh each take, `BENCH_SECS / TURNS`
+/// seconds at a time.
+const TURNS: u64 = 5;
 
 /// The server process, killed when dropped.
 struct Server(Child);
@@ -202,11 +207,21 @@ fn main() {
         let rss_hashed = server.rss_mib();
         let bound_after = common::hashing_bound(secs);
         let bound = (bound_before + bound_after) / 2.0;
+        // Refresh and its stateless baseline take turns in short slices, so
+        // the machine's drift over the run weighs on both alike.
         let refresh_url = format!("http://{addr}/auth/token/refresh");
-        let refresh = drive_bearer(&client, secs, connections, refresh_url, &token).await;
-        let load_ended = Instant::now();
         let stateless_url = format!("http://{stateless_addr}/refresh");
-        let stateless = drive_bearer(&client, secs, connections, stateless_url, &token).await;
+        let slice = (secs / TURNS).max(1);
+        let (mut refresh, mut stateless) = (Vec::new(), Vec::new());
+        let mut load_ended = Instant::now();
+        for _ in 0..TURNS {
+            let url = refresh_url.clone();
+            refresh.push(drive_bearer(&client, slice, connections, url, &token).await);
+            load_ended = Instant::now();
+            let url = stateless_url.clone();
+            stateless.push(drive_bearer(&client, slice, connections, url, &token).await);
+        }
+        let (refresh, stateless) = (Stats::mean(&refresh), Stats::mean(&stateless));
         let echo = drive_echo(&client, secs, connections, echo_addr, &token).await;
         tokio::time::sleep(IDLE_AFTER.saturating_sub(load_ended.elapsed())).await;
         let rss_idle = server.rss_mib();

@@ -27,6 +27,21 @@ pub(crate) struct Stats {
     pub(crate) errors: u64,
 }
 
+impl Stats {
+    /// Runs taken in turns as one: the mean of their rates and percentiles
+    /// (each turn is as long), and their errors summed.
+    pub(crate) fn mean(turns: &[Stats]) -> Stats {
+        let n = turns.len().max(1) as f64;
+        let mean = |f: fn(&Stats) -> f64| turns.iter().map(f).sum::<f64>() / n;
+        Stats {
+            rps: mean(|s| s.rps),
+            p50_ms: mean(|s| s.p50_ms),
+            p99_ms: mean(|s| s.p99_ms),
+            errors: turns.iter().map(|s| s.errors).sum(),
+        }
+    }
+}
+
 /// Waits for the run's tasks (each answering its latencies and error count)
 /// and summarises them from `start`.
 pub(crate) async fn gather(
