@@ -25,14 +25,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=AUTH_SERVER_NO_RELR");
     println!("cargo:rerun-if-env-changed=AUTH_SERVER_NO_ORDER");
     println!("cargo:rerun-if-changed=hot-functions.txt");
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
         return;
     }
     if std::env::var_os("AUTH_SERVER_NO_RELR").is_none() {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
-    if std::env::var_os("AUTH_SERVER_NO_ORDER").is_none() && links_with_lld(&var) {
+    if std::env::var_os("AUTH_SERVER_NO_ORDER").is_none() && links_with_lld() {
         let list = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("hot-functions.txt");
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
@@ -44,7 +43,7 @@ fn main() {
 
 /// Whether this build links with LLD: rustc 1.90 or later on
 /// `x86_64-unknown-linux-gnu`, with no linker chosen in the flags.
-fn links_with_lld(var: &dyn Fn(&str) -> String) -> bool {
+fn links_with_lld() -> bool {
     if var("TARGET") != "x86_64-unknown-linux-gnu" {
         return false;
     }
@@ -66,4 +65,9 @@ fn links_with_lld(var: &dyn Fn(&str) -> String) -> bool {
         .and_then(|rest| rest.split('.').next())
         .and_then(|m| m.parse::<u32>().ok());
     minor.is_some_and(|m| m >= 90)
+}
+
+/// An environment variable cargo sets for build scripts; empty if unset.
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
 }

@@ -36,11 +36,7 @@ pub(crate) fn write() -> Result<(), String> {
     let recorded = record(&bin, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     let names = recorded?;
-    let mut text = String::new();
-    for name in &names {
-        text.push_str(name);
-        text.push('\n');
-    }
+    let text: String = names.iter().map(|n| format!("{n}\n")).collect();
     std::fs::write(list_path(), text).map_err(|e| format!("writing the list: {e}"))?;
     eprintln!(
         "{}: {} functions; build the release binary again to place them",
@@ -174,11 +170,14 @@ fn session(addr: SocketAddr) -> Result<(), String> {
                 )?;
                 let mut token = String::new();
                 for _ in 0..3 {
-                    token = c.token("POST", "/auth/customer/emailpass", Some(&creds), None)?;
+                    let body =
+                        c.expect("POST", "/auth/customer/emailpass", Some(&creds), None, 200)?;
+                    token = token_in(&body)?;
                 }
                 c.expect("POST", "/auth/customer/emailpass", Some(&wrong), None, 401)?;
                 for _ in 0..3 {
-                    token = c.token("POST", "/auth/token/refresh", None, Some(&token))?;
+                    let body = c.expect("POST", "/auth/token/refresh", None, Some(&token), 200)?;
+                    token = token_in(&body)?;
                 }
                 c.expect("POST", "/auth/session", None, Some(&token), 200)?;
                 c.expect("DELETE", "/auth/session", None, None, 200)?;
@@ -252,6 +251,14 @@ fn functions_run(text: &str, object: &str) -> BTreeSet<String> {
         })
         .map(str::to_owned)
         .collect()
+}
+
+/// The `token` of an answer's body.
+fn token_in(body: &str) -> Result<String, String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["token"].as_str().map(str::to_owned))
+        .ok_or_else(|| format!("no token in {body}"))
 }
 
 /// A keep-alive HTTP/1.1 connection, with the last cookie it was given.
@@ -337,21 +344,6 @@ impl Client {
         } else {
             Err(format!("{method} {path}: {status} (wanted {want}): {body}"))
         }
-    }
-
-    /// The `token` of a 200 answer.
-    fn token(
-        &mut self,
-        method: &str,
-        path: &str,
-        json: Option<&str>,
-        bearer: Option<&str>,
-    ) -> Result<String, String> {
-        let body = self.expect(method, path, json, bearer, 200)?;
-        serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["token"].as_str().map(str::to_owned))
-            .ok_or_else(|| format!("{method} {path}: no token in {body}"))
     }
 }
 

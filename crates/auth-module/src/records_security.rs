@@ -31,8 +31,17 @@ pub struct Device {
     pub network: Option<String>,
     /// When it signed in.
     pub created_at: OffsetDateTime,
-    /// When a credential of it was last used (updated at most once a minute).
+    /// When a credential of it was last used (updated at most once a minute,
+    /// and always at its first use).
     pub last_seen_at: OffsetDateTime,
+}
+
+impl Device {
+    /// Whether a credential of it was used since its sign-in: such a device
+    /// is kept before the unused ones when an identity has too many.
+    pub(crate) fn used(&self) -> bool {
+        self.last_seen_at > self.created_at
+    }
 }
 
 /// What [`crate::DeviceStore::device_tally`] counts of an identity's devices.

@@ -518,7 +518,7 @@ pub trait DeviceStore: Send + Sync + fmt::Debug + 'static {
         if devices.len() <= keep {
             return Ok(Vec::new());
         }
-        let rank = |d: &Device| (d.last_seen_at > d.created_at, d.last_seen_at);
+        let rank = |d: &Device| (d.used(), d.last_seen_at);
         devices.sort_by(|a, b| (rank(b), &b.id).cmp(&(rank(a), &a.id)));
         let doomed: Vec<String> = devices[keep..].iter().map(|d| d.id.clone()).collect();
         self.delete_devices(auth_identity_id, &doomed).await

@@ -1017,9 +1017,8 @@ mod sqlite {
     async fn an_entry_off_the_head_is_refused() {
         use auth_module::{AuditStore, NewAuditEntry};
         use sqlx::Connection;
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (store, dir) = file_store().await;
         let url = sqlite_url(&dir);
-        let store = SqlStore::sqlite(&url).await.expect("open");
         let first = store
             .append_audit(vec![NewAuditEntry::new("login", "succeeded")])
             .await

@@ -155,7 +155,7 @@ impl Devices {
             store.delete_devices(auth_identity_id, &[device.id]).await?;
             return Ok(DeviceCheck::Ended);
         }
-        if now - device.last_seen_at >= TOUCH_EVERY || device.last_seen_at <= device.created_at {
+        if now - device.last_seen_at >= TOUCH_EVERY || !device.used() {
             store.touch_device(auth_identity_id, device_id, now).await?;
         }
         Ok(DeviceCheck::Live)
